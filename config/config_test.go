@@ -1,0 +1,406 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// envMap is a lookupEnv over a fixed set of variables, so tests do not touch
+// the process environment.
+func envMap(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		content string
+		want    func(*Config)
+		wantErr string
+	}{
+		{
+			name: "yaml",
+			file: "cmbs.yaml",
+			content: `http: 127.0.0.1:9000
+store: http://admin:secret@127.0.0.1:5984/cmbs
+public_url: https://cmbs.example.org
+log_level: debug
+log_format: json
+strict: true
+users_file: /etc/cmbs/users
+shutdown_timeout: 30s
+`,
+			want: func(c *Config) {
+				*c = Config{
+					HTTP:            "127.0.0.1:9000",
+					Store:           "http://admin:secret@127.0.0.1:5984/cmbs",
+					PublicURL:       "https://cmbs.example.org",
+					LogLevel:        "debug",
+					LogFormat:       "json",
+					Strict:          true,
+					UsersFile:       "/etc/cmbs/users",
+					ShutdownTimeout: 30 * time.Second,
+				}
+			},
+		},
+		{
+			name:    "json with tabs keeps unset defaults",
+			file:    "cmbs.json",
+			content: "{\n\t\"http\": \":9001\",\n\t\"strict\": true,\n\t\"shutdown_timeout\": \"2m\"\n}\n",
+			want: func(c *Config) {
+				c.HTTP = ":9001"
+				c.Strict = true
+				c.ShutdownTimeout = 2 * time.Minute
+			},
+		},
+		{name: "yml extension", file: "c.yml", content: "log_level: warn\n", want: func(c *Config) { c.LogLevel = "warn" }},
+		{name: "empty file is all defaults", file: "empty.yaml", content: "", want: func(*Config) {}},
+		{name: "comments only", file: "c.yaml", content: "# nothing set\n", want: func(*Config) {}},
+		{name: "unknown yaml key named", file: "c.yaml", content: "http: :1\nlisten: :2\n", wantErr: "field listen not found"},
+		{name: "unknown json key named", file: "c.json", content: `{"strict": true, "Strict2": 1}`, wantErr: "field Strict2 not found"},
+		{name: "unsupported extension", file: "c.toml", content: "http = ':1'", wantErr: `unsupported extension ".toml"`},
+		{name: "bad duration", file: "c.yaml", content: "shutdown_timeout: soon\n", wantErr: "time.Duration"},
+		{name: "wrong type", file: "c.yaml", content: "strict: [1]\n", wantErr: "cannot unmarshal"},
+		{name: "two documents", file: "c.yaml", content: "http: :1\n---\nhttp: :2\n", wantErr: "more than one document"},
+		{name: "not yaml", file: "c.json", content: "{\"http\": ", wantErr: "c.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.file, tt.content)
+			got, err := load(path, envMap(nil))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("load error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			want := Default()
+			tt.want(&want)
+			if got != want {
+				t.Errorf("load =\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := load(filepath.Join(t.TempDir(), "absent.yaml"), envMap(nil))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("load error = %v, want os.ErrNotExist", err)
+	}
+}
+
+// TestPrecedence checks default < file < environment < flags, one field at a
+// time and all together.
+func TestPrecedence(t *testing.T) {
+	tests := []struct {
+		name  string
+		file  string // yaml content; empty means no --config
+		env   map[string]string
+		flags []string
+		want  func(*Config)
+	}{
+		{name: "defaults", want: func(*Config) {}},
+		{
+			name: "file over default",
+			file: "http: :7000\nlog_level: debug\n",
+			want: func(c *Config) { c.HTTP = ":7000"; c.LogLevel = "debug" },
+		},
+		{
+			name: "env over file",
+			file: "http: :7000\nlog_level: debug\n",
+			env:  map[string]string{"CMBS_HTTP": ":7001"},
+			want: func(c *Config) { c.HTTP = ":7001"; c.LogLevel = "debug" },
+		},
+		{
+			name:  "flag over env and file",
+			file:  "http: :7000\n",
+			env:   map[string]string{"CMBS_HTTP": ":7001"},
+			flags: []string{"--http", ":7002"},
+			want:  func(c *Config) { c.HTTP = ":7002" },
+		},
+		{
+			name:  "flag set to its default still wins",
+			file:  "log_format: json\n",
+			flags: []string{"--log-format=text"},
+			want:  func(c *Config) { c.LogFormat = "text" },
+		},
+		{
+			name: "env may clear a file value",
+			file: "users_file: /etc/cmbs/users\n",
+			env:  map[string]string{"CMBS_USERS_FILE": ""},
+			want: func(*Config) {},
+		},
+		{
+			name: "every variable",
+			env: map[string]string{
+				"CMBS_HTTP":             "127.0.0.1:1",
+				"CMBS_STORE":            "http://127.0.0.1:5984/x",
+				"CMBS_PUBLIC_URL":       "http://a.example",
+				"CMBS_LOG_LEVEL":        "trace",
+				"CMBS_LOG_FORMAT":       "json",
+				"CMBS_STRICT":           "true",
+				"CMBS_USERS_FILE":       "/u",
+				"CMBS_SHUTDOWN_TIMEOUT": "1s",
+			},
+			want: func(c *Config) {
+				*c = Config{HTTP: "127.0.0.1:1", Store: "http://127.0.0.1:5984/x", PublicURL: "http://a.example",
+					LogLevel: "trace", LogFormat: "json", Strict: true, UsersFile: "/u", ShutdownTimeout: time.Second}
+			},
+		},
+		{
+			name: "every flag over every variable",
+			env: map[string]string{
+				"CMBS_HTTP": "127.0.0.1:1", "CMBS_STORE": "file:/a", "CMBS_PUBLIC_URL": "http://a.example",
+				"CMBS_LOG_LEVEL": "trace", "CMBS_LOG_FORMAT": "json", "CMBS_STRICT": "true",
+				"CMBS_USERS_FILE": "/u", "CMBS_SHUTDOWN_TIMEOUT": "1s",
+			},
+			flags: []string{"--http=:2", "--store=file:/b", "--public-url=http://b.example", "--log-level=error",
+				"--log-format=text", "--strict=false", "--users=/v", "--shutdown-timeout=2s"},
+			want: func(c *Config) {
+				*c = Config{HTTP: ":2", Store: "file:/b", PublicURL: "http://b.example", LogLevel: "error",
+					LogFormat: "text", Strict: false, UsersFile: "/v", ShutdownTimeout: 2 * time.Second}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.flags
+			if tt.file != "" {
+				args = append([]string{"--config", writeFile(t, "cmbs.yaml", tt.file)}, args...)
+			}
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			flags := BindFlags(fs)
+			if err := fs.Parse(args); err != nil {
+				t.Fatalf("parse %v: %v", args, err)
+			}
+			got, err := flags.load(envMap(tt.env))
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			want := Default()
+			tt.want(&want)
+			if got != want {
+				t.Errorf("config =\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		flags   []string
+		wantErr string
+	}{
+		{name: "bad bool variable", env: map[string]string{"CMBS_STRICT": "maybe"}, wantErr: "CMBS_STRICT"},
+		{name: "bad duration variable", env: map[string]string{"CMBS_SHUTDOWN_TIMEOUT": "10"}, wantErr: "CMBS_SHUTDOWN_TIMEOUT"},
+		{name: "missing config file", flags: []string{"--config", "/nonexistent/cmbs.yaml"}, wantErr: "/nonexistent/cmbs.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			flags := BindFlags(fs)
+			if err := fs.Parse(tt.flags); err != nil {
+				t.Fatal(err)
+			}
+			_, err := flags.load(envMap(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("load error = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestFlagsAndVariables pins the documented names: every setting has a flag
+// and a CMBS_* variable, and --help mentions the variable.
+func TestFlagsAndVariables(t *testing.T) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	BindFlags(fs)
+	got := map[string]string{}
+	fs.VisitAll(func(f *pflag.Flag) {
+		env := f.Annotations[envAnnotation]
+		if len(env) == 1 {
+			got[f.Name] = env[0]
+			if !strings.Contains(f.Usage, env[0]) {
+				t.Errorf("usage of --%s does not name %s: %q", f.Name, env[0], f.Usage)
+			}
+		} else if f.Name != "config" {
+			t.Errorf("flag --%s has no environment variable", f.Name)
+		}
+	})
+	want := map[string]string{
+		"http":             "CMBS_HTTP",
+		"store":            "CMBS_STORE",
+		"public-url":       "CMBS_PUBLIC_URL",
+		"log-level":        "CMBS_LOG_LEVEL",
+		"log-format":       "CMBS_LOG_FORMAT",
+		"strict":           "CMBS_STRICT",
+		"users":            "CMBS_USERS_FILE",
+		"shutdown-timeout": "CMBS_SHUTDOWN_TIMEOUT",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("flags and variables = %v, want %v", got, want)
+	}
+	// Every Config field is reachable from a flag: one flag per field.
+	if n := reflect.TypeFor[Config]().NumField(); n != len(want) {
+		t.Errorf("Config has %d fields but %d flags", n, len(want))
+	}
+}
+
+func TestValidate(t *testing.T) {
+	usersFile := writeFile(t, "users", "alice:$2y$10$abcdefghijklmnopqrstuv\n")
+	dir := t.TempDir()
+	tests := []struct {
+		name       string
+		change     func(*Config)
+		wantFields []string
+		wantReason string
+	}{
+		{name: "defaults are valid", change: func(*Config) {}},
+		{name: "everything set", change: func(c *Config) {
+			c.HTTP = "127.0.0.1:0"
+			c.Store = "https://u:p@couch.example:6984/cmbs"
+			c.PublicURL = "https://cmbs.example/base"
+			c.LogLevel = "warning"
+			c.LogFormat = "json"
+			c.UsersFile = usersFile
+		}},
+		{name: "ipv6 listen address", change: func(c *Config) { c.HTTP = "[::1]:8090" }},
+		{name: "empty http", change: func(c *Config) { c.HTTP = "" }, wantFields: []string{"http"}, wantReason: "empty"},
+		{name: "http without port", change: func(c *Config) { c.HTTP = "localhost" }, wantFields: []string{"http"}, wantReason: "not host:port"},
+		{name: "http bad port", change: func(c *Config) { c.HTTP = ":99999" }, wantFields: []string{"http"}, wantReason: "port"},
+		{name: "store bad scheme", change: func(c *Config) { c.Store = "mongodb://x/y" }, wantFields: []string{"store"}, wantReason: `unsupported scheme "mongodb"`},
+		{name: "store no scheme", change: func(c *Config) { c.Store = "./data" }, wantFields: []string{"store"}, wantReason: "no scheme"},
+		{name: "public url relative", change: func(c *Config) { c.PublicURL = "/cmbs" }, wantFields: []string{"public_url"}, wantReason: "scheme"},
+		{name: "public url ftp", change: func(c *Config) { c.PublicURL = "ftp://x" }, wantFields: []string{"public_url"}, wantReason: `"ftp"`},
+		{name: "public url credentials", change: func(c *Config) { c.PublicURL = "http://u:p@x" }, wantFields: []string{"public_url"}, wantReason: "credentials"},
+		{name: "public url query", change: func(c *Config) { c.PublicURL = "http://x/?a=b" }, wantFields: []string{"public_url"}, wantReason: "query"},
+		{name: "log level", change: func(c *Config) { c.LogLevel = "loud" }, wantFields: []string{"log_level"}, wantReason: `"loud"`},
+		{name: "log format", change: func(c *Config) { c.LogFormat = "xml" }, wantFields: []string{"log_format"}, wantReason: `"xml"`},
+		{name: "users file missing", change: func(c *Config) { c.UsersFile = filepath.Join(dir, "nope") }, wantFields: []string{"users_file"}, wantReason: "no such file"},
+		{name: "users file is a dir", change: func(c *Config) { c.UsersFile = dir }, wantFields: []string{"users_file"}, wantReason: "directory"},
+		{name: "shutdown timeout", change: func(c *Config) { c.ShutdownTimeout = 0 }, wantFields: []string{"shutdown_timeout"}, wantReason: "positive"},
+		{
+			name: "every problem at once",
+			change: func(c *Config) {
+				*c = Config{HTTP: "x", Store: "s3://b", PublicURL: "nope", LogLevel: "x", LogFormat: "x", UsersFile: dir}
+			},
+			wantFields: []string{"http", "log_format", "log_level", "public_url", "shutdown_timeout", "store", "users_file"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(&c)
+			err := c.Validate()
+			var fields []string
+			for _, e := range unjoin(err) {
+				var fe *FieldError
+				if !errors.As(e, &fe) {
+					t.Fatalf("error %v is not a *FieldError", e)
+				}
+				fields = append(fields, fe.Field)
+				if tt.wantReason != "" && !strings.Contains(fe.Reason, tt.wantReason) {
+					t.Errorf("reason %q does not contain %q", fe.Reason, tt.wantReason)
+				}
+				if !strings.HasPrefix(e.Error(), fe.Field+": ") {
+					t.Errorf("error %q does not start with its field", e)
+				}
+			}
+			sort.Strings(fields)
+			if !reflect.DeepEqual(fields, tt.wantFields) {
+				t.Errorf("fields with errors = %v, want %v (err: %v)", fields, tt.wantFields, err)
+			}
+		})
+	}
+}
+
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func TestParseStore(t *testing.T) {
+	tests := []struct {
+		raw     string
+		want    StoreSpec
+		wantErr string
+	}{
+		{raw: "file:./data", want: StoreSpec{Backend: BackendBolt, Dir: "data"}},
+		{raw: "file:data/", want: StoreSpec{Backend: BackendBolt, Dir: "data"}},
+		{raw: "file:/var/lib/cmbs", want: StoreSpec{Backend: BackendBolt, Dir: "/var/lib/cmbs"}},
+		{raw: "file:///var/lib/cmbs", want: StoreSpec{Backend: BackendBolt, Dir: "/var/lib/cmbs"}},
+		{raw: "http://admin:pw@127.0.0.1:5984/cmbs", want: StoreSpec{Backend: BackendCouch, URL: "http://admin:pw@127.0.0.1:5984/cmbs"}},
+		{raw: "https://couch.example/cmbs", want: StoreSpec{Backend: BackendCouch, URL: "https://couch.example/cmbs"}},
+		{raw: "", wantErr: "empty"},
+		{raw: "file:", wantErr: "no directory"},
+		{raw: "file://remote/x", wantErr: `host "remote"`},
+		{raw: "file:./data?x=1", wantErr: "no query"},
+		{raw: "http://127.0.0.1:5984", wantErr: "no database"},
+		{raw: "http://127.0.0.1:5984/", wantErr: "no database"},
+		{raw: "http:///cmbs", wantErr: "no host"},
+		{raw: "redis://x/0", wantErr: `unsupported scheme "redis"`},
+		{raw: "http://admin:se%zzcret@h/db", wantErr: "not a URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			got, err := ParseStore(tt.raw)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseStore error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "se%zzcret") {
+					t.Errorf("error %q leaks the password", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseStore: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("ParseStore = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBoltPath(t *testing.T) {
+	spec, err := ParseStore("file:/var/lib/cmbs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.BoltPath(); got != "/var/lib/cmbs/cmbs.db" {
+		t.Errorf("BoltPath = %q", got)
+	}
+}

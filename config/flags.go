@@ -1,0 +1,126 @@
+package config
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/pflag"
+)
+
+// envAnnotation is the pflag annotation key holding a flag's environment
+// variable, so flags and variables are declared once, side by side.
+const envAnnotation = "cmbs-env"
+
+// register declares one flag per setting on fs, bound to c's fields and
+// defaulting to their current values, each annotated with its CMBS_*
+// variable. Every source other than the file goes through these
+// declarations, so a new setting is added here once.
+func (c *Config) register(fs *pflag.FlagSet) {
+	env := func(name, variable string) {
+		f := fs.Lookup(name)
+		f.Usage += " (env " + variable + ")"
+		if f.Annotations == nil {
+			f.Annotations = map[string][]string{}
+		}
+		f.Annotations[envAnnotation] = []string{variable}
+	}
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address, host:port")
+	env("http", "CMBS_HTTP")
+	fs.StringVar(&c.Store, "store", c.Store, "store URL: file:DIR (embedded) or http://user:pass@host:5984/dbname (CouchDB)")
+	env("store", "CMBS_STORE")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "absolute base URL used in Location headers (default: from each request)")
+	env("public-url", "CMBS_PUBLIC_URL")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: trace, debug, info, warn, error")
+	env("log-level", "CMBS_LOG_LEVEL")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	env("log-format", "CMBS_LOG_FORMAT")
+	fs.BoolVar(&c.Strict, "strict", c.Strict, "reject attributes that kinds and mixins do not declare")
+	env("strict", "CMBS_STRICT")
+	fs.StringVar(&c.UsersFile, "users", c.UsersFile, "users file of user:bcrypt-hash lines; empty turns authentication off")
+	env("users", "CMBS_USERS_FILE")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight requests may run after a shutdown signal")
+	env("shutdown-timeout", "CMBS_SHUTDOWN_TIMEOUT")
+}
+
+// applyEnv sets every field whose CMBS_* variable lookupEnv reports, even
+// when empty, so a variable can clear what the file set.
+func (c *Config) applyEnv(lookupEnv func(string) (string, bool)) error {
+	fs := pflag.NewFlagSet("env", pflag.ContinueOnError)
+	c.register(fs)
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		names := f.Annotations[envAnnotation]
+		if err != nil || len(names) == 0 {
+			return
+		}
+		if v, ok := lookupEnv(names[0]); ok {
+			if setErr := f.Value.Set(v); setErr != nil {
+				err = fmt.Errorf("environment %s=%q: %w", names[0], v, setErr)
+			}
+		}
+	})
+	return err
+}
+
+// Flags connects the command-line flags of `cmbs serve` to a Config.
+type Flags struct {
+	fs   *pflag.FlagSet
+	path string
+}
+
+// BindFlags declares --config and one flag per setting on fs. After fs is
+// parsed, (*Flags).Load assembles the Config.
+func BindFlags(fs *pflag.FlagSet) *Flags {
+	f := &Flags{fs: fs}
+	fs.StringVar(&f.path, "config", "", "configuration file, YAML (.yaml, .yml) or JSON (.json)")
+	// The flags' own values are only read back through Visit in apply; the
+	// defaults shown in --help come from here.
+	shown := Default()
+	shown.register(fs)
+	return f
+}
+
+// ConfigPath is the value of --config.
+func (f *Flags) ConfigPath() string { return f.path }
+
+// Load returns the configuration with every source applied, lowest first:
+// defaults, the --config file, CMBS_* variables, then the flags given on the
+// command line. It does not validate the result.
+func (f *Flags) Load() (Config, error) {
+	return f.load(os.LookupEnv)
+}
+
+func (f *Flags) load(lookupEnv func(string) (string, bool)) (Config, error) {
+	c, err := load(f.path, lookupEnv)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := f.apply(&c); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// apply copies onto c the flags that were set on the command line, leaving
+// the other fields as the file and environment left them.
+func (f *Flags) apply(c *Config) error {
+	target := pflag.NewFlagSet("flags", pflag.ContinueOnError)
+	c.register(target)
+	var err error
+	f.fs.Visit(func(given *pflag.Flag) {
+		dst := target.Lookup(given.Name)
+		if err != nil || dst == nil {
+			return
+		}
+		var setErr error
+		if src, ok := given.Value.(pflag.SliceValue); ok {
+			setErr = dst.Value.(pflag.SliceValue).Replace(src.GetSlice())
+		} else {
+			setErr = dst.Value.Set(given.Value.String())
+		}
+		if setErr != nil {
+			err = fmt.Errorf("flag --%s: %w", given.Name, setErr)
+		}
+	})
+	return err
+}

@@ -1,0 +1,107 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+
+	"github.com/sirupsen/logrus"
+)
+
+// FieldError is one problem with one setting. Field is the setting's key in
+// a config file (http, store, log_level, ...).
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// Validate checks every setting and returns all problems joined, each a
+// *FieldError, or nil. It reads the users file's metadata to report an
+// unreadable file before the server starts.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+
+	if err := checkListenAddr(c.HTTP); err != nil {
+		bad("http", "%v", err)
+	}
+	if _, err := ParseStore(c.Store); err != nil {
+		bad("store", "%v", err)
+	}
+	if err := checkPublicURL(c.PublicURL); err != nil {
+		bad("public_url", "%v", err)
+	}
+	if _, err := logrus.ParseLevel(c.LogLevel); err != nil {
+		bad("log_level", "unknown level %q (want trace, debug, info, warn, error, fatal or panic)", c.LogLevel)
+	}
+	if c.LogFormat != LogFormatText && c.LogFormat != LogFormatJSON {
+		bad("log_format", "unknown format %q (want text or json)", c.LogFormat)
+	}
+	if c.UsersFile != "" {
+		if err := checkReadableFile(c.UsersFile); err != nil {
+			bad("users_file", "%v", err)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive, got %v", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+func checkListenAddr(addr string) error {
+	if addr == "" {
+		return errors.New("empty (want host:port, e.g. :8090)")
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func checkPublicURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("scheme %q is not http or https", u.Scheme)
+	case u.Host == "":
+		return errors.New("names no host")
+	case u.User != nil:
+		return errors.New("must not carry credentials")
+	case u.RawQuery != "" || u.Fragment != "":
+		return errors.New("must not have a query or fragment")
+	}
+	return nil
+}
+
+func checkReadableFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if info.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	return nil
+}
