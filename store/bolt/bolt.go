@@ -1,0 +1,400 @@
+// Package bolt is the embedded store.Store backend, the default for cmbs. It
+// keeps documents in one bbolt file owned by a single process.
+//
+// Every write is committed with fsync before Put or Delete returns, so an
+// acknowledged write survives a crash. Concurrent writers go through
+// bbolt's Batch and share one transaction and one fsync (group commit).
+// Revisions have CouchDB's shape, "N-hex", where N counts the writes of the
+// document since it was created.
+//
+// Watch is served in process: after each commit the change is handed to every
+// subscriber without blocking the writer.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/houssem/cmbs/store"
+)
+
+// docsBucket holds id → record, where record is the revision, a zero byte
+// and the compact JSON body.
+var docsBucket = []byte("docs")
+
+const (
+	// DefaultLockTimeout is how long Open waits for another process to
+	// release the file.
+	DefaultLockTimeout = 2 * time.Second
+	// DefaultBatchDelay is how long a write waits for others to join its
+	// transaction. bbolt's own default, 10ms, adds too much latency for a
+	// lone writer; fsync dominates anyway.
+	DefaultBatchDelay = 2 * time.Millisecond
+	// DefaultWatchBuffer is how many changes a subscriber may fall behind
+	// before it is dropped.
+	DefaultWatchBuffer = 1024
+)
+
+type config struct {
+	lockTimeout time.Duration
+	batchDelay  time.Duration
+	watchBuffer int
+	log         logrus.FieldLogger
+}
+
+// Option configures Open.
+type Option func(*config)
+
+// WithLockTimeout sets how long Open waits for the file lock held by another
+// process before failing. Zero waits forever.
+func WithLockTimeout(d time.Duration) Option {
+	return func(c *config) { c.lockTimeout = d }
+}
+
+// WithBatchDelay sets the longest time a write waits for other writes to
+// share its transaction.
+func WithBatchDelay(d time.Duration) Option {
+	return func(c *config) { c.batchDelay = d }
+}
+
+// WithWatchBuffer sets the per-subscriber buffer of Watch channels; a
+// subscriber that falls further behind is dropped (see Store.Watch).
+func WithWatchBuffer(n int) Option {
+	return func(c *config) { c.watchBuffer = max(n, 1) }
+}
+
+// WithLogger sets where the store reports dropped subscribers.
+func WithLogger(l logrus.FieldLogger) Option {
+	return func(c *config) { c.log = l }
+}
+
+// Store is a store.Store on a bbolt file. It implements store.Finder by
+// filtering during the scan, so only matching documents are copied out.
+type Store struct {
+	db   *bbolt.DB
+	path string
+	hub  *hub
+
+	mu     sync.Mutex // guards closed and the Add side of ops
+	closed bool
+	ops    sync.WaitGroup // calls in flight, waited for by Close
+}
+
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Finder = (*Store)(nil)
+)
+
+// Open opens or creates the store file at path, creating its directory if
+// needed. Only one process may have the file open; Open fails after the lock
+// timeout if another holds it.
+func Open(path string, opts ...Option) (*Store, error) {
+	cfg := config{
+		lockTimeout: DefaultLockTimeout,
+		batchDelay:  DefaultBatchDelay,
+		watchBuffer: DefaultWatchBuffer,
+		log:         logrus.StandardLogger(),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("bolt: open %s: create directory: %w", path, err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:      cfg.lockTimeout,
+		FreelistType: bbolt.FreelistMapType,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("bolt: open %s: another process holds the database lock (waited %s): %w", path, cfg.lockTimeout, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	db.MaxBatchDelay = cfg.batchDelay
+	err = db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(docsBucket)
+		return err
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("bolt: open %s: create bucket: %w", path, err)
+	}
+	log := cfg.log.WithField("store", path)
+	return &Store{db: db, path: path, hub: newHub(cfg.watchBuffer, log)}, nil
+}
+
+// enter registers a call in flight, failing once the store is closed.
+// Callers must call s.ops.Done when enter succeeds.
+func (s *Store) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	s.ops.Add(1)
+	return nil
+}
+
+// Get returns the current version of the document id.
+func (s *Store) Get(ctx context.Context, id string) (store.Doc, error) {
+	if err := s.enter(ctx); err != nil {
+		return store.Doc{}, fmt.Errorf("bolt: get %q: %w", id, err)
+	}
+	defer s.ops.Done()
+	doc := store.Doc{ID: id}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(docsBucket).Get([]byte(id))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		rev, body, err := decodeRecord(v)
+		if err != nil {
+			return err
+		}
+		doc.Rev = rev
+		doc.Body = bytes.Clone(body)
+		return nil
+	})
+	if err != nil {
+		return store.Doc{}, fmt.Errorf("bolt: get %q: %w", id, err)
+	}
+	return doc, nil
+}
+
+// Put writes doc if doc.Rev is the current revision ("" for a new
+// document) and returns the new revision.
+func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
+	body, err := store.CheckDoc(doc)
+	if err != nil {
+		return "", fmt.Errorf("bolt: put: %w", err)
+	}
+	if err := s.enter(ctx); err != nil {
+		return "", fmt.Errorf("bolt: put %q: %w", doc.ID, err)
+	}
+	defer s.ops.Done()
+	key := []byte(doc.ID)
+	var (
+		newRev  string
+		outcome error
+	)
+	// The function may run more than once (bbolt retries batches), so it
+	// starts from scratch each time. A conflict is reported through
+	// outcome rather than as the function's error: an error would roll
+	// back the whole batch and make every other writer in it retry alone.
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
+		newRev, outcome = "", nil
+		b := tx.Bucket(docsBucket)
+		gen := 0
+		if v := b.Get(key); v != nil {
+			cur, _, err := decodeRecord(v)
+			if err != nil {
+				return err
+			}
+			if doc.Rev != cur {
+				outcome = staleErr(doc.Rev, cur)
+				return nil
+			}
+			gen = generation(cur)
+		} else if doc.Rev != "" {
+			outcome = fmt.Errorf("document does not exist, revision %q: %w", doc.Rev, store.ErrConflict)
+			return nil
+		}
+		rev := newRevision(gen + 1)
+		if err := b.Put(key, encodeRecord(rev, body)); err != nil {
+			return err
+		}
+		newRev = rev
+		tx.OnCommit(func() { s.hub.publish(store.Change{ID: doc.ID, Rev: rev}) })
+		return nil
+	})
+	if err == nil {
+		err = outcome
+	}
+	if err != nil {
+		return "", fmt.Errorf("bolt: put %q: %w", doc.ID, err)
+	}
+	return newRev, nil
+}
+
+// Delete removes the document id at revision rev.
+func (s *Store) Delete(ctx context.Context, id, rev string) error {
+	if err := s.enter(ctx); err != nil {
+		return fmt.Errorf("bolt: delete %q: %w", id, err)
+	}
+	defer s.ops.Done()
+	key := []byte(id)
+	var outcome error
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		outcome = nil
+		b := tx.Bucket(docsBucket)
+		v := b.Get(key)
+		if v == nil {
+			outcome = store.ErrNotFound
+			return nil
+		}
+		cur, _, err := decodeRecord(v)
+		if err != nil {
+			return err
+		}
+		if rev != cur {
+			outcome = staleErr(rev, cur)
+			return nil
+		}
+		if err := b.Delete(key); err != nil {
+			return err
+		}
+		change := store.Change{ID: id, Rev: newRevision(generation(cur) + 1), Deleted: true}
+		tx.OnCommit(func() { s.hub.publish(change) })
+		return nil
+	})
+	if err == nil {
+		err = outcome
+	}
+	if err != nil {
+		return fmt.Errorf("bolt: delete %q: %w", id, err)
+	}
+	return nil
+}
+
+// List returns the documents whose id starts with prefix, in byte order of
+// their ids.
+func (s *Store) List(ctx context.Context, prefix string) ([]store.Doc, error) {
+	docs, err := s.scan(ctx, prefix, nil)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: list %q: %w", prefix, err)
+	}
+	return docs, nil
+}
+
+// Find returns the documents matching q, evaluating the conditions during
+// the scan with store.Match.
+func (s *Store) Find(ctx context.Context, q store.Query) ([]store.Doc, error) {
+	docs, err := s.scan(ctx, q.Prefix, q.Where)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: find under %q: %w", q.Prefix, err)
+	}
+	return docs, nil
+}
+
+func (s *Store) scan(ctx context.Context, prefix string, where []store.Cond) ([]store.Doc, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer s.ops.Done()
+	var docs []store.Doc
+	p := []byte(prefix)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(docsBucket).Cursor()
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			rev, body, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("%q: %w", k, err)
+			}
+			ok, err := store.Match(body, where)
+			if err != nil {
+				return fmt.Errorf("%q: %w", k, err)
+			}
+			if ok {
+				docs = append(docs, store.Doc{ID: string(k), Rev: rev, Body: bytes.Clone(body)})
+			}
+		}
+		return ctx.Err()
+	})
+	return docs, err
+}
+
+// Watch returns a channel of the changes committed after the call. The
+// channel is closed when ctx ends or the store closes.
+//
+// Writers never wait for subscribers. Each subscriber has a buffer (see
+// WithWatchBuffer); one that lets it fill up is dropped: its channel is
+// closed while ctx is still live, and a warning is logged. A subscriber that
+// sees its channel close before ctx ends has missed changes and should
+// re-read what it cares about and watch again.
+func (s *Store) Watch(ctx context.Context) (<-chan store.Change, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, fmt.Errorf("bolt: watch: %w", err)
+	}
+	defer s.ops.Done()
+	ch, err := s.hub.subscribe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: watch: %w", err)
+	}
+	return ch, nil
+}
+
+// Close waits for calls in flight, closes every Watch channel and closes the
+// file. Later calls fail with store.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("bolt: close %s: %w", s.path, store.ErrClosed)
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.ops.Wait()
+	s.hub.close()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("bolt: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func staleErr(got, cur string) error {
+	if got == "" {
+		return fmt.Errorf("document exists at revision %q: %w", cur, store.ErrConflict)
+	}
+	return fmt.Errorf("revision %q is not the current %q: %w", got, cur, store.ErrConflict)
+}
+
+// newRevision returns "gen-hex" with 128 random bits, so revisions never
+// repeat, even for a document deleted and created again.
+func newRevision(gen int) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails.
+	return strconv.Itoa(gen) + "-" + hex.EncodeToString(b[:])
+}
+
+// generation returns N of a revision "N-hex" written by this package.
+func generation(rev string) int {
+	n, _, _ := strings.Cut(rev, "-")
+	gen, err := strconv.Atoi(n)
+	if err != nil {
+		return 0
+	}
+	return gen
+}
+
+func encodeRecord(rev string, body []byte) []byte {
+	rec := make([]byte, 0, len(rev)+1+len(body))
+	rec = append(rec, rev...)
+	rec = append(rec, 0)
+	return append(rec, body...)
+}
+
+func decodeRecord(rec []byte) (rev string, body []byte, err error) {
+	r, b, ok := bytes.Cut(rec, []byte{0})
+	if !ok {
+		return "", nil, errors.New("corrupt record: no revision separator")
+	}
+	return string(r), b, nil
+}

@@ -1,0 +1,239 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/houssem/cmbs/store"
+	"github.com/houssem/cmbs/store/storetest"
+)
+
+func openTemp(t testing.TB, opts ...Option) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nested", "dir", "cmbs.db")
+	s, err := Open(path, opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s, path
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, _ := openTemp(t)
+		return s
+	})
+}
+
+func TestReopenKeepsDocuments(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	rev, err := s.Put(ctx, store.Doc{ID: "doc", Body: json.RawMessage(`{"v":1}`)})
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s, err = Open(path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	doc, err := s.Get(ctx, "doc")
+	if err != nil {
+		t.Fatalf("Get after reopen: %v", err)
+	}
+	if doc.Rev != rev || string(doc.Body) != `{"v":1}` {
+		t.Errorf("Get after reopen = %+v, want rev %q body {\"v\":1}", doc, rev)
+	}
+	if _, err := s.Put(ctx, store.Doc{ID: "doc", Body: json.RawMessage(`{}`)}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("create over a reopened document error = %v, want ErrConflict", err)
+	}
+}
+
+func TestSecondOpenFailsOnLock(t *testing.T) {
+	s, path := openTemp(t)
+	defer s.Close()
+	_, err := Open(path, WithLockTimeout(50*time.Millisecond))
+	if !errors.Is(err, berrors.ErrTimeout) {
+		t.Fatalf("second Open error = %v, want a lock timeout", err)
+	}
+	if !strings.Contains(err.Error(), "holds the database lock") {
+		t.Errorf("second Open error %q does not say the file is locked", err)
+	}
+}
+
+func TestOpenFailsBelowAFile(t *testing.T) {
+	s, path := openTemp(t)
+	defer s.Close()
+	if _, err := Open(filepath.Join(path, "below", "cmbs.db")); err == nil {
+		t.Fatalf("Open below a regular file succeeded")
+	}
+}
+
+// TestSlowSubscriberIsDropped checks the documented policy: a subscriber
+// whose buffer is full gets its channel closed, writers carry on, and the
+// drop is logged.
+func TestSlowSubscriberIsDropped(t *testing.T) {
+	log, hook := logtest.NewNullLogger()
+	s, _ := openTemp(t, WithWatchBuffer(2), WithLogger(log))
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slow, err := s.Watch(ctx)
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	fast, err := s.Watch(ctx)
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	const writes = 5
+	got := make(chan []string)
+	go func() {
+		var ids []string
+		for c := range fast {
+			ids = append(ids, c.ID)
+			if len(ids) == writes {
+				break
+			}
+		}
+		got <- ids
+	}()
+	for i := range writes {
+		if _, err := s.Put(ctx, store.Doc{ID: fmt.Sprintf("d%d", i), Body: json.RawMessage(`{}`)}); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	var seen []string
+	for c := range slow {
+		seen = append(seen, c.ID)
+	}
+	if want := []string{"d0", "d1"}; fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("slow subscriber saw %v before its channel closed, want %v", seen, want)
+	}
+	select {
+	case ids := <-got:
+		if len(ids) != writes {
+			t.Errorf("fast subscriber saw %v", ids)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fast subscriber did not see every change before the deadline")
+	}
+	var warned bool
+	for _, e := range hook.AllEntries() {
+		warned = warned || (e.Level == logrus.WarnLevel && strings.Contains(e.Message, "dropped a watch subscriber"))
+	}
+	if !warned {
+		t.Errorf("no warning logged for the dropped subscriber; entries: %v", hook.AllEntries())
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Put(ctx, store.Doc{ID: "x"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Put with a canceled context error = %v", err)
+	}
+	if _, err := s.Get(ctx, "x"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with a canceled context error = %v", err)
+	}
+}
+
+var benchBody = json.RawMessage(`{"kind":"compute","attributes":{"occi.core.id":"x","occi.compute.cores":2,"occi.compute.hostname":"node-1"},"mixins":["a","b"]}`)
+
+func BenchmarkPut(b *testing.B) {
+	s, _ := openTemp(b)
+	defer s.Close()
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Put(ctx, store.Doc{ID: fmt.Sprintf("doc/%09d", i), Body: benchBody}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkPutParallel(b *testing.B) {
+	s, _ := openTemp(b)
+	defer s.Close()
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := fmt.Sprintf("doc/%09d", n.Add(1))
+			if _, err := s.Put(ctx, store.Doc{ID: id, Body: benchBody}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+const benchDocs = 1000
+
+// fillBench writes benchDocs documents from several goroutines so that
+// group commit keeps the setup short.
+func fillBench(b *testing.B) *Store {
+	s, _ := openTemp(b)
+	ctx := context.Background()
+	const workers = 16
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < benchDocs; i += workers {
+				if _, err := s.Put(ctx, store.Doc{ID: fmt.Sprintf("doc/%09d", i), Body: benchBody}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return s
+}
+
+func BenchmarkGet(b *testing.B) {
+	s := fillBench(b)
+	defer s.Close()
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Get(ctx, fmt.Sprintf("doc/%09d", i%benchDocs)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkGetParallel(b *testing.B) {
+	s := fillBench(b)
+	defer s.Close()
+	ctx := context.Background()
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Get(ctx, fmt.Sprintf("doc/%09d", n.Add(1)%benchDocs)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
