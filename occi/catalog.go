@@ -1,0 +1,479 @@
+package occi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/houssem/cmbs/store"
+)
+
+// Aliases maps other spellings to canonical names: action terms (by full
+// action id) and attribute names (dotted). Registrations, entity attributes
+// and triggered actions are rewritten to the canonical name, so two
+// spellings of the same thing leave one copy.
+type Aliases struct {
+	Actions    map[string]string
+	Attributes map[string]string
+}
+
+func (a Aliases) action(id string) string {
+	if c, ok := a.Actions[id]; ok {
+		return c
+	}
+	return id
+}
+
+// canonicalAttrs renames aliased attributes in a nested attribute object.
+func (a Aliases) canonicalAttrs(attrs map[string]any) {
+	for alias, canonical := range a.Attributes {
+		v, ok := lookupPath(attrs, strings.Split(alias, "."))
+		if !ok {
+			continue
+		}
+		deletePath(attrs, strings.Split(alias, "."))
+		if _, taken := lookupPath(attrs, strings.Split(canonical, ".")); !taken {
+			setPath(attrs, strings.Split(canonical, "."), v)
+		}
+	}
+}
+
+var termPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]*$`)
+
+// reservedLocations cannot hold kinds or mixins: the query interface and the
+// service's own endpoints live there.
+var reservedLocations = []string{"/-/", "/.well-known/", "/health/", "/metrics/", "/events/"}
+
+func (s *Server) getCategory(ctx context.Context, id string) (*Category, string, error) {
+	d, err := s.store.Get(ctx, categoryDocID(id))
+	if err != nil {
+		return nil, "", fmt.Errorf("category %s: %w", id, err)
+	}
+	c, err := decodeCategory(d)
+	return c, d.Rev, err
+}
+
+// Category returns the registered category with OCCI id (scheme+term).
+func (s *Server) Category(ctx context.Context, id string) (*Category, error) {
+	c, _, err := s.getCategory(ctx, id)
+	return c, err
+}
+
+func (s *Server) listCategories(ctx context.Context) ([]*Category, error) {
+	docs, err := s.store.List(ctx, categoryPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list categories: %w", err)
+	}
+	out := make([]*Category, 0, len(docs))
+	for _, d := range docs {
+		c, err := decodeCategory(d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// categoryAt returns the kind or mixin whose location is path, or nil.
+func (s *Server) categoryAt(ctx context.Context, path string) (*Category, error) {
+	docs, err := store.Find(ctx, s.store, store.Query{Prefix: categoryPrefix, Where: []store.Cond{
+		{Field: []string{"doc"}, Op: store.Eq, Value: "category"},
+		{Field: []string{"location"}, Op: store.Eq, Value: path},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("find category at %s: %w", path, err)
+	}
+	if len(docs) == 0 {
+		return nil, nil
+	}
+	return decodeCategory(docs[0])
+}
+
+// normalizeLocation turns a category's location (a path or an absolute URL)
+// into a path with leading and trailing slashes.
+func normalizeLocation(loc string) string {
+	loc = pathOf(strings.TrimSpace(loc))
+	if !strings.HasPrefix(loc, "/") {
+		loc = "/" + loc
+	}
+	if !strings.HasSuffix(loc, "/") {
+		loc += "/"
+	}
+	return loc
+}
+
+// prepareCategory checks one category of a registration and normalises it.
+// known resolves ids registered earlier or in the same request.
+func (s *Server) prepareCategory(c *Category, field string, known func(string) bool) ([]string, error) {
+	var warnings []string
+	if c.Term == "" || c.Scheme == "" {
+		return nil, BadRequest(field, "%s needs both term and scheme", field)
+	}
+	if !termPattern.MatchString(c.Term) {
+		return nil, BadRequest(field+".term", "term %q may hold only letters, digits, '_', '.' and '-'", c.Term)
+	}
+	if !strings.Contains(c.Scheme, ":") || strings.ContainsAny(c.Scheme, " \t\n") {
+		return nil, BadRequest(field+".scheme", "scheme %q is not a URI", c.Scheme)
+	}
+	for _, d := range Definitions(c.Attributes) {
+		if d.Pattern == "" {
+			continue
+		}
+		if _, err := compilePattern(d.Pattern); err != nil {
+			if s.valid.strict {
+				return nil, BadRequest(field+".attributes."+d.Name, "%v", err)
+			}
+			warnings = append(warnings, fmt.Sprintf("%s: %v; the pattern is not enforced", d.Name, err))
+		}
+	}
+	for i, a := range c.Actions {
+		c.Actions[i] = s.aliases.action(a)
+	}
+	c.Actions = dedupe(c.Actions)
+	switch c.Class {
+	case ClassAction:
+		if c.Location != "" || len(c.Actions) > 0 {
+			return nil, BadRequest(field, "action %s cannot have a location or actions", c.ID())
+		}
+	default:
+		if c.Location == "" {
+			c.Location = "/" + c.Term + "/"
+		}
+		c.Location = normalizeLocation(c.Location)
+		if c.Location == "/" {
+			return nil, BadRequest(field+".location", "location / is the root of the path interface, not a %s location", c.Class)
+		}
+		for _, r := range reservedLocations {
+			if strings.HasPrefix(c.Location, r) {
+				return nil, BadRequest(field+".location", "location %s is reserved", c.Location)
+			}
+		}
+	}
+	for _, a := range c.Actions {
+		if !known(a) {
+			if s.valid.strict {
+				return nil, BadRequest(field+".actions", "unknown action %s; register it first", a)
+			}
+			warnings = append(warnings, fmt.Sprintf("%s refers to action %s, which is not registered", c.ID(), a))
+		}
+	}
+	for _, r := range c.Related {
+		if !known(r) {
+			if s.valid.strict {
+				return nil, BadRequest(field+".related", "unknown related category %s", r)
+			}
+			warnings = append(warnings, fmt.Sprintf("%s is related to %s, which is not registered", c.ID(), r))
+		}
+	}
+	return warnings, nil
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	out := in[:0]
+	for _, v := range in {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// mergeCategory folds a re-registration into the stored category: new
+// attribute definitions and actions are added, nothing is removed, so
+// posting the same file twice (or two spellings of it) leaves one copy.
+func mergeCategory(stored, posted *Category, field string) (*Category, error) {
+	if stored.Class != posted.Class {
+		return nil, Conflict(field, "%s is registered as a %s, not a %s", posted.ID(), stored.Class, posted.Class)
+	}
+	if stored.Location != posted.Location && posted.Location != "" {
+		return nil, Conflict(field+".location", "%s is registered at %s; its location cannot change to %s", posted.ID(), stored.Location, posted.Location)
+	}
+	merged := *stored
+	if posted.Title != "" {
+		merged.Title = posted.Title
+	}
+	merged.Attributes, _ = deepCopy(stored.Attributes).(map[string]any)
+	if merged.Attributes == nil {
+		merged.Attributes = map[string]any{}
+	}
+	deepMerge(merged.Attributes, posted.Attributes, "", newSchema(posted).isLeaf)
+	merged.Actions = dedupe(append(append([]string{}, stored.Actions...), posted.Actions...))
+	merged.Related = dedupe(append(append([]string{}, stored.Related...), posted.Related...))
+	return &merged, nil
+}
+
+// categoryWrite is one pending write of a registration.
+type categoryWrite struct {
+	cat     *Category
+	rev     string
+	created bool
+}
+
+// EnsureCategories registers cats the way a POST on the query interface
+// does: absent ones are created, present ones merged.
+func (s *Server) EnsureCategories(ctx context.Context, cats []*Category) error {
+	_, _, err := s.registerCategories(ctx, cats)
+	return err
+}
+
+// registerCategories validates every category first and writes only when all
+// are valid; a failed write undoes the earlier ones.
+func (s *Server) registerCategories(ctx context.Context, cats []*Category) (written []*Category, warnings []string, err error) {
+	inRequest := map[string]bool{}
+	for _, c := range cats {
+		inRequest[c.ID()] = true
+	}
+	known := func(id string) bool {
+		if inRequest[id] {
+			return true
+		}
+		_, _, err := s.getCategory(ctx, id)
+		return err == nil
+	}
+	locations := map[string]string{}
+	var plan []categoryWrite
+	for i, c := range cats {
+		field := fmt.Sprintf("%ss[%d]", c.Class, i)
+		w, err := s.prepareCategory(c, field, known)
+		if err != nil {
+			return nil, nil, err
+		}
+		warnings = append(warnings, w...)
+		stored, rev, err := s.getCategory(ctx, c.ID())
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			plan = append(plan, categoryWrite{cat: c, created: true})
+		case err != nil:
+			return nil, nil, err
+		default:
+			merged, err := mergeCategory(stored, c, field)
+			if err != nil {
+				return nil, nil, err
+			}
+			if reflect.DeepEqual(merged, stored) {
+				written = append(written, stored)
+				continue
+			}
+			plan = append(plan, categoryWrite{cat: merged, rev: rev})
+		}
+		if c.Location == "" {
+			continue
+		}
+		if other, dup := locations[c.Location]; dup && other != c.ID() {
+			return nil, nil, Conflict(field+".location", "%s and %s cannot share location %s", other, c.ID(), c.Location)
+		}
+		locations[c.Location] = c.ID()
+		holder, err := s.categoryAt(ctx, c.Location)
+		if err != nil {
+			return nil, nil, err
+		}
+		if holder != nil && holder.ID() != c.ID() {
+			return nil, nil, Conflict(field+".location", "location %s already belongs to %s", c.Location, holder.ID())
+		}
+	}
+	var done []categoryWrite
+	for _, w := range plan {
+		doc, err := encodeCategory(w.cat, w.rev)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := s.store.Put(ctx, doc); err != nil {
+			s.undoCategories(ctx, done)
+			return nil, nil, fmt.Errorf("store category %s: %w", w.cat.ID(), err)
+		}
+		done = append(done, w)
+		written = append(written, w.cat)
+	}
+	for _, w := range warnings {
+		s.log.WithField("warning", w).Warn("category registered with a lenient check")
+	}
+	return written, warnings, nil
+}
+
+// undoCategories removes categories a failed registration created. Merged
+// ones keep their new content: the merge only ever added to them.
+func (s *Server) undoCategories(ctx context.Context, done []categoryWrite) {
+	for _, w := range done {
+		if !w.created {
+			continue
+		}
+		d, err := s.store.Get(ctx, categoryDocID(w.cat.ID()))
+		if err == nil {
+			err = s.store.Delete(ctx, d.ID, d.Rev)
+		}
+		if err != nil {
+			s.log.WithError(err).WithField("category", w.cat.ID()).Error("undo of a failed registration")
+		}
+	}
+}
+
+// updateCategories replaces the given members of existing categories (PUT).
+// Term, scheme and location cannot change.
+func (s *Server) updateCategories(ctx context.Context, cats []*Category) ([]*Category, error) {
+	type update struct {
+		cat *Category
+		rev string
+	}
+	var plan []update
+	for i, c := range cats {
+		field := fmt.Sprintf("%ss[%d]", c.Class, i)
+		stored, rev, err := s.getCategory(ctx, c.ID())
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, NotFound(field, "%s %s is not registered; POST it to the query interface first", c.Class, c.ID())
+		}
+		if err != nil {
+			return nil, err
+		}
+		if stored.Class != c.Class {
+			return nil, Conflict(field, "%s is registered as a %s, not a %s", c.ID(), stored.Class, c.Class)
+		}
+		loc := c.Location
+		if loc == "" {
+			loc = stored.Location
+		}
+		c.Location = loc
+		if _, err := s.prepareCategory(c, field, func(id string) bool {
+			_, _, err := s.getCategory(ctx, id)
+			return err == nil || id == c.ID()
+		}); err != nil {
+			return nil, err
+		}
+		if c.Location != stored.Location {
+			return nil, BadRequest(field+".location", "the location of %s cannot change (%s)", c.ID(), stored.Location)
+		}
+		updated := *stored
+		if c.Title != "" {
+			updated.Title = c.Title
+		}
+		if c.Attributes != nil {
+			updated.Attributes = c.Attributes
+		}
+		if c.Actions != nil {
+			updated.Actions = c.Actions
+		}
+		if c.Related != nil {
+			updated.Related = c.Related
+		}
+		plan = append(plan, update{&updated, rev})
+	}
+	out := make([]*Category, 0, len(plan))
+	for _, u := range plan {
+		doc, err := encodeCategory(u.cat, u.rev)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.store.Put(ctx, doc); err != nil {
+			return nil, fmt.Errorf("store category %s: %w", u.cat.ID(), err)
+		}
+		out = append(out, u.cat)
+	}
+	return out, nil
+}
+
+// AttachProviders sets the providers of a kind or mixin (PUT with
+// "providers"). Unregistered local names are kept and skipped when called,
+// so a provider can be registered after it is attached; strict mode refuses
+// them instead.
+func (s *Server) AttachProviders(ctx context.Context, id string, p Providers) (*Category, error) {
+	if p.Local == nil {
+		p.Local = []string{}
+	}
+	if p.Remote == nil {
+		p.Remote = []string{}
+	}
+	for _, name := range p.Local {
+		if _, ok := s.providers.Lookup(name); !ok {
+			if s.valid.strict {
+				return nil, BadRequest("providers", "no local provider is called %q; known: %s", name, strings.Join(s.providers.Names(), ", "))
+			}
+			s.log.WithFields(map[string]any{"provider": name, "category": id}).Warn("attached provider is not registered; calls to it are skipped")
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		c, rev, err := s.getCategory(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, NotFound("OCCI_ID", "no kind or mixin %s is registered", id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.Class == ClassAction {
+			return nil, BadRequest("OCCI_ID", "%s is an action; providers attach to kinds and mixins", id)
+		}
+		if c.Providers != nil && reflect.DeepEqual(*c.Providers, p) {
+			return c, nil
+		}
+		c.Providers = &p
+		doc, err := encodeCategory(c, rev)
+		if err != nil {
+			return nil, err
+		}
+		_, err = s.store.Put(ctx, doc)
+		if errors.Is(err, store.ErrConflict) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store providers of %s: %w", id, err)
+		}
+		return c, nil
+	}
+}
+
+// deleteCategories removes categories. Kinds and mixins in use, and the
+// OCCI Core kinds, are refused; nothing is removed unless all can be.
+func (s *Server) deleteCategories(ctx context.Context, cats []*Category) ([]*Category, error) {
+	type del struct {
+		cat *Category
+		rev string
+	}
+	var plan []del
+	for i, c := range cats {
+		field := fmt.Sprintf("%ss[%d]", c.Class, i)
+		stored, rev, err := s.getCategory(ctx, c.ID())
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, NotFound(field, "%s %s is not registered", c.Class, c.ID())
+		}
+		if err != nil {
+			return nil, err
+		}
+		if stored.Scheme == CoreScheme {
+			return nil, BadRequest(field, "%s is part of OCCI Core and cannot be removed", c.ID())
+		}
+		var where store.Cond
+		switch stored.Class {
+		case ClassKind:
+			where = store.Cond{Field: []string{"kind"}, Op: store.Eq, Value: stored.ID()}
+		case ClassMixin:
+			where = store.Cond{Field: []string{"mixins"}, Op: store.Contains, Value: stored.ID()}
+		}
+		if stored.Class != ClassAction {
+			users, err := store.Find(ctx, s.store, store.Query{Prefix: entityPrefix, Where: []store.Cond{where}})
+			if err != nil {
+				return nil, err
+			}
+			if len(users) > 0 {
+				return nil, Conflict(field, "%s %s is used by %d entities (first %s); delete them first", stored.Class, stored.ID(), len(users), users[0].ID)
+			}
+		}
+		plan = append(plan, del{stored, rev})
+	}
+	out := make([]*Category, 0, len(plan))
+	for _, d := range plan {
+		if err := s.store.Delete(ctx, categoryDocID(d.cat.ID()), d.rev); err != nil {
+			return out, fmt.Errorf("delete category %s: %w", d.cat.ID(), err)
+		}
+		out = append(out, d.cat)
+	}
+	return out, nil
+}
+
+func sortCategories(cats []*Category) {
+	sort.Slice(cats, func(i, j int) bool { return cats[i].ID() < cats[j].ID() })
+}

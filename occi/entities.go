@@ -1,0 +1,572 @@
+package occi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/houssem/cmbs/store"
+)
+
+// entityInput is a resource or link as clients send it. Pointers tell an
+// absent member from an empty one, which partial updates need.
+type entityInput struct {
+	Kind       *string         `json:"kind"`
+	Mixins     *[]string       `json:"mixins"`
+	Attributes map[string]any  `json:"attributes"`
+	Actions    json.RawMessage `json:"actions"`
+	ID         *string         `json:"id"`
+	Title      *string         `json:"title"`
+	Summary    *string         `json:"summary"`
+	Links      json.RawMessage `json:"links"`
+	Source     *string         `json:"source"`
+	Target     *string         `json:"target"`
+}
+
+// entitiesInput is a body at a kind, mixin or entity location.
+type entitiesInput struct {
+	Resources []entityInput  `json:"resources"`
+	Links     []entityInput  `json:"links"`
+	Locations []string       `json:"X-OCCI-Location"`
+	Attrs     map[string]any `json:"attributes"`
+}
+
+var entityKeys = map[string]bool{"resources": true, "links": true, "X-OCCI-Location": true, "attributes": true}
+
+func readEntities(r *http.Request) (*entitiesInput, bool, error) {
+	var raw map[string]json.RawMessage
+	present, err := readJSON(r, &raw)
+	if err != nil || !present {
+		return &entitiesInput{}, present, err
+	}
+	for k := range raw {
+		if !entityKeys[k] {
+			return nil, true, BadRequest(k, "unknown member %q; expected resources, links, X-OCCI-Location or attributes", k)
+		}
+	}
+	var in entitiesInput
+	data, _ := json.Marshal(raw)
+	if err := decodeJSON(data, &in); err != nil {
+		return nil, true, err
+	}
+	return &in, true, nil
+}
+
+// typed pairs each input with the entity type its list names.
+type typedInput struct {
+	typ   string
+	field string
+	in    entityInput
+}
+
+func (in *entitiesInput) entities() []typedInput {
+	var out []typedInput
+	for i, e := range in.Resources {
+		out = append(out, typedInput{TypeResource, fmt.Sprintf("resources[%d]", i), e})
+	}
+	for i, e := range in.Links {
+		out = append(out, typedInput{TypeLink, fmt.Sprintf("links[%d]", i), e})
+	}
+	return out
+}
+
+// entityJSON is an entity in the pyOCNI rendering.
+type entityJSON struct {
+	Kind       string         `json:"kind"`
+	Mixins     []string       `json:"mixins"`
+	Attributes map[string]any `json:"attributes"`
+	Actions    []actionJSON   `json:"actions"`
+	ID         string         `json:"id"`
+	Title      string         `json:"title,omitempty"`
+	Summary    string         `json:"summary,omitempty"`
+	Links      []string       `json:"links,omitempty"`
+	Source     string         `json:"source,omitempty"`
+	Target     string         `json:"target,omitempty"`
+}
+
+type actionJSON struct {
+	Title    string `json:"title,omitempty"`
+	Href     string `json:"href"`
+	Category string `json:"category"`
+}
+
+// locationsJSON lists entities and paths by absolute URL.
+type locationsJSON struct {
+	Locations []string `json:"X-OCCI-Location"`
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:~@-]{0,254}$`)
+
+// entitySchema is what applies to one entity: its categories and the
+// attribute definitions they declare.
+type entitySchema struct {
+	kind   *Category
+	mixins []*Category
+	attrs  schema
+}
+
+// resolveSchema loads an entity's kind (with its parents) and mixins,
+// refusing unknown ones with 400 naming the field.
+func (s *Server) resolveSchema(ctx context.Context, kind string, mixins []string, field string) (*entitySchema, error) {
+	k, _, err := s.getCategory(ctx, kind)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Class != ClassKind) {
+		return nil, BadRequest(field+".kind", "unknown kind %q", kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	es := &entitySchema{kind: k}
+	cats := []*Category{k}
+	parent := k
+	for depth := 0; depth < 8 && len(parent.Related) > 0; depth++ {
+		p, _, err := s.getCategory(ctx, parent.Related[0])
+		if err != nil {
+			break
+		}
+		cats = append(cats, p)
+		parent = p
+	}
+	for i, m := range mixins {
+		c, _, err := s.getCategory(ctx, m)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && c.Class != ClassMixin) {
+			return nil, BadRequest(fmt.Sprintf("%s.mixins[%d]", field, i), "unknown mixin %q", m)
+		}
+		if err != nil {
+			return nil, err
+		}
+		es.mixins = append(es.mixins, c)
+		cats = append(cats, c)
+	}
+	es.attrs = newSchema(cats...)
+	return es, nil
+}
+
+// actions lists the action ids the entity's kind, parents and mixins offer.
+func (es *entitySchema) actions() []string {
+	out := append([]string{}, es.kind.Actions...)
+	for _, m := range es.mixins {
+		out = append(out, m.Actions...)
+	}
+	return dedupe(out)
+}
+
+// providerNames lists the local providers attached to the kind and mixins.
+func (es *entitySchema) providerNames() []string {
+	var out []string
+	for _, c := range append([]*Category{es.kind}, es.mixins...) {
+		if c.Providers != nil {
+			out = append(out, c.Providers.Local...)
+		}
+	}
+	return dedupe(out)
+}
+
+// eachProvider calls fn for every registered provider of es, stopping at the
+// first error.
+func (s *Server) eachProvider(es *entitySchema, fn func(name string, p Provider) error) error {
+	for _, name := range es.providerNames() {
+		p, ok := s.providers.Lookup(name)
+		if !ok {
+			s.log.WithFields(logrus.Fields{"provider": name, "kind": es.kind.ID()}).Warn("skipping unregistered provider")
+			continue
+		}
+		if err := fn(name, p); err != nil {
+			return providerError(name, err)
+		}
+	}
+	return nil
+}
+
+// normalizeAttrs expands dotted top-level names into the nested form and
+// applies aliases, so both renderings and both spellings store alike.
+func (s *Server) normalizeAttrs(attrs map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range attrs {
+		if strings.Contains(k, ".") {
+			continue
+		}
+		out[k] = deepCopy(v)
+	}
+	for k, v := range attrs {
+		if strings.Contains(k, ".") {
+			setPath(out, splitName(k), deepCopy(v))
+		}
+	}
+	s.aliases.canonicalAttrs(out)
+	return out
+}
+
+// build turns a create or full-replace input into a validated entity.
+// defaultKind applies when the input names none; location, when set, is
+// where a PUT put it.
+func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category, location string) (*Entity, *entitySchema, error) {
+	in := ti.in
+	kind := ""
+	if in.Kind != nil {
+		kind = strings.TrimSpace(*in.Kind)
+	}
+	if kind == "" && defaultKind != nil {
+		kind = defaultKind.ID()
+	}
+	if kind == "" {
+		return nil, nil, BadRequest(ti.field+".kind", "kind is required")
+	}
+	var mixins []string
+	if in.Mixins != nil {
+		mixins = dedupe(append([]string{}, *in.Mixins...))
+	}
+	es, err := s.resolveSchema(ctx, kind, mixins, ti.field)
+	if err != nil {
+		return nil, nil, err
+	}
+	if defaultKind != nil && es.kind.ID() != defaultKind.ID() {
+		return nil, nil, BadRequest(ti.field+".kind", "kind %s does not live at %s, the location of %s", kind, defaultKind.Location, defaultKind.ID())
+	}
+	e := &Entity{Type: ti.typ, Kind: es.kind.ID(), Mixins: mixins, Attributes: s.normalizeAttrs(in.Attributes)}
+	if e.Mixins == nil {
+		e.Mixins = []string{}
+	}
+	if in.Title != nil {
+		e.Title = *in.Title
+	}
+	if in.Summary != nil {
+		e.Summary = *in.Summary
+	}
+	if in.ID != nil {
+		e.ID = strings.TrimSpace(*in.ID)
+	}
+	switch {
+	case location != "":
+		id := location[strings.LastIndexByte(location, '/')+1:]
+		if e.ID != "" && e.ID != id {
+			return nil, nil, BadRequest(ti.field+".id", "id %q differs from the id in the URL, %q", e.ID, id)
+		}
+		e.ID = id
+	case e.ID == "":
+		e.ID = uuid.NewString()
+	}
+	if !idPattern.MatchString(e.ID) {
+		return nil, nil, BadRequest(ti.field+".id", "id %q may hold only letters, digits and _.:~@- and start with a letter or digit", e.ID)
+	}
+	if es.kind.Location == "" {
+		return nil, nil, BadRequest(ti.field+".kind", "kind %s has no location, so it has no instances", kind)
+	}
+	e.Location = es.kind.Location + e.ID
+	if location != "" && location != e.Location {
+		return nil, nil, BadRequest(ti.field+".kind", "an entity of kind %s lives at %s, not %s", kind, e.Location, location)
+	}
+	if ti.typ == TypeLink {
+		if err := s.resolveEnds(ctx, e, in, ti.field); err != nil {
+			return nil, nil, err
+		}
+	} else if in.Source != nil || in.Target != nil {
+		return nil, nil, BadRequest(ti.field+".source", "only links have a source and a target; send them in \"links\"")
+	}
+	es.attrs.fillDefaults(e)
+	warnings, err := s.valid.check(es.attrs, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.warn(e, warnings)
+	return e, es, nil
+}
+
+func (s *Server) warn(e *Entity, warnings []string) {
+	for _, w := range warnings {
+		s.log.WithFields(logrus.Fields{"entity": e.Location, "warning": w}).Warn("attribute accepted by lenient validation")
+	}
+}
+
+// resolveEnds checks a link's source and target name stored resources.
+func (s *Server) resolveEnds(ctx context.Context, e *Entity, in entityInput, field string) error {
+	for _, end := range []struct {
+		name string
+		ref  *string
+		dst  *string
+	}{{"source", in.Source, &e.Source}, {"target", in.Target, &e.Target}} {
+		if end.ref == nil || strings.TrimSpace(*end.ref) == "" {
+			return BadRequest(field+"."+end.name, "a link needs a %s", end.name)
+		}
+		path := pathOf(strings.TrimSpace(*end.ref))
+		other, err := GetEntity(ctx, s.store, path)
+		if errors.Is(err, store.ErrNotFound) {
+			return BadRequest(field+"."+end.name, "%s %s does not exist; create it before the link", end.name, *end.ref)
+		}
+		if err != nil {
+			return err
+		}
+		if other.Type != TypeResource {
+			return BadRequest(field+"."+end.name, "%s %s is a link; links join resources", end.name, *end.ref)
+		}
+		*end.dst = path
+	}
+	return nil
+}
+
+// createEntities stores new entities posted to a kind's location. All are
+// validated before any is written, and a failure undoes the earlier writes.
+func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitiesInput) ([]*Entity, error) {
+	inputs := in.entities()
+	if len(inputs) == 0 {
+		return nil, BadRequest("resources", "the body must list resources or links to create")
+	}
+	type planned struct {
+		e  *Entity
+		es *entitySchema
+	}
+	var plan []planned
+	seen := map[string]bool{}
+	for _, ti := range inputs {
+		e, es, err := s.build(ctx, ti, kind, "")
+		if err != nil {
+			return nil, err
+		}
+		if seen[e.Location] {
+			return nil, Conflict(ti.field+".id", "id %s appears twice in the request", e.ID)
+		}
+		seen[e.Location] = true
+		if _, err := s.store.Get(ctx, e.Location); err == nil {
+			return nil, Conflict(ti.field+".id", "%s already exists", e.Location)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		plan = append(plan, planned{e, es})
+	}
+	var created []*Entity
+	for _, p := range plan {
+		err := s.eachProvider(p.es, func(_ string, pr Provider) error { return pr.Create(ctx, p.e) })
+		if err == nil {
+			err = PutEntity(ctx, s.store, p.e)
+			if errors.Is(err, store.ErrConflict) {
+				err = Conflict("id", "%s already exists", p.e.Location)
+			}
+		}
+		if err != nil {
+			s.undoCreates(ctx, created)
+			return nil, err
+		}
+		created = append(created, p.e)
+	}
+	return created, nil
+}
+
+func (s *Server) undoCreates(ctx context.Context, created []*Entity) {
+	for _, e := range created {
+		if err := s.store.Delete(ctx, e.Location, e.Rev); err != nil {
+			s.log.WithError(err).WithField("entity", e.Location).Error("undo of a failed create")
+		}
+	}
+}
+
+// loadEntity reads a stored entity and the schema that applies to it.
+func (s *Server) loadEntity(ctx context.Context, location string) (*Entity, *entitySchema, error) {
+	e, err := GetEntity(ctx, s.store, location)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, NotFound("", "no entity at %s", location)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	es, err := s.resolveSchema(ctx, e.Kind, e.Mixins, "entity")
+	if err != nil {
+		return nil, nil, fmt.Errorf("entity %s refers to categories that are gone: %w", location, err)
+	}
+	return e, es, nil
+}
+
+// replace validates updated against old's schema rules, calls the
+// providers and writes it at old's revision.
+func (s *Server) replace(ctx context.Context, old, updated *Entity, es *entitySchema) error {
+	if err := checkImmutable(es.attrs, old, updated); err != nil {
+		return err
+	}
+	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Update(ctx, old, updated) }); err != nil {
+		return err
+	}
+	updated.Rev = old.Rev
+	if err := PutEntity(ctx, s.store, updated); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return Conflict("", "%s changed while it was being updated; retry", old.Location)
+		}
+		return err
+	}
+	return nil
+}
+
+// fullUpdate replaces an entity with the one in the body (PUT).
+func (s *Server) fullUpdate(ctx context.Context, old *Entity, ti typedInput) (*Entity, error) {
+	if ti.typ != old.Type {
+		return nil, BadRequest(ti.field, "%s is a %s; send it in %q", old.Location, old.Type, old.Type+"s")
+	}
+	if ti.in.Kind != nil && strings.TrimSpace(*ti.in.Kind) != old.Kind {
+		return nil, BadRequest(ti.field+".kind", "the kind of %s is %s and cannot change to %q", old.Location, old.Kind, *ti.in.Kind)
+	}
+	kind, _, err := s.getCategory(ctx, old.Kind)
+	if err != nil {
+		return nil, err
+	}
+	updated, es, err := s.build(ctx, ti, kind, old.Location)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.replace(ctx, old, updated, es); err != nil {
+		return nil, err
+	}
+	return updated, nil
+}
+
+// partialUpdate merges the body into an entity (POST without action):
+// attributes deep-merge, mixins are added, title and summary replace.
+func (s *Server) partialUpdate(ctx context.Context, old *Entity, ti typedInput) (*Entity, error) {
+	in := ti.in
+	if ti.typ != old.Type {
+		return nil, BadRequest(ti.field, "%s is a %s; send it in %q", old.Location, old.Type, old.Type+"s")
+	}
+	if in.Kind != nil && strings.TrimSpace(*in.Kind) != old.Kind {
+		return nil, BadRequest(ti.field+".kind", "the kind of %s is %s and cannot change to %q", old.Location, old.Kind, *in.Kind)
+	}
+	if in.ID != nil && strings.TrimSpace(*in.ID) != old.ID {
+		return nil, BadRequest(ti.field+".id", "the id of %s cannot change", old.Location)
+	}
+	updated := *old
+	updated.Attributes, _ = deepCopy(old.Attributes).(map[string]any)
+	updated.Mixins = append([]string{}, old.Mixins...)
+	if in.Mixins != nil {
+		updated.Mixins = dedupe(append(updated.Mixins, *in.Mixins...))
+	}
+	if in.Title != nil {
+		updated.Title = *in.Title
+	}
+	if in.Summary != nil {
+		updated.Summary = *in.Summary
+	}
+	es, err := s.resolveSchema(ctx, updated.Kind, updated.Mixins, ti.field)
+	if err != nil {
+		return nil, err
+	}
+	if updated.Type == TypeLink && (in.Source != nil || in.Target != nil) {
+		ends := entityInput{Source: in.Source, Target: in.Target}
+		if ends.Source == nil {
+			ends.Source = &old.Source
+		}
+		if ends.Target == nil {
+			ends.Target = &old.Target
+		}
+		if err := s.resolveEnds(ctx, &updated, ends, ti.field); err != nil {
+			return nil, err
+		}
+	}
+	deepMerge(updated.Attributes, s.normalizeAttrs(in.Attributes), "", es.attrs.isLeaf)
+	es.attrs.fillDefaults(&updated)
+	warnings, err := s.valid.check(es.attrs, &updated)
+	if err != nil {
+		return nil, err
+	}
+	s.warn(&updated, warnings)
+	if err := s.replace(ctx, old, &updated, es); err != nil {
+		return nil, err
+	}
+	return &updated, nil
+}
+
+// deleteEntity removes an entity and every link that starts or ends at it.
+func (s *Server) deleteEntity(ctx context.Context, e *Entity, es *entitySchema) ([]string, error) {
+	var deleted []string
+	if e.Type == TypeResource {
+		links, err := s.linksOf(ctx, e.Location, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range links {
+			les, err := s.resolveSchema(ctx, l.Kind, l.Mixins, "link")
+			if err != nil {
+				return nil, err
+			}
+			d, err := s.deleteEntity(ctx, l, les)
+			if err != nil {
+				return nil, err
+			}
+			deleted = append(deleted, d...)
+		}
+	}
+	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Delete(ctx, e) }); err != nil {
+		return nil, err
+	}
+	if err := s.store.Delete(ctx, e.Location, e.Rev); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, Conflict("", "%s changed while it was being deleted; retry", e.Location)
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("delete %s: %w", e.Location, err)
+		}
+	}
+	return append(deleted, e.Location), nil
+}
+
+// linksOf lists links whose source (and, with both, target) is location.
+func (s *Server) linksOf(ctx context.Context, location string, both bool) ([]*Entity, error) {
+	out, err := FindEntities(ctx, s.store, "", store.Cond{Field: []string{"source"}, Op: store.Eq, Value: location})
+	if err != nil || !both {
+		return out, err
+	}
+	in, err := FindEntities(ctx, s.store, "", store.Cond{Field: []string{"target"}, Op: store.Eq, Value: location})
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range in {
+		if l.Source != location {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// render gives an entity's representation: its attributes as stored, the
+// actions its categories offer and, for a resource, its links.
+func (s *Server) render(ctx context.Context, r *http.Request, e *Entity, es *entitySchema) (entityJSON, error) {
+	out := entityJSON{Kind: e.Kind, Mixins: e.Mixins, Attributes: e.Attributes, ID: e.ID, Title: e.Title,
+		Summary: e.Summary, Actions: []actionJSON{}}
+	for _, a := range es.actions() {
+		term := a[strings.LastIndexByte(a, '#')+1:]
+		aj := actionJSON{Href: e.Location + "?action=" + term, Category: a}
+		if c, _, err := s.getCategory(ctx, a); err == nil {
+			aj.Title = c.Title
+		}
+		out.Actions = append(out.Actions, aj)
+	}
+	if e.Type == TypeLink {
+		out.Source, out.Target = s.absURL(r, e.Source), s.absURL(r, e.Target)
+		return out, nil
+	}
+	links, err := s.linksOf(ctx, e.Location, false)
+	if err != nil {
+		return out, err
+	}
+	out.Links = []string{}
+	for _, l := range links {
+		out.Links = append(out.Links, s.absURL(r, l.Location))
+	}
+	return out, nil
+}
+
+// entityDoc wraps rendered entities in the list their type names.
+func entityDocument(typ string, list []entityJSON) map[string][]entityJSON {
+	return map[string][]entityJSON{typ + "s": list}
+}
+
+func (s *Server) locations(r *http.Request, paths []string) locationsJSON {
+	sort.Strings(paths)
+	out := locationsJSON{Locations: make([]string, 0, len(paths))}
+	for _, p := range paths {
+		out.Locations = append(out.Locations, s.absURL(r, p))
+	}
+	return out
+}

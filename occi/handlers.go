@@ -1,0 +1,673 @@
+package occi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/houssem/cmbs/store"
+)
+
+// dispatch tells apart, for any path but the query interface, a kind or
+// mixin location, an entity and a plain path, and hands the request on.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	path := r.URL.Path
+	if !strings.HasSuffix(path, "/") {
+		_, err := s.store.Get(ctx, path)
+		switch {
+		case err == nil:
+			return s.entityRoute(w, r, path)
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if r.Method == http.MethodPut {
+			dir := path[:strings.LastIndexByte(path, '/')+1]
+			if c, err := s.categoryAt(ctx, dir); err != nil {
+				return err
+			} else if c != nil && c.Class == ClassKind {
+				return s.putEntity(w, r, path, c)
+			}
+		}
+		if c, err := s.categoryAt(ctx, path+"/"); err != nil {
+			return err
+		} else if c != nil {
+			return s.collectionRoute(w, r, c)
+		}
+		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+			return NotFound("", "no entity at %s", path)
+		}
+		return s.pathRoute(w, r, path+"/")
+	}
+	c, err := s.categoryAt(ctx, path)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		return s.collectionRoute(w, r, c)
+	}
+	return s.pathRoute(w, r, path)
+}
+
+func methodNotAllowed(r *http.Request, allow string) error {
+	return &Error{Status: http.StatusMethodNotAllowed, Allow: allow,
+		Detail: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)}
+}
+
+func (s *Server) entityRoute(w http.ResponseWriter, r *http.Request, path string) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return s.getEntity(w, r, path)
+	case http.MethodPut:
+		return s.putEntity(w, r, path, nil)
+	case http.MethodPost:
+		if r.URL.Query().Has("action") {
+			return s.entityAction(w, r, path)
+		}
+		return s.postEntity(w, r, path)
+	case http.MethodDelete:
+		return s.deleteEntityHandler(w, r, path)
+	}
+	return methodNotAllowed(r, "DELETE, GET, HEAD, POST, PUT")
+}
+
+func (s *Server) getEntity(w http.ResponseWriter, r *http.Request, path string) error {
+	ctx := r.Context()
+	e, es, err := s.loadEntity(ctx, path)
+	if err != nil {
+		return err
+	}
+	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Read(ctx, e) }); err != nil {
+		return err
+	}
+	out, err := s.render(ctx, r, e, es)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, entityDocument(e.Type, []entityJSON{out}))
+}
+
+// single returns the one entity a PUT or POST on an entity carries.
+func single(in *entitiesInput) (typedInput, error) {
+	list := in.entities()
+	if len(list) != 1 {
+		return typedInput{}, BadRequest("resources", "send exactly one resource or link, not %d", len(list))
+	}
+	return list[0], nil
+}
+
+func (s *Server) writeLocation(w http.ResponseWriter, r *http.Request, status int, paths ...string) error {
+	for _, p := range paths {
+		w.Header().Add("Location", s.absURL(r, p))
+	}
+	out := s.locations(r, paths)
+	return writeJSON(w, status, map[string][]string{"Location": out.Locations})
+}
+
+// putEntity creates an entity with the id in the URL, or replaces it.
+func (s *Server) putEntity(w http.ResponseWriter, r *http.Request, path string, kind *Category) error {
+	ctx := r.Context()
+	in, present, err := readEntities(r)
+	if err != nil {
+		return err
+	}
+	if !present {
+		return BadRequest("resources", "the body must hold the entity")
+	}
+	ti, err := single(in)
+	if err != nil {
+		return err
+	}
+	if kind != nil {
+		e, es, err := s.build(ctx, ti, kind, path)
+		if err != nil {
+			return err
+		}
+		if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Create(ctx, e) }); err != nil {
+			return err
+		}
+		if err := PutEntity(ctx, s.store, e); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return Conflict("id", "%s was created concurrently", path)
+			}
+			return err
+		}
+		return s.writeLocation(w, r, http.StatusCreated, e.Location)
+	}
+	old, _, err := s.loadEntity(ctx, path)
+	if err != nil {
+		return err
+	}
+	updated, err := s.fullUpdate(ctx, old, ti)
+	if err != nil {
+		return err
+	}
+	return s.writeLocation(w, r, http.StatusOK, updated.Location)
+}
+
+func (s *Server) postEntity(w http.ResponseWriter, r *http.Request, path string) error {
+	ctx := r.Context()
+	in, present, err := readEntities(r)
+	if err != nil {
+		return err
+	}
+	if !present {
+		return BadRequest("resources", "the body must hold the members to update")
+	}
+	ti, err := single(in)
+	if err != nil {
+		return err
+	}
+	old, _, err := s.loadEntity(ctx, path)
+	if err != nil {
+		return err
+	}
+	updated, err := s.partialUpdate(ctx, old, ti)
+	if err != nil {
+		return err
+	}
+	return s.writeLocation(w, r, http.StatusOK, updated.Location)
+}
+
+func (s *Server) deleteEntityHandler(w http.ResponseWriter, r *http.Request, path string) error {
+	ctx := r.Context()
+	e, es, err := s.loadEntity(ctx, path)
+	if err != nil {
+		return err
+	}
+	deleted, err := s.deleteEntity(ctx, e, es)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.locations(r, deleted))
+}
+
+// actionRequest reads an action's parameters: {"attributes":{…}}, or the
+// body's members themselves (the original sends "{}").
+func actionRequest(r *http.Request) (map[string]any, error) {
+	var body map[string]any
+	if _, err := readJSON(r, &body); err != nil {
+		return nil, err
+	}
+	if a, ok := body["attributes"].(map[string]any); ok {
+		return a, nil
+	}
+	if body == nil {
+		body = map[string]any{}
+	}
+	return body, nil
+}
+
+// findAction resolves the ?action= name (term or full id) among the actions
+// an entity offers.
+func (s *Server) findAction(es *entitySchema, name, location string) (ActionInvocation, error) {
+	offered := es.actions()
+	for _, id := range offered {
+		term := id[strings.LastIndexByte(id, '#')+1:]
+		if name == id || name == term || s.aliases.action(schemeOf(id)+name) == id {
+			return ActionInvocation{ID: id, Term: term}, nil
+		}
+	}
+	terms := make([]string, 0, len(offered))
+	for _, id := range offered {
+		terms = append(terms, id[strings.LastIndexByte(id, '#')+1:])
+	}
+	return ActionInvocation{}, BadRequest("action", "action %q is not defined for %s (its kind and mixins offer: %s)", name, location, strings.Join(terms, ", "))
+}
+
+func schemeOf(id string) string { return id[:strings.LastIndexByte(id, '#')+1] }
+
+// runAction triggers inv on one entity through its providers.
+func (s *Server) runAction(ctx context.Context, e *Entity, es *entitySchema, inv ActionInvocation) (*ActionResult, error) {
+	var result *ActionResult
+	err := s.eachProvider(es, func(_ string, p Provider) error {
+		res, err := p.Action(ctx, e, inv)
+		if err == nil && res != nil && result == nil {
+			result = res
+		}
+		return err
+	})
+	return result, err
+}
+
+func (s *Server) entityAction(w http.ResponseWriter, r *http.Request, path string) error {
+	ctx := r.Context()
+	e, es, err := s.loadEntity(ctx, path)
+	if err != nil {
+		return err
+	}
+	inv, err := s.findAction(es, r.URL.Query().Get("action"), path)
+	if err != nil {
+		return err
+	}
+	if inv.Attributes, err = actionRequest(r); err != nil {
+		return err
+	}
+	res, err := s.runAction(ctx, e, es, inv)
+	if err != nil {
+		return err
+	}
+	if res != nil {
+		return writeJSON(w, res.Status, res.Body)
+	}
+	return writeJSON(w, http.StatusOK, actionDone{Action: inv.ID, Locations: []string{s.absURL(r, path)}})
+}
+
+// actionDone is the answer of an action whose providers say nothing more.
+type actionDone struct {
+	Action    string   `json:"action"`
+	Locations []string `json:"X-OCCI-Location"`
+	Results   []any    `json:"results,omitempty"`
+}
+
+func (s *Server) collectionRoute(w http.ResponseWriter, r *http.Request, c *Category) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return s.getCollection(w, r, c)
+	case http.MethodPost:
+		if r.URL.Query().Has("action") {
+			return s.collectionAction(w, r, c)
+		}
+		if c.Class == ClassMixin {
+			return s.associate(w, r, c)
+		}
+		return s.postCollection(w, r, c)
+	case http.MethodPut:
+		if c.Class == ClassMixin {
+			return s.associate(w, r, c)
+		}
+	case http.MethodDelete:
+		if c.Class == ClassMixin {
+			return s.associate(w, r, c)
+		}
+		return s.deleteCollection(w, r, c)
+	}
+	if c.Class == ClassMixin {
+		return methodNotAllowed(r, "DELETE, GET, HEAD, POST, PUT")
+	}
+	return methodNotAllowed(r, "DELETE, GET, HEAD, POST")
+}
+
+func membersOf(c *Category) store.Cond {
+	if c.Class == ClassMixin {
+		return store.Cond{Field: []string{"mixins"}, Op: store.Contains, Value: c.ID()}
+	}
+	return store.Cond{Field: []string{"kind"}, Op: store.Eq, Value: c.ID()}
+}
+
+// filterConds turns one filter object (the members of an entity, any of
+// them) into store conditions.
+func (s *Server) filterConds(f entityInput, field string) []store.Cond {
+	var conds []store.Cond
+	eq := func(name string, v any) {
+		conds = append(conds, store.Cond{Field: []string{name}, Op: store.Eq, Value: v})
+	}
+	if f.Kind != nil {
+		eq("kind", strings.TrimSpace(*f.Kind))
+	}
+	if f.Mixins != nil {
+		for _, m := range *f.Mixins {
+			conds = append(conds, store.Cond{Field: []string{"mixins"}, Op: store.Contains, Value: m})
+		}
+	}
+	if f.ID != nil {
+		eq("id", *f.ID)
+	}
+	if f.Title != nil {
+		eq("title", *f.Title)
+	}
+	if f.Summary != nil {
+		eq("summary", *f.Summary)
+	}
+	if f.Source != nil {
+		eq("source", pathOf(*f.Source))
+	}
+	if f.Target != nil {
+		eq("target", pathOf(*f.Target))
+	}
+	for name, v := range FlattenValues(s.normalizeAttrs(f.Attributes), func(string) bool { return false }) {
+		if list, ok := v.([]any); ok {
+			for _, item := range list {
+				conds = append(conds, AttrCond(name, store.Contains, item))
+			}
+			continue
+		}
+		conds = append(conds, AttrCond(name, store.Eq, v))
+	}
+	return conds
+}
+
+// filtered returns the locations of entities under prefix that match base
+// and any of the filters in the body (all of them when the body is empty).
+func (s *Server) filtered(r *http.Request, prefix string, base []store.Cond) ([]string, error) {
+	in, present, err := readEntities(r)
+	if err != nil {
+		return nil, err
+	}
+	var alternatives [][]store.Cond
+	if present {
+		for _, ti := range in.entities() {
+			conds := append([]store.Cond{{Field: []string{"type"}, Op: store.Eq, Value: ti.typ}}, s.filterConds(ti.in, ti.field)...)
+			alternatives = append(alternatives, conds)
+		}
+		if in.Attrs != nil {
+			alternatives = append(alternatives, s.filterConds(entityInput{Attributes: in.Attrs}, "attributes"))
+		}
+	}
+	if len(alternatives) == 0 {
+		alternatives = [][]store.Cond{nil}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, alt := range alternatives {
+		conds := append([]store.Cond{{Field: []string{"doc"}, Op: store.Eq, Value: "entity"}}, base...)
+		docs, err := store.Find(r.Context(), s.store, store.Query{Prefix: prefix, Where: append(conds, alt...)})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range docs {
+			if !seen[d.ID] {
+				seen[d.ID] = true
+				out = append(out, d.ID)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) getCollection(w http.ResponseWriter, r *http.Request, c *Category) error {
+	paths, err := s.filtered(r, entityPrefix, []store.Cond{membersOf(c)})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.locations(r, paths))
+}
+
+func (s *Server) postCollection(w http.ResponseWriter, r *http.Request, c *Category) error {
+	in, present, err := readEntities(r)
+	if err != nil {
+		return err
+	}
+	if !present {
+		return BadRequest("resources", "the body must list resources or links to create")
+	}
+	if len(in.Locations) > 0 {
+		return BadRequest("X-OCCI-Location", "%s is a kind location; mixins are associated at a mixin's location", c.Location)
+	}
+	created, err := s.createEntities(r.Context(), c, in)
+	if err != nil {
+		return err
+	}
+	paths := make([]string, 0, len(created))
+	for _, e := range created {
+		paths = append(paths, e.Location)
+	}
+	return s.writeLocation(w, r, http.StatusCreated, paths...)
+}
+
+type member struct {
+	e  *Entity
+	es *entitySchema
+}
+
+func (s *Server) members(ctx context.Context, c *Category) ([]member, error) {
+	docs, err := store.Find(ctx, s.store, store.Query{Prefix: entityPrefix, Where: []store.Cond{
+		{Field: []string{"doc"}, Op: store.Eq, Value: "entity"}, membersOf(c)}})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]member, 0, len(docs))
+	for _, d := range docs {
+		e, es, err := s.loadEntity(ctx, d.ID)
+		if err != nil {
+			if statusOf(err) == http.StatusNotFound {
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, member{e, es})
+	}
+	return out, nil
+}
+
+// collectionAction triggers an action on every entity of a kind or mixin.
+// The action must apply to all of them before any runs.
+func (s *Server) collectionAction(w http.ResponseWriter, r *http.Request, c *Category) error {
+	ctx := r.Context()
+	attrs, err := actionRequest(r)
+	if err != nil {
+		return err
+	}
+	ms, err := s.members(ctx, c)
+	if err != nil {
+		return err
+	}
+	name := r.URL.Query().Get("action")
+	invs := make([]ActionInvocation, len(ms))
+	for i, m := range ms {
+		if invs[i], err = s.findAction(m.es, name, m.e.Location); err != nil {
+			return err
+		}
+		invs[i].Attributes = attrs
+	}
+	done := actionDone{Action: name, Locations: []string{}}
+	var failures []string
+	var firstErr error
+	for i, m := range ms {
+		res, err := s.runAction(ctx, m.e, m.es, invs[i])
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %v", m.e.Location, err))
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		done.Action = invs[i].ID
+		done.Locations = append(done.Locations, s.absURL(r, m.e.Location))
+		if res != nil {
+			done.Results = append(done.Results, res.Body)
+		}
+	}
+	if firstErr != nil {
+		return &Error{Status: statusOf(firstErr), Field: "action", Err: firstErr,
+			Detail: fmt.Sprintf("action %s failed on %d of %d entities: %s", name, len(failures), len(ms), strings.Join(failures, "; "))}
+	}
+	return writeJSON(w, http.StatusOK, done)
+}
+
+// deleteCollection deletes every entity of a kind.
+func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, c *Category) error {
+	ms, err := s.members(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	return s.deleteAll(w, r, ms)
+}
+
+func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request, ms []member) error {
+	var deleted []string
+	gone := map[string]bool{}
+	for _, m := range ms {
+		if gone[m.e.Location] {
+			continue
+		}
+		d, err := s.deleteEntity(r.Context(), m.e, m.es)
+		if err != nil && statusOf(err) != http.StatusNotFound {
+			return err
+		}
+		for _, p := range d {
+			gone[p] = true
+		}
+		deleted = append(deleted, d...)
+	}
+	return writeJSON(w, http.StatusOK, s.locations(r, deleted))
+}
+
+// associate adds (POST), sets (PUT) or removes (DELETE) a mixin on the
+// entities listed in X-OCCI-Location. Every listed entity is checked before
+// any changes.
+func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Category) error {
+	ctx := r.Context()
+	in, present, err := readEntities(r)
+	if err != nil {
+		return err
+	}
+	if !present || in.Locations == nil {
+		if r.Method == http.MethodPost && present && len(in.entities()) > 0 {
+			return BadRequest("resources", "%s is a mixin location; create entities at their kind's location and list them here in X-OCCI-Location", mixin.Location)
+		}
+		return BadRequest("X-OCCI-Location", "the body must list entity locations in X-OCCI-Location")
+	}
+	listed := map[string]bool{}
+	var targets []member
+	for i, ref := range in.Locations {
+		path := pathOf(strings.TrimSpace(ref))
+		if listed[path] {
+			continue
+		}
+		listed[path] = true
+		e, es, err := s.loadEntity(ctx, path)
+		if err != nil {
+			if statusOf(err) == http.StatusNotFound {
+				return BadRequest(fmt.Sprintf("X-OCCI-Location[%d]", i), "no entity at %s", ref)
+			}
+			return err
+		}
+		targets = append(targets, member{e, es})
+	}
+	type change struct {
+		m   member
+		add bool
+	}
+	var changes []change
+	for _, m := range targets {
+		has := m.e.HasMixin(mixin.ID())
+		switch {
+		case r.Method == http.MethodDelete && has:
+			changes = append(changes, change{m, false})
+		case r.Method != http.MethodDelete && !has:
+			changes = append(changes, change{m, true})
+		}
+	}
+	if r.Method == http.MethodPut {
+		current, err := s.members(ctx, mixin)
+		if err != nil {
+			return err
+		}
+		for _, m := range current {
+			if !listed[m.e.Location] {
+				changes = append(changes, change{m, false})
+			}
+		}
+	}
+	type planned struct {
+		old, updated *Entity
+		es           *entitySchema
+	}
+	var plan []planned
+	for _, c := range changes {
+		updated := *c.m.e
+		updated.Attributes, _ = deepCopy(c.m.e.Attributes).(map[string]any)
+		if c.add {
+			updated.Mixins = append(append([]string{}, c.m.e.Mixins...), mixin.ID())
+		} else {
+			updated.Mixins = nil
+			for _, m := range c.m.e.Mixins {
+				if m != mixin.ID() {
+					updated.Mixins = append(updated.Mixins, m)
+				}
+			}
+		}
+		es, err := s.resolveSchema(ctx, updated.Kind, updated.Mixins, "X-OCCI-Location")
+		if err != nil {
+			return err
+		}
+		es.attrs.fillDefaults(&updated)
+		warnings, err := s.valid.check(es.attrs, &updated)
+		if err != nil {
+			return err
+		}
+		s.warn(&updated, warnings)
+		plan = append(plan, planned{c.m.e, &updated, es})
+	}
+	paths := []string{}
+	for _, p := range plan {
+		if err := s.replace(ctx, p.old, p.updated, p.es); err != nil {
+			return err
+		}
+		paths = append(paths, p.old.Location)
+	}
+	return writeJSON(w, http.StatusOK, s.locations(r, paths))
+}
+
+func (s *Server) pathRoute(w http.ResponseWriter, r *http.Request, path string) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return s.getPath(w, r, path)
+	case http.MethodDelete:
+		return s.deletePath(w, r, path)
+	}
+	return methodNotAllowed(r, "DELETE, GET, HEAD")
+}
+
+// getPath lists what lies below a path: the entities directly in it and
+// the sub-paths that hold more, as a file system listing would. With a
+// filter body it lists every matching entity below the path instead.
+func (s *Server) getPath(w http.ResponseWriter, r *http.Request, path string) error {
+	if hasBody(r) {
+		paths, err := s.filtered(r, path, nil)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, s.locations(r, paths))
+	}
+	docs, err := s.store.List(r.Context(), path)
+	if err != nil {
+		return err
+	}
+	if len(docs) == 0 && path != "/" {
+		return NotFound("", "nothing is stored below %s", path)
+	}
+	seen := map[string]bool{}
+	var paths []string
+	for _, d := range docs {
+		rest := strings.TrimPrefix(d.ID, path)
+		p := d.ID
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			p = path + rest[:i+1]
+		}
+		if !seen[p] {
+			seen[p] = true
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	return writeJSON(w, http.StatusOK, s.locations(r, paths))
+}
+
+// deletePath deletes every entity below a path.
+func (s *Server) deletePath(w http.ResponseWriter, r *http.Request, path string) error {
+	ctx := r.Context()
+	docs, err := s.store.List(ctx, path)
+	if err != nil {
+		return err
+	}
+	if len(docs) == 0 {
+		return NotFound("", "nothing is stored below %s", path)
+	}
+	var ms []member
+	for _, d := range docs {
+		e, es, err := s.loadEntity(ctx, d.ID)
+		if err != nil {
+			if statusOf(err) == http.StatusNotFound {
+				continue
+			}
+			return err
+		}
+		ms = append(ms, member{e, es})
+	}
+	return s.deleteAll(w, r, ms)
+}

@@ -1,0 +1,205 @@
+package occi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// MediaType is the rendering cmbs speaks; application/json is its alias.
+const MediaType = "application/occi+json"
+
+// handlerFunc serves one request; a returned error is written as a problem.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// endpoint wraps the handlers of one route with what every request needs:
+// method check, content negotiation, a body limit, error mapping and a log
+// line.
+func (s *Server) endpoint(methods map[string]handlerFunc) http.Handler {
+	allowed := make([]string, 0, len(methods))
+	for m := range methods {
+		allowed = append(allowed, m)
+	}
+	sort.Strings(allowed)
+	allow := strings.Join(allowed, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		err := s.serve(rec, r, methods[r.Method], allow)
+		if err != nil {
+			WriteProblem(rec, err)
+		}
+		fields := logrus.Fields{"method": r.Method, "path": r.URL.RequestURI(), "status": rec.status, "duration": time.Since(start).String()}
+		switch {
+		case rec.status >= 500:
+			s.log.WithFields(fields).WithError(err).Error("request failed")
+		case err != nil:
+			s.log.WithFields(fields).WithError(err).Info("request refused")
+		default:
+			s.log.WithFields(fields).Info("request")
+		}
+	})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, h handlerFunc, allow string) error {
+	if h == nil {
+		return &Error{Status: http.StatusMethodNotAllowed, Allow: allow,
+			Detail: "method " + r.Method + " is not allowed here; allowed: " + allow}
+	}
+	if err := checkAccept(r.Header.Values("Accept")); err != nil {
+		return err
+	}
+	if hasBody(r) {
+		if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+			return err
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	return h(w, r)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func hasBody(r *http.Request) bool {
+	return r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
+}
+
+// checkAccept refuses requests that accept none of the JSON renderings.
+func checkAccept(values []string) error {
+	if len(values) == 0 {
+		return nil
+	}
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			if q, ok := params["q"]; ok && (q == "0" || q == "0.0" || q == "0.00" || q == "0.000") {
+				continue
+			}
+			switch mt {
+			case "*/*", "application/*", MediaType, "application/json", "application/problem+json":
+				return nil
+			}
+		}
+	}
+	return &Error{Status: http.StatusNotAcceptable, Field: "Accept",
+		Detail: "cannot answer in " + strings.Join(values, ", ") + "; this server renders " + MediaType + " and application/json"}
+}
+
+func checkContentType(ct string) error {
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == MediaType || mt == "application/json") {
+		return nil
+	}
+	return &Error{Status: http.StatusUnsupportedMediaType, Field: "Content-Type",
+		Detail: "cannot read a body of type " + ct + "; send " + MediaType + " or application/json"}
+}
+
+// readJSON decodes the request body into v. An empty body leaves v as it is
+// and reports false.
+func readJSON(r *http.Request, v any) (bool, error) {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return false, Errorf(http.StatusRequestEntityTooLarge, "", "request body is larger than %d bytes", tooBig.Limit)
+		}
+		return false, BadRequest("", "reading request body: %v", err)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return false, nil
+	}
+	if err := decodeJSON(data, v); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// decodeJSON parses a request document, describing syntax errors by offset.
+func decodeJSON(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return BadRequest("", "malformed JSON at byte %d: %v", syn.Offset, syn)
+		case errors.As(err, &typ):
+			return BadRequest(typ.Field, "%s must be %s, not a JSON %s", fieldName(typ.Field), typ.Type, typ.Value)
+		default:
+			return BadRequest("", "malformed JSON: %v", err)
+		}
+	}
+	return nil
+}
+
+func fieldName(f string) string {
+	if f == "" {
+		return "the document"
+	}
+	return f
+}
+
+// writeJSON answers status with v in the occi+json rendering.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", MediaType)
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "    ")
+	return enc.Encode(v)
+}
+
+// absURL makes path absolute, on the public URL when one is configured and
+// otherwise on the scheme and host the request came to.
+func (s *Server) absURL(r *http.Request, path string) string {
+	if s.publicURL != nil {
+		return s.publicURL.String() + path
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + path
+}
+
+// pathOf turns a client's reference to an entity (absolute URL or path) into
+// a path on this server.
+func pathOf(ref string) string {
+	if i := strings.Index(ref, "://"); i >= 0 {
+		rest := ref[i+3:]
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			return rest[j:]
+		}
+		return "/"
+	}
+	return ref
+}

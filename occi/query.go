@@ -1,0 +1,302 @@
+package occi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// categoryJSON is a kind, mixin or action in the pyOCNI JSON rendering.
+type categoryJSON struct {
+	Term       string         `json:"term"`
+	Scheme     string         `json:"scheme"`
+	Title      string         `json:"title,omitempty"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+	Actions    []string       `json:"actions,omitempty"`
+	Related    []string       `json:"related,omitempty"`
+	Location   string         `json:"location,omitempty"`
+	Providers  *Providers     `json:"providers,omitempty"`
+}
+
+type providerJSON struct {
+	Provider Providers `json:"Provider"`
+	OCCIID   string    `json:"OCCI_ID"`
+}
+
+// categoriesJSON is the query interface's document, in requests and
+// responses alike.
+type categoriesJSON struct {
+	Kinds     []categoryJSON `json:"kinds"`
+	Mixins    []categoryJSON `json:"mixins"`
+	Actions   []categoryJSON `json:"actions"`
+	Providers []providerJSON `json:"providers,omitempty"`
+}
+
+var categoryKeys = map[string]bool{"kinds": true, "mixins": true, "actions": true, "providers": true}
+
+// readCategories decodes a query interface body, refusing unknown members so
+// a typo does not pass as an empty request.
+func readCategories(r *http.Request) (*categoriesJSON, bool, error) {
+	var raw map[string]json.RawMessage
+	present, err := readJSON(r, &raw)
+	if err != nil || !present {
+		return &categoriesJSON{}, present, err
+	}
+	for k := range raw {
+		if !categoryKeys[k] {
+			return nil, true, BadRequest(k, "unknown member %q; the query interface takes kinds, mixins, actions and providers", k)
+		}
+	}
+	var doc categoriesJSON
+	data, _ := json.Marshal(raw)
+	if err := decodeJSON(data, &doc); err != nil {
+		return nil, true, err
+	}
+	return &doc, true, nil
+}
+
+func (c categoryJSON) category(class string) *Category {
+	return &Category{Class: class, Term: strings.TrimSpace(c.Term), Scheme: strings.TrimSpace(c.Scheme), Title: c.Title,
+		Attributes: c.Attributes, Actions: c.Actions, Related: c.Related, Location: c.Location}
+}
+
+func renderCategory(c *Category) categoryJSON {
+	return categoryJSON{Term: c.Term, Scheme: c.Scheme, Title: c.Title, Attributes: c.Attributes,
+		Actions: c.Actions, Related: c.Related, Location: c.Location, Providers: c.Providers}
+}
+
+func renderCategories(cats []*Category) categoriesJSON {
+	sortCategories(cats)
+	out := categoriesJSON{Kinds: []categoryJSON{}, Mixins: []categoryJSON{}, Actions: []categoryJSON{}}
+	for _, c := range cats {
+		switch c.Class {
+		case ClassKind:
+			out.Kinds = append(out.Kinds, renderCategory(c))
+		case ClassMixin:
+			out.Mixins = append(out.Mixins, renderCategory(c))
+		case ClassAction:
+			out.Actions = append(out.Actions, renderCategory(c))
+		}
+	}
+	return out
+}
+
+// all lists the request's categories, actions first so kinds and mixins may
+// refer to actions registered by the same request.
+func (d *categoriesJSON) all() []*Category {
+	var out []*Category
+	for _, c := range d.Actions {
+		out = append(out, c.category(ClassAction))
+	}
+	for _, c := range d.Kinds {
+		out = append(out, c.category(ClassKind))
+	}
+	for _, c := range d.Mixins {
+		out = append(out, c.category(ClassMixin))
+	}
+	return out
+}
+
+// getCategories lists every category, or those matching a filter body.
+func (s *Server) getCategories(w http.ResponseWriter, r *http.Request) error {
+	var filter map[string][]map[string]any
+	present, err := readJSON(r, &filter)
+	if err != nil {
+		return err
+	}
+	cats, err := s.listCategories(r.Context())
+	if err != nil {
+		return err
+	}
+	if present && len(filter) > 0 {
+		var kept []*Category
+		for class, filters := range filter {
+			want := strings.TrimSuffix(class, "s")
+			if !categoryKeys[class] || class == "providers" {
+				return BadRequest(class, "unknown filter member %q; filter by kinds, mixins or actions", class)
+			}
+			for _, c := range cats {
+				if c.Class != want {
+					continue
+				}
+				for i, f := range filters {
+					ok, err := matchCategory(c, f, fmt.Sprintf("%s[%d]", class, i))
+					if err != nil {
+						return err
+					}
+					if ok {
+						kept = append(kept, c)
+						break
+					}
+				}
+			}
+		}
+		cats = kept
+	}
+	return writeJSON(w, http.StatusOK, renderCategories(cats))
+}
+
+// matchCategory reports whether c has every member filter f gives: equal
+// strings, a superset of listed actions and related ids, and attribute
+// definitions containing the given ones.
+func matchCategory(c *Category, f map[string]any, field string) (bool, error) {
+	for k, v := range f {
+		switch k {
+		case "term", "scheme", "title", "location":
+			want, ok := v.(string)
+			if !ok {
+				return false, BadRequest(field+"."+k, "%s must be a string", k)
+			}
+			got := map[string]string{"term": c.Term, "scheme": c.Scheme, "title": c.Title, "location": c.Location}[k]
+			if k == "location" && want != "" {
+				want = normalizeLocation(want)
+			}
+			if got != want {
+				return false, nil
+			}
+		case "actions", "related":
+			list, ok := v.([]any)
+			if !ok {
+				return false, BadRequest(field+"."+k, "%s must be an array of category ids", k)
+			}
+			have := c.Actions
+			if k == "related" {
+				have = c.Related
+			}
+			for _, item := range list {
+				if !containsString(have, fmt.Sprint(item)) {
+					return false, nil
+				}
+			}
+		case "attributes":
+			want, ok := v.(map[string]any)
+			if !ok {
+				return false, BadRequest(field+".attributes", "attributes must be an object")
+			}
+			if !subset(c.Attributes, want) {
+				return false, nil
+			}
+		default:
+			return false, BadRequest(field+"."+k, "cannot filter categories by %q", k)
+		}
+	}
+	return true, nil
+}
+
+// subset reports whether every member of want is in have, recursively for
+// objects. Strings compare case-insensitively so "String" finds "string".
+func subset(have, want map[string]any) bool {
+	for k, wv := range want {
+		hv, ok := have[k]
+		if !ok {
+			return false
+		}
+		wm, wObj := wv.(map[string]any)
+		hm, hObj := hv.(map[string]any)
+		switch {
+		case wObj && hObj:
+			if !subset(hm, wm) {
+				return false
+			}
+		case wObj != hObj:
+			return false
+		default:
+			ws, wStr := wv.(string)
+			hs, hStr := hv.(string)
+			if wStr && hStr {
+				if !strings.EqualFold(ws, hs) {
+					return false
+				}
+			} else if !reflect.DeepEqual(wv, hv) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func containsString(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// postCategories registers kinds, mixins and actions; re-registering merges.
+func (s *Server) postCategories(w http.ResponseWriter, r *http.Request) error {
+	doc, present, err := readCategories(r)
+	if err != nil {
+		return err
+	}
+	if !present || len(doc.all()) == 0 {
+		return BadRequest("", "the body must list kinds, mixins or actions to register")
+	}
+	if len(doc.Providers) > 0 {
+		return BadRequest("providers", "providers are attached with PUT on the query interface")
+	}
+	cats := doc.all()
+	written, _, err := s.registerCategories(r.Context(), cats)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, renderCategories(written))
+}
+
+// putCategories updates categories and attaches providers.
+func (s *Server) putCategories(w http.ResponseWriter, r *http.Request) error {
+	doc, present, err := readCategories(r)
+	if err != nil {
+		return err
+	}
+	if !present || (len(doc.all()) == 0 && len(doc.Providers) == 0) {
+		return BadRequest("", "the body must list categories to update or providers to attach")
+	}
+	ctx := r.Context()
+	for i, p := range doc.Providers {
+		if p.OCCIID == "" {
+			return BadRequest(fmt.Sprintf("providers[%d].OCCI_ID", i), "OCCI_ID names the kind the providers attach to")
+		}
+		c, _, err := s.getCategory(ctx, p.OCCIID)
+		if err != nil {
+			return NotFound(fmt.Sprintf("providers[%d].OCCI_ID", i), "no kind or mixin %s is registered", p.OCCIID)
+		}
+		if c.Class == ClassAction {
+			return BadRequest(fmt.Sprintf("providers[%d].OCCI_ID", i), "%s is an action; providers attach to kinds and mixins", p.OCCIID)
+		}
+	}
+	updated, err := s.updateCategories(ctx, doc.all())
+	if err != nil {
+		return err
+	}
+	out := renderCategories(updated)
+	for _, p := range doc.Providers {
+		c, err := s.AttachProviders(ctx, p.OCCIID, p.Provider)
+		if err != nil {
+			return err
+		}
+		out.Providers = append(out.Providers, providerJSON{Provider: *c.Providers, OCCIID: c.ID()})
+	}
+	sort.Slice(out.Providers, func(i, j int) bool { return out.Providers[i].OCCIID < out.Providers[j].OCCIID })
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// deleteCategories removes the categories named by term and scheme.
+func (s *Server) deleteCategoriesHandler(w http.ResponseWriter, r *http.Request) error {
+	doc, present, err := readCategories(r)
+	if err != nil {
+		return err
+	}
+	if !present || len(doc.all()) == 0 {
+		return BadRequest("", "the body must list the kinds, mixins or actions to remove")
+	}
+	deleted, err := s.deleteCategories(r.Context(), doc.all())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, renderCategories(deleted))
+}

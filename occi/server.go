@@ -1,0 +1,162 @@
+// Package occi is cmbs's OCCI model and HTTP interface: categories (kinds,
+// mixins, actions) registered on the query interface, entities (resources and
+// links) created, read, updated, filtered and deleted at their kind's
+// location, providers called around every store write, and the pyOCNI JSON
+// rendering (application/occi+json).
+package occi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/sirupsen/logrus"
+
+	"github.com/houssem/cmbs/store"
+)
+
+// Options configures a Server.
+type Options struct {
+	// Store holds categories and entities. Required.
+	Store store.Store
+	// Logger receives request and provider logs; logrus's standard logger
+	// when nil.
+	Logger logrus.FieldLogger
+	// PublicURL, when set, is the base of every absolute URL the server
+	// answers with; otherwise the request's scheme and host are used.
+	PublicURL string
+	// Strict makes attribute types and patterns binding (see validator).
+	Strict bool
+	// Providers maps provider names to backends; NewRegistry when nil.
+	Providers *Registry
+	// MaxBodyBytes bounds request bodies; 10 MiB when zero.
+	MaxBodyBytes int64
+	// Aliases are other spellings of action and attribute names.
+	Aliases Aliases
+}
+
+// Server answers the OCCI interface. It owns no goroutines: every request is
+// served on the caller's.
+type Server struct {
+	store     store.Store
+	log       logrus.FieldLogger
+	providers *Registry
+	publicURL *url.URL
+	valid     validator
+	maxBody   int64
+	aliases   Aliases
+	router    *mux.Router
+}
+
+// NewServer checks opts and builds the server and its routes.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Store == nil {
+		return nil, fmt.Errorf("occi: a store is required")
+	}
+	s := &Server{
+		store:     opts.Store,
+		log:       opts.Logger,
+		providers: opts.Providers,
+		valid:     validator{strict: opts.Strict},
+		maxBody:   opts.MaxBodyBytes,
+		aliases:   opts.Aliases,
+	}
+	if s.log == nil {
+		s.log = logrus.StandardLogger()
+	}
+	if s.providers == nil {
+		s.providers = NewRegistry(s.log)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = 10 << 20
+	}
+	if opts.PublicURL != "" {
+		u, err := url.Parse(opts.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("occi: public URL %q must be an absolute http(s) URL", opts.PublicURL)
+		}
+		u.Path = strings.TrimSuffix(u.Path, "/")
+		s.publicURL = u
+	}
+	s.router = s.routes()
+	return s, nil
+}
+
+// Store returns the server's store, for providers that write through it.
+func (s *Server) Store() store.Store { return s.store }
+
+// Providers returns the server's provider registry.
+func (s *Server) Providers() *Registry { return s.providers }
+
+// Handler is the server's HTTP interface.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Init prepares the store: the indexes the server's queries use and the
+// OCCI Core kinds. It is safe to run on every start.
+func (s *Server) Init(ctx context.Context) error {
+	for _, idx := range []store.Index{
+		{Name: "cmbs-category-location", Fields: [][]string{{"doc"}, {"location"}}},
+		{Name: "cmbs-entity-kind", Fields: [][]string{{"kind"}}},
+		{Name: "cmbs-entity-source", Fields: [][]string{{"source"}}},
+		{Name: "cmbs-entity-target", Fields: [][]string{{"target"}}},
+	} {
+		if err := store.EnsureIndex(ctx, s.store, idx); err != nil {
+			return fmt.Errorf("occi: index %s: %w", idx.Name, err)
+		}
+	}
+	return s.EnsureCategories(ctx, coreCategories())
+}
+
+// routes declares the whole interface in one place. Everything that is not
+// the query interface goes to dispatch, which tells kind and mixin
+// locations, entities and plain paths apart by looking them up.
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	r.SkipClean(true)
+	for _, p := range []string{"/-/", "/.well-known/org/ogf/occi/-/"} {
+		r.Handle(p, s.endpoint(map[string]handlerFunc{
+			http.MethodGet:    s.getCategories,
+			http.MethodPost:   s.postCategories,
+			http.MethodPut:    s.putCategories,
+			http.MethodDelete: s.deleteCategoriesHandler,
+		}))
+	}
+	r.PathPrefix("/").Handler(s.endpoint(map[string]handlerFunc{
+		http.MethodGet:    s.dispatch,
+		http.MethodHead:   s.dispatch,
+		http.MethodPost:   s.dispatch,
+		http.MethodPut:    s.dispatch,
+		http.MethodDelete: s.dispatch,
+	}))
+	return r
+}
+
+func coreCategories() []*Category {
+	return []*Category{
+		{
+			Class: ClassKind, Scheme: CoreScheme, Term: "entity", Title: "Entity",
+			Attributes: map[string]any{"occi": map[string]any{"core": map[string]any{
+				"id":    map[string]any{"type": "string", "mutable": false, "required": false},
+				"title": map[string]any{"type": "string", "mutable": true, "required": false},
+			}}},
+		},
+		{
+			Class: ClassKind, Scheme: CoreScheme, Term: "resource", Title: "Resource",
+			Related: []string{EntityKindID}, Location: "/resource/",
+			Attributes: map[string]any{"occi": map[string]any{"core": map[string]any{
+				"summary": map[string]any{"type": "string", "mutable": true, "required": false},
+			}}},
+		},
+		{
+			Class: ClassKind, Scheme: CoreScheme, Term: "link", Title: "Link",
+			Related: []string{EntityKindID}, Location: "/link/",
+			Attributes: map[string]any{"occi": map[string]any{"core": map[string]any{
+				"source": map[string]any{"type": "string", "mutable": true, "required": false},
+				"target": map[string]any{"type": "string", "mutable": true, "required": false},
+			}}},
+		},
+	}
+}

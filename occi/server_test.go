@@ -1,0 +1,440 @@
+package occi_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/store"
+)
+
+const (
+	compute1 = "/compute/996ad860-2a9a-504f-8861-aeafd0b2ae29"
+	compute2 = "/compute/996ad860-2a9a-504f-8861-aeafd0b2ae30"
+	nic      = "/networkinterface/22fe83ae-a20f-54fc-b436-cec85c94c5e8"
+	medium   = "http://example.com/template/resource#medium"
+	computeK = "http://schemas.ogf.org/occi/infrastructure#compute"
+)
+
+// TestPyOCNIExamples sends every pyOCNI request file, in a sensible order,
+// as curl would, and checks what each one leaves behind.
+func TestPyOCNIExamples(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, occi.Options{})
+		for _, f := range []string{"post_actions.json", "post_kinds.json", "post_mixins.json", "post_categories.json"} {
+			e.must(http.StatusCreated, "POST", "/-/", example(t, f))
+		}
+		all := e.must(http.StatusOK, "GET", "/-/", "")
+		if n := len(all.body["kinds"].([]any)); n != 5 {
+			t.Fatalf("kinds after registration: %d, want 5 (3 core + compute + networkinterface)\n%s", n, all.raw)
+		}
+
+		// Filters: each file names what it selects.
+		for _, tc := range []struct {
+			file                   string
+			kinds, mixins, actions []string
+		}{
+			{"filter_categories.json", []string{"compute"}, []string{"medium"}, []string{"start", "stop"}},
+			{"get_kinds.json", []string{"compute"}, nil, nil},
+			{"get_mixins.json", nil, []string{"medium"}, nil},
+			{"get_actions.json", nil, nil, []string{"start", "stop"}},
+		} {
+			res := e.must(http.StatusOK, "GET", "/-/", example(t, tc.file))
+			for class, want := range map[string][]string{"kinds": tc.kinds, "mixins": tc.mixins, "actions": tc.actions} {
+				var got []string
+				for _, c := range res.body[class].([]any) {
+					got = append(got, c.(map[string]any)["term"].(string))
+				}
+				sort.Strings(got)
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: %s = %v, want %v", tc.file, class, got, want)
+				}
+			}
+		}
+
+		for _, f := range []string{"put_actions.json", "put_kinds.json", "put_mixins.json", "put_categories.json", "put_providers.json"} {
+			e.must(http.StatusOK, "PUT", "/-/", example(t, f))
+		}
+		kinds := e.must(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"compute"}]}`)
+		if got := get(kinds.body, "kinds.0.providers.remote.0"); got != "Bilel" {
+			t.Errorf("compute providers after put_providers.json: %v", get(kinds.body, "kinds.0.providers"))
+		}
+
+		res := e.must(http.StatusCreated, "POST", "/compute/", example(t, "post_resources.json"))
+		if got := res.header.Values("Location"); len(got) != 2 || !strings.HasSuffix(got[0], compute1) {
+			t.Fatalf("Location headers %v", got)
+		}
+		if got := res.body["Location"].([]any); len(got) != 2 {
+			t.Fatalf("Location body %v", got)
+		}
+		e.must(http.StatusCreated, "POST", "/networkinterface/", example(t, "post_links.json"))
+		e.must(http.StatusOK, "PUT", nic, example(t, "post_custom_link.json"))
+		e.must(http.StatusOK, "PUT", compute1, example(t, "post_custom_resource.json"))
+
+		got := e.must(http.StatusOK, "GET", compute1, "")
+		if get(got.body, "resources.0.attributes.occi.compute.speed") != 2.0 {
+			t.Errorf("speed: %v", get(got.body, "resources.0.attributes"))
+		}
+		if get(got.body, "resources.0.attributes.occi.compute.state") != "inactive" {
+			t.Errorf("state default not filled: %v", get(got.body, "resources.0.attributes"))
+		}
+		if links := get(got.body, "resources.0.links").([]any); len(links) != 1 || !strings.HasSuffix(links[0].(string), nic) {
+			t.Errorf("links of %s: %v", compute1, links)
+		}
+		if get(got.body, "resources.0.actions.0.href") != compute1+"?action=start" {
+			t.Errorf("actions: %v", get(got.body, "resources.0.actions"))
+		}
+
+		e.must(http.StatusOK, "PUT", compute1, example(t, "full_update_resource.json"))
+		e.must(http.StatusOK, "POST", compute1, example(t, "partial_update_resource.json"))
+		e.must(http.StatusOK, "PUT", nic, example(t, "full_update_link.json"))
+		e.must(http.StatusOK, "POST", nic, example(t, "partial_update_link.json"))
+		link := e.must(http.StatusOK, "GET", nic, "")
+		if get(link.body, "links.0.title") != "Mynetworkinterface" || !strings.HasSuffix(get(link.body, "links.0.source").(string), compute1) {
+			t.Errorf("link: %s", link.raw)
+		}
+
+		below := e.must(http.StatusOK, "GET", "/", example(t, "get_res_link_b_path.json"))
+		if want := []string{e.url + compute1, e.url + compute2, e.url + nic}; !reflect.DeepEqual(below.locations(), want) {
+			t.Errorf("get_res_link_b_path: %v, want %v", below.locations(), want)
+		}
+
+		// Categories in use cannot go; the answer names the reason.
+		e.must(http.StatusConflict, "DELETE", "/-/", example(t, "delete_categories.json"))
+		e.must(http.StatusConflict, "DELETE", "/-/", example(t, "delete_kinds.json"))
+		del := e.must(http.StatusOK, "DELETE", compute2, "")
+		if want := []string{e.url + compute2, e.url + nic}; !reflect.DeepEqual(del.locations(), want) {
+			t.Errorf("deleting a resource deletes its links: %v", del.locations())
+		}
+		e.must(http.StatusNotFound, "GET", nic, "")
+		e.must(http.StatusOK, "DELETE", "/compute/", "")
+		e.must(http.StatusOK, "DELETE", "/-/", example(t, "delete_mixins.json"))
+		e.must(http.StatusOK, "DELETE", "/-/", example(t, "delete_actions.json"))
+		e.must(http.StatusOK, "DELETE", "/-/", example(t, "delete_kinds.json"))
+		e.must(http.StatusNotFound, "DELETE", "/-/", example(t, "delete_categories.json"))
+		left := e.must(http.StatusOK, "GET", "/-/", "")
+		if n := len(left.body["kinds"].([]any)) + len(left.body["mixins"].([]any)) + len(left.body["actions"].([]any)); n != 4 {
+			t.Errorf("after deleting everything: %s", left.raw)
+		}
+	})
+}
+
+// TestOriginalBrokenFiles checks the two pyOCNI files whose kind reads
+// "http: //…" are refused with a 400 naming that kind.
+func TestOriginalBrokenFiles(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, occi.Options{})
+		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
+		e.must(http.StatusCreated, "POST", "/compute/", example(t, "post_resources.json"))
+		for _, tc := range []struct{ file, method, path string }{
+			{"post_custom_resource.json", "PUT", "/compute/custom-1"},
+			{"full_update_resource.json", "PUT", compute1},
+		} {
+			data, err := os.ReadFile(filepath.Join("testdata", "original", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := string(data[strings.Index(string(data), "*/")+2:])
+			res := e.must(http.StatusBadRequest, tc.method, tc.path, body)
+			if !strings.Contains(res.body["detail"].(string), `"http: //schemas.ogf.org/occi/infrastructure#compute"`) {
+				t.Errorf("%s: detail does not name the kind: %s", tc.file, res.raw)
+			}
+			if res.header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s: content type %q", tc.file, res.header.Get("Content-Type"))
+			}
+		}
+		e.must(http.StatusNotFound, "GET", "/compute/custom-1", "")
+	})
+}
+
+// TestPyCMBSFlow is the README's first session: the member kind and its
+// provider, a member created with the original's file, listed back.
+func TestPyCMBSFlow(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, occi.Options{})
+		for _, f := range []string{"post_category_cmbs_member.json", "post_category_cmbs_message.json"} {
+			e.must(http.StatusCreated, "POST", "/-/", example(t, f))
+			e.must(http.StatusCreated, "POST", "/-/", example(t, f)) // again: still one copy
+		}
+		e.must(http.StatusOK, "PUT", "/-/", example(t, "put_provider_cmbs_member.json"))
+		e.must(http.StatusOK, "PUT", "/-/", example(t, "put_provider_cmbs_message.json"))
+		res := e.must(http.StatusCreated, "POST", "/cmbs/member/", example(t, "post_member.json"))
+		want := e.url + "/cmbs/member/016ad860-2a9a-504f-8861-aeafd0b2ae29"
+		if res.header.Get("Location") != want {
+			t.Errorf("Location %q, want %q", res.header.Get("Location"), want)
+		}
+		list := e.must(http.StatusOK, "GET", "/cmbs/member/", "")
+		if !reflect.DeepEqual(list.locations(), []string{want}) {
+			t.Errorf("members: %v", list.locations())
+		}
+		for _, f := range []string{"post_message_l1.json", "post_message_l2.json", "post_message_l31.json", "post_message_l32.json", "post_message_l4.json"} {
+			e.must(http.StatusCreated, "POST", "/cmbs/message/", example(t, f))
+		}
+		msgs := e.must(http.StatusOK, "GET", "/cmbs/message/", "")
+		if len(msgs.locations()) != 5 {
+			t.Errorf("messages: %v", msgs.locations())
+		}
+		l2 := e.must(http.StatusOK, "GET", "/cmbs/message/l2/", "")
+		if len(l2.locations()) != 1 {
+			t.Errorf("l2 mixin collection: %v", l2.locations())
+		}
+		cats := e.must(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"member"}]}`)
+		if n := len(cats.body["kinds"].([]any)); n != 1 {
+			t.Errorf("member kinds: %d", n)
+		}
+		// The same request through the alternative query interface path.
+		e.must(http.StatusOK, "GET", "/.well-known/org/ogf/occi/-/", "")
+	})
+}
+
+// TestErrors covers each refusal: status, a problem body naming the field,
+// and nothing changed.
+func TestErrors(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, occi.Options{})
+		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
+		e.must(http.StatusCreated, "POST", "/compute/", example(t, "post_resources.json"))
+		e.must(http.StatusCreated, "POST", "/-/", `{"kinds":[{"term":"vm","scheme":"http://example.com/t#","location":"/vm/",
+			"attributes":{"t":{"name":{"type":"string","required":true},"size":{"type":"number","mutable":false,"default":1}}}}]}`)
+		before := e.must(http.StatusOK, "GET", "/", "")
+		for _, tc := range []struct {
+			name, method, path, body string
+			hdr                      []string
+			status                   int
+			field                    string
+		}{
+			{"unknown kind", "POST", "/compute/", `{"resources":[{"kind":"http://nowhere#x"}]}`, nil, 400, "resources[0].kind"},
+			{"kind of another location", "POST", "/compute/", `{"resources":[{"kind":"http://example.com/t#vm","attributes":{"t":{"name":"a"}}}]}`, nil, 400, "resources[0].kind"},
+			{"unknown mixin", "POST", "/compute/", `{"resources":[{"mixins":["http://nowhere#m"]}]}`, nil, 400, "resources[0].mixins[0]"},
+			{"missing required", "POST", "/vm/", `{"resources":[{"id":"v1"}]}`, nil, 400, "t.name"},
+			{"duplicate id", "POST", "/compute/", `{"resources":[{"id":"996ad860-2a9a-504f-8861-aeafd0b2ae29"}]}`, nil, 409, "resources[0].id"},
+			{"duplicate in request", "POST", "/vm/", `{"resources":[{"id":"v2","attributes":{"t":{"name":"a"}}},{"id":"v2","attributes":{"t":{"name":"b"}}}]}`, nil, 409, "resources[1].id"},
+			{"bad id", "POST", "/vm/", `{"resources":[{"id":"a/b","attributes":{"t":{"name":"a"}}}]}`, nil, 400, "resources[0].id"},
+			{"malformed json", "POST", "/compute/", `{"resources":[`, nil, 400, ""},
+			{"wrong member type", "POST", "/compute/", `{"resources":{"kind":1}}`, nil, 400, "resources"},
+			{"unknown member", "POST", "/compute/", `{"resource":[]}`, nil, 400, "resource"},
+			{"empty create", "POST", "/compute/", `{"resources":[]}`, nil, 400, "resources"},
+			{"link without target", "POST", "/networkinterface/", `{"links":[{"source":"` + compute1 + `"}]}`, nil, 400, "links[0].target"},
+			{"link to nothing", "POST", "/networkinterface/", `{"links":[{"source":"` + compute1 + `","target":"/compute/none"}]}`, nil, 400, "links[0].target"},
+			{"unknown path", "GET", "/nothing/here", "", nil, 404, ""},
+			{"unknown entity update", "POST", "/compute/none", `{"resources":[{}]}`, nil, 404, ""},
+			{"wrong method on query interface", "PATCH", "/-/", "", nil, 405, ""},
+			{"wrong method on kind", "PUT", "/compute/", `{}`, nil, 405, ""},
+			{"wrong method on path", "POST", "/template/", `{}`, nil, 405, ""},
+			{"unsupported content type", "POST", "/compute/", `a=b`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "Content-Type"},
+			{"unacceptable accept", "GET", "/compute/", "", []string{"Accept", "text/html"}, 406, "Accept"},
+			{"unknown action", "POST", compute1 + "?action=explode", `{}`, nil, 400, "action"},
+			{"unknown collection action", "POST", "/compute/?action=explode", `{}`, nil, 400, "action"},
+			{"kind cannot change", "PUT", compute1, `{"resources":[{"kind":"http://example.com/t#vm"}]}`, nil, 400, "resources[0].kind"},
+			{"id cannot change", "POST", compute1, `{"resources":[{"id":"other"}]}`, nil, 400, "resources[0].id"},
+			{"two entities in a PUT", "PUT", compute1, `{"resources":[{},{}]}`, nil, 400, "resources"},
+			{"category without scheme", "POST", "/-/", `{"kinds":[{"term":"x"}]}`, nil, 400, "kinds[0]"},
+			{"category at reserved location", "POST", "/-/", `{"kinds":[{"term":"x","scheme":"http://e#","location":"/-/"}]}`, nil, 400, "kinds[0].location"},
+			{"category location taken", "POST", "/-/", `{"kinds":[{"term":"x","scheme":"http://e#","location":"/compute/"}]}`, nil, 409, "kinds[0].location"},
+			{"category class change", "POST", "/-/", `{"mixins":[{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#"}]}`, nil, 409, "mixins[0]"},
+			{"update unknown category", "PUT", "/-/", `{"kinds":[{"term":"x","scheme":"http://e#"}]}`, nil, 404, "kinds[0]"},
+			{"location cannot change", "PUT", "/-/", `{"kinds":[{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","location":"/elsewhere/"}]}`, nil, 400, "kinds[0].location"},
+			{"providers for unknown kind", "PUT", "/-/", `{"providers":[{"Provider":{"local":["dummy"]},"OCCI_ID":"http://nowhere#x"}]}`, nil, 404, "providers[0].OCCI_ID"},
+			{"delete core kind", "DELETE", "/-/", `{"kinds":[{"term":"resource","scheme":"http://schemas.ogf.org/occi/core#"}]}`, nil, 400, "kinds[0]"},
+			{"delete kind in use", "DELETE", "/-/", `{"kinds":[{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#"}]}`, nil, 409, "kinds[0]"},
+			{"unknown query member", "POST", "/-/", `{"kind":[]}`, nil, 400, "kind"},
+			{"associate unknown entity", "POST", "/template/resource/medium/", `{"X-OCCI-Location":["/compute/none"]}`, nil, 400, "X-OCCI-Location[0]"},
+			{"associate without list", "POST", "/template/resource/medium/", `{}`, nil, 400, "X-OCCI-Location"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				res := e.do(tc.method, tc.path, tc.body, tc.hdr...)
+				if res.status != tc.status {
+					t.Fatalf("status %d, want %d: %s", res.status, tc.status, res.raw)
+				}
+				if res.header.Get("Content-Type") != "application/problem+json" {
+					t.Errorf("content type %q", res.header.Get("Content-Type"))
+				}
+				if res.body["status"] != float64(tc.status) || res.body["detail"] == "" || res.body["title"] == "" {
+					t.Errorf("problem body %s", res.raw)
+				}
+				if field, _ := res.body["field"].(string); field != tc.field {
+					t.Errorf("field %q, want %q (%s)", field, tc.field, res.raw)
+				}
+				if tc.status == 405 && res.header.Get("Allow") == "" {
+					t.Errorf("405 without Allow")
+				}
+			})
+		}
+		after := e.must(http.StatusOK, "GET", "/", "")
+		if !reflect.DeepEqual(before.body, after.body) {
+			t.Errorf("refused requests changed the store: %v -> %v", before.body, after.body)
+		}
+		// Immutable attributes: set at create, refused on update.
+		e.must(http.StatusCreated, "POST", "/vm/", `{"resources":[{"id":"v1","attributes":{"t":{"name":"a"}}}]}`)
+		res := e.must(http.StatusBadRequest, "POST", "/vm/v1", `{"resources":[{"attributes":{"t":{"size":2}}}]}`)
+		if res.body["field"] != "t.size" {
+			t.Errorf("immutable: %s", res.raw)
+		}
+		e.must(http.StatusOK, "POST", "/vm/v1", `{"resources":[{"attributes":{"t":{"size":1,"name":"b"}}}]}`)
+	})
+}
+
+// TestStrictMode checks the original's files pass by default and strict
+// mode refuses their type and pattern violations, naming the attribute.
+func TestStrictMode(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, occi.Options{Strict: true})
+		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_category_cmbs_member.json"))
+		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_category_cmbs_message.json"))
+		res := e.must(http.StatusBadRequest, "POST", "/cmbs/member/", example(t, "post_member.json"))
+		if !strings.HasPrefix(res.body["field"].(string), "cmbs.member.") || !strings.Contains(res.body["detail"].(string), "pattern") {
+			t.Errorf("member: %s", res.raw)
+		}
+		res = e.must(http.StatusBadRequest, "POST", "/cmbs/message/", example(t, "post_message_l2.json"))
+		if !strings.HasPrefix(res.body["field"].(string), "cmbs.message.") {
+			t.Errorf("message: %s", res.raw)
+		}
+		e.must(http.StatusCreated, "POST", "/cmbs/member/", `{"resources":[{"id":"m1","kind":"http://houssem.org/cmbs#member",
+			"attributes":{"cmbs":{"member":{"local":"true","state":"active","neighbors_socket":[],"topics":[]}}}}]}`)
+		e.must(http.StatusBadRequest, "PUT", "/-/", example(t, "put_provider_cmbs_member.json"))
+	})
+}
+
+// recorder is a provider that records its calls and fails on demand.
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+	fail  string
+}
+
+func (p *recorder) note(op string, e *occi.Entity) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, op+" "+e.ID)
+	if op == p.fail {
+		return occi.BadRequest("", "provider refuses %s", op)
+	}
+	if op == "explode" {
+		return errors.New("boom")
+	}
+	return nil
+}
+func (p *recorder) Create(_ context.Context, e *occi.Entity) error { return p.note("create", e) }
+func (p *recorder) Read(_ context.Context, e *occi.Entity) error {
+	e.SetAttr("occi.compute.hostname", "from-provider")
+	return p.note("read", e)
+}
+func (p *recorder) Update(_ context.Context, _, e *occi.Entity) error { return p.note("update", e) }
+func (p *recorder) Delete(_ context.Context, e *occi.Entity) error { return p.note("delete", e) }
+func (p *recorder) Action(_ context.Context, e *occi.Entity, inv occi.ActionInvocation) (*occi.ActionResult, error) {
+	if err := p.note(inv.Term, e); err != nil {
+		return nil, err
+	}
+	return &occi.ActionResult{Status: http.StatusAccepted, Body: map[string]string{"did": inv.Term}}, nil
+}
+
+// TestProviders checks the calls around each write and that a provider
+// error aborts the write.
+func TestProviders(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		rec := &recorder{}
+		reg := occi.NewRegistry(quietLogger())
+		reg.Register("rec", rec)
+		e := newEnv(t, st, occi.Options{Providers: reg})
+		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
+		e.must(http.StatusOK, "PUT", "/-/", `{"providers":[{"Provider":{"local":["rec","dummy","absent"],"remote":[]},"OCCI_ID":"`+computeK+`"}]}`)
+		e.must(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a"}]}`)
+		got := e.must(http.StatusOK, "GET", "/compute/a", "")
+		if get(got.body, "resources.0.attributes.occi.compute.hostname") != "from-provider" {
+			t.Errorf("Read did not shape the answer: %s", got.raw)
+		}
+		e.must(http.StatusOK, "POST", "/compute/a", `{"resources":[{"title":"x"}]}`)
+		res := e.must(http.StatusAccepted, "POST", "/compute/a?action=start", `{}`)
+		if res.body["did"] != "start" {
+			t.Errorf("action answer %s", res.raw)
+		}
+		e.must(http.StatusOK, "POST", "/compute/?action=http://schemas.ogf.org/occi/infrastructure/compute/action%23stop", `{}`)
+		rec.fail = "create"
+		e.must(http.StatusBadRequest, "POST", "/compute/", `{"resources":[{"id":"b"}]}`)
+		e.must(http.StatusNotFound, "GET", "/compute/b", "")
+		rec.fail = "update"
+		e.must(http.StatusBadRequest, "PUT", "/compute/a", `{"resources":[{"title":"y"}]}`)
+		rec.fail = "delete"
+		e.must(http.StatusBadRequest, "DELETE", "/compute/a", "")
+		rec.fail = ""
+		e.must(http.StatusOK, "DELETE", "/compute/a", "")
+		want := []string{"create a", "read a", "update a", "start a", "stop a", "create b", "update a", "delete a", "delete a"}
+		if !reflect.DeepEqual(rec.calls, want) {
+			t.Errorf("calls %v\nwant  %v", rec.calls, want)
+		}
+	})
+}
+
+// TestMixinAssociation covers POST, PUT and DELETE on a mixin location and
+// the path interface around them.
+func TestMixinAssociation(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, occi.Options{})
+		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
+		e.must(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a"},{"id":"b"},{"id":"c"}]}`)
+		mix := "/template/resource/medium/"
+		e.must(http.StatusOK, "POST", mix, `{"X-OCCI-Location":["`+e.url+`/compute/a","/compute/b"]}`)
+		if got := e.must(http.StatusOK, "GET", mix, "").locations(); len(got) != 2 {
+			t.Fatalf("after POST: %v", got)
+		}
+		a := e.must(http.StatusOK, "GET", "/compute/a", "")
+		if get(a.body, "resources.0.attributes.occi.compute.speed") != 2.8 || get(a.body, "resources.0.mixins.0") != medium {
+			t.Errorf("mixin default not applied: %s", a.raw)
+		}
+		e.must(http.StatusOK, "PUT", mix, `{"X-OCCI-Location":["/compute/c"]}`)
+		if got := e.must(http.StatusOK, "GET", mix, "").locations(); !reflect.DeepEqual(got, []string{e.url + "/compute/c"}) {
+			t.Fatalf("after PUT: %v", got)
+		}
+		e.must(http.StatusOK, "DELETE", mix, `{"X-OCCI-Location":["/compute/c"]}`)
+		if got := e.must(http.StatusOK, "GET", mix, "").locations(); len(got) != 0 {
+			t.Fatalf("after DELETE: %v", got)
+		}
+		// Filters at a kind location.
+		e.must(http.StatusOK, "POST", "/compute/b", `{"resources":[{"attributes":{"occi":{"compute":{"cores":4}}}}]}`)
+		f := e.must(http.StatusOK, "GET", "/compute/", `{"resources":[{"attributes":{"occi":{"compute":{"cores":4}}}}]}`)
+		if !reflect.DeepEqual(f.locations(), []string{e.url + "/compute/b"}) {
+			t.Errorf("filter: %v", f.locations())
+		}
+		f = e.must(http.StatusOK, "GET", "/compute/", `{"attributes":{"occi.compute.cores":4}}`)
+		if !reflect.DeepEqual(f.locations(), []string{e.url + "/compute/b"}) {
+			t.Errorf("dotted filter: %v", f.locations())
+		}
+		// Path interface: the root lists sub-paths; DELETE below a path.
+		root := e.must(http.StatusOK, "GET", "/", "")
+		if !reflect.DeepEqual(root.locations(), []string{e.url + "/compute/"}) {
+			t.Errorf("root: %v", root.locations())
+		}
+		e.must(http.StatusOK, "GET", "/compute", "")
+		del := e.must(http.StatusOK, "DELETE", "/compute/", "")
+		if len(del.locations()) != 3 {
+			t.Errorf("deleted %v", del.locations())
+		}
+		if again := e.must(http.StatusOK, "DELETE", "/compute/", ""); len(again.locations()) != 0 {
+			t.Errorf("second delete: %v", again.locations())
+		}
+		e.must(http.StatusNotFound, "DELETE", "/nothing/", "")
+	})
+}
+
+// TestPublicURL checks absolute URLs follow --public-url when set.
+func TestPublicURL(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnv(t, st, occi.Options{PublicURL: "https://cmbs.example.org/api/"})
+		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
+		res := e.must(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a"}]}`)
+		if got := res.header.Get("Location"); got != "https://cmbs.example.org/api/compute/a" {
+			t.Errorf("Location %q", got)
+		}
+	})
+	if _, err := occi.NewServer(occi.Options{Store: nil}); err == nil {
+		t.Error("NewServer without a store")
+	}
+}

@@ -1,0 +1,219 @@
+package occi
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+)
+
+// Validation modes. Required attributes, immutable attributes, unknown
+// categories and malformed documents are refused in both. Lenient mode (the
+// default) treats an attribute's declared type and pattern as advisory: a
+// value that breaks them is stored as sent and the server logs a warning,
+// because the original's own request files break them ("True" against
+// true|false, socket URLs against a hostname pattern, "" for an Object).
+// Strict mode refuses such values with 400 naming the attribute.
+type validator struct {
+	strict bool
+}
+
+// schema is the attribute definitions that apply to one entity: its kind's
+// and its mixins', by dotted name.
+type schema map[string]AttrDef
+
+func newSchema(cats ...*Category) schema {
+	s := schema{}
+	for _, c := range cats {
+		if c == nil {
+			continue
+		}
+		for _, d := range Definitions(c.Attributes) {
+			if _, dup := s[d.Name]; !dup {
+				s[d.Name] = d
+			}
+		}
+	}
+	return s
+}
+
+func (s schema) isLeaf(name string) bool {
+	_, ok := s[name]
+	return ok
+}
+
+// emptyDefault reads the original's "" default on an Array or Object
+// attribute as the empty array or object it stands for.
+func emptyDefault(d AttrDef) any {
+	if s, ok := d.Default.(string); ok && s == "" {
+		switch normType(d.Type) {
+		case "array":
+			return []any{}
+		case "object":
+			return map[string]any{}
+		}
+	}
+	return deepCopy(d.Default)
+}
+
+// fillDefaults sets every defined attribute that has a default and no value.
+func (s schema) fillDefaults(e *Entity) {
+	for name, d := range s {
+		if !d.HasDefault || d.Default == nil {
+			continue
+		}
+		if _, ok := e.Attr(name); !ok {
+			e.SetAttr(name, emptyDefault(d))
+		}
+	}
+}
+
+// check validates e's attribute values against s. It returns the warnings
+// lenient mode lets through; strict mode turns them into the error.
+func (v validator) check(s schema, e *Entity) ([]string, error) {
+	for name, d := range s {
+		if !d.Required {
+			continue
+		}
+		if val, ok := e.Attr(name); !ok || val == nil {
+			return nil, BadRequest(name, "missing required attribute %s", name)
+		}
+	}
+	var warnings []string
+	for name, val := range FlattenValues(e.Attributes, s.isLeaf) {
+		d, ok := s[name]
+		if !ok {
+			continue
+		}
+		if d.HasDefault && reflect.DeepEqual(val, emptyDefault(d)) {
+			// A category's own default is not the client's to answer for,
+			// even where it breaks the category's pattern.
+			continue
+		}
+		if msg := conforms(d, val); msg != "" {
+			if v.strict {
+				return nil, BadRequest(name, "attribute %s: %s", name, msg)
+			}
+			warnings = append(warnings, fmt.Sprintf("attribute %s: %s", name, msg))
+		}
+	}
+	return warnings, nil
+}
+
+// checkImmutable refuses changes to attributes declared immutable.
+func checkImmutable(s schema, old, updated *Entity) error {
+	for name, d := range s {
+		if d.Mutable {
+			continue
+		}
+		ov, oldOK := old.Attr(name)
+		nv, newOK := updated.Attr(name)
+		if !newOK {
+			continue
+		}
+		if !oldOK || !reflect.DeepEqual(ov, nv) {
+			return BadRequest(name, "attribute %s is immutable", name)
+		}
+	}
+	return nil
+}
+
+func normType(t string) string {
+	switch strings.ToLower(t) {
+	case "string":
+		return "string"
+	case "number", "float", "double", "integer", "int":
+		return "number"
+	case "boolean", "bool":
+		return "boolean"
+	case "array", "list":
+		return "array"
+	case "object", "hash", "map", "dict":
+		return "object"
+	}
+	return ""
+}
+
+// conforms explains how val breaks d's type or pattern, or returns "".
+func conforms(d AttrDef, val any) string {
+	switch normType(d.Type) {
+	case "string":
+		if _, ok := val.(string); !ok {
+			return fmt.Sprintf("want a string, got %s", jsonType(val))
+		}
+	case "number":
+		f, ok := val.(float64)
+		if !ok {
+			return fmt.Sprintf("want a number, got %s", jsonType(val))
+		}
+		if t := strings.ToLower(d.Type); (t == "integer" || t == "int") && f != float64(int64(f)) {
+			return "want an integer"
+		}
+	case "boolean":
+		if _, ok := val.(bool); !ok {
+			return fmt.Sprintf("want a boolean, got %s", jsonType(val))
+		}
+	case "array":
+		if _, ok := val.([]any); !ok {
+			return fmt.Sprintf("want an array, got %s", jsonType(val))
+		}
+	case "object":
+		if _, ok := val.(map[string]any); !ok {
+			return fmt.Sprintf("want an object, got %s", jsonType(val))
+		}
+	}
+	if d.Pattern == "" {
+		return ""
+	}
+	re, err := compilePattern(d.Pattern)
+	if err != nil {
+		return err.Error()
+	}
+	var values []string
+	switch t := val.(type) {
+	case string:
+		values = []string{t}
+	case []any:
+		for _, e := range t {
+			if s, ok := e.(string); ok {
+				values = append(values, s)
+			}
+		}
+	}
+	for _, s := range values {
+		if !re.MatchString(s) {
+			return fmt.Sprintf("value %q does not match pattern %s", s, d.Pattern)
+		}
+	}
+	return ""
+}
+
+// compilePattern anchors an OCCI pattern: it must match the whole value.
+func compilePattern(p string) (*regexp.Regexp, error) {
+	re, err := regexp.Compile(`^(?:` + p + `)$`)
+	if err != nil {
+		return nil, fmt.Errorf("invalid pattern %q: %v", p, err)
+	}
+	return re, nil
+}
+
+func jsonType(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		if t == "" {
+			return "an empty string"
+		}
+		return "a string"
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
