@@ -328,7 +328,7 @@ func (p *recorder) Read(_ context.Context, e *occi.Entity) error {
 	return p.note("read", e)
 }
 func (p *recorder) Update(_ context.Context, _, e *occi.Entity) error { return p.note("update", e) }
-func (p *recorder) Delete(_ context.Context, e *occi.Entity) error { return p.note("delete", e) }
+func (p *recorder) Delete(_ context.Context, e *occi.Entity) error    { return p.note("delete", e) }
 func (p *recorder) Action(_ context.Context, e *occi.Entity, inv occi.ActionInvocation) (*occi.ActionResult, error) {
 	if err := p.note(inv.Term, e); err != nil {
 		return nil, err
