@@ -1,0 +1,95 @@
+# cmbs build, run and test entry points. Every target works on a fresh
+# Debian machine as root: `deps` installs what is missing and is silent when
+# everything is there.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+# Go is expected in /usr/local/go (the official tarball) or on PATH.
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+
+BIN      := cmd/cmbs/cmbs
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+# The embedded store of `make run` lives outside the source tree.
+STORE    ?= file:$(HOME)/.local/share/cmbs
+ARGS     ?=
+FUZZTIME ?= 10s
+POUCHDB_SERVER_VERSION := 4.2.0
+
+# apt-get needs root; use sudo when not root and it exists.
+SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
+APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -qq -o=Dpkg::Use-Pty=0
+
+.PHONY: build run test bench deps deps-run check-go clean
+
+## deps-run: what building and running need: Go, a C compiler and libzmq (cgo).
+deps-run: check-go
+	@missing=""; \
+	command -v gcc >/dev/null || missing="$$missing gcc libc6-dev"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	{ command -v pkg-config >/dev/null && pkg-config --exists libzmq; } || missing="$$missing libzmq3-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		$(APT) update && $(APT) install -y --no-install-recommends $$missing >/dev/null; \
+	fi
+
+## deps: deps-run plus what the tests need: pouchdb-server (a CouchDB-protocol server).
+deps: deps-run
+	@if ! command -v pouchdb-server >/dev/null; then \
+		if ! command -v npm >/dev/null; then \
+			echo "deps: installing nodejs npm"; \
+			$(APT) update && $(APT) install -y --no-install-recommends nodejs npm >/dev/null; \
+		fi; \
+		echo "deps: installing pouchdb-server@$(POUCHDB_SERVER_VERSION)"; \
+		$(SUDO) npm install -g --no-fund --no-audit --loglevel=error pouchdb-server@$(POUCHDB_SERVER_VERSION); \
+	fi
+
+check-go:
+	@command -v go >/dev/null || { echo "Go is not installed: put Go 1.26 in /usr/local/go (https://go.dev/dl/) or on PATH" >&2; exit 1; }
+
+## build: the cmbs binary, at cmd/cmbs/cmbs.
+build: deps-run
+	go build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cmbs
+
+## run: build and serve on :8090 with the embedded store in STORE; extra flags in ARGS.
+run: build
+	./$(BIN) serve --store '$(STORE)' $(ARGS)
+
+## test: formatting, vet, the race-enabled tests, then a short fuzz run of every fuzz target.
+test: deps
+	@echo "== gofmt"; \
+	unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	@echo "== go vet"; go vet ./...
+	@echo "== go test -race"; \
+	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	status=0; go test -race -count=1 -v ./... >"$$log" 2>&1 || status=$$?; \
+	if [ $$status -ne 0 ]; then \
+		grep -vE '^[[:space:]]*(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$$)' "$$log"; \
+	else \
+		grep -E '^(ok|\?|FAIL)[[:space:]]' "$$log"; \
+	fi; \
+	echo "tests: $$(grep -cE '^[[:space:]]*--- PASS' "$$log") passed, $$(grep -cE '^[[:space:]]*--- FAIL' "$$log") failed, $$(grep -cE '^[[:space:]]*--- SKIP' "$$log") skipped"; \
+	exit $$status
+	@echo "== fuzz, $(FUZZTIME) per target"; \
+	n=0; \
+	for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | sort); do \
+		pkg=./$$(dirname "$${f#./}"); \
+		for fn in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' "$$f"); do \
+			n=$$((n+1)); \
+			if ! out=$$(go test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) "$$pkg" 2>&1); then \
+				echo "$$out"; echo "fuzz: $$fn in $$pkg failed (new corpus entries go to $$pkg/testdata/fuzz/$$fn)"; exit 1; \
+			fi; \
+			echo "ok  $$fn $$pkg"; \
+		done; \
+	done; \
+	echo "fuzz: $$n passed, 0 failed"
+
+## bench: every benchmark with allocation counts.
+bench: deps
+	go test -run='^$$' -bench=. -benchmem ./...
+
+clean:
+	rm -f $(BIN) coverage.out
