@@ -7,7 +7,10 @@ import (
 
 // AttrDef is one attribute definition of a kind, mixin or action.
 type AttrDef struct {
+	// Name is the dotted name; Path the keys it is nested under, which
+	// differ from splitting Name where a key holds a dot ("l3.1_socket").
 	Name     string
+	Path     []string
 	Type     string
 	Required bool
 	Mutable  bool
@@ -38,27 +41,26 @@ func isDefinition(m map[string]any) bool {
 // sorted by name.
 func Definitions(nested map[string]any) []AttrDef {
 	var out []AttrDef
-	var walk func(prefix string, m map[string]any)
-	walk = func(prefix string, m map[string]any) {
+	var walk func(prefix []string, m map[string]any)
+	walk = func(prefix []string, m map[string]any) {
 		for k, v := range m {
-			name := k
-			if prefix != "" {
-				name = prefix + "." + k
-			}
+			path := append(append([]string{}, prefix...), k)
 			sub, ok := v.(map[string]any)
 			if !ok {
 				// A bare value names an attribute with no constraints.
-				out = append(out, AttrDef{Name: name, Mutable: true})
+				out = append(out, AttrDef{Name: strings.Join(path, "."), Path: path, Mutable: true})
 				continue
 			}
 			if isDefinition(sub) || len(sub) == 0 {
-				out = append(out, defFrom(name, sub))
+				d := defFrom(strings.Join(path, "."), sub)
+				d.Path = path
+				out = append(out, d)
 				continue
 			}
-			walk(name, sub)
+			walk(path, sub)
 		}
 	}
-	walk("", nested)
+	walk(nil, nested)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

@@ -12,13 +12,19 @@ import (
 	"github.com/houssem/cmbs/store"
 )
 
-// Aliases maps other spellings to canonical names: action terms (by full
-// action id) and attribute names (dotted). Registrations, entity attributes
+// Aliases maps other spellings to canonical names: actions by full id and
+// attributes by the keys they nest under. Registrations, entity attributes
 // and triggered actions are rewritten to the canonical name, so two
 // spellings of the same thing leave one copy.
 type Aliases struct {
 	Actions    map[string]string
-	Attributes map[string]string
+	Attributes []AttrAlias
+}
+
+// AttrAlias renames the attribute at From to To. Paths are key lists, since
+// an alias such as "l3.1_socket" holds a dot within one key.
+type AttrAlias struct {
+	From, To []string
 }
 
 func (a Aliases) action(id string) string {
@@ -30,14 +36,14 @@ func (a Aliases) action(id string) string {
 
 // canonicalAttrs renames aliased attributes in a nested attribute object.
 func (a Aliases) canonicalAttrs(attrs map[string]any) {
-	for alias, canonical := range a.Attributes {
-		v, ok := lookupPath(attrs, strings.Split(alias, "."))
+	for _, al := range a.Attributes {
+		v, ok := lookupPath(attrs, al.From)
 		if !ok {
 			continue
 		}
-		deletePath(attrs, strings.Split(alias, "."))
-		if _, taken := lookupPath(attrs, strings.Split(canonical, ".")); !taken {
-			setPath(attrs, strings.Split(canonical, "."), v)
+		deletePath(attrs, al.From)
+		if _, taken := lookupPath(attrs, al.To); !taken {
+			setPath(attrs, al.To, v)
 		}
 	}
 }
@@ -131,8 +137,14 @@ func (s *Server) prepareCategory(c *Category, field string, known func(string) b
 			warnings = append(warnings, fmt.Sprintf("%s: %v; the pattern is not enforced", d.Name, err))
 		}
 	}
+	if c.Class == ClassAction {
+		c.Term = strings.TrimPrefix(s.aliases.action(c.ID()), c.Scheme)
+	}
 	for i, a := range c.Actions {
 		c.Actions[i] = s.aliases.action(a)
+	}
+	if c.Attributes != nil {
+		s.aliases.canonicalAttrs(c.Attributes)
 	}
 	c.Actions = dedupe(c.Actions)
 	switch c.Class {

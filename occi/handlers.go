@@ -251,9 +251,24 @@ func (s *Server) entityAction(w http.ResponseWriter, r *http.Request, path strin
 		return err
 	}
 	if res != nil {
-		return writeJSON(w, res.Status, res.Body)
+		return s.writeActionResult(w, r, res)
 	}
 	return writeJSON(w, http.StatusOK, actionDone{Action: inv.ID, Locations: []string{s.absURL(r, path)}})
+}
+
+func (s *Server) writeActionResult(w http.ResponseWriter, r *http.Request, res *ActionResult) error {
+	status := res.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if res.Location == "" {
+		return writeJSON(w, status, res.Body)
+	}
+	if res.Body != nil {
+		w.Header().Set("Location", s.absURL(r, res.Location))
+		return writeJSON(w, status, res.Body)
+	}
+	return s.writeLocation(w, r, status, res.Location)
 }
 
 // actionDone is the answer of an action whose providers say nothing more.

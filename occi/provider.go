@@ -38,10 +38,13 @@ type ActionInvocation struct {
 	Attributes map[string]any
 }
 
-// ActionResult is what an action answers: a status and a JSON body.
+// ActionResult is what an action answers: a status and a JSON body. When
+// Location is set (a path), the answer carries it as an absolute URL in a
+// Location header, and as {"Location":[…]} when Body is nil.
 type ActionResult struct {
-	Status int
-	Body   any
+	Status   int
+	Body     any
+	Location string
 }
 
 // Registry maps local provider names to providers. It is filled at start

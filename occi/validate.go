@@ -58,12 +58,15 @@ func emptyDefault(d AttrDef) any {
 
 // fillDefaults sets every defined attribute that has a default and no value.
 func (s schema) fillDefaults(e *Entity) {
-	for name, d := range s {
+	for _, d := range s {
 		if !d.HasDefault || d.Default == nil {
 			continue
 		}
-		if _, ok := e.Attr(name); !ok {
-			e.SetAttr(name, emptyDefault(d))
+		if _, ok := lookupPath(e.Attributes, d.Path); !ok {
+			if e.Attributes == nil {
+				e.Attributes = map[string]any{}
+			}
+			setPath(e.Attributes, d.Path, emptyDefault(d))
 		}
 	}
 }
@@ -75,7 +78,7 @@ func (v validator) check(s schema, e *Entity) ([]string, error) {
 		if !d.Required {
 			continue
 		}
-		if val, ok := e.Attr(name); !ok || val == nil {
+		if val, ok := lookupPath(e.Attributes, d.Path); !ok || val == nil {
 			return nil, BadRequest(name, "missing required attribute %s", name)
 		}
 	}
@@ -106,8 +109,8 @@ func checkImmutable(s schema, old, updated *Entity) error {
 		if d.Mutable {
 			continue
 		}
-		ov, oldOK := old.Attr(name)
-		nv, newOK := updated.Attr(name)
+		ov, oldOK := lookupPath(old.Attributes, d.Path)
+		nv, newOK := lookupPath(updated.Attributes, d.Path)
 		if !newOK {
 			continue
 		}
