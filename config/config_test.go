@@ -404,3 +404,19 @@ func TestBoltPath(t *testing.T) {
 		t.Errorf("BoltPath = %q", got)
 	}
 }
+
+// TestExampleFile keeps the documented example loadable and valid.
+func TestExampleFile(t *testing.T) {
+	c, err := load("cmbs.example.yaml", envMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Store = "file:/var/lib/cmbs"
+	if c != want {
+		t.Errorf("example = %+v, want the defaults with store %q", c, want.Store)
+	}
+}
