@@ -1,0 +1,38 @@
+package layers
+
+import (
+	"context"
+	"sync"
+)
+
+// Result is the outcome of one request within a [Client.Broadcast]. Err is nil
+// exactly when the receiver acknowledged the message; otherwise it is an
+// [*Error] explaining why not.
+type Result struct {
+	Endpoint string
+	Reply    []byte
+	Err      error
+}
+
+// Broadcast sends payload to every endpoint in parallel, at most
+// BroadcastConcurrency at a time, and returns one Result per endpoint in the
+// same order. It returns when every request has been acknowledged or has
+// failed; a dead endpoint costs at most Attempts*Timeout and does not delay
+// the others' delivery.
+func (c *Client) Broadcast(ctx context.Context, endpoints []string, payload []byte) []Result {
+	results := make([]Result, len(endpoints))
+	sem := make(chan struct{}, c.cfg.BroadcastConcurrency)
+	var wg sync.WaitGroup
+	for i, ep := range endpoints {
+		results[i].Endpoint = ep
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i].Reply, results[i].Err = c.Request(ctx, ep, payload)
+		}()
+	}
+	wg.Wait()
+	return results
+}

@@ -1,0 +1,446 @@
+package layers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+	"github.com/sirupsen/logrus"
+)
+
+// Handler processes one request payload and returns the reply bytes. A
+// non-nil error is sent back instead of the reply and surfaces at the sender
+// as an [*Error] of [KindRemote] whose Reason is err.Error(). ctx is canceled
+// when the Receiver closes; [Receiver.Close] waits for running handlers, so
+// handlers must return promptly once ctx is done. An error returned once ctx
+// is canceled is not sent: the sender sees the connection drop instead of a
+// remote error caused by the shutdown.
+type Handler func(ctx context.Context, msg []byte) ([]byte, error)
+
+// Receiver defaults.
+const (
+	DefaultWorkers      = 8
+	DefaultQueueSize    = 256
+	DefaultPollInterval = 50 * time.Millisecond
+)
+
+// replyDrainBatch bounds how many messages the loop takes from one socket per
+// poll, so a flood of requests cannot starve the reply path or the shutdown
+// check.
+const replyDrainBatch = 64
+
+// ReceiverConfig configures a [Receiver].
+type ReceiverConfig struct {
+	// Endpoint to bind, e.g. "tcp://*:5010" or "tcp://127.0.0.1:*".
+	Endpoint string
+	// Handler decides the reply to every request. Required.
+	Handler Handler
+	// Logger receives connection-level diagnostics; nil discards them.
+	Logger logrus.FieldLogger
+	// Workers is how many handlers may run concurrently (default 8).
+	Workers int
+	// QueueSize is how many requests may wait for a free worker (default
+	// 256). Requests beyond Workers+QueueSize are answered "BUSY" at once,
+	// which the sender reports as KindRefused, rather than being left to time
+	// out.
+	QueueSize int
+	// PollInterval bounds how long the socket loop blocks before checking for
+	// shutdown, and so how long Close takes to begin (default 50ms).
+	PollInterval time.Duration
+	// MaxMessageSize, if positive, makes libzmq drop peers that send larger
+	// messages, bounding the memory a misbehaving peer can consume.
+	MaxMessageSize int64
+	// Context is an optional ZeroMQ context to create sockets in. Leave it
+	// nil to give the Receiver its own context, which Close terminates: that
+	// is what guarantees the TCP port is released when Close returns (libzmq
+	// closes listeners asynchronously otherwise). A shared context is needed
+	// only for inproc:// endpoints, which work within one context.
+	Context *zmq.Context
+}
+
+// Receiver binds a ROUTER socket and answers each request with its Handler's
+// reply. Create one with [NewReceiver]; it may be started and closed
+// repeatedly.
+type Receiver struct {
+	cfg ReceiverConfig
+	log logrus.FieldLogger
+
+	// mu serializes Start and Close (Close holds it until the loop has
+	// exited, so a Start racing a Close cannot find the port still bound)
+	// and guards run.
+	mu   sync.Mutex
+	run  *receiverRun
+	runs uint64 // Start count, makes each run's inproc reply address unique
+}
+
+// receiverRun is the state of one Start..Close cycle.
+type receiverRun struct {
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when the loop goroutine has exited
+	endpoint string        // endpoint actually bound (wildcards resolved)
+	err      error         // loop's fatal error, read after done
+}
+
+// job is one request handed from the loop to a worker.
+type job struct {
+	envelope [][]byte
+	id       []byte
+	payload  []byte
+}
+
+// receiverSockets are created by Start and handed over to the loop, which owns
+// router and pull; each push socket is handed on to exactly one worker.
+type receiverSockets struct {
+	zctx    *zmq.Context
+	ownCtx  bool
+	router  *zmq.Socket
+	pull    *zmq.Socket
+	pushes  []*zmq.Socket
+	replyTo string
+}
+
+// NewReceiver validates cfg and applies defaults. The receiver is not bound
+// until Start.
+func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
+	if err := ValidateEndpoint(cfg.Endpoint); err != nil {
+		return nil, fmt.Errorf("layers: new receiver: %w", err)
+	}
+	if cfg.Handler == nil {
+		return nil, errors.New("layers: new receiver: nil Handler")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	log := orDiscard(cfg.Logger).WithFields(logrus.Fields{"component": "layers.receiver", "endpoint": cfg.Endpoint})
+	return &Receiver{cfg: cfg, log: log}, nil
+}
+
+// Start binds the endpoint and starts serving. A bind failure (address in use,
+// unknown interface, bad path) is returned here, synchronously; errors that
+// are OS errno values unwrap to syscall.Errno (e.g. syscall.EADDRINUSE).
+// Starting a running receiver returns [ErrAlreadyRunning].
+func (r *Receiver) Start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.run != nil {
+		return ErrAlreadyRunning
+	}
+	s, bound, err := r.open()
+	if err != nil {
+		return fmt.Errorf("layers: start receiver on %s: %w", r.cfg.Endpoint, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &receiverRun{cancel: cancel, done: make(chan struct{}), endpoint: bound}
+	// The sockets were created on this goroutine; from here on only the loop
+	// and its workers touch them. The go statement orders our writes before
+	// the loop's first use.
+	go r.loop(ctx, s, run)
+	r.run = run
+	r.log.WithField("bound", bound).Info("receiver started")
+	return nil
+}
+
+// open creates and binds every socket of one run, cleaning up after itself on
+// failure.
+func (r *Receiver) open() (_ *receiverSockets, bound string, err error) {
+	s := &receiverSockets{zctx: r.cfg.Context}
+	if s.zctx == nil {
+		if s.zctx, err = zmq.NewContext(); err != nil {
+			return nil, "", fmt.Errorf("new zmq context: %w", err)
+		}
+		s.ownCtx = true
+	}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+	if s.router, err = newSocket(s.zctx, zmq.ROUTER); err != nil {
+		return nil, "", err
+	}
+	// Mandatory routing turns a reply to a vanished peer into EHOSTUNREACH
+	// we can log, instead of a silent drop.
+	if err = s.router.SetRouterMandatory(1); err != nil {
+		return nil, "", fmt.Errorf("set ROUTER_MANDATORY: %w", err)
+	}
+	if r.cfg.MaxMessageSize > 0 {
+		if err = s.router.SetMaxmsgsize(r.cfg.MaxMessageSize); err != nil {
+			return nil, "", fmt.Errorf("set MAXMSGSIZE: %w", err)
+		}
+	}
+	if err = s.router.Bind(r.cfg.Endpoint); err != nil {
+		return nil, "", fmt.Errorf("bind: %w", osError(err))
+	}
+	if bound, err = s.router.GetLastEndpoint(); err != nil {
+		return nil, "", fmt.Errorf("read bound endpoint: %w", err)
+	}
+
+	// Workers cannot write to the ROUTER (it belongs to the loop), and the
+	// loop cannot wait on a Go channel while it waits in zmq_poll, so replies
+	// come back over inproc PUSH sockets into a PULL the loop polls.
+	r.runs++
+	s.replyTo = fmt.Sprintf("inproc://cmbs-layers-replies-%p-%d", r, r.runs)
+	if s.pull, err = newSocket(s.zctx, zmq.PULL); err != nil {
+		return nil, "", err
+	}
+	if err = s.pull.Bind(s.replyTo); err != nil {
+		return nil, "", fmt.Errorf("bind reply channel: %w", err)
+	}
+	for i := 0; i < r.cfg.Workers; i++ {
+		push, perr := newSocket(s.zctx, zmq.PUSH)
+		if perr != nil {
+			return nil, "", perr
+		}
+		s.pushes = append(s.pushes, push)
+		if err = push.Connect(s.replyTo); err != nil {
+			return nil, "", fmt.Errorf("connect reply channel: %w", err)
+		}
+	}
+	return s, bound, nil
+}
+
+// closeAll closes whatever sockets exist and terminates an owned context. It
+// is only used on a failed open, before any goroutine has taken ownership.
+func (s *receiverSockets) closeAll() {
+	for _, p := range s.pushes {
+		p.Close()
+	}
+	if s.pull != nil {
+		s.pull.Close()
+	}
+	if s.router != nil {
+		s.router.Close()
+	}
+	if s.ownCtx {
+		s.zctx.Term()
+	}
+}
+
+// newSocket creates a socket with LINGER 0: a closing socket must never block
+// on, or later deliver, frames queued for a peer that is gone.
+func newSocket(zctx *zmq.Context, t zmq.Type) (*zmq.Socket, error) {
+	s, err := zctx.NewSocket(t)
+	if err != nil {
+		return nil, fmt.Errorf("new %s socket: %w", t, osError(err))
+	}
+	if err := s.SetLinger(0); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("set LINGER on %s socket: %w", t, err)
+	}
+	return s, nil
+}
+
+// Close stops the receiver: it stops accepting requests, cancels the context
+// passed to handlers, waits for running handlers and the socket loop to
+// finish, and closes every socket. When the receiver owns its ZeroMQ context
+// (the default) the port is free again when Close returns. Closing a receiver
+// that is not running returns [ErrNotRunning].
+func (r *Receiver) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	run := r.run
+	if run == nil {
+		return ErrNotRunning
+	}
+	run.cancel()
+	<-run.done
+	r.run = nil
+	r.log.Info("receiver closed")
+	if run.err != nil {
+		return fmt.Errorf("layers: receiver on %s: %w", run.endpoint, run.err)
+	}
+	return nil
+}
+
+// Running reports whether the receiver is started and not yet closed.
+func (r *Receiver) Running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.run != nil
+}
+
+// Endpoint returns the endpoint actually bound while running (with wildcard
+// ports resolved, e.g. "tcp://127.0.0.1:41234"), otherwise the configured one.
+func (r *Receiver) Endpoint() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.run != nil {
+		return r.run.endpoint
+	}
+	return r.cfg.Endpoint
+}
+
+// loop owns the ROUTER and PULL sockets for one run. It hands requests to the
+// workers, forwards their replies to the requesting peers, and on shutdown
+// closes everything it owns after the workers have exited.
+func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRun) {
+	defer close(run.done)
+
+	capacity := r.cfg.Workers + r.cfg.QueueSize
+	// The buffer equals the in-flight limit, so handing a job over never
+	// blocks the loop.
+	jobs := make(chan job, capacity)
+	var workers sync.WaitGroup
+	for _, push := range s.pushes {
+		workers.Add(1)
+		go r.worker(ctx, push, jobs, &workers)
+	}
+
+	poller := zmq.NewPoller()
+	// Replies first: they free capacity for the requests polled after them.
+	poller.Add(s.pull, zmq.POLLIN)
+	poller.Add(s.router, zmq.POLLIN)
+	inflight := 0
+	for ctx.Err() == nil {
+		polled, err := poller.Poll(r.cfg.PollInterval)
+		if err != nil {
+			run.err = fmt.Errorf("poll: %w", err)
+			r.log.WithError(err).Error("receiver loop stopped")
+			break
+		}
+		for _, p := range polled {
+			switch p.Socket {
+			case s.pull:
+				inflight -= r.forwardReplies(s.pull, s.router)
+			case s.router:
+				inflight += r.acceptRequests(s.router, jobs, inflight, capacity)
+			}
+		}
+	}
+
+	s.router.Close()
+	close(jobs)
+	workers.Wait()
+	s.pull.Close()
+	if s.ownCtx {
+		// Term returns once libzmq has really closed the listener, which is
+		// what lets a later Start bind the same port.
+		if err := s.zctx.Term(); err != nil && run.err == nil {
+			run.err = fmt.Errorf("terminate zmq context: %w", err)
+		}
+	}
+}
+
+// acceptRequests reads up to a batch of requests and returns how many were
+// handed to workers.
+func (r *Receiver) acceptRequests(router *zmq.Socket, jobs chan<- job, inflight, capacity int) int {
+	accepted := 0
+	for i := 0; i < replyDrainBatch; i++ {
+		frames, err := router.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			if !isEAGAIN(err) {
+				r.log.WithError(err).Warn("receive request")
+			}
+			return accepted
+		}
+		envelope, body, ok := splitEnvelope(frames)
+		if !ok {
+			r.log.WithField("frames", len(frames)).Warn("dropping request without routing envelope")
+			continue
+		}
+		if len(body) != 2 || len(body[0]) != requestIDLen {
+			id := []byte{}
+			if len(body) > 0 {
+				id = body[0]
+			}
+			r.sendReply(router, envelope, id, statusBad, []byte(fmt.Sprintf("malformed request: %d body frames", len(body))))
+			continue
+		}
+		if inflight+accepted >= capacity {
+			r.sendReply(router, envelope, body[0], statusBusy,
+				[]byte(fmt.Sprintf("receiver queue full (%d requests in flight)", capacity)))
+			continue
+		}
+		jobs <- job{envelope: envelope, id: body[0], payload: body[1]}
+		accepted++
+	}
+	return accepted
+}
+
+// forwardReplies moves finished replies from the workers to their peers and
+// returns how many it took off the reply channel.
+func (r *Receiver) forwardReplies(pull, router *zmq.Socket) int {
+	n := 0
+	for ; n < replyDrainBatch; n++ {
+		frames, err := pull.RecvMessageBytes(zmq.DONTWAIT)
+		if err != nil {
+			if !isEAGAIN(err) {
+				r.log.WithError(err).Warn("receive worker reply")
+			}
+			return n
+		}
+		r.send(router, frames)
+	}
+	return n
+}
+
+func (r *Receiver) sendReply(router *zmq.Socket, envelope [][]byte, id []byte, status string, body []byte) {
+	frames := make([][]byte, 0, len(envelope)+4)
+	frames = append(frames, envelope...)
+	frames = append(frames, []byte{}, id, []byte(status), body)
+	r.send(router, frames)
+}
+
+// send never blocks the loop: a peer that is gone or not reading loses its
+// reply, and its client times out and retries.
+func (r *Receiver) send(router *zmq.Socket, frames [][]byte) {
+	if _, err := router.SendMessageDontwait(frames); err != nil {
+		r.log.WithError(osError(err)).Debug("reply dropped: requester gone or not reading")
+	}
+}
+
+// worker runs handlers for jobs until the loop closes the jobs channel, and
+// owns push, its half of the reply channel.
+func (r *Receiver) worker(ctx context.Context, push *zmq.Socket, jobs <-chan job, wg *sync.WaitGroup) {
+	defer wg.Done()
+	defer push.Close()
+	for j := range jobs {
+		if ctx.Err() != nil {
+			// Shutting down: the ROUTER is closed, nobody could get a reply.
+			continue
+		}
+		status, body := r.handle(ctx, j.payload)
+		if status == statusErr && ctx.Err() != nil {
+			// Most likely the handler failed because we are shutting down.
+			// That is not the handler's verdict on the message, so no
+			// remote error is reported: the sender sees the connection drop
+			// and may retry later.
+			continue
+		}
+		frames := make([][]byte, 0, len(j.envelope)+4)
+		frames = append(frames, j.envelope...)
+		frames = append(frames, []byte{}, j.id, []byte(status), body)
+		// The pipe holds at most the few replies this worker produced since
+		// the loop last drained it, far below the high-water mark, so this
+		// does not block.
+		if _, err := push.SendMessage(frames); err != nil {
+			r.log.WithError(err).Warn("hand reply to receiver loop")
+		}
+	}
+}
+
+// handle calls the Handler, turning an error or a panic into an error reply so
+// one bad message cannot kill the receiver.
+func (r *Receiver) handle(ctx context.Context, payload []byte) (status string, body []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.WithField("panic", p).WithField("stack", string(debug.Stack())).Error("handler panicked")
+			status, body = statusErr, []byte(fmt.Sprintf("handler panic: %v", p))
+		}
+	}()
+	reply, err := r.cfg.Handler(ctx, payload)
+	if err != nil {
+		return statusErr, []byte(err.Error())
+	}
+	return statusOK, reply
+}
