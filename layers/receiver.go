@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -28,10 +29,9 @@ const (
 	DefaultPollInterval = 50 * time.Millisecond
 )
 
-// replyDrainBatch bounds how many messages the loop takes from one socket per
-// poll, so a flood of requests cannot starve the reply path or the shutdown
-// check.
-const replyDrainBatch = 64
+// requestDrainBatch bounds how many requests the loop takes per poll, so a
+// flood of requests cannot starve the reply path or the shutdown check.
+const requestDrainBatch = 64
 
 // ReceiverConfig configures a [Receiver].
 type ReceiverConfig struct {
@@ -186,8 +186,10 @@ func (r *Receiver) open() (_ *receiverSockets, bound string, err error) {
 	}
 
 	// Workers cannot write to the ROUTER (it belongs to the loop), and the
-	// loop cannot wait on a Go channel while it waits in zmq_poll, so replies
-	// come back over inproc PUSH sockets into a PULL the loop polls.
+	// loop cannot wait on a Go channel while it sits in zmq_poll. So replies
+	// travel on a Go channel (no copy of the body) and each worker then sends
+	// an empty wake-up frame over its inproc PUSH socket into a PULL socket
+	// the loop polls.
 	r.runs++
 	s.replyTo = fmt.Sprintf("inproc://cmbs-layers-replies-%p-%d", r, r.runs)
 	if s.pull, err = newSocket(s.zctx, zmq.PULL); err != nil {
@@ -287,13 +289,14 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 	defer close(run.done)
 
 	capacity := r.cfg.Workers + r.cfg.QueueSize
-	// The buffer equals the in-flight limit, so handing a job over never
-	// blocks the loop.
+	// Both buffers equal the in-flight limit, so neither the loop handing
+	// over a job nor a worker handing back a reply ever blocks.
 	jobs := make(chan job, capacity)
+	replies := make(chan [][]byte, capacity)
 	var workers sync.WaitGroup
 	for _, push := range s.pushes {
 		workers.Add(1)
-		go r.worker(ctx, push, jobs, &workers)
+		go r.worker(ctx, push, jobs, replies, &workers)
 	}
 
 	poller := zmq.NewPoller()
@@ -311,9 +314,18 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 		for _, p := range polled {
 			switch p.Socket {
 			case s.pull:
-				inflight -= r.forwardReplies(s.pull, s.router)
+				inflight -= r.forwardReplies(s.pull, s.router, replies)
 			case s.router:
-				inflight += r.acceptRequests(s.router, jobs, inflight, capacity)
+				if n := r.acceptRequests(s.router, jobs, inflight, capacity); n > 0 {
+					inflight += n
+					// The woken worker sits in this P's run queue, and the
+					// loop is about to block in zmq_poll, a cgo call that
+					// keeps the P until sysmon retakes it (tens of
+					// microseconds or more). Yielding first lets the
+					// worker run now; it measured as most of the latency
+					// this package adds to a round trip.
+					runtime.Gosched()
+				}
 			}
 		}
 	}
@@ -335,7 +347,7 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 // handed to workers.
 func (r *Receiver) acceptRequests(router *zmq.Socket, jobs chan<- job, inflight, capacity int) int {
 	accepted := 0
-	for i := 0; i < replyDrainBatch; i++ {
+	for i := 0; i < requestDrainBatch; i++ {
 		frames, err := router.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
 			if !isEAGAIN(err) {
@@ -367,21 +379,31 @@ func (r *Receiver) acceptRequests(router *zmq.Socket, jobs chan<- job, inflight,
 	return accepted
 }
 
-// forwardReplies moves finished replies from the workers to their peers and
-// returns how many it took off the reply channel.
-func (r *Receiver) forwardReplies(pull, router *zmq.Socket) int {
-	n := 0
-	for ; n < replyDrainBatch; n++ {
-		frames, err := pull.RecvMessageBytes(zmq.DONTWAIT)
-		if err != nil {
+// forwardReplies consumes the pending wake-ups, then moves every finished
+// reply to its peer, and returns how many replies it sent. Wake-ups are
+// drained first: a worker queues its reply before waking the loop, so every
+// reply whose wake-up was consumed is already in the channel. The channel is
+// emptied completely because a reply left behind might have no wake-up
+// pending any more.
+func (r *Receiver) forwardReplies(pull, router *zmq.Socket, replies <-chan [][]byte) int {
+	for {
+		if _, err := pull.RecvBytes(zmq.DONTWAIT); err != nil {
 			if !isEAGAIN(err) {
-				r.log.WithError(err).Warn("receive worker reply")
+				r.log.WithError(err).Warn("receive worker wake-up")
 			}
+			break
+		}
+	}
+	n := 0
+	for {
+		select {
+		case frames := <-replies:
+			r.send(router, frames)
+			n++
+		default:
 			return n
 		}
-		r.send(router, frames)
 	}
-	return n
 }
 
 func (r *Receiver) sendReply(router *zmq.Socket, envelope [][]byte, id []byte, status string, body []byte) {
@@ -400,8 +422,8 @@ func (r *Receiver) send(router *zmq.Socket, frames [][]byte) {
 }
 
 // worker runs handlers for jobs until the loop closes the jobs channel, and
-// owns push, its half of the reply channel.
-func (r *Receiver) worker(ctx context.Context, push *zmq.Socket, jobs <-chan job, wg *sync.WaitGroup) {
+// owns push, its wake-up line to the loop.
+func (r *Receiver) worker(ctx context.Context, push *zmq.Socket, jobs <-chan job, replies chan<- [][]byte, wg *sync.WaitGroup) {
 	defer wg.Done()
 	defer push.Close()
 	for j := range jobs {
@@ -420,11 +442,11 @@ func (r *Receiver) worker(ctx context.Context, push *zmq.Socket, jobs <-chan job
 		frames := make([][]byte, 0, len(j.envelope)+4)
 		frames = append(frames, j.envelope...)
 		frames = append(frames, []byte{}, j.id, []byte(status), body)
-		// The pipe holds at most the few replies this worker produced since
-		// the loop last drained it, far below the high-water mark, so this
-		// does not block.
-		if _, err := push.SendMessage(frames); err != nil {
-			r.log.WithError(err).Warn("hand reply to receiver loop")
+		replies <- frames
+		// EAGAIN means this worker's pipe is full of wake-ups the loop has
+		// not consumed yet, so the loop will wake anyway.
+		if _, err := push.SendBytes(nil, zmq.DONTWAIT); err != nil && !isEAGAIN(err) {
+			r.log.WithError(err).Warn("wake receiver loop")
 		}
 	}
 }
