@@ -1,0 +1,201 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/store"
+)
+
+// onDescribe answers a discovery request: it records the asking member as
+// a direct neighbour and describes this member and the members it knows.
+func (b *Broker) onDescribe(ctx context.Context, self *occi.Entity, env envelope) (describeReply, error) {
+	if env.From.ID != "" && env.From.ID != self.ID {
+		if err := b.learn(ctx, self, env.From, "", 1); err != nil {
+			b.log.WithError(err).WithField("member", env.From.ID).Warn("describing member not recorded")
+		}
+	}
+	rep := describeReply{Member: describe(self), Known: []memberInfo{}}
+	remotes, err := b.remoteMembers(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, m := range remotes {
+		if m.ID != env.From.ID {
+			rep.Known = append(rep.Known, describe(m))
+		}
+	}
+	return rep, nil
+}
+
+// learn records a member described by the network. A direct route always
+// replaces an indirect one; an indirect route replaces only a longer one or
+// the same route refreshed. The local member is never overwritten.
+func (b *Broker) learn(ctx context.Context, self *occi.Entity, info memberInfo, via string, distance int) error {
+	return b.record(ctx, self, info, via, distance, false)
+}
+
+// record stores a learned member; force replaces whatever route is known,
+// for members a discovery could reach only through another.
+func (b *Broker) record(ctx context.Context, self *occi.Entity, info memberInfo, via string, distance int, force bool) error {
+	if info.ID == "" || !idOK(info.ID) {
+		return fmt.Errorf("member description without a usable id %q", info.ID)
+	}
+	if info.ID == self.ID {
+		return nil
+	}
+	seen := now()
+	_, err := occi.UpdateEntity(ctx, b.st, MemberLocation+info.ID, func(e *occi.Entity) error {
+		if flag(e, attrLocal, false) {
+			return fmt.Errorf("member id %s is this server's own local member id", info.ID)
+		}
+		oldVia, oldDist := str(e, attrVia), number(e, attrDistance, 1)
+		if !force && via != "" && oldVia != via && oldDist <= distance {
+			return errKeep
+		}
+		info.apply(e, via, distance, seen)
+		return nil
+	})
+	switch {
+	case errors.Is(err, errKeep):
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		e := &occi.Entity{}
+		info.apply(e, via, distance, seen)
+		err = occi.PutEntity(ctx, b.st, e)
+		if errors.Is(err, store.ErrConflict) {
+			// Learned concurrently by another exchange: try once more as an update.
+			return b.record(ctx, self, info, via, distance, force)
+		}
+	}
+	return err
+}
+
+var errKeep = errors.New("keep the known route")
+
+// idOK accepts the ids occi accepts in a location.
+func idOK(id string) bool {
+	if len(id) == 0 || len(id) > 255 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':' || r == '~' || r == '@') {
+			return false
+		}
+	}
+	return true
+}
+
+// discover runs check_neighbors: an L1 exchange with every neighbour
+// socket, then with every socket they make known, level by level until none
+// is left. Each level's exchanges run in parallel and each is bounded by the
+// client's timeout, so an unreachable neighbour costs one timeout and blocks
+// nobody else.
+func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionResult, error) {
+	res := memberActionResult{Member: self.ID, Action: "check_neighbors", Discovered: []string{}, Unreachable: map[string]string{}}
+	visited := map[string]bool{str(self, L1.socketAttr()): true}
+	level := strs(self, attrNeighbors)
+	states := map[string]any{}
+	discovered := map[string]bool{}
+	// reached holds members answering directly this round; indirect the
+	// best route to the others, applied at the end over any stale direct one.
+	reached := map[string]bool{}
+	type route struct {
+		info memberInfo
+		via  string
+	}
+	indirect := map[string]route{}
+	payload, err := json.Marshal(envelope{Type: "describe", Layer: L1, From: describe(self)})
+	if err != nil {
+		return res, err
+	}
+	type answer struct {
+		socket string
+		rep    describeReply
+		err    error
+	}
+	for len(level) > 0 {
+		var todo []string
+		for _, s := range level {
+			if !visited[s] {
+				visited[s] = true
+				todo = append(todo, s)
+			}
+		}
+		answers := make([]answer, len(todo))
+		var wg sync.WaitGroup
+		for i, s := range todo {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				answers[i] = answer{socket: s}
+				raw, err := b.direct.Request(ctx, s, payload)
+				if err == nil {
+					err = json.Unmarshal(raw, &answers[i].rep)
+				}
+				answers[i].err = err
+			}()
+		}
+		wg.Wait()
+		level = nil
+		for _, a := range answers {
+			if a.err != nil {
+				res.Unreachable[a.socket] = a.err.Error()
+				states[a.socket] = "unreachable: " + a.err.Error()
+				b.log.WithError(a.err).WithField("socket", a.socket).Warn("neighbour unreachable")
+				continue
+			}
+			m := a.rep.Member
+			if m.ID == self.ID {
+				states[a.socket] = "this member"
+				continue
+			}
+			if err := b.learn(ctx, self, m, "", 1); err != nil {
+				res.Unreachable[a.socket] = err.Error()
+				states[a.socket] = "refused: " + err.Error()
+				continue
+			}
+			states[a.socket] = "reachable: " + m.ID
+			discovered[m.ID] = true
+			reached[m.ID] = true
+			for _, k := range a.rep.Known {
+				if k.ID == self.ID || k.ID == "" {
+					continue
+				}
+				if err := b.learn(ctx, self, k, m.ID, k.Distance+1); err != nil {
+					b.log.WithError(err).WithField("member", k.ID).Warn("member learned through a neighbour not recorded")
+					continue
+				}
+				discovered[k.ID] = true
+				if r, ok := indirect[k.ID]; !ok || r.info.Distance > k.Distance {
+					indirect[k.ID] = route{k, m.ID}
+				}
+				if s := k.Sockets[L1]; s != "" && !visited[s] {
+					level = append(level, s)
+				}
+			}
+		}
+	}
+	for id, r := range indirect {
+		if reached[id] {
+			continue
+		}
+		if err := b.record(ctx, self, r.info, r.via, r.info.Distance+1, true); err != nil {
+			b.log.WithError(err).WithField("member", id).Warn("route through a neighbour not recorded")
+		}
+	}
+	for id := range discovered {
+		res.Discovered = append(res.Discovered, id)
+	}
+	sort.Strings(res.Discovered)
+	_, err = occi.UpdateEntity(ctx, b.st, self.Location, func(e *occi.Entity) error {
+		e.SetAttr(attrNeighborsState, states)
+		return nil
+	})
+	return res, err
+}

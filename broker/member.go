@@ -1,0 +1,242 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/houssem/cmbs/layers"
+	"github.com/houssem/cmbs/occi"
+)
+
+// Layer receiver states, as the member's layers attribute shows them.
+const (
+	stateRunning = "running"
+	stateStopped = "stopped"
+)
+
+// memberProvider is cmbs_member: it keeps one local member per server,
+// checks sockets, and runs the member's actions.
+type memberProvider struct{ b *Broker }
+
+func checkSockets(e *occi.Entity) error {
+	for _, l := range Layers() {
+		if s := str(e, l.socketAttr()); s != "" {
+			if err := layers.ValidateEndpoint(s); err != nil {
+				return occi.BadRequest(l.socketAttr(), "%s: %v", l.socketAttr(), err)
+			}
+		}
+	}
+	for i, s := range strs(e, attrNeighbors) {
+		if err := layers.ValidateConnectEndpoint(s); err != nil {
+			return occi.BadRequest(fmt.Sprintf("%s[%d]", attrNeighbors, i), "%s: %v", attrNeighbors, err)
+		}
+	}
+	return nil
+}
+
+// checkOneLocal refuses a second local member.
+func (p memberProvider) checkOneLocal(ctx context.Context, e *occi.Entity) error {
+	if !flag(e, attrLocal, false) {
+		return nil
+	}
+	local, err := p.b.localMember(ctx)
+	if err != nil {
+		return err
+	}
+	if local != nil && local.Location != e.Location {
+		return occi.Conflict(attrLocal, "%s is already the local member of this server; a server has exactly one (set local to \"false\" for members on other hosts)", local.Location)
+	}
+	return nil
+}
+
+func (p memberProvider) Create(ctx context.Context, e *occi.Entity) error {
+	if err := checkSockets(e); err != nil {
+		return err
+	}
+	if err := p.checkOneLocal(ctx, e); err != nil {
+		return err
+	}
+	if flag(e, attrLocal, false) {
+		e.SetAttr(attrLayers, p.b.layerStates())
+	}
+	return nil
+}
+
+func (p memberProvider) Read(_ context.Context, e *occi.Entity) error {
+	if flag(e, attrLocal, false) {
+		e.SetAttr(attrLayers, p.b.layerStates())
+	}
+	return nil
+}
+
+func (p memberProvider) Update(ctx context.Context, old, updated *occi.Entity) error {
+	if err := checkSockets(updated); err != nil {
+		return err
+	}
+	if err := p.checkOneLocal(ctx, updated); err != nil {
+		return err
+	}
+	if !flag(old, attrLocal, false) {
+		return nil
+	}
+	running := p.b.running()
+	if len(running) > 0 && !flag(updated, attrLocal, false) {
+		return occi.Conflict(attrLocal, "stop the running layers (%s) before the member stops being local", strings.Join(running, ", "))
+	}
+	for _, name := range running {
+		l := Layer(name)
+		if str(old, l.socketAttr()) != str(updated, l.socketAttr()) {
+			return occi.Conflict(l.socketAttr(), "layer %s is running on %s; stop it before changing its socket", l, str(old, l.socketAttr()))
+		}
+	}
+	if flag(updated, attrLocal, false) {
+		updated.SetAttr(attrLayers, p.b.layerStates())
+	}
+	return nil
+}
+
+func (p memberProvider) Delete(_ context.Context, e *occi.Entity) error {
+	if !flag(e, attrLocal, false) {
+		return nil
+	}
+	for _, name := range p.b.running() {
+		if err := p.b.stopLayer(Layer(name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// memberActionResult is the answer of start, stop and check_neighbors.
+type memberActionResult struct {
+	Member   string `json:"member"`
+	Action   string `json:"action"`
+	Layer    Layer  `json:"layer,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
+	State    string `json:"state,omitempty"`
+	// Discovery outcome.
+	Discovered  []string          `json:"discovered,omitempty"`
+	Unreachable map[string]string `json:"unreachable,omitempty"`
+}
+
+func (p memberProvider) Action(ctx context.Context, e *occi.Entity, inv occi.ActionInvocation) (*occi.ActionResult, error) {
+	if !flag(e, attrLocal, false) {
+		return nil, occi.BadRequest("action", "%s is not the local member: its layers run on its own host, so act on it there", e.Location)
+	}
+	verb, layer, _ := strings.Cut(inv.Term, "_l")
+	switch {
+	case inv.Term == "check_neighbors":
+		res, err := p.b.discover(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		return &occi.ActionResult{Status: http.StatusOK, Body: res}, nil
+	case verb == "start" || verb == "stop":
+		l, ok := parseLayer("l" + strings.ReplaceAll(layer, ".", ""))
+		if !ok {
+			return nil, occi.BadRequest("action", "no layer %q", layer)
+		}
+		var err error
+		res := memberActionResult{Member: e.ID, Action: inv.Term, Layer: l, Endpoint: str(e, l.socketAttr())}
+		if verb == "start" {
+			res.Endpoint, err = p.b.startLayer(ctx, e, l)
+			res.State = stateRunning
+		} else {
+			err = p.b.stopLayer(l)
+			res.State = stateStopped
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := p.b.saveLayerStates(ctx, e.Location); err != nil {
+			return nil, err
+		}
+		return &occi.ActionResult{Status: http.StatusOK, Body: res}, nil
+	}
+	return nil, occi.BadRequest("action", "the member provider has no action %q", inv.Term)
+}
+
+// layerStates reports each layer's receiver as running or stopped.
+func (b *Broker) layerStates() map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]any{}
+	for _, l := range Layers() {
+		if r, ok := b.receivers[l]; ok && r.Running() {
+			out[string(l)] = stateRunning
+		} else {
+			out[string(l)] = stateStopped
+		}
+	}
+	return out
+}
+
+func (b *Broker) running() []string {
+	var out []string
+	states := b.layerStates()
+	for _, l := range Layers() {
+		if states[string(l)] == stateRunning {
+			out = append(out, string(l))
+		}
+	}
+	return out
+}
+
+func (b *Broker) saveLayerStates(ctx context.Context, location string) error {
+	_, err := occi.UpdateEntity(ctx, b.st, location, func(e *occi.Entity) error {
+		e.SetAttr(attrLayers, b.layerStates())
+		return nil
+	})
+	return err
+}
+
+// startLayer binds the layer's receiver on the member's socket for it.
+func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (string, error) {
+	endpoint := str(member, l.socketAttr())
+	if endpoint == "" {
+		return "", occi.BadRequest(l.socketAttr(), "the member has no %s; set it before starting layer %s", l.socketAttr(), l)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return "", errors.New("broker is shutting down")
+	}
+	if r, ok := b.receivers[l]; ok && r.Running() {
+		return "", occi.Conflict("action", "layer %s is already running on %s", l, r.Endpoint())
+	}
+	r, err := layers.NewReceiver(layers.ReceiverConfig{
+		Endpoint: endpoint,
+		Handler:  b.handler(l),
+		Logger:   b.log.WithField("layer", l),
+	})
+	if err != nil {
+		return "", occi.BadRequest(l.socketAttr(), "layer %s: %v", l, err)
+	}
+	if err := r.Start(); err != nil {
+		return "", &occi.Error{Status: http.StatusConflict, Field: l.socketAttr(), Err: err,
+			Detail: fmt.Sprintf("layer %s cannot bind %s: %v", l, endpoint, err)}
+	}
+	b.receivers[l] = r
+	b.log.WithFields(map[string]any{"layer": l, "endpoint": endpoint}).Info("layer started")
+	return endpoint, nil
+}
+
+// stopLayer closes the layer's receiver: socket closed, goroutine gone,
+// port free.
+func (b *Broker) stopLayer(l Layer) error {
+	b.mu.Lock()
+	r, ok := b.receivers[l]
+	delete(b.receivers, l)
+	b.mu.Unlock()
+	if !ok || !r.Running() {
+		return occi.Conflict("action", "layer %s is not running", l)
+	}
+	if err := r.Close(); err != nil {
+		return fmt.Errorf("stop layer %s: %w", l, err)
+	}
+	b.log.WithField("layer", l).Info("layer stopped")
+	return nil
+}

@@ -1,0 +1,214 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/houssem/cmbs/occi"
+)
+
+// Category identifiers and locations of the broker's kinds.
+const (
+	MemberKind      = "http://houssem.org/cmbs#member"
+	MessageKind     = "http://houssem.org/cmbs#message"
+	MemberLocation  = "/cmbs/member/"
+	MessageLocation = "/cmbs/message/"
+	mixinScheme     = "http://houssem.org/cmbs#"
+	memberActions   = "http://houssem.org/cmbs/member/action#"
+	messageActions  = "http://houssem.org/cmbs/message/action#"
+	// Provider names, as the original's put_provider files attach them.
+	MemberProvider  = "cmbs_member"
+	MessageProvider = "cmbs_message"
+)
+
+// Layer names one of the broker's ZeroMQ layers.
+type Layer string
+
+// The layers, by the names their actions and mixins use.
+const (
+	L1  Layer = "l1"
+	L2  Layer = "l2"
+	L31 Layer = "l31"
+	L32 Layer = "l32"
+	L4  Layer = "l4"
+)
+
+// Layers lists every layer in order.
+func Layers() []Layer { return []Layer{L1, L2, L31, L32, L4} }
+
+func parseLayer(s string) (Layer, bool) {
+	for _, l := range Layers() {
+		if string(l) == s {
+			return l, true
+		}
+	}
+	return "", false
+}
+
+// socketAttr is the member attribute holding the layer's endpoint.
+func (l Layer) socketAttr() string { return "cmbs.member." + string(l) + "_socket" }
+
+// mixin is the message mixin that enables sending on the layer.
+func (l Layer) mixin() string { return mixinScheme + string(l) }
+
+// Member attribute names.
+const (
+	attrState          = "cmbs.member.state"
+	attrLocal          = "cmbs.member.local"
+	attrNeighbors      = "cmbs.member.neighbors_socket"
+	attrTopics         = "cmbs.member.topics"
+	attrProviders      = "cmbs.member.providers"
+	attrLayers         = "cmbs.member.layers"
+	attrNeighborsState = "cmbs.member.neighbors_state"
+	attrVia            = "cmbs.member.via"
+	attrDistance       = "cmbs.member.distance"
+	attrLastSeen       = "cmbs.member.last_seen"
+)
+
+// Message attribute names.
+const (
+	msgLayer      = "cmbs.message.cmbs_layer"
+	msgExecutable = "cmbs.message.executable"
+	msgSendable   = "cmbs.message.sendable"
+	msgStorable   = "cmbs.message.storable"
+	msgPath       = "cmbs.message.path_history"
+	msgContent    = "cmbs.message.message_content"
+	msgResult     = "cmbs.message.result"
+	msgReceiver   = "cmbs.message.l1_socket_receiver_member"
+	msgProviders  = "cmbs.message.providers"
+	msgTopics     = "cmbs.message.topics"
+	msgHopLimit   = "cmbs.message.hop_limit"
+	msgDelivery   = "cmbs.message.delivery"
+	msgExecuted   = "cmbs.message.executed"
+	msgOrigin     = "cmbs.message.origin"
+)
+
+// defaultHopLimit bounds forwarding when a message sets no hop_limit.
+const defaultHopLimit = 8
+
+// Aliases are the original's other spellings: l3.1/l3.2 for l31/l32 in
+// socket attributes and start actions.
+func Aliases() occi.Aliases {
+	a := occi.Aliases{Actions: map[string]string{}}
+	for _, pair := range [][2]string{{"l3.1", "l31"}, {"l3.2", "l32"}} {
+		for _, verb := range []string{"start_", "stop_"} {
+			a.Actions[memberActions+verb+pair[0]] = memberActions + verb + pair[1]
+		}
+		a.Attributes = append(a.Attributes, occi.AttrAlias{
+			From: []string{"cmbs", "member", pair[0] + "_socket"},
+			To:   []string{"cmbs", "member", pair[1] + "_socket"},
+		})
+	}
+	return a
+}
+
+// flag reads a boolean attribute that may be a JSON boolean or the
+// original's "True"/"False"; absent or unreadable values give def.
+func flag(e *occi.Entity, name string, def bool) bool {
+	v, ok := e.Attr(name)
+	if !ok {
+		return def
+	}
+	if b, ok := occi.AsBool(v); ok {
+		return b
+	}
+	return def
+}
+
+func str(e *occi.Entity, name string) string {
+	v, _ := e.Attr(name)
+	s, _ := v.(string)
+	return strings.TrimSpace(s)
+}
+
+// strs reads an array of strings; a lone string counts as one element and
+// the original's "" as none.
+func strs(e *occi.Entity, name string) []string {
+	v, _ := e.Attr(name)
+	switch t := v.(type) {
+	case string:
+		if strings.TrimSpace(t) == "" {
+			return nil
+		}
+		return []string{strings.TrimSpace(t)}
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, item := range t {
+			if s, ok := item.(string); ok && strings.TrimSpace(s) != "" {
+				out = append(out, strings.TrimSpace(s))
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func toAny(list []string) []any {
+	out := make([]any, len(list))
+	for i, s := range list {
+		out[i] = s
+	}
+	return out
+}
+
+func number(e *occi.Entity, name string, def int) int {
+	v, _ := e.Attr(name)
+	switch t := v.(type) {
+	case float64:
+		return int(t)
+	case string:
+		var n int
+		if _, err := fmt.Sscan(t, &n); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+// memberInfo is a member's description as members exchange it over L1.
+type memberInfo struct {
+	ID        string           `json:"id"`
+	Title     string           `json:"title,omitempty"`
+	Summary   string           `json:"summary,omitempty"`
+	Sockets   map[Layer]string `json:"sockets"`
+	Neighbors []string         `json:"neighbors,omitempty"`
+	Topics    []string         `json:"topics,omitempty"`
+	Providers []string         `json:"providers,omitempty"`
+	// Distance is the hops from the describing member (0 for itself).
+	Distance int `json:"distance"`
+}
+
+func describe(e *occi.Entity) memberInfo {
+	info := memberInfo{ID: e.ID, Title: e.Title, Summary: e.Summary, Sockets: map[Layer]string{},
+		Neighbors: strs(e, attrNeighbors), Topics: strs(e, attrTopics), Providers: strs(e, attrProviders)}
+	for _, l := range Layers() {
+		if s := str(e, l.socketAttr()); s != "" {
+			info.Sockets[l] = s
+		}
+	}
+	if !flag(e, attrLocal, false) {
+		info.Distance = number(e, attrDistance, 1)
+	}
+	return info
+}
+
+// apply writes a description learned from the network into a non-local
+// member entity.
+func (m memberInfo) apply(e *occi.Entity, via string, distance int, seen string) {
+	e.Type, e.ID, e.Location, e.Kind = occi.TypeResource, m.ID, MemberLocation+m.ID, MemberKind
+	if e.Mixins == nil {
+		e.Mixins = []string{}
+	}
+	e.Title, e.Summary = m.Title, m.Summary
+	e.SetAttr(attrLocal, "false")
+	e.SetAttr(attrState, "active")
+	for _, l := range Layers() {
+		e.SetAttr(l.socketAttr(), m.Sockets[l])
+	}
+	e.SetAttr(attrNeighbors, toAny(m.Neighbors))
+	e.SetAttr(attrTopics, toAny(m.Topics))
+	e.SetAttr(attrProviders, toAny(m.Providers))
+	e.SetAttr(attrVia, via)
+	e.SetAttr(attrDistance, float64(distance))
+	e.SetAttr(attrLastSeen, seen)
+}
