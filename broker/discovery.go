@@ -163,6 +163,11 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 			states[a.socket] = "reachable: " + m.ID
 			discovered[m.ID] = true
 			reached[m.ID] = true
+			for _, n := range m.Neighbors {
+				if !visited[n] {
+					level = append(level, n)
+				}
+			}
 			for _, k := range a.rep.Known {
 				if k.ID == self.ID || k.ID == "" {
 					continue
