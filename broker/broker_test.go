@@ -169,7 +169,7 @@ func TestLayers(t *testing.T) {
 			t.Fatalf("outcome with C down: %v", d)
 		}
 		b.must(http.StatusOK, "POST", "/cmbs/member/member-b?action=check_neighbors", map[string]any{})
-	res := a.must(http.StatusOK, "POST", "/cmbs/member/member-a?action=check_neighbors", map[string]any{})
+		res := a.must(http.StatusOK, "POST", "/cmbs/member/member-a?action=check_neighbors", map[string]any{})
 		if _, ok := res["unreachable"].(map[string]any)[c.sockets["l1"]]; !ok {
 			t.Errorf("C not reported unreachable: %v", res)
 		}
