@@ -346,9 +346,9 @@ func testList(t *testing.T, s store.Store) {
 // findDocs exercise nested fields, numbers, arrays and keys with dots.
 var findDocs = map[string]string{
 	"e/1": `{"kind":"compute","n":2,"attributes":{"occi.core.id":"one","cmbs":{"member":{"local":true,"port":5555}}},"mixins":["m1","m2"],"links":[{"target":"e/2","weight":1.5},{"target":"e/3","weight":1}]}`,
-	"e/2": `{"kind":"compute","n":2.5,"attributes":{"occi.core.id":"two","cmbs":{"member":{"local":false}}},"mixins":["m2"],"links":[]}`,
+	"e/2": `{"kind":"compute","n":2.5,"attributes":{"occi.core.id":"two","cmbs":{"member":{"local":false}}},"mixins":["m2"],"links":[],"nulls":[null,1]}`,
 	"e/3": `{"kind":"network","n":3,"attributes":{"occi.core.id":"three"},"mixins":[{"scheme":"s#","term":"t"},["nested"],null,7],"flag":null}`,
-	"e/4": `{"kind":"network","attributes":{"occi":{"core":{"id":"four"}}},"mixins":"m1"}`,
+	"e/4": `{"kind":"network","attributes":{"occi":{"core":{"id":"four"}}},"mixins":"m1","odd":{"a\\b":1,"$x":[2],"":"empty"}}`,
 	"f/1": `{"kind":"compute","n":2,"mixins":["m1"],"attributes":{"occi.core.id":"one"}}`,
 }
 
@@ -389,6 +389,13 @@ func testFind(t *testing.T, s store.Store) {
 		{"contains array", store.Query{Where: []store.Cond{{Field: f("mixins"), Op: store.Contains, Value: []string{"nested"}}}}, []string{"e/3"}},
 		{"contains object among objects", store.Query{Where: []store.Cond{{Field: f("links"), Op: store.Contains, Value: map[string]any{"target": "e/3", "weight": 1}}}}, []string{"e/1"}},
 		{"contains partial object", store.Query{Where: []store.Cond{{Field: f("links"), Op: store.Contains, Value: map[string]any{"target": "e/3"}}}}, nil},
+		{"eq array holding null", store.Query{Where: []store.Cond{{Field: f("nulls"), Op: store.Eq, Value: []any{nil, 1}}}}, []string{"e/2"}},
+		{"contains after a null", store.Query{Where: []store.Cond{{Field: f("nulls"), Op: store.Contains, Value: 1}}}, []string{"e/2"}},
+		{"contains array holding null", store.Query{Where: []store.Cond{{Field: f("nulls"), Op: store.Contains, Value: []any{nil}}}}, nil},
+		{"key with a backslash", store.Query{Where: []store.Cond{{Field: f("odd", `a\b`), Op: store.Eq, Value: 1}}}, []string{"e/4"}},
+		{"key starting with a dollar", store.Query{Where: []store.Cond{{Field: f("odd", "$x"), Op: store.Contains, Value: 2}}}, []string{"e/4"}},
+		{"empty key", store.Query{Where: []store.Cond{{Field: f("odd", ""), Op: store.Eq, Value: "empty"}}}, []string{"e/4"}},
+		{"object with odd keys", store.Query{Where: []store.Cond{{Field: f("odd"), Op: store.Eq, Value: map[string]any{`a\b`: 1, "$x": []int{2}, "": "empty"}}}}, []string{"e/4"}},
 		{"contains on a scalar field", store.Query{Where: []store.Cond{{Field: f("mixins"), Op: store.Contains, Value: "m1"}}, Prefix: "e/4"}, nil},
 		{"exists", store.Query{Where: []store.Cond{{Field: f("attributes", "cmbs"), Op: store.Exists}}}, []string{"e/1", "e/2"}},
 		{"exists deep", store.Query{Where: []store.Cond{{Field: f("attributes", "cmbs", "member", "port"), Op: store.Exists}}}, []string{"e/1"}},
