@@ -129,4 +129,3 @@ func mangoField(path []string) (string, bool) {
 	}
 	return strings.Join(parts, "."), true
 }
-
