@@ -300,3 +300,13 @@ func (s *Server) deleteCategoriesHandler(w http.ResponseWriter, r *http.Request)
 	}
 	return writeJSON(w, http.StatusOK, renderCategories(deleted))
 }
+
+// ParseCategories reads a query interface document ({"kinds":[…],
+// "mixins":[…],"actions":[…]}) into categories, actions first.
+func ParseCategories(data []byte) ([]*Category, error) {
+	var doc categoriesJSON
+	if err := decodeJSON(data, &doc); err != nil {
+		return nil, err
+	}
+	return doc.all(), nil
+}
