@@ -17,6 +17,8 @@ import (
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/bolt"
+	"github.com/houssem/cmbs/store/couch"
+	"github.com/houssem/cmbs/store/couch/couchtest"
 )
 
 // backends opens a fresh store of each kind; every server test runs on both.
@@ -28,6 +30,14 @@ var backends = []struct {
 		st, err := bolt.Open(filepath.Join(t.TempDir(), "cmbs.db"))
 		if err != nil {
 			t.Fatalf("open bolt: %v", err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}},
+	{"couch", func(t testing.TB) store.Store {
+		st, err := couch.Open(context.Background(), couchtest.NewDBURL(t))
+		if err != nil {
+			t.Fatalf("open couch: %v", err)
 		}
 		t.Cleanup(func() { st.Close() })
 		return st
