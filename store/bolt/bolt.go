@@ -8,7 +8,7 @@
 // document since it was created.
 //
 // Watch is served in process: after each commit the change is handed to every
-// subscriber without blocking the writer.
+// subscriber, in commit order, without blocking the writer.
 package bolt
 
 import (
@@ -126,16 +126,21 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	db.MaxBatchDelay = cfg.batchDelay
+	var seq uint64
 	err = db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(docsBucket)
-		return err
+		b, err := tx.CreateBucketIfNotExists(docsBucket)
+		if err != nil {
+			return err
+		}
+		seq = b.Sequence()
+		return nil
 	})
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: create bucket: %w", path, err)
 	}
 	log := cfg.log.WithField("store", path)
-	return &Store{db: db, path: path, hub: newHub(cfg.watchBuffer, log)}, nil
+	return &Store{db: db, path: path, hub: newHub(cfg.watchBuffer, log, seq+1)}, nil
 }
 
 // enter registers a call in flight, failing once the store is closed.
@@ -221,8 +226,12 @@ func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
 		if err := b.Put(key, encodeRecord(rev, body)); err != nil {
 			return err
 		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
 		newRev = rev
-		tx.OnCommit(func() { s.hub.publish(store.Change{ID: doc.ID, Rev: rev}) })
+		tx.OnCommit(func() { s.hub.publish(seq, store.Change{ID: doc.ID, Rev: rev}) })
 		return nil
 	})
 	if err == nil {
@@ -261,8 +270,12 @@ func (s *Store) Delete(ctx context.Context, id, rev string) error {
 		if err := b.Delete(key); err != nil {
 			return err
 		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
 		change := store.Change{ID: id, Rev: newRevision(generation(cur) + 1), Deleted: true}
-		tx.OnCommit(func() { s.hub.publish(change) })
+		tx.OnCommit(func() { s.hub.publish(seq, change) })
 		return nil
 	})
 	if err == nil {

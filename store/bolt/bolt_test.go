@@ -62,6 +62,24 @@ func TestReopenKeepsDocuments(t *testing.T) {
 	if _, err := s.Put(ctx, store.Doc{ID: "doc", Body: json.RawMessage(`{}`)}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("create over a reopened document error = %v, want ErrConflict", err)
 	}
+	// The change sequence carries on from the file, so Watch still
+	// delivers.
+	ch, err := s.Watch(ctx)
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	rev2, err := s.Put(ctx, store.Doc{ID: "doc", Rev: rev, Body: json.RawMessage(`{"v":2}`)})
+	if err != nil {
+		t.Fatalf("Put after reopen: %v", err)
+	}
+	select {
+	case c := <-ch:
+		if c != (store.Change{ID: "doc", Rev: rev2}) {
+			t.Errorf("change after reopen = %+v, want {doc %s false}", c, rev2)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change delivered after reopen")
+	}
 }
 
 func TestSecondOpenFailsOnLock(t *testing.T) {
@@ -236,4 +254,26 @@ func BenchmarkGetParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestHubOrdersBySequence feeds the hub changes out of order, as racing
+// commit handlers can, and expects them delivered in sequence order.
+func TestHubOrdersBySequence(t *testing.T) {
+	log, _ := logtest.NewNullLogger()
+	h := newHub(10, log, 5)
+	ch, err := h.subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{7, 6, 5, 9, 8} {
+		h.publish(seq, store.Change{ID: fmt.Sprint(seq)})
+	}
+	h.close()
+	var got []string
+	for c := range ch {
+		got = append(got, c.ID)
+	}
+	if want := []string{"5", "6", "7", "8", "9"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
 }

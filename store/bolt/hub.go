@@ -9,15 +9,22 @@ import (
 	"github.com/houssem/cmbs/store"
 )
 
-// hub fans committed changes out to Watch subscribers. publish runs in the
-// committing goroutine, in commit order, and never blocks.
+// hub fans committed changes out to Watch subscribers, in commit order,
+// without blocking writers.
+//
+// Each change carries the sequence number its transaction took from the
+// docs bucket. bbolt runs commit handlers after releasing the write lock, so
+// handlers of consecutive transactions can race; the hub holds early
+// arrivals back until the gap before them is filled.
 type hub struct {
 	buffer int
 	log    logrus.FieldLogger
 
-	mu     sync.Mutex // guards subs and closed; channels are sent to and closed under it
-	subs   map[*subscriber]struct{}
-	closed bool
+	mu      sync.Mutex // guards the fields below; channels are sent to and closed under it
+	subs    map[*subscriber]struct{}
+	closed  bool
+	next    uint64                  // sequence of the next change to deliver
+	pending map[uint64]store.Change // changes committed ahead of next
 }
 
 type subscriber struct {
@@ -25,8 +32,15 @@ type subscriber struct {
 	stop func() bool // unregisters the context.AfterFunc that unsubscribes
 }
 
-func newHub(buffer int, log logrus.FieldLogger) *hub {
-	return &hub{buffer: buffer, log: log, subs: map[*subscriber]struct{}{}}
+// newHub returns a hub whose first change will have sequence next.
+func newHub(buffer int, log logrus.FieldLogger, next uint64) *hub {
+	return &hub{
+		buffer:  buffer,
+		log:     log,
+		subs:    map[*subscriber]struct{}{},
+		next:    next,
+		pending: map[uint64]store.Change{},
+	}
 }
 
 // subscribe registers a subscriber until ctx ends.
@@ -60,10 +74,26 @@ func (h *hub) dropLocked(sub *subscriber) {
 	sub.stop()
 }
 
-// publish hands c to every subscriber, dropping those whose buffer is full.
-func (h *hub) publish(c store.Change) {
+// publish records the change committed with sequence seq and delivers every
+// change that is now in order.
+func (h *hub) publish(seq uint64, c store.Change) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.pending[seq] = c
+	for {
+		c, ok := h.pending[h.next]
+		if !ok {
+			return
+		}
+		delete(h.pending, h.next)
+		h.next++
+		h.deliverLocked(c)
+	}
+}
+
+// deliverLocked hands c to every subscriber, dropping those whose buffer is
+// full.
+func (h *hub) deliverLocked(c store.Change) {
 	for sub := range h.subs {
 		select {
 		case sub.ch <- c:

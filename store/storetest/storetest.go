@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FindMany", testFindMany},
 		{"Watch", testWatch},
 		{"WatchMany", testWatchMany},
+		{"WatchOrder", testWatchOrder},
 		{"ConcurrentUpdate", testConcurrentUpdate},
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"ConcurrentDistinct", testConcurrentDistinct},
@@ -596,6 +597,57 @@ func testWatchMany(t *testing.T, s store.Store) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("watcher %d saw %v, want %v", i, got, want)
+		}
+	}
+}
+
+// testWatchOrder checks that each document's changes arrive in the order
+// they were made, while several writers commit at once. A backend may skip
+// intermediate revisions (CouchDB's feed reports only a document's latest)
+// but must never go back.
+func testWatchOrder(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	const writers, updates = 4, 15
+	ch, err := s.Watch(ctx)
+	if err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	final := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			id := fmt.Sprintf("o/%d", w)
+			rev := ""
+			for i := range updates {
+				var err error
+				rev, err = s.Put(ctx, store.Doc{ID: id, Rev: rev, Body: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+				if err != nil {
+					t.Errorf("Put(%q): %v", id, err)
+					return
+				}
+			}
+			mu.Lock()
+			final[id] = rev
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	w := watcher{t, ch}
+	last := map[string]int{}
+	done := 0
+	for done < writers {
+		c := w.next()
+		gen := revGen(t, c.Rev)
+		if gen <= last[c.ID] {
+			t.Fatalf("%q went from generation %d back to %d", c.ID, last[c.ID], gen)
+		}
+		last[c.ID] = gen
+		if c.Rev == final[c.ID] {
+			done++
 		}
 	}
 }
