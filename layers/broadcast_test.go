@@ -24,7 +24,7 @@ func TestBroadcast(t *testing.T) {
 	// must not affect anyone else's delivery.
 	targets := []string{endpoints[0], dead, endpoints[1], failing.Endpoint(), endpoints[2]}
 
-	c := newTestClient(t, ClientConfig{Timeout: 300 * time.Millisecond, Attempts: 2, BroadcastConcurrency: 2})
+	c := newTestClient(t, ClientConfig{Timeout: 500 * time.Millisecond, Attempts: 2, BroadcastConcurrency: 2})
 	results := c.Broadcast(testContext(t), targets, []byte("l2-update"))
 	if len(results) != len(targets) {
 		t.Fatalf("%d results for %d endpoints", len(results), len(targets))

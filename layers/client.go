@@ -40,8 +40,9 @@ type ClientConfig struct {
 	// endpoint (default 16). More concurrent requests than this still work;
 	// their extra sockets are closed after use.
 	MaxIdlePerEndpoint int
-	// IdleTimeout closes pooled sockets unused for this long (default 30s),
-	// so members that left stop costing reconnect attempts.
+	// IdleTimeout retires pooled sockets unused for this long (default 30s),
+	// so members that left stop costing reconnect attempts. Expired sockets
+	// are closed on the Client's next use or on Close.
 	IdleTimeout time.Duration
 	// BroadcastConcurrency bounds the requests one Broadcast runs at once
 	// (default 32).

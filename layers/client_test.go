@@ -133,6 +133,7 @@ func TestRequestSlowHandlerTimesOut(t *testing.T) {
 func TestRequestRetryGetsFreshReply(t *testing.T) {
 	var calls atomic.Int32
 	retried := make(chan struct{})
+	var once sync.Once
 	r := startReceiver(t, ReceiverConfig{Handler: func(ctx context.Context, msg []byte) ([]byte, error) {
 		if calls.Add(1) == 1 {
 			select {
@@ -141,10 +142,10 @@ func TestRequestRetryGetsFreshReply(t *testing.T) {
 			}
 			return []byte("late"), nil
 		}
-		close(retried)
+		once.Do(func() { close(retried) })
 		return []byte("fresh"), nil
 	}})
-	c := newTestClient(t, ClientConfig{Timeout: 200 * time.Millisecond, Attempts: 3})
+	c := newTestClient(t, ClientConfig{Timeout: 300 * time.Millisecond, Attempts: 3})
 	reply, err := c.Request(testContext(t), r.Endpoint(), []byte("x"))
 	if err != nil || string(reply) != "fresh" {
 		t.Fatalf("Request = %q, %v, want the retry's reply", reply, err)

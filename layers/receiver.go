@@ -273,6 +273,8 @@ func (r *Receiver) Running() bool {
 
 // Endpoint returns the endpoint actually bound while running (with wildcard
 // ports resolved, e.g. "tcp://127.0.0.1:41234"), otherwise the configured one.
+// A wildcard host reads back as 0.0.0.0, which is not what peers should dial:
+// a member advertises its own reachable address.
 func (r *Receiver) Endpoint() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
