@@ -1,0 +1,104 @@
+// Command cmbs is the cloud message brokering service.
+//
+//	cmbs serve [flags]     run the OCCI server (see cmbs serve --help)
+//	cmbs passwd USER       print a users-file line for USER
+//	cmbs version           print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3"; when
+// empty the module version from the build info is shown.
+var version string
+
+// errUsage marks errors in how cmbs was invoked; they exit with status 2.
+var errUsage = errors.New("usage")
+
+const usage = `Usage: cmbs <command> [arguments]
+
+Commands:
+  serve         run the OCCI server
+  passwd USER   print a users-file line (user:bcrypt-hash) for USER
+  version       print the version
+
+Run 'cmbs <command> --help' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "cmbs:", err)
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "cmbs:", err)
+		os.Exit(1)
+	}
+}
+
+// app is one invocation of cmbs: its standard streams and, for tests, a
+// hook told the address serve listens on.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	listening      func(net.Addr)
+}
+
+// run executes the command line args (without the program name) until it
+// finishes or, for serve, until ctx is cancelled.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	return a.run(ctx, args)
+}
+
+func (a *app) run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(a.stderr, usage)
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		return a.serve(ctx, rest)
+	case "passwd":
+		return a.passwd(rest)
+	case "version", "--version":
+		fmt.Fprintln(a.stdout, "cmbs", versionString(), runtime.Version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(a.stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(a.stderr, usage)
+		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/pflag"
+
+	"github.com/houssem/cmbs/config"
+	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/occi/auth"
+	"github.com/houssem/cmbs/store"
+	"github.com/houssem/cmbs/store/bolt"
+	"github.com/houssem/cmbs/store/couch"
+)
+
+// serve runs the OCCI server until ctx is cancelled, then lets in-flight
+// requests finish within the shutdown timeout and closes the store.
+func (a *app) serve(ctx context.Context, args []string) error {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	flags := config.BindFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(a.stderr, "Usage: cmbs serve [flags]\n\n"+
+			"Settings come from defaults, then --config FILE, then CMBS_* variables, then flags.\n\n"+fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: serve: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+	}
+	cfg, err := flags.Load()
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	logger := newLogger(cfg, a)
+
+	var users *auth.Users
+	if cfg.UsersFile != "" {
+		if users, err = auth.Load(cfg.UsersFile); err != nil {
+			return err
+		}
+		logger.WithField("users_file", cfg.UsersFile).Info("authentication is on")
+	} else {
+		logger.Warn("authentication is off: no users file (--users, CMBS_USERS_FILE); anyone who reaches the server can change it")
+	}
+
+	st, err := openStore(ctx, cfg.Store, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			logger.WithError(err).Error("closing the store")
+		}
+	}()
+
+	srv, err := occi.NewServer(occi.Options{
+		Store:     st,
+		Logger:    logger,
+		PublicURL: cfg.PublicURL,
+		Strict:    cfg.Strict,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Init(ctx); err != nil {
+		return fmt.Errorf("initialise the store: %w", err)
+	}
+	var handler http.Handler = srv.Handler()
+	if users != nil {
+		handler = users.Middleware(handler)
+	}
+	return a.listenAndServe(ctx, cfg, handler, logger)
+}
+
+func newLogger(cfg config.Config, a *app) *logrus.Logger {
+	logger := logrus.New()
+	logger.SetOutput(a.stderr)
+	// Validate has accepted the level already.
+	level, _ := logrus.ParseLevel(cfg.LogLevel)
+	logger.SetLevel(level)
+	if cfg.LogFormat == config.LogFormatJSON {
+		logger.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		logger.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	}
+	return logger
+}
+
+// openStore opens the backend a store URL names.
+func openStore(ctx context.Context, raw string, logger logrus.FieldLogger) (store.Store, error) {
+	spec, err := config.ParseStore(raw)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	switch spec.Backend {
+	case config.BackendBolt:
+		if err := os.MkdirAll(spec.Dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		st, err := bolt.Open(spec.BoltPath(), bolt.WithLogger(logger))
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		logger.WithField("path", spec.BoltPath()).Info("opened the embedded store")
+		return st, nil
+	case config.BackendCouch:
+		st, err := couch.Open(ctx, spec.URL, couch.WithLogger(logger))
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		logger.WithField("url", redact(spec.URL)).Info("opened the CouchDB store")
+		return st, nil
+	default:
+		return nil, fmt.Errorf("store: no backend %q", spec.Backend)
+	}
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// listenAndServe serves handler on cfg.HTTP until ctx is cancelled, then
+// shuts the HTTP server down gracefully.
+func (a *app) listenAndServe(ctx context.Context, cfg config.Config, handler http.Handler, logger *logrus.Logger) error {
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	errLog := logger.WriterLevel(logrus.WarnLevel)
+	defer errLog.Close()
+	hs := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.New(errLog, "http: ", 0),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	logger.WithField("addr", ln.Addr().String()).Info("serving OCCI")
+	if a.listening != nil {
+		a.listening(ln.Addr())
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	logger.WithField("timeout", cfg.ShutdownTimeout).Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	<-served // http.ErrServerClosed, now that Shutdown has begun
+	if err != nil {
+		// Requests still running are cut off so the store can close.
+		hs.Close()
+		return fmt.Errorf("shutdown: requests still running after %v: %w", cfg.ShutdownTimeout, err)
+	}
+	logger.Info("stopped")
+	return nil
+}
