@@ -52,7 +52,8 @@
 //
 // ZeroMQ sockets are not safe for concurrent use. Every socket in this package
 // has exactly one owning goroutine at a time: the Receiver's loop owns the
-// ROUTER, each worker owns the PUSH socket it uses to hand replies back to the
-// loop, and a Client socket is owned by the Request call that checked it out
-// of the idle pool (ownership passes through the pool's mutex).
+// ROUTER; its workers pass replies back on a Go channel and each owns the
+// inproc PUSH socket it uses to wake the loop out of zmq_poll; a Client socket
+// is owned by the Request call that checked it out of the idle pool
+// (ownership passes through the pool's mutex).
 package layers
