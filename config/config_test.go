@@ -395,6 +395,23 @@ func TestParseStore(t *testing.T) {
 	}
 }
 
+func TestRedacted(t *testing.T) {
+	tests := map[string]string{
+		"file:./data":                       "file:data",
+		"http://admin:pw@127.0.0.1:5984/db": "http://admin:xxxxx@127.0.0.1:5984/db",
+		"https://couch.example/db":          "https://couch.example/db",
+	}
+	for raw, want := range tests {
+		spec, err := ParseStore(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := spec.Redacted(); got != want {
+			t.Errorf("Redacted(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
 func TestBoltPath(t *testing.T) {
 	spec, err := ParseStore("file:/var/lib/cmbs")
 	if err != nil {

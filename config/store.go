@@ -34,6 +34,19 @@ type StoreSpec struct {
 // BoltPath is the embedded store's file: Dir/cmbs.db.
 func (s StoreSpec) BoltPath() string { return filepath.Join(s.Dir, BoltFile) }
 
+// Redacted is the store URL fit for logs: a CouchDB password is replaced
+// by xxxxx.
+func (s StoreSpec) Redacted() string {
+	if s.Backend == BackendBolt {
+		return "file:" + s.Dir
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
 // ParseStore reads a store URL. file:DIR, file:/abs/dir and file:///abs/dir
 // select the embedded store; http:// and https:// URLs with a host and a
 // database name select CouchDB.

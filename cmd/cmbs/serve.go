@@ -7,7 +7,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"time"
 
@@ -125,19 +124,11 @@ func openStore(ctx context.Context, raw string, logger logrus.FieldLogger) (stor
 		if err != nil {
 			return nil, fmt.Errorf("store: %w", err)
 		}
-		logger.WithField("url", redact(spec.URL)).Info("opened the CouchDB store")
+		logger.WithField("url", spec.Redacted()).Info("opened the CouchDB store")
 		return st, nil
 	default:
 		return nil, fmt.Errorf("store: no backend %q", spec.Backend)
 	}
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
 
 // listenAndServe serves handler on cfg.HTTP until ctx is cancelled, then
