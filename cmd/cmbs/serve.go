@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -47,7 +48,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	logger := newLogger(cfg, a)
+	logger := newLogger(cfg, a.stderr)
 
 	var users *auth.Users
 	if cfg.UsersFile != "" {
@@ -88,9 +89,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	return a.listenAndServe(ctx, cfg, handler, logger)
 }
 
-func newLogger(cfg config.Config, a *app) *logrus.Logger {
+func newLogger(cfg config.Config, out io.Writer) *logrus.Logger {
 	logger := logrus.New()
-	logger.SetOutput(a.stderr)
+	logger.SetOutput(out)
 	// Validate has accepted the level already.
 	level, _ := logrus.ParseLevel(cfg.LogLevel)
 	logger.SetLevel(level)
