@@ -48,6 +48,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may run after a
 	// shutdown signal before the server stops anyway.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
+	// WithInfrastructure registers the OCCI 1.1 Infrastructure kinds,
+	// mixins and actions (compute, storage, network and their links) at
+	// start, served by the dummy provider.
+	WithInfrastructure bool `yaml:"with_infrastructure" json:"with_infrastructure"`
 }
 
 // Log formats accepted in Config.LogFormat.

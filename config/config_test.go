@@ -50,17 +50,19 @@ log_format: json
 strict: true
 users_file: /etc/cmbs/users
 shutdown_timeout: 30s
+with_infrastructure: true
 `,
 			want: func(c *Config) {
 				*c = Config{
-					HTTP:            "127.0.0.1:9000",
-					Store:           "http://admin:secret@127.0.0.1:5984/cmbs",
-					PublicURL:       "https://cmbs.example.org",
-					LogLevel:        "debug",
-					LogFormat:       "json",
-					Strict:          true,
-					UsersFile:       "/etc/cmbs/users",
-					ShutdownTimeout: 30 * time.Second,
+					HTTP:               "127.0.0.1:9000",
+					Store:              "http://admin:secret@127.0.0.1:5984/cmbs",
+					PublicURL:          "https://cmbs.example.org",
+					LogLevel:           "debug",
+					LogFormat:          "json",
+					Strict:             true,
+					UsersFile:          "/etc/cmbs/users",
+					ShutdownTimeout:    30 * time.Second,
+					WithInfrastructure: true,
 				}
 			},
 		},
@@ -158,18 +160,20 @@ func TestPrecedence(t *testing.T) {
 		{
 			name: "every variable",
 			env: map[string]string{
-				"CMBS_HTTP":             "127.0.0.1:1",
-				"CMBS_STORE":            "http://127.0.0.1:5984/x",
-				"CMBS_PUBLIC_URL":       "http://a.example",
-				"CMBS_LOG_LEVEL":        "trace",
-				"CMBS_LOG_FORMAT":       "json",
-				"CMBS_STRICT":           "true",
-				"CMBS_USERS_FILE":       "/u",
-				"CMBS_SHUTDOWN_TIMEOUT": "1s",
+				"CMBS_HTTP":                "127.0.0.1:1",
+				"CMBS_STORE":               "http://127.0.0.1:5984/x",
+				"CMBS_PUBLIC_URL":          "http://a.example",
+				"CMBS_LOG_LEVEL":           "trace",
+				"CMBS_LOG_FORMAT":          "json",
+				"CMBS_STRICT":              "true",
+				"CMBS_USERS_FILE":          "/u",
+				"CMBS_SHUTDOWN_TIMEOUT":    "1s",
+				"CMBS_WITH_INFRASTRUCTURE": "true",
 			},
 			want: func(c *Config) {
 				*c = Config{HTTP: "127.0.0.1:1", Store: "http://127.0.0.1:5984/x", PublicURL: "http://a.example",
-					LogLevel: "trace", LogFormat: "json", Strict: true, UsersFile: "/u", ShutdownTimeout: time.Second}
+					LogLevel: "trace", LogFormat: "json", Strict: true, UsersFile: "/u", ShutdownTimeout: time.Second,
+					WithInfrastructure: true}
 			},
 		},
 		{
@@ -177,10 +181,10 @@ func TestPrecedence(t *testing.T) {
 			env: map[string]string{
 				"CMBS_HTTP": "127.0.0.1:1", "CMBS_STORE": "file:/a", "CMBS_PUBLIC_URL": "http://a.example",
 				"CMBS_LOG_LEVEL": "trace", "CMBS_LOG_FORMAT": "json", "CMBS_STRICT": "true",
-				"CMBS_USERS_FILE": "/u", "CMBS_SHUTDOWN_TIMEOUT": "1s",
+				"CMBS_USERS_FILE": "/u", "CMBS_SHUTDOWN_TIMEOUT": "1s", "CMBS_WITH_INFRASTRUCTURE": "true",
 			},
 			flags: []string{"--http=:2", "--store=file:/b", "--public-url=http://b.example", "--log-level=error",
-				"--log-format=text", "--strict=false", "--users=/v", "--shutdown-timeout=2s"},
+				"--log-format=text", "--strict=false", "--users=/v", "--shutdown-timeout=2s", "--with-infrastructure=false"},
 			want: func(c *Config) {
 				*c = Config{HTTP: ":2", Store: "file:/b", PublicURL: "http://b.example", LogLevel: "error",
 					LogFormat: "text", Strict: false, UsersFile: "/v", ShutdownTimeout: 2 * time.Second}
@@ -220,6 +224,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{name: "bad bool variable", env: map[string]string{"CMBS_STRICT": "maybe"}, wantErr: "CMBS_STRICT"},
 		{name: "bad duration variable", env: map[string]string{"CMBS_SHUTDOWN_TIMEOUT": "10"}, wantErr: "CMBS_SHUTDOWN_TIMEOUT"},
+		{name: "bad infrastructure variable", env: map[string]string{"CMBS_WITH_INFRASTRUCTURE": "sometimes"}, wantErr: "CMBS_WITH_INFRASTRUCTURE"},
 		{name: "missing config file", flags: []string{"--config", "/nonexistent/cmbs.yaml"}, wantErr: "/nonexistent/cmbs.yaml"},
 	}
 	for _, tt := range tests {
@@ -255,14 +260,15 @@ func TestFlagsAndVariables(t *testing.T) {
 		}
 	})
 	want := map[string]string{
-		"http":             "CMBS_HTTP",
-		"store":            "CMBS_STORE",
-		"public-url":       "CMBS_PUBLIC_URL",
-		"log-level":        "CMBS_LOG_LEVEL",
-		"log-format":       "CMBS_LOG_FORMAT",
-		"strict":           "CMBS_STRICT",
-		"users":            "CMBS_USERS_FILE",
-		"shutdown-timeout": "CMBS_SHUTDOWN_TIMEOUT",
+		"http":                "CMBS_HTTP",
+		"store":               "CMBS_STORE",
+		"public-url":          "CMBS_PUBLIC_URL",
+		"log-level":           "CMBS_LOG_LEVEL",
+		"log-format":          "CMBS_LOG_FORMAT",
+		"strict":              "CMBS_STRICT",
+		"users":               "CMBS_USERS_FILE",
+		"shutdown-timeout":    "CMBS_SHUTDOWN_TIMEOUT",
+		"with-infrastructure": "CMBS_WITH_INFRASTRUCTURE",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("flags and variables = %v, want %v", got, want)

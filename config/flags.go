@@ -40,6 +40,8 @@ func (c *Config) register(fs *pflag.FlagSet) {
 	env("users", "CMBS_USERS_FILE")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight requests may run after a shutdown signal")
 	env("shutdown-timeout", "CMBS_SHUTDOWN_TIMEOUT")
+	fs.BoolVar(&c.WithInfrastructure, "with-infrastructure", c.WithInfrastructure, "register the OCCI 1.1 Infrastructure kinds, mixins and actions at start")
+	env("with-infrastructure", "CMBS_WITH_INFRASTRUCTURE")
 }
 
 // applyEnv sets every field whose CMBS_* variable lookupEnv reports, even
