@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/pflag"
 
+	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/config"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/auth"
@@ -75,12 +76,30 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		Logger:    logger,
 		PublicURL: cfg.PublicURL,
 		Strict:    cfg.Strict,
+		Aliases:   broker.Aliases(),
 	})
 	if err != nil {
 		return err
 	}
 	if err := srv.Init(ctx); err != nil {
 		return fmt.Errorf("initialise the store: %w", err)
+	}
+	brk, err := broker.New(broker.Config{Store: st, Logger: logger})
+	if err != nil {
+		return err
+	}
+	// Deferred after the store's Close, so it runs before it: deliveries
+	// in flight record their outcome while the store is still open.
+	defer func() {
+		if err := brk.Close(); err != nil {
+			logger.WithError(err).Error("closing the broker")
+		}
+	}()
+	if err := brk.Register(ctx, srv); err != nil {
+		return err
+	}
+	if err := brk.Start(ctx); err != nil {
+		return fmt.Errorf("restart the local member's layers: %w", err)
 	}
 	var handler http.Handler = srv.Handler()
 	if users != nil {
