@@ -72,7 +72,13 @@ send demo-l2 l2 ''
 send demo-l31 l31 ',"providers":["storage"]'
 send demo-l32 l32 ',"topics":["weather.lyon"]'
 send demo-l4 l4 ',"providers":["compute","storage"],"topics":["news"]'
-sleep 2
+for id in demo-l1 demo-l2 demo-l31 demo-l32 demo-l4; do
+	for _ in $(seq 100); do
+		api a GET "/cmbs/message/$id" | grep -q '"state": "done"' && break
+		sleep 0.1
+	done
+	echo "$id: $(api a GET "/cmbs/message/$id" | grep -oE '"(delivered|failed)": [0-9]+' | tr '\n' ' ')"
+done
 
 for m in b c; do
 	echo "== messages member $m received"
