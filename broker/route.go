@@ -75,46 +75,63 @@ func pathOf(e *occi.Entity) []string { return strs(e, msgPath) }
 
 // deliverHere stores (when storable) and executes (when executable) a
 // message that reached its destination. A message already stored is
-// acknowledged as a duplicate and not stored again.
+// acknowledged as a duplicate and not stored again. Execution happens before
+// the store write so the result is written with the message, in one commit.
 func (b *Broker) deliverHere(ctx context.Context, self *occi.Entity, env envelope) destResult {
 	e := env.Message.entity()
 	path := append(pathOf(e), self.ID)
 	e.SetAttr(msgPath, toAny(path))
 	res := destResult{Member: self.ID, Status: statusDelivered, Path: path}
-	if flag(e, msgStorable, true) {
+	storable := flag(e, msgStorable, true)
+	if storable {
+		switch _, err := b.st.Get(ctx, e.Location); {
+		case err == nil:
+			res.Duplicate = true
+		case !errors.Is(err, store.ErrNotFound):
+			return destResult{Member: self.ID, Status: statusFailed, Reason: "store: " + err.Error()}
+		}
+	}
+	// A request (L1) is answered every time it arrives; other layers run a
+	// message once.
+	if flag(e, msgExecutable, true) && (!res.Duplicate || env.Layer == L1) {
+		res.Result, res.Executed = b.run(ctx, self.ID, e), true
+		e.SetAttr(msgResult, res.Result)
+		e.SetAttr(msgExecuted, now())
+	}
+	switch {
+	case storable && !res.Duplicate:
 		err := occi.PutEntity(ctx, b.st, e)
 		switch {
 		case errors.Is(err, store.ErrConflict):
+			// The same message, arriving concurrently, got there first.
 			res.Duplicate = true
 		case err != nil:
 			return destResult{Member: self.ID, Status: statusFailed, Reason: "store: " + err.Error()}
 		default:
 			res.Stored = true
 		}
-	}
-	// A request (L1) is answered every time it arrives; other layers run a
-	// message once.
-	if flag(e, msgExecutable, true) && (!res.Duplicate || env.Layer == L1) {
-		result, err := b.cfg.Executor.Execute(ctx, self.ID, e)
-		if err != nil {
-			res.Result = map[string]any{"error": err.Error()}
-		} else {
-			res.Result = result
-		}
-		res.Executed = true
-		if res.Stored || res.Duplicate {
-			if _, err := occi.UpdateEntity(ctx, b.st, e.Location, func(m *occi.Entity) error {
-				m.SetAttr(msgResult, res.Result)
-				m.SetAttr(msgExecuted, now())
-				return nil
-			}); err != nil {
-				b.log.WithError(err).WithField("message", e.ID).Warn("execution not recorded")
-			}
+	case res.Duplicate && res.Executed:
+		if _, err := occi.UpdateEntity(ctx, b.st, e.Location, func(m *occi.Entity) error {
+			m.SetAttr(msgResult, res.Result)
+			m.SetAttr(msgExecuted, now())
+			return nil
+		}); err != nil {
+			b.log.WithError(err).WithField("message", e.ID).Warn("execution not recorded")
 		}
 	}
 	b.log.WithFields(map[string]any{"message": e.ID, "layer": env.Layer, "from": env.From.ID,
 		"stored": res.Stored, "duplicate": res.Duplicate}).Info("message received")
 	return res
+}
+
+// run executes a message, turning an executor error into a result that
+// says so: the delivery itself succeeded.
+func (b *Broker) run(ctx context.Context, member string, e *occi.Entity) any {
+	result, err := b.cfg.Executor.Execute(ctx, member, e)
+	if err != nil {
+		return map[string]any{"error": err.Error()}
+	}
+	return result
 }
 
 // forward passes a message on towards members this one is not.
