@@ -120,16 +120,16 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 		err    error
 	}
 	for len(level) > 0 {
-		var todo []string
+		var fresh []string
 		for _, s := range level {
 			if !visited[s] {
 				visited[s] = true
-				todo = append(todo, s)
+				fresh = append(fresh, s)
 			}
 		}
-		answers := make([]answer, len(todo))
+		answers := make([]answer, len(fresh))
 		var wg sync.WaitGroup
-		for i, s := range todo {
+		for i, s := range fresh {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
