@@ -79,6 +79,7 @@ type Broker struct {
 	mu        sync.Mutex
 	receivers map[Layer]*layers.Receiver
 	closed    bool
+	sink      EventSink // see SetEventSink
 
 	ctx    context.Context
 	cancel context.CancelFunc

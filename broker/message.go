@@ -220,6 +220,7 @@ func (b *Broker) recordDelivery(ctx context.Context, location string, d delivery
 	if err != nil {
 		b.log.WithError(err).WithField("message", location).Warn("delivery outcome not recorded")
 	}
+	b.emitFailures(wctx, location, d, results)
 	b.log.WithFields(map[string]any{"message": location, "layer": d.Layer, "delivered": d.Delivered, "failed": d.Failed}).Info("message sent")
 }
 

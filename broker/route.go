@@ -119,6 +119,7 @@ func (b *Broker) deliverHere(ctx context.Context, self *occi.Entity, env envelop
 			b.log.WithError(err).WithField("message", e.ID).Warn("execution not recorded")
 		}
 	}
+	b.emitReceived(env, e, res)
 	b.log.WithFields(map[string]any{"message": e.ID, "layer": env.Layer, "from": env.From.ID,
 		"stored": res.Stored, "duplicate": res.Duplicate}).Info("message received")
 	return res
