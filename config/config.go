@@ -6,12 +6,20 @@
 // overrides only what it names. Validate reports every problem at once, each
 // naming the field it concerns.
 //
+// A file is checked against the JSON Schema in schema.json (Schema) before
+// any of its values is used; a file the schema refuses gives a *FileError
+// listing every problem with its key path and line. CheckFile adds the
+// checks of Validate, for `cmbs config check`.
+//
 // Sections are plain fields: a later section (a nested struct with its own
-// yaml key) is added to Config, registered in (*Config).register for its
-// flags and environment variables, and checked in Validate.
+// yaml key) is added to Config and to schema.json, registered in
+// (*Config).register for its flags and environment variables when it has
+// any, and checked in Validate. The backends and member sections are set
+// in the file only.
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +60,13 @@ type Config struct {
 	// mixins and actions (compute, storage, network and their links) at
 	// start, served by the dummy provider.
 	WithInfrastructure bool `yaml:"with_infrastructure" json:"with_infrastructure"`
+	// Backends names the providers backing kinds, attached at start over
+	// whatever was attached before. Empty leaves the broker's defaults.
+	// Set in the file only, like Member: neither fits a flag.
+	Backends []KindBackends `yaml:"backends,omitempty" json:"backends,omitempty"`
+	// Member declares the local member, created or updated at start. Nil
+	// leaves the stored local member, if any, as it is.
+	Member *Member `yaml:"member,omitempty" json:"member,omitempty"`
 }
 
 // Log formats accepted in Config.LogFormat.
@@ -81,7 +96,7 @@ func Load(path string) (Config, error) {
 func load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	c := Default()
 	if path != "" {
-		if err := c.readFile(path); err != nil {
+		if _, err := c.readFile(path); err != nil {
 			return Config{}, err
 		}
 	}
@@ -91,29 +106,90 @@ func load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	return c, nil
 }
 
-// readFile overlays the keys present in a YAML or JSON file onto c. JSON is
-// read by the YAML decoder, which accepts it, so both share one set of tags
-// and the same unknown-key check.
-func (c *Config) readFile(path string) error {
+// readFile overlays the keys present in a YAML or JSON file onto c, after
+// checking the file against the schema. JSON is read by the YAML parser,
+// which accepts it, so both share one set of tags. A file the schema
+// refuses gives a *FileError listing every problem; c is then unchanged.
+// The document is returned for the line numbers of later problems.
+func (c *Config) readFile(path string) (*document, error) {
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".yaml", ".yml", ".json":
 	default:
-		return fmt.Errorf("config file %s: unsupported extension %q (want .yaml, .yml or .json)", path, ext)
+		return nil, fmt.Errorf("config file %s: unsupported extension %q (want .yaml, .yml or .json)", path, ext)
 	}
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("config file: %w", err)
+		return nil, fmt.Errorf("config file: %w", err)
 	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config file %s: %w", path, err)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	// A second document would be silently ignored; say so instead.
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config file %s: more than one document", path)
+		return nil, fmt.Errorf("config file %s: more than one document", path)
 	}
-	return nil
+	doc := parseDocument(&root)
+	checker, err := newSchemaChecker()
+	if err != nil {
+		return nil, err
+	}
+	if problems := checker.check(doc); len(problems) > 0 {
+		sortProblems(problems)
+		return nil, &FileError{Path: path, Problems: problems}
+	}
+	if doc.value == nil {
+		return doc, nil
+	}
+	// The schema and the struct declare the same keys (a test keeps them
+	// in step); KnownFields still guards the decoding should they not.
+	next := *c
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(&next); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	*c = next
+	return doc, nil
+}
+
+// CheckFile checks the file at path on its own, without the environment or
+// flags: against the schema and then, when the schema accepts it, with
+// Validate on the defaults overridden by the file. It returns nil, a
+// *FileError listing every problem with its line, or the error that kept
+// the file from being read.
+func CheckFile(path string) error {
+	c := Default()
+	doc, err := c.readFile(path)
+	if err != nil {
+		return err
+	}
+	verr := c.Validate()
+	if verr == nil {
+		return nil
+	}
+	fe := &FileError{Path: path}
+	for _, e := range unjoin(verr) {
+		var p *FieldError
+		if !errors.As(e, &p) {
+			p = &FieldError{Field: "(file)", Reason: e.Error()}
+		}
+		p.Line = doc.line(p.Field)
+		fe.Problems = append(fe.Problems, p)
+	}
+	sortProblems(fe.Problems)
+	return fe
+}
+
+// unjoin splits errors.Join's result into its parts.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }

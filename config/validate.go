@@ -11,11 +11,15 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// FieldError is one problem with one setting. Field is the setting's key in
-// a config file (http, store, log_level, ...).
+// FieldError is one problem with one setting. Field is the setting's key
+// path in a config file: http, log_level, member.sockets.l1,
+// member.start[0]. Schema violations and Validate's checks both read so.
 type FieldError struct {
 	Field  string
 	Reason string
+	// Line is where the setting is in the config file, when the problem
+	// was found in one (CheckFile, a *FileError); 0 otherwise.
+	Line int
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
@@ -51,6 +55,10 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive, got %v", c.ShutdownTimeout)
+	}
+	validateBackends(c.Backends, bad)
+	if c.Member != nil {
+		validateMember(c.Member, bad)
 	}
 	return errors.Join(errs...)
 }
