@@ -64,6 +64,8 @@ type Config struct {
 	RouteTimeout time.Duration
 	// Executor runs executable messages; the default records and echoes.
 	Executor Executor
+	// Metrics counts traffic per layer (see NewMetrics); nil counts nothing.
+	Metrics *Metrics
 }
 
 // Broker owns the layers' receivers and clients and the deliveries running

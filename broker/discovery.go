@@ -37,7 +37,9 @@ func (b *Broker) onDescribe(ctx context.Context, self *occi.Entity, env envelope
 // replaces an indirect one; an indirect route replaces only a longer one or
 // the same route refreshed. The local member is never overwritten.
 func (b *Broker) learn(ctx context.Context, self *occi.Entity, info memberInfo, via string, distance int) error {
-	return b.record(ctx, self, info, via, distance, false)
+	err := b.record(ctx, self, info, via, distance, false)
+	b.cfg.Metrics.learned(info.ID, err)
+	return err
 }
 
 // record stores a learned member; force replaces whatever route is known,

@@ -133,6 +133,7 @@ func (b *Broker) send(ctx context.Context, e *occi.Entity, l Layer) (*occi.Actio
 	if !started {
 		return nil, &occi.Error{Status: http.StatusServiceUnavailable, Detail: "the broker is shutting down"}
 	}
+	b.cfg.Metrics.sentOn(l)
 	return &occi.ActionResult{Status: http.StatusAccepted, Location: e.Location}, nil
 }
 
@@ -221,6 +222,7 @@ func (b *Broker) recordDelivery(ctx context.Context, location string, d delivery
 		b.log.WithError(err).WithField("message", location).Warn("delivery outcome not recorded")
 	}
 	b.emitFailures(wctx, location, d, results)
+	b.cfg.Metrics.delivered(d, results)
 	b.log.WithFields(map[string]any{"message": location, "layer": d.Layer, "delivered": d.Delivered, "failed": d.Failed}).Info("message sent")
 }
 

@@ -120,6 +120,7 @@ func (b *Broker) deliverHere(ctx context.Context, self *occi.Entity, env envelop
 		}
 	}
 	b.emitReceived(env, e, res)
+	b.cfg.Metrics.receivedHere(env, res)
 	b.log.WithFields(map[string]any{"message": e.ID, "layer": env.Layer, "from": env.From.ID,
 		"stored": res.Stored, "duplicate": res.Duplicate}).Info("message received")
 	return res
@@ -165,6 +166,7 @@ func (b *Broker) forward(ctx context.Context, self *occi.Entity, env envelope, t
 		}
 		dests = append(dests, m)
 	}
+	b.cfg.Metrics.forwardedOn(env.Layer)
 	return append(out, b.sendTo(ctx, self, env.Layer, msg, dests, env.Hops, env.Deadline)...)
 }
 
