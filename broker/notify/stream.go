@@ -1,0 +1,163 @@
+package notify
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/houssem/cmbs/occi"
+)
+
+// WebSocket timings: a frame that cannot be written in writeWait fails the
+// stream; pings go out every pingPeriod and a client that answers none
+// within pongWait is gone.
+const (
+	writeWait  = 10 * time.Second
+	pongWait   = 60 * time.Second
+	pingPeriod = 25 * time.Second
+	closeWait  = time.Second
+)
+
+// CloseTooSlow is the close code (1008, policy violation) sent to a stream
+// client that let its buffer fill up.
+const CloseTooSlow = websocket.ClosePolicyViolation
+
+// stream is one /events client: its filter and the events waiting for it.
+type stream struct {
+	filter   Filter
+	ch       chan *Event
+	overflow chan struct{}
+	once     sync.Once
+}
+
+// offer queues ev for the client; a full buffer marks it too slow rather
+// than wait for it.
+func (st *stream) offer(ev *Event) {
+	if !st.filter.Match(ev) {
+		return
+	}
+	select {
+	case st.ch <- ev:
+	default:
+		st.once.Do(func() { close(st.overflow) })
+	}
+}
+
+// Handler serves GET /events: a WebSocket stream of the events matching
+// the query's filter (kind, location, topics, providers, events), one JSON
+// event per text frame. A client that falls StreamBuffer events behind is
+// sent a close frame with code 1008 (CloseTooSlow) and disconnected, so it
+// never holds up others; it may reconnect. Closing the notifier closes
+// every stream with 1001 (going away).
+func (n *Notifier) Handler() http.Handler {
+	up := websocket.Upgrader{HandshakeTimeout: 10 * time.Second}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
+			occi.WriteProblem(w, &occi.Error{Status: http.StatusMethodNotAllowed,
+				Detail: fmt.Sprintf("method %s is not allowed on /events; it is a WebSocket opened with GET", r.Method)})
+			return
+		}
+		f, err := FilterFromQuery(r.URL.Query())
+		if err != nil {
+			occi.WriteProblem(w, err)
+			return
+		}
+		if !websocket.IsWebSocketUpgrade(r) {
+			occi.WriteProblem(w, &occi.Error{Status: http.StatusUpgradeRequired,
+				Detail: "/events is a WebSocket stream; open it with a WebSocket client"})
+			return
+		}
+		st := &stream{filter: f, ch: make(chan *Event, n.cfg.StreamBuffer), overflow: make(chan struct{})}
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			occi.WriteProblem(w, &occi.Error{Status: http.StatusServiceUnavailable, Detail: "the server is shutting down"})
+			return
+		}
+		n.wg.Add(1)
+		n.mu.Unlock()
+		defer n.wg.Done()
+		// The upgrader answers a failed handshake itself.
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		n.mu.Lock()
+		n.streams[st] = struct{}{}
+		n.mu.Unlock()
+		defer func() {
+			n.mu.Lock()
+			delete(n.streams, st)
+			n.mu.Unlock()
+		}()
+		n.serveStream(conn, st)
+	})
+}
+
+// serveStream writes events to conn until the client leaves, falls behind
+// or the notifier closes. Its reader goroutine only answers control frames.
+func (n *Notifier) serveStream(conn *websocket.Conn, st *stream) {
+	log := n.log.WithField("client", conn.RemoteAddr().String())
+	log.Debug("event stream opened")
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		conn.SetReadLimit(4096)
+		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
+		for {
+			if _, _, err := conn.NextReader(); err != nil {
+				return
+			}
+		}
+	}()
+	// goodbye sends a close frame, gives the client a moment to answer it,
+	// and lets the deferred Close end the reader.
+	goodbye := func(code int, text string) {
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(writeWait))
+		select {
+		case <-gone:
+		case <-time.After(closeWait):
+		}
+	}
+	defer func() {
+		_ = conn.Close()
+		<-gone
+	}()
+	ping := time.NewTicker(pingPeriod)
+	defer ping.Stop()
+	for {
+		// A client already too slow is told so before anything else.
+		select {
+		case <-st.overflow:
+			log.Warn("event stream client too slow; disconnected")
+			goodbye(CloseTooSlow, fmt.Sprintf("too slow: more than %d events waiting", cap(st.ch)))
+			return
+		default:
+		}
+		select {
+		case <-st.overflow:
+			continue
+		case <-n.ctx.Done():
+			goodbye(websocket.CloseGoingAway, "server shutting down")
+			return
+		case <-gone:
+			log.Debug("event stream closed by the client")
+			return
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				return
+			}
+		case ev := <-st.ch:
+			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := conn.WriteJSON(ev); err != nil {
+				log.WithError(err).Debug("event stream write failed")
+				return
+			}
+		}
+	}
+}
