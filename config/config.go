@@ -25,6 +25,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,12 +126,15 @@ func (c *Config) readFile(path string) (*document, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config file %s: %w", path, err)
+		return nil, &FileError{Path: path, Problems: []*FieldError{syntaxProblem(err)}}
 	}
 	// A second document would be silently ignored; say so instead.
 	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config file %s: more than one document", path)
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return nil, &FileError{Path: path, Problems: []*FieldError{{Reason: "more than one document; a config file holds one", Line: extra.Line}}}
+	case !errors.Is(err, io.EOF):
+		return nil, &FileError{Path: path, Problems: []*FieldError{syntaxProblem(err)}}
 	}
 	doc := parseDocument(&root)
 	checker, err := newSchemaChecker()
@@ -153,6 +158,20 @@ func (c *Config) readFile(path string) (*document, error) {
 	}
 	*c = next
 	return doc, nil
+}
+
+// yamlLine finds the line in the YAML parser's messages.
+var yamlLine = regexp.MustCompile(`^yaml: line ([0-9]+): (.*)$`)
+
+// syntaxProblem turns a YAML parser error into a problem of the whole file
+// at its line.
+func syntaxProblem(err error) *FieldError {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &FieldError{Reason: "not YAML: " + m[2], Line: line}
+	}
+	return &FieldError{Reason: "not YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 }
 
 // CheckFile checks the file at path on its own, without the environment or

@@ -133,7 +133,7 @@ func validateBackends(bs []KindBackends, bad func(field, format string, args ...
 			seen[b.Kind] = i
 		}
 		if len(b.Local) == 0 {
-			bad(field+".local", "must list at least 1 item(s)")
+			bad(field+".local", "must not be empty")
 		}
 		for j, name := range b.Local {
 			if strings.TrimSpace(name) == "" {

@@ -339,7 +339,11 @@ func (sc *schemaChecker) collect(ve *jsonschema.ValidationError, d *document, ou
 		}
 		add(field, fmt.Sprintf("%s is not one of %s", display(k.Got), strings.Join(want, ", ")))
 	case *kind.MinItems:
-		add(field, fmt.Sprintf("must list at least %d item(s)", k.Want))
+		if k.Want == 1 {
+			add(field, "must not be empty")
+		} else {
+			add(field, fmt.Sprintf("must list at least %d items", k.Want))
+		}
 	case *kind.MinLength:
 		add(field, fmt.Sprintf("must be at least %d character(s) long", k.Want))
 	case *kind.UniqueItems:

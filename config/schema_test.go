@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"sort"
@@ -177,7 +178,7 @@ func TestInvalidFiles(t *testing.T) {
 `,
 			want: []problem{
 				{2, "backends[0].kind", "is not a category identifier scheme#term"},
-				{3, "backends[0].local", "must list at least 1 item(s)"},
+				{3, "backends[0].local", "must not be empty"},
 				{4, "backends[1].kind", "required"},
 				{4, "backends[1].local[0]", `"cmbs message" is not a name`},
 				{6, "backends[2].local[1]", "repeats backends[2].local[0]"},
@@ -365,14 +366,40 @@ func TestSchemaMatchesConfig(t *testing.T) {
 	}
 }
 
-// TestSchemaErrorsNotFile shows a file that cannot be read or parsed is an
-// error of its own kind, not a list of problems.
-func TestSchemaErrorsNotFile(t *testing.T) {
-	for _, content := range []string{"http: [", "a: 1\n---\nb: 2\n"} {
-		err := CheckFile(writeFile(t, "c.yaml", content))
+// TestUnparsableFiles shows a file that is not YAML, or holds more than one
+// document, reported as a problem of the whole file at its line.
+func TestUnparsableFiles(t *testing.T) {
+	tests := []struct {
+		content string
+		want    problem
+	}{
+		{"http: [", problem{1, "", "not YAML: did not find expected node content"}},
+		// The line is the parser's, which for an unclosed flow is not
+		// always where it should be closed.
+		{"member:\n  id: [m\n", problem{1, "", "not YAML: did not find expected ',' or ']'"}},
+		{"a: 1\n---\nb: 2\n", problem{2, "", "more than one document"}},
+		{"a: 1\n---\nb: [\n", problem{3, "", "not YAML"}},
+		// Without a line from the parser, the problem reads FILE: reason.
+		{"\tx: 1\n", problem{0, "", "not YAML: found character that cannot start any token"}},
+	}
+	for _, tt := range tests {
+		path := writeFile(t, "c.yaml", tt.content)
+		err := CheckFile(path)
 		var fe *FileError
-		if err == nil || errors.As(err, &fe) {
-			t.Errorf("CheckFile(%q) = %v, want a plain error", content, err)
+		if !errors.As(err, &fe) || len(fe.Problems) != 1 {
+			t.Errorf("CheckFile(%q) = %v, want one problem", tt.content, err)
+			continue
+		}
+		p := fe.Problems[0]
+		if p.Line != tt.want.line || p.Field != "" || !strings.Contains(p.Reason, tt.want.reason) {
+			t.Errorf("CheckFile(%q) = %d %q %q, want %v", tt.content, p.Line, p.Field, p.Reason, tt.want)
+		}
+		want := fmt.Sprintf("%s:%d: %s", path, p.Line, p.Reason)
+		if p.Line == 0 {
+			want = path + ": " + p.Reason
+		}
+		if got := fe.Problem(p); got != want {
+			t.Errorf("problem reads %q", got)
 		}
 	}
 }

@@ -22,7 +22,14 @@ type FieldError struct {
 	Line int
 }
 
-func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+// Error reads "field: reason", or only the reason for a problem of the
+// whole file (no field).
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
 
 // Validate checks every setting and returns all problems joined, each a
 // *FieldError, or nil. It reads the users file's metadata to report an

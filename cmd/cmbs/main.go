@@ -2,6 +2,7 @@
 //
 //	cmbs serve [flags]     run the OCCI server (see cmbs serve --help)
 //	cmbs passwd USER       print a users-file line for USER
+//	cmbs config check FILE check a config file; cmbs config schema prints its schema
 //	cmbs version           print the version
 package main
 
@@ -30,6 +31,7 @@ const usage = `Usage: cmbs <command> [arguments]
 Commands:
   serve         run the OCCI server
   passwd USER   print a users-file line (user:bcrypt-hash) for USER
+  config        check a config file (config check FILE), print its schema
   version       print the version
 
 Run 'cmbs <command> --help' for a command's flags.
@@ -74,6 +76,8 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return a.serve(ctx, rest)
 	case "passwd":
 		return a.passwd(rest)
+	case "config":
+		return a.configCmd(rest)
 	case "version", "--version":
 		fmt.Fprintln(a.stdout, "cmbs", versionString(), runtime.Version())
 		return nil

@@ -297,7 +297,7 @@ func TestServeConfigErrors(t *testing.T) {
 	}{
 		{name: "every invalid field", args: []string{"--log-level", "loud", "--store", "s3://bucket", "--public-url", "/x"},
 			want: []string{"log_level", "store", "public_url"}},
-		{name: "unknown key in file", args: []string{"--config", cfgFile}, want: []string{"field listen not found"}},
+		{name: "unknown key in file", args: []string{"--config", cfgFile}, want: []string{"listen: unknown key"}},
 		{name: "bad users file", args: []string{"--store", "file:" + dir, "--users", badUsers}, want: []string{"line 1", "not bcrypt"}},
 		{name: "port taken", args: []string{"--store", "file:" + dir, "--http", takenAddr(t)}, want: []string{"listen"}},
 	}

@@ -101,6 +101,11 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := brk.Start(ctx); err != nil {
 		return fmt.Errorf("restart the local member's layers: %w", err)
 	}
+	// Config sections (config_cmd.go): providers of the backends section,
+	// then the local member of the member section.
+	if err := applyConfigSections(ctx, cfg, srv, brk, logger); err != nil {
+		return err
+	}
 	var handler http.Handler = srv.Handler()
 	if users != nil {
 		handler = users.Middleware(handler)
