@@ -4,6 +4,8 @@
 //	cmbs passwd USER       print a users-file line for USER
 //	cmbs config check FILE check a config file; cmbs config schema prints its schema
 //	cmbs version           print the version
+//	cmbs categories|member|members|message|watch
+//	                       client commands for a running server (cmbs help client)
 package main
 
 import (
@@ -33,6 +35,13 @@ Commands:
   passwd USER   print a users-file line (user:bcrypt-hash) for USER
   config        check a config file (config check FILE), print its schema
   version       print the version
+
+Client commands (they talk to a running server; 'cmbs help client' for more):
+  categories    list the categories, or apply a category file
+  member        create the local member, start or stop its layers, discover
+  members       list the members the server knows
+  message       send a message, show one and its delivery
+  watch         print the server's events as they happen
 
 Run 'cmbs <command> --help' for a command's flags.
 `
@@ -81,7 +90,13 @@ func (a *app) run(ctx context.Context, args []string) error {
 	case "version", "--version":
 		fmt.Fprintln(a.stdout, "cmbs", versionString(), runtime.Version())
 		return nil
+	case "categories", "member", "members", "message", "watch":
+		return a.clientCommand(ctx, cmd, rest)
 	case "help", "-h", "--help":
+		if len(rest) > 0 && rest[0] == "client" {
+			fmt.Fprint(a.stdout, clientUsage)
+			return nil
+		}
 		fmt.Fprint(a.stdout, usage)
 		return nil
 	default:

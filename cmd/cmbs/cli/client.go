@@ -1,0 +1,256 @@
+// Package cli is the HTTP side of cmbs's client subcommands: a Client for a
+// cmbs server's OCCI interface and event stream, the documents it reads, and
+// the tables the subcommands print.
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// MediaType is the rendering the client sends and asks for.
+const MediaType = "application/occi+json"
+
+// maxBody bounds how much of an answer the client reads; a member or
+// message document is a few kilobytes.
+const maxBody = 32 << 20
+
+// Client speaks to one cmbs server.
+type Client struct {
+	base     *url.URL
+	user     string
+	password string
+	auth     bool
+	hc       *http.Client
+}
+
+// New returns a client for the server at server (http or https URL). user,
+// when not empty, is "name:password" for HTTP Basic authentication. A nil
+// hc means http.DefaultClient.
+func New(server, user string, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(server, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("server URL %q: want http://host:port or https://host:port: %w", server, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server URL %q: want http://host:port or https://host:port", server)
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	c := &Client{base: u, hc: hc}
+	if user != "" {
+		name, pw, ok := strings.Cut(user, ":")
+		if !ok || name == "" {
+			return nil, errors.New("user: want name:password")
+		}
+		c.user, c.password, c.auth = name, pw, true
+	}
+	return c, nil
+}
+
+// Server is the base URL the client talks to.
+func (c *Client) Server() string { return c.base.String() }
+
+// URL is the absolute URL of a path on the server.
+func (c *Client) URL(path string) string { return c.base.String() + path }
+
+// Path turns a location the server gave (absolute URL or path) into a path
+// with its query, so every request goes to the server the client was told
+// about even when the server renders another public URL.
+func Path(location string) string {
+	u, err := url.Parse(location)
+	if err != nil || u.Path == "" {
+		return location
+	}
+	if u.RawQuery != "" {
+		return u.Path + "?" + u.RawQuery
+	}
+	return u.Path
+}
+
+// Response is a successful answer.
+type Response struct {
+	Status int
+	Header http.Header
+	// Body is the answer as the server sent it.
+	Body []byte
+}
+
+// Decode reads the body into v.
+func (r *Response) Decode(v any) error {
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		return fmt.Errorf("reading the server's answer: %w", err)
+	}
+	return nil
+}
+
+// Problem is an error answer (RFC 9457 problem details, as cmbs sends
+// them).
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Field  string `json:"field,omitempty"`
+}
+
+func (p *Problem) Error() string {
+	s := fmt.Sprintf("%d %s", p.Status, p.Title)
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	if p.Field != "" {
+		s += " (field " + p.Field + ")"
+	}
+	return s
+}
+
+// problemOf describes an error answer, from its problem body when it has
+// one and from its status and text otherwise (a proxy's error page, say).
+func problemOf(status int, header http.Header, body []byte) *Problem {
+	p := &Problem{}
+	mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
+	if mt == "application/problem+json" || mt == "application/json" {
+		if json.Unmarshal(body, p) != nil {
+			p = &Problem{}
+		}
+	}
+	p.Status = status
+	if p.Title == "" {
+		p.Title = http.StatusText(status)
+	}
+	if p.Detail == "" && mt != "application/problem+json" {
+		text := strings.TrimSpace(string(body))
+		if len(text) > 200 {
+			text = text[:200] + "…"
+		}
+		p.Detail = text
+	}
+	return p
+}
+
+// Do sends a request with body encoded as JSON (none when body is nil)
+// and returns a 2xx answer; any other status comes back as a *Problem.
+func (c *Client) Do(ctx context.Context, method, path string, body any) (*Response, error) {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: encoding the request: %w", method, path, err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	return c.DoRaw(ctx, method, path, rd)
+}
+
+// DoRaw is Do with a body already encoded.
+func (c *Client) DoRaw(ctx context.Context, method, path string, body io.Reader) (*Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.URL(path), body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", MediaType+", application/problem+json")
+	if body != nil {
+		req.Header.Set("Content-Type", MediaType)
+	}
+	if c.auth {
+		req.SetBasicAuth(c.user, c.password)
+	}
+	res, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach %s: %w", c.Server(), err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return nil, problemOf(res.StatusCode, res.Header, raw)
+	}
+	return &Response{Status: res.StatusCode, Header: res.Header, Body: raw}, nil
+}
+
+// Locations is the answer listing entities: a collection's members, or
+// what a create or an action touched.
+type Locations struct {
+	OCCI     []string `json:"X-OCCI-Location"`
+	Location []string `json:"Location"`
+}
+
+// Paths lists every location as a path on the server.
+func (l Locations) Paths() []string {
+	out := make([]string, 0, len(l.OCCI)+len(l.Location))
+	for _, loc := range append(append([]string{}, l.OCCI...), l.Location...) {
+		out = append(out, Path(loc))
+	}
+	return out
+}
+
+// List returns the paths of the entities at a kind's location.
+func (c *Client) List(ctx context.Context, location string) ([]string, error) {
+	res, err := c.Do(ctx, http.MethodGet, location, nil)
+	if err != nil {
+		return nil, err
+	}
+	var l Locations
+	if err := res.Decode(&l); err != nil {
+		return nil, err
+	}
+	return l.Paths(), nil
+}
+
+// Get reads one entity, with the document the server sent for it.
+func (c *Client) Get(ctx context.Context, path string) (*Entity, json.RawMessage, error) {
+	res, err := c.Do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var doc map[string][]json.RawMessage
+	if err := res.Decode(&doc); err != nil {
+		return nil, nil, err
+	}
+	for _, key := range []string{"resources", "links"} {
+		if list := doc[key]; len(list) == 1 {
+			var e Entity
+			if err := json.Unmarshal(list[0], &e); err != nil {
+				return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+			}
+			return &e, list[0], nil
+		}
+	}
+	return nil, nil, fmt.Errorf("reading %s: the answer holds no single resource or link", path)
+}
+
+// Create posts one resource to a kind's location and returns the answer
+// and the new entity's path.
+func (c *Client) Create(ctx context.Context, location string, e *Entity) (*Response, string, error) {
+	res, err := c.Do(ctx, http.MethodPost, location, map[string][]*Entity{"resources": {e}})
+	if err != nil {
+		return nil, "", err
+	}
+	var l Locations
+	if err := res.Decode(&l); err != nil {
+		return nil, "", err
+	}
+	paths := l.Paths()
+	if len(paths) != 1 {
+		return nil, "", fmt.Errorf("creating at %s: the server answered %d locations, want 1", location, len(paths))
+	}
+	return res, paths[0], nil
+}
+
+// Action triggers the named action on the entity at path with no
+// parameters, as the original's action files do.
+func (c *Client) Action(ctx context.Context, path, action string) (*Response, error) {
+	return c.Do(ctx, http.MethodPost, path+"?action="+url.QueryEscape(action), struct{}{})
+}
