@@ -16,6 +16,8 @@ type AttrDef struct {
 	Mutable  bool
 	Default  any
 	Pattern  string
+	// Description says what the attribute holds.
+	Description string
 	// HasDefault distinguishes an absent default from a null one.
 	HasDefault bool
 }
@@ -78,6 +80,9 @@ func defFrom(name string, m map[string]any) AttrDef {
 	}
 	if p, ok := m["pattern"].(string); ok {
 		d.Pattern = p
+	}
+	if desc, ok := m["description"].(string); ok {
+		d.Description = desc
 	}
 	if v, ok := m["default"]; ok {
 		d.Default, d.HasDefault = v, true

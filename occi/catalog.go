@@ -218,6 +218,9 @@ func mergeCategory(stored, posted *Category, field string) (*Category, error) {
 	deepMerge(merged.Attributes, posted.Attributes, "", newSchema(posted).isLeaf)
 	merged.Actions = dedupe(append(append([]string{}, stored.Actions...), posted.Actions...))
 	merged.Related = dedupe(append(append([]string{}, stored.Related...), posted.Related...))
+	if len(posted.Applies) > 0 {
+		merged.Applies = dedupe(append(append([]string{}, stored.Applies...), posted.Applies...))
+	}
 	return &merged, nil
 }
 
@@ -372,6 +375,9 @@ func (s *Server) updateCategories(ctx context.Context, cats []*Category) ([]*Cat
 		}
 		if c.Related != nil {
 			updated.Related = c.Related
+		}
+		if c.Applies != nil {
+			updated.Applies = c.Applies
 		}
 		plan = append(plan, update{&updated, rev})
 	}

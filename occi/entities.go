@@ -29,6 +29,9 @@ type entityInput struct {
 	Links      json.RawMessage `json:"links"`
 	Source     *string         `json:"source"`
 	Target     *string         `json:"target"`
+	// inline are links to create together with this resource, starting at
+	// it: Link lines of the text renderings, link objects of OCCI 1.2.
+	inline []entityInput
 }
 
 // entitiesInput is a body at a kind, mixin or entity location.
@@ -37,43 +40,51 @@ type entitiesInput struct {
 	Links     []entityInput  `json:"links"`
 	Locations []string       `json:"X-OCCI-Location"`
 	Attrs     map[string]any `json:"attributes"`
+	// Locations12 is the OCCI 1.2 spelling of Locations.
+	Locations12 []string `json:"locations"`
+	// Untyped are entities whose rendering does not say whether they are
+	// resources or links; typeUntyped decides.
+	Untyped []untypedInput `json:"-"`
 }
 
-var entityKeys = map[string]bool{"resources": true, "links": true, "X-OCCI-Location": true, "attributes": true}
-
-func readEntities(r *http.Request) (*entitiesInput, bool, error) {
-	var raw map[string]json.RawMessage
-	present, err := readJSON(r, &raw)
-	if err != nil || !present {
-		return &entitiesInput{}, present, err
-	}
-	for k := range raw {
-		if !entityKeys[k] {
-			return nil, true, BadRequest(k, "unknown member %q; expected resources, links, X-OCCI-Location or attributes", k)
-		}
-	}
-	var in entitiesInput
-	data, _ := json.Marshal(raw)
-	if err := decodeJSON(data, &in); err != nil {
-		return nil, true, err
-	}
-	return &in, true, nil
+// untypedInput is an entity of the text renderings or an OCCI 1.2 object.
+type untypedInput struct {
+	in  entityInput
+	typ string
 }
+
+var entityKeys = map[string]bool{"resources": true, "links": true, "X-OCCI-Location": true, "locations": true, "attributes": true}
 
 // typed pairs each input with the entity type its list names.
 type typedInput struct {
 	typ   string
 	field string
 	in    entityInput
+	// untyped inputs filter without a condition on the type.
+	untyped bool
+	// inline links start at a resource created by the same request, so
+	// their source is not looked up.
+	inline bool
 }
 
 func (in *entitiesInput) entities() []typedInput {
 	var out []typedInput
 	for i, e := range in.Resources {
-		out = append(out, typedInput{TypeResource, fmt.Sprintf("resources[%d]", i), e})
+		out = append(out, typedInput{typ: TypeResource, field: fmt.Sprintf("resources[%d]", i), in: e})
 	}
 	for i, e := range in.Links {
-		out = append(out, typedInput{TypeLink, fmt.Sprintf("links[%d]", i), e})
+		out = append(out, typedInput{typ: TypeLink, field: fmt.Sprintf("links[%d]", i), in: e})
+	}
+	for i, u := range in.Untyped {
+		field := "entity"
+		if len(in.Untyped) > 1 {
+			field = fmt.Sprintf("entity[%d]", i)
+		}
+		typ := u.typ
+		if typ == "" {
+			typ = TypeResource
+		}
+		out = append(out, typedInput{typ: typ, field: field, in: u.in, untyped: true})
 	}
 	return out
 }
@@ -264,7 +275,7 @@ func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category
 		return nil, nil, BadRequest(ti.field+".kind", "an entity of kind %s lives at %s, not %s", kind, e.Location, location)
 	}
 	if ti.typ == TypeLink {
-		if err := s.resolveEnds(ctx, e, in, ti.field); err != nil {
+		if err := s.resolveEnds(ctx, e, in, ti.field, ti.inline); err != nil {
 			return nil, nil, err
 		}
 	} else if in.Source != nil || in.Target != nil {
@@ -286,7 +297,8 @@ func (s *Server) warn(e *Entity, warnings []string) {
 }
 
 // resolveEnds checks a link's source and target name stored resources.
-func (s *Server) resolveEnds(ctx context.Context, e *Entity, in entityInput, field string) error {
+// pendingSource skips the source, a resource the same request creates.
+func (s *Server) resolveEnds(ctx context.Context, e *Entity, in entityInput, field string, pendingSource bool) error {
 	for _, end := range []struct {
 		name string
 		ref  *string
@@ -296,6 +308,10 @@ func (s *Server) resolveEnds(ctx context.Context, e *Entity, in entityInput, fie
 			return BadRequest(field+"."+end.name, "a link needs a %s", end.name)
 		}
 		path := pathOf(strings.TrimSpace(*end.ref))
+		if pendingSource && end.name == "source" {
+			*end.dst = path
+			continue
+		}
 		other, err := GetEntity(ctx, s.store, path)
 		if errors.Is(err, store.ErrNotFound) {
 			return BadRequest(field+"."+end.name, "%s %s does not exist; create it before the link", end.name, *end.ref)
@@ -324,10 +340,20 @@ func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitie
 	}
 	var plan []planned
 	seen := map[string]bool{}
-	for _, ti := range inputs {
-		e, es, err := s.build(ctx, ti, kind, "")
+	for i := 0; i < len(inputs); i++ {
+		ti := inputs[i]
+		home := kind
+		if ti.inline {
+			home = nil
+		}
+		e, es, err := s.build(ctx, ti, home, "")
 		if err != nil {
 			return nil, err
+		}
+		for j, l := range ti.in.inline {
+			source := e.Location
+			l.Source = &source
+			inputs = append(inputs, typedInput{typ: TypeLink, field: fmt.Sprintf("%s.links[%d]", ti.field, j), in: l, inline: true})
 		}
 		if seen[e.Location] {
 			return nil, Conflict(ti.field+".id", "id %s appears twice in the request", e.ID)
@@ -460,7 +486,7 @@ func (s *Server) partialUpdate(ctx context.Context, old *Entity, ti typedInput) 
 		if ends.Target == nil {
 			ends.Target = &old.Target
 		}
-		if err := s.resolveEnds(ctx, &updated, ends, ti.field); err != nil {
+		if err := s.resolveEnds(ctx, &updated, ends, ti.field, false); err != nil {
 			return nil, err
 		}
 	}

@@ -76,6 +76,10 @@ func (s *Server) entityRoute(w http.ResponseWriter, r *http.Request, path string
 
 func (s *Server) getEntity(w http.ResponseWriter, r *http.Request, path string) error {
 	ctx := r.Context()
+	rend, err := s.answer(r, true)
+	if err != nil {
+		return err
+	}
 	e, es, err := s.loadEntity(ctx, path)
 	if err != nil {
 		return err
@@ -83,11 +87,7 @@ func (s *Server) getEntity(w http.ResponseWriter, r *http.Request, path string) 
 	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Read(ctx, e) }); err != nil {
 		return err
 	}
-	out, err := s.render(ctx, r, e, es)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, entityDocument(e.Type, []entityJSON{out}))
+	return s.writeEntity(w, r, rend, http.StatusOK, e, es)
 }
 
 // single returns the one entity a PUT or POST on an entity carries.
@@ -117,11 +117,12 @@ func (s *Server) putEntity(w http.ResponseWriter, r *http.Request, path string, 
 	if !present {
 		return BadRequest("resources", "the body must hold the entity")
 	}
-	ti, err := single(in)
-	if err != nil {
-		return err
-	}
 	if kind != nil {
+		s.typeUntyped(ctx, in, s.typeOf(ctx, kind))
+		ti, err := single(in)
+		if err != nil {
+			return err
+		}
 		e, es, err := s.build(ctx, ti, kind, path)
 		if err != nil {
 			return err
@@ -135,9 +136,14 @@ func (s *Server) putEntity(w http.ResponseWriter, r *http.Request, path string, 
 			}
 			return err
 		}
-		return s.writeLocation(w, r, http.StatusCreated, e.Location)
+		return s.writeCreated(w, r, []*Entity{e})
 	}
 	old, _, err := s.loadEntity(ctx, path)
+	if err != nil {
+		return err
+	}
+	s.typeUntyped(ctx, in, old.Type)
+	ti, err := single(in)
 	if err != nil {
 		return err
 	}
@@ -145,7 +151,7 @@ func (s *Server) putEntity(w http.ResponseWriter, r *http.Request, path string, 
 	if err != nil {
 		return err
 	}
-	return s.writeLocation(w, r, http.StatusOK, updated.Location)
+	return s.writeUpdated(w, r, updated)
 }
 
 func (s *Server) postEntity(w http.ResponseWriter, r *http.Request, path string) error {
@@ -157,11 +163,12 @@ func (s *Server) postEntity(w http.ResponseWriter, r *http.Request, path string)
 	if !present {
 		return BadRequest("resources", "the body must hold the members to update")
 	}
-	ti, err := single(in)
+	old, _, err := s.loadEntity(ctx, path)
 	if err != nil {
 		return err
 	}
-	old, _, err := s.loadEntity(ctx, path)
+	s.typeUntyped(ctx, in, old.Type)
+	ti, err := single(in)
 	if err != nil {
 		return err
 	}
@@ -169,7 +176,7 @@ func (s *Server) postEntity(w http.ResponseWriter, r *http.Request, path string)
 	if err != nil {
 		return err
 	}
-	return s.writeLocation(w, r, http.StatusOK, updated.Location)
+	return s.writeUpdated(w, r, updated)
 }
 
 func (s *Server) deleteEntityHandler(w http.ResponseWriter, r *http.Request, path string) error {
@@ -182,23 +189,7 @@ func (s *Server) deleteEntityHandler(w http.ResponseWriter, r *http.Request, pat
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.locations(r, deleted))
-}
-
-// actionRequest reads an action's parameters: {"attributes":{…}}, or the
-// body's members themselves (the original sends "{}").
-func actionRequest(r *http.Request) (map[string]any, error) {
-	var body map[string]any
-	if _, err := readJSON(r, &body); err != nil {
-		return nil, err
-	}
-	if a, ok := body["attributes"].(map[string]any); ok {
-		return a, nil
-	}
-	if body == nil {
-		body = map[string]any{}
-	}
-	return body, nil
+	return s.writeLocations(w, r, http.StatusOK, deleted)
 }
 
 // findAction resolves the ?action= name (term or full id) among the actions
@@ -243,7 +234,11 @@ func (s *Server) entityAction(w http.ResponseWriter, r *http.Request, path strin
 	if err != nil {
 		return err
 	}
-	if inv.Attributes, err = actionRequest(r); err != nil {
+	var named string
+	if inv.Attributes, named, err = s.readAction(r); err != nil {
+		return err
+	}
+	if err := checkNamedAction(named, inv); err != nil {
 		return err
 	}
 	res, err := s.runAction(ctx, e, es, inv)
@@ -253,22 +248,22 @@ func (s *Server) entityAction(w http.ResponseWriter, r *http.Request, path strin
 	if res != nil {
 		return s.writeActionResult(w, r, res)
 	}
-	return writeJSON(w, http.StatusOK, actionDone{Action: inv.ID, Locations: []string{s.absURL(r, path)}})
-}
-
-func (s *Server) writeActionResult(w http.ResponseWriter, r *http.Request, res *ActionResult) error {
-	status := res.Status
-	if status == 0 {
-		status = http.StatusOK
+	rend, err := s.answer(r, false)
+	if err != nil {
+		return err
 	}
-	if res.Location == "" {
-		return writeJSON(w, status, res.Body)
+	switch rend {
+	case renderPyOCNI:
+		return writeJSON(w, http.StatusOK, actionDone{Action: inv.ID, Locations: []string{s.absURL(r, path)}})
+	case renderURIList:
+		return s.writeLocations(w, r, http.StatusOK, []string{path})
 	}
-	if res.Body != nil {
-		w.Header().Set("Location", s.absURL(r, res.Location))
-		return writeJSON(w, status, res.Body)
+	// The other renderings answer with the entity as the action left it.
+	after, aes, err := s.loadEntity(ctx, path)
+	if err != nil {
+		return err
 	}
-	return s.writeLocation(w, r, status, res.Location)
+	return s.writeEntity(w, r, rend, http.StatusOK, after, aes)
 }
 
 // actionDone is the answer of an action whose providers say nothing more.
@@ -365,8 +360,11 @@ func (s *Server) filtered(r *http.Request, prefix string, base []store.Cond) ([]
 	var alternatives [][]store.Cond
 	if present {
 		for _, ti := range in.entities() {
-			conds := append([]store.Cond{{Field: []string{"type"}, Op: store.Eq, Value: ti.typ}}, s.filterConds(ti.in, ti.field)...)
-			alternatives = append(alternatives, conds)
+			var conds []store.Cond
+			if !ti.untyped {
+				conds = append(conds, store.Cond{Field: []string{"type"}, Op: store.Eq, Value: ti.typ})
+			}
+			alternatives = append(alternatives, append(conds, s.filterConds(ti.in, ti.field)...))
 		}
 		if in.Attrs != nil {
 			alternatives = append(alternatives, s.filterConds(entityInput{Attributes: in.Attrs}, "attributes"))
@@ -394,11 +392,39 @@ func (s *Server) filtered(r *http.Request, prefix string, base []store.Cond) ([]
 }
 
 func (s *Server) getCollection(w http.ResponseWriter, r *http.Request, c *Category) error {
+	rend, err := s.answer(r, false)
+	if err != nil {
+		return err
+	}
 	paths, err := s.filtered(r, entityPrefix, []store.Cond{membersOf(c)})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, s.locations(r, paths))
+	if rend != renderJSON12 {
+		return s.writeLocations(w, r, http.StatusOK, paths)
+	}
+	// OCCI 1.2 JSON lists a collection's entities in full.
+	ctx := r.Context()
+	sort.Strings(paths)
+	views := make([]*entityView, 0, len(paths))
+	for _, p := range paths {
+		e, es, err := s.loadEntity(ctx, p)
+		if statusOf(err) == http.StatusNotFound {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.eachProvider(es, func(_ string, pr Provider) error { return pr.Read(ctx, e) }); err != nil {
+			return err
+		}
+		v, err := s.view(ctx, e, es, true)
+		if err != nil {
+			return err
+		}
+		views = append(views, v)
+	}
+	return writeJSON12(w, http.StatusOK, collectionOf12(views))
 }
 
 func (s *Server) postCollection(w http.ResponseWriter, r *http.Request, c *Category) error {
@@ -412,15 +438,21 @@ func (s *Server) postCollection(w http.ResponseWriter, r *http.Request, c *Categ
 	if len(in.Locations) > 0 {
 		return BadRequest("X-OCCI-Location", "%s is a kind location; mixins are associated at a mixin's location", c.Location)
 	}
+	s.typeUntyped(r.Context(), in, s.typeOf(r.Context(), c))
 	created, err := s.createEntities(r.Context(), c, in)
 	if err != nil {
 		return err
 	}
-	paths := make([]string, 0, len(created))
-	for _, e := range created {
-		paths = append(paths, e.Location)
+	return s.writeCreated(w, r, created)
+}
+
+// typeOf is the entity type of a kind's instances: resource unless the
+// kind descends from OCCI Core's link.
+func (s *Server) typeOf(ctx context.Context, kind *Category) string {
+	if t := s.kindType(ctx, kind); t != "" {
+		return t
 	}
-	return s.writeLocation(w, r, http.StatusCreated, paths...)
+	return TypeResource
 }
 
 type member struct {
@@ -452,7 +484,7 @@ func (s *Server) members(ctx context.Context, c *Category) ([]member, error) {
 // The action must apply to all of them before any runs.
 func (s *Server) collectionAction(w http.ResponseWriter, r *http.Request, c *Category) error {
 	ctx := r.Context()
-	attrs, err := actionRequest(r)
+	attrs, named, err := s.readAction(r)
 	if err != nil {
 		return err
 	}
@@ -466,9 +498,13 @@ func (s *Server) collectionAction(w http.ResponseWriter, r *http.Request, c *Cat
 		if invs[i], err = s.findAction(m.es, name, m.e.Location); err != nil {
 			return err
 		}
+		if err := checkNamedAction(named, invs[i]); err != nil {
+			return err
+		}
 		invs[i].Attributes = attrs
 	}
 	done := actionDone{Action: name, Locations: []string{}}
+	var paths []string
 	var failures []string
 	var firstErr error
 	for i, m := range ms {
@@ -482,6 +518,7 @@ func (s *Server) collectionAction(w http.ResponseWriter, r *http.Request, c *Cat
 		}
 		done.Action = invs[i].ID
 		done.Locations = append(done.Locations, s.absURL(r, m.e.Location))
+		paths = append(paths, m.e.Location)
 		if res != nil {
 			done.Results = append(done.Results, res.Body)
 		}
@@ -489,6 +526,11 @@ func (s *Server) collectionAction(w http.ResponseWriter, r *http.Request, c *Cat
 	if firstErr != nil {
 		return &Error{Status: statusOf(firstErr), Field: "action", Err: firstErr,
 			Detail: fmt.Sprintf("action %s failed on %d of %d entities: %s", name, len(failures), len(ms), strings.Join(failures, "; "))}
+	}
+	if rend, err := s.answer(r, false); err != nil {
+		return err
+	} else if rend != renderPyOCNI {
+		return s.writeLocations(w, r, http.StatusOK, paths)
 	}
 	return writeJSON(w, http.StatusOK, done)
 }
@@ -518,7 +560,7 @@ func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request, ms []member) 
 		}
 		deleted = append(deleted, d...)
 	}
-	return writeJSON(w, http.StatusOK, s.locations(r, deleted))
+	return s.writeLocations(w, r, http.StatusOK, deleted)
 }
 
 // associate adds (POST), sets (PUT) or removes (DELETE) a mixin on the
@@ -615,7 +657,7 @@ func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Catego
 		}
 		paths = append(paths, p.old.Location)
 	}
-	return writeJSON(w, http.StatusOK, s.locations(r, paths))
+	return s.writeLocations(w, r, http.StatusOK, paths)
 }
 
 func (s *Server) pathRoute(w http.ResponseWriter, r *http.Request, path string) error {
@@ -632,12 +674,12 @@ func (s *Server) pathRoute(w http.ResponseWriter, r *http.Request, path string) 
 // the sub-paths that hold more, as a file system listing would. With a
 // filter body it lists every matching entity below the path instead.
 func (s *Server) getPath(w http.ResponseWriter, r *http.Request, path string) error {
-	if hasBody(r) {
+	if hasBody(r) || (exchangeOf(r).in == renderHeaders && hasOCCIHeaders(r.Header)) {
 		paths, err := s.filtered(r, path, nil)
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, s.locations(r, paths))
+		return s.writeLocations(w, r, http.StatusOK, paths)
 	}
 	docs, err := s.store.List(r.Context(), path)
 	if err != nil {
@@ -660,7 +702,7 @@ func (s *Server) getPath(w http.ResponseWriter, r *http.Request, path string) er
 		}
 	}
 	sort.Strings(paths)
-	return writeJSON(w, http.StatusOK, s.locations(r, paths))
+	return s.writeLocations(w, r, http.StatusOK, paths)
 }
 
 // deletePath deletes every entity below a path.

@@ -3,8 +3,6 @@ package occi
 import (
 	"encoding/json"
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"sort"
 	"strings"
@@ -13,7 +11,8 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// MediaType is the rendering cmbs speaks; application/json is its alias.
+// MediaType is cmbs's JSON rendering; application/json is its alias. See
+// negotiate.go for the others.
 const MediaType = "application/occi+json"
 
 // handlerFunc serves one request; a returned error is written as a problem.
@@ -32,9 +31,10 @@ func (s *Server) endpoint(methods map[string]handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		err := s.serve(rec, r, methods[r.Method], allow)
+		x := newExchange(r)
+		err := s.serve(rec, withExchange(r, x), x, methods[r.Method], allow)
 		if err != nil {
-			WriteProblem(rec, err)
+			writeError(rec, x, err)
 		}
 		fields := logrus.Fields{"method": r.Method, "path": r.URL.RequestURI(), "status": rec.status, "duration": time.Since(start).String()}
 		switch {
@@ -48,20 +48,20 @@ func (s *Server) endpoint(methods map[string]handlerFunc) http.Handler {
 	})
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, h handlerFunc, allow string) error {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, x *exchange, h handlerFunc, allow string) error {
 	if h == nil {
 		return &Error{Status: http.StatusMethodNotAllowed, Allow: allow,
 			Detail: "method " + r.Method + " is not allowed here; allowed: " + allow}
 	}
-	if err := checkAccept(r.Header.Values("Accept")); err != nil {
+	if _, err := x.answer(false); err != nil {
 		return err
 	}
-	if hasBody(r) {
-		if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
-			return err
-		}
+	if err := x.readContentType(r); err != nil {
+		return err
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	}
 	return h(w, r)
 }
 
@@ -88,52 +88,12 @@ func hasBody(r *http.Request) bool {
 	return r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
 }
 
-// checkAccept refuses requests that accept none of the JSON renderings.
-func checkAccept(values []string) error {
-	if len(values) == 0 {
-		return nil
-	}
-	for _, v := range values {
-		for _, part := range strings.Split(v, ",") {
-			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-			if err != nil {
-				continue
-			}
-			if q, ok := params["q"]; ok && (q == "0" || q == "0.0" || q == "0.00" || q == "0.000") {
-				continue
-			}
-			switch mt {
-			case "*/*", "application/*", MediaType, "application/json", "application/problem+json":
-				return nil
-			}
-		}
-	}
-	return &Error{Status: http.StatusNotAcceptable, Field: "Accept",
-		Detail: "cannot answer in " + strings.Join(values, ", ") + "; this server renders " + MediaType + " and application/json"}
-}
-
-func checkContentType(ct string) error {
-	if ct == "" {
-		return nil
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err == nil && (mt == MediaType || mt == "application/json") {
-		return nil
-	}
-	return &Error{Status: http.StatusUnsupportedMediaType, Field: "Content-Type",
-		Detail: "cannot read a body of type " + ct + "; send " + MediaType + " or application/json"}
-}
-
 // readJSON decodes the request body into v. An empty body leaves v as it is
 // and reports false.
 func readJSON(r *http.Request, v any) (bool, error) {
-	data, err := io.ReadAll(r.Body)
+	data, err := readBody(r)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return false, Errorf(http.StatusRequestEntityTooLarge, "", "request body is larger than %d bytes", tooBig.Limit)
-		}
-		return false, BadRequest("", "reading request body: %v", err)
+		return false, err
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return false, nil

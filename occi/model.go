@@ -54,9 +54,12 @@ type Category struct {
 	Title      string         `json:"title,omitempty"`
 	Attributes map[string]any `json:"attributes,omitempty"`
 	Actions    []string       `json:"actions,omitempty"`
-	Related    []string       `json:"related,omitempty"`
-	Location   string         `json:"location,omitempty"`
-	Providers  *Providers     `json:"providers,omitempty"`
+	// Related is a kind's parent, or the mixins a mixin depends on.
+	Related []string `json:"related,omitempty"`
+	// Applies lists the kinds a mixin applies to (OCCI 1.2).
+	Applies   []string   `json:"applies,omitempty"`
+	Location  string     `json:"location,omitempty"`
+	Providers *Providers `json:"providers,omitempty"`
 }
 
 // ID is the category's OCCI identifier, scheme followed by term.

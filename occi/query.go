@@ -19,6 +19,12 @@ type categoryJSON struct {
 	Related    []string       `json:"related,omitempty"`
 	Location   string         `json:"location,omitempty"`
 	Providers  *Providers     `json:"providers,omitempty"`
+	// Parent, Depends and Applies are how OCCI 1.2 JSON spells a kind's
+	// parent, the mixins a mixin depends on and the kinds it applies to.
+	// They are read, never written in the pyOCNI rendering.
+	Parent  string   `json:"parent,omitempty"`
+	Depends []string `json:"depends,omitempty"`
+	Applies []string `json:"applies,omitempty"`
 }
 
 type providerJSON struct {
@@ -37,9 +43,18 @@ type categoriesJSON struct {
 
 var categoryKeys = map[string]bool{"kinds": true, "mixins": true, "actions": true, "providers": true}
 
-// readCategories decodes a query interface body, refusing unknown members so
-// a typo does not pass as an empty request.
+// readCategories decodes a query interface body, in any rendering,
+// refusing unknown members so a typo does not pass as an empty request.
 func readCategories(r *http.Request) (*categoriesJSON, bool, error) {
+	x := exchangeOf(r)
+	if x.in != renderPyOCNI {
+		doc, err := readText(r, x)
+		if err != nil || doc.empty() {
+			return &categoriesJSON{}, false, err
+		}
+		out, err := doc.categoriesDoc()
+		return out, true, err
+	}
 	var raw map[string]json.RawMessage
 	present, err := readJSON(r, &raw)
 	if err != nil || !present {
@@ -55,12 +70,67 @@ func readCategories(r *http.Request) (*categoriesJSON, bool, error) {
 	if err := decodeJSON(data, &doc); err != nil {
 		return nil, true, err
 	}
+	if doc.speaks12() {
+		x.want12 = true
+	}
 	return &doc, true, nil
 }
 
+// speaks12 reports whether the document uses what only OCCI 1.2 JSON
+// has: parent, depends, applies, or flat dotted attribute names.
+func (d *categoriesJSON) speaks12() bool {
+	for _, list := range [][]categoryJSON{d.Kinds, d.Mixins, d.Actions} {
+		for _, c := range list {
+			if c.Parent != "" || c.Depends != nil || c.Applies != nil {
+				return true
+			}
+			for k := range c.Attributes {
+				if strings.Contains(k, ".") {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// category reads one category of a query interface document. Both JSON
+// shapes land in the same model: parent and depends join related, and
+// dotted attribute names (OCCI 1.2) nest like pyOCNI's.
 func (c categoryJSON) category(class string) *Category {
+	related := c.Related
+	if c.Parent != "" {
+		related = append([]string{c.Parent}, related...)
+	}
+	related = append(related, c.Depends...)
 	return &Category{Class: class, Term: strings.TrimSpace(c.Term), Scheme: strings.TrimSpace(c.Scheme), Title: c.Title,
-		Attributes: c.Attributes, Actions: c.Actions, Related: c.Related, Location: c.Location}
+		Attributes: nestDefinitions(c.Attributes), Actions: c.Actions, Related: related, Applies: c.Applies, Location: c.Location}
+}
+
+// nestDefinitions nests attribute definitions given under dotted names.
+func nestDefinitions(attrs map[string]any) map[string]any {
+	dotted := false
+	for k := range attrs {
+		if strings.Contains(k, ".") {
+			dotted = true
+			break
+		}
+	}
+	if !dotted {
+		return attrs
+	}
+	out := make(map[string]any, len(attrs))
+	for k, v := range attrs {
+		if !strings.Contains(k, ".") {
+			out[k] = v
+		}
+	}
+	for k, v := range attrs {
+		if strings.Contains(k, ".") {
+			setPath(out, splitName(k), v)
+		}
+	}
+	return out
 }
 
 func renderCategory(c *Category) categoryJSON {
@@ -102,8 +172,10 @@ func (d *categoriesJSON) all() []*Category {
 
 // getCategories lists every category, or those matching a filter body.
 func (s *Server) getCategories(w http.ResponseWriter, r *http.Request) error {
-	var filter map[string][]map[string]any
-	present, err := readJSON(r, &filter)
+	if _, err := s.answer(r, true); err != nil {
+		return err
+	}
+	filter, present, err := readCategoryFilter(r)
 	if err != nil {
 		return err
 	}
@@ -136,7 +208,24 @@ func (s *Server) getCategories(w http.ResponseWriter, r *http.Request) error {
 		}
 		cats = kept
 	}
-	return writeJSON(w, http.StatusOK, renderCategories(cats))
+	return s.writeCategories(w, r, http.StatusOK, cats, nil)
+}
+
+// readCategoryFilter reads a query interface filter: {"kinds":[{…}],…},
+// or Category lines selecting categories by term and scheme.
+func readCategoryFilter(r *http.Request) (map[string][]map[string]any, bool, error) {
+	x := exchangeOf(r)
+	if x.in != renderPyOCNI {
+		doc, err := readText(r, x)
+		if err != nil || doc.empty() {
+			return nil, false, err
+		}
+		f, err := doc.categoryFilter()
+		return f, true, err
+	}
+	var filter map[string][]map[string]any
+	present, err := readJSON(r, &filter)
+	return filter, present, err
 }
 
 // matchCategory reports whether c has every member filter f gives: equal
@@ -229,6 +318,9 @@ func containsString(list []string, v string) bool {
 
 // postCategories registers kinds, mixins and actions; re-registering merges.
 func (s *Server) postCategories(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.answer(r, true); err != nil {
+		return err
+	}
 	doc, present, err := readCategories(r)
 	if err != nil {
 		return err
@@ -244,11 +336,14 @@ func (s *Server) postCategories(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, renderCategories(written))
+	return s.writeCategories(w, r, http.StatusCreated, written, nil)
 }
 
 // putCategories updates categories and attaches providers.
 func (s *Server) putCategories(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.answer(r, true); err != nil {
+		return err
+	}
 	doc, present, err := readCategories(r)
 	if err != nil {
 		return err
@@ -273,20 +368,23 @@ func (s *Server) putCategories(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := renderCategories(updated)
+	var attached []providerJSON
 	for _, p := range doc.Providers {
 		c, err := s.AttachProviders(ctx, p.OCCIID, p.Provider)
 		if err != nil {
 			return err
 		}
-		out.Providers = append(out.Providers, providerJSON{Provider: *c.Providers, OCCIID: c.ID()})
+		attached = append(attached, providerJSON{Provider: *c.Providers, OCCIID: c.ID()})
 	}
-	sort.Slice(out.Providers, func(i, j int) bool { return out.Providers[i].OCCIID < out.Providers[j].OCCIID })
-	return writeJSON(w, http.StatusOK, out)
+	sort.Slice(attached, func(i, j int) bool { return attached[i].OCCIID < attached[j].OCCIID })
+	return s.writeCategories(w, r, http.StatusOK, updated, attached)
 }
 
 // deleteCategories removes the categories named by term and scheme.
 func (s *Server) deleteCategoriesHandler(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.answer(r, true); err != nil {
+		return err
+	}
 	doc, present, err := readCategories(r)
 	if err != nil {
 		return err
@@ -298,7 +396,7 @@ func (s *Server) deleteCategoriesHandler(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, renderCategories(deleted))
+	return s.writeCategories(w, r, http.StatusOK, deleted, nil)
 }
 
 // ParseCategories reads a query interface document ({"kinds":[…],
