@@ -1,8 +1,9 @@
 // Package occi is cmbs's OCCI model and HTTP interface: categories (kinds,
 // mixins, actions) registered on the query interface, entities (resources and
 // links) created, read, updated, filtered and deleted at their kind's
-// location, providers called around every store write, and the pyOCNI JSON
-// rendering (application/occi+json).
+// location, providers called around every store write, and the OCCI
+// renderings: pyOCNI's JSON and OCCI 1.2 JSON (application/occi+json),
+// text/plain, text/occi and text/uri-list, negotiated per request.
 package occi
 
 import (
@@ -36,6 +37,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// Aliases are other spellings of action and attribute names.
 	Aliases Aliases
+	// WithInfrastructure registers the OCCI 1.1 Infrastructure model
+	// (InfrastructureCategories) at Init.
+	WithInfrastructure bool
 }
 
 // Server answers the OCCI interface. It owns no goroutines: every request is
@@ -48,6 +52,7 @@ type Server struct {
 	valid     validator
 	maxBody   int64
 	aliases   Aliases
+	infra     bool
 	router    *mux.Router
 }
 
@@ -63,6 +68,7 @@ func NewServer(opts Options) (*Server, error) {
 		valid:     validator{strict: opts.Strict},
 		maxBody:   opts.MaxBodyBytes,
 		aliases:   opts.Aliases,
+		infra:     opts.WithInfrastructure,
 	}
 	if s.log == nil {
 		s.log = logrus.StandardLogger()
@@ -94,8 +100,10 @@ func (s *Server) Providers() *Registry { return s.providers }
 // Handler is the server's HTTP interface.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// Init prepares the store: the indexes the server's queries use and the
-// OCCI Core kinds. It is safe to run on every start.
+// Init prepares the store: the indexes the server's queries use, the OCCI
+// Core kinds and, with Options.WithInfrastructure, the OCCI Infrastructure
+// model. It is safe to run on every start: categories already there are
+// merged, as a POST on the query interface does.
 func (s *Server) Init(ctx context.Context) error {
 	for _, idx := range []store.Index{
 		{Name: "cmbs-category-location", Fields: [][]string{{"doc"}, {"location"}}},
@@ -107,7 +115,15 @@ func (s *Server) Init(ctx context.Context) error {
 			return fmt.Errorf("occi: index %s: %w", idx.Name, err)
 		}
 	}
-	return s.EnsureCategories(ctx, coreCategories())
+	if err := s.EnsureCategories(ctx, coreCategories()); err != nil {
+		return err
+	}
+	if s.infra {
+		if err := s.EnsureCategories(ctx, InfrastructureCategories()); err != nil {
+			return fmt.Errorf("occi: infrastructure model: %w", err)
+		}
+	}
+	return nil
 }
 
 // routes declares the whole interface in one place. Everything that is not

@@ -29,8 +29,15 @@ func newSchema(cats ...*Category) schema {
 			continue
 		}
 		for _, d := range Definitions(c.Attributes) {
-			if _, dup := s[d.Name]; !dup {
+			first, dup := s[d.Name]
+			switch {
+			case !dup:
 				s[d.Name] = d
+			case !first.HasDefault && d.HasDefault:
+				// A mixin's default (a resource template's size) applies
+				// where the kind declares the attribute without one.
+				first.Default, first.HasDefault = d.Default, true
+				s[d.Name] = first
 			}
 		}
 	}
