@@ -97,8 +97,12 @@ func TestRetries(t *testing.T) {
 	if n := len(r.accepted()); n != 1 {
 		t.Errorf("accepted %d times", n)
 	}
-	st, _ := e.n.Subscription(loc)
-	if st.State != notify.StateActive || st.Delivered != 1 || st.Failed != 0 {
+	// The receiver answers before the worker counts the success.
+	waitFor(t, "the success counted", func() bool {
+		st, _ := e.n.Subscription(loc)
+		return st.Delivered == 1
+	})
+	if st, _ := e.n.Subscription(loc); st.State != notify.StateActive || st.Failed != 0 {
 		t.Errorf("status %v", st)
 	}
 	r.check()
@@ -270,6 +274,10 @@ func TestStoredSubscriptionsResume(t *testing.T) {
 	loc := first.subscribe("kept", map[string]any{"callback": r.url, "events": []any{"created"}})
 	first.resource("one", "one")
 	r.waitEvent("one", is(notify.Created, "/resource/one"))
+	waitFor(t, "the success counted", func() bool {
+		st, _ := first.n.Subscription(loc)
+		return st.Delivered == 1
+	})
 	first.close()
 	second := newEnv(t, st, notify.Config{})
 	waitFor(t, "resumed", func() bool { _, ok := second.n.Subscription(loc); return ok })

@@ -78,22 +78,22 @@ func (n *Notifier) Handler() http.Handler {
 			occi.WriteProblem(w, &occi.Error{Status: http.StatusServiceUnavailable, Detail: "the server is shutting down"})
 			return
 		}
+		// Registered before the handshake completes, so every event after
+		// the client's Dial returns reaches it.
+		n.streams[st] = struct{}{}
 		n.wg.Add(1)
 		n.mu.Unlock()
 		defer n.wg.Done()
-		// The upgrader answers a failed handshake itself.
-		conn, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		n.mu.Lock()
-		n.streams[st] = struct{}{}
-		n.mu.Unlock()
 		defer func() {
 			n.mu.Lock()
 			delete(n.streams, st)
 			n.mu.Unlock()
 		}()
+		// The upgrader answers a failed handshake itself.
+		conn, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
 		n.serveStream(conn, st)
 	})
 }
