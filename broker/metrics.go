@@ -59,6 +59,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		for _, c := range []*prometheus.CounterVec{m.sent, m.received, m.forwarded, m.failed} {
 			c.WithLabelValues(string(l))
 		}
+		m.delivery.WithLabelValues(string(l))
 	}
 	return m, nil
 }

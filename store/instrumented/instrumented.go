@@ -91,6 +91,7 @@ func Wrap(inner store.Store, backend string, m *Metrics) store.Store {
 	for _, op := range allOps() {
 		m.operations.WithLabelValues(op, backend)
 		m.errors.WithLabelValues(op, backend)
+		m.duration.WithLabelValues(op, backend)
 	}
 	s := &Store{inner: inner, backend: backend, m: m}
 	_, finds := inner.(store.Finder)
