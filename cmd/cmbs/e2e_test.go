@@ -139,7 +139,6 @@ type e2eNodeSpec struct {
 
 // e2eNode is a cmbs serve process, restartable on the same store.
 type e2eNode struct {
-	t      *testing.T
 	spec   e2eNodeSpec
 	bin    string
 	store  string
@@ -165,7 +164,7 @@ type e2eRun struct {
 // test failed, logs what the server wrote.
 func e2eStartNode(t *testing.T, bin string, spec e2eNodeSpec) *e2eNode {
 	t.Helper()
-	n := &e2eNode{t: t, spec: spec, bin: bin, store: filepath.Join(t.TempDir(), "store"), client: spec.client}
+	n := &e2eNode{spec: spec, bin: bin, store: filepath.Join(t.TempDir(), "store"), client: spec.client}
 	if n.client == nil {
 		n.client = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -179,7 +178,7 @@ func e2eStartNode(t *testing.T, bin string, spec e2eNodeSpec) *e2eNode {
 			}
 		}
 	})
-	n.start()
+	n.start(t)
 	return n
 }
 
@@ -205,8 +204,8 @@ func e2eServeEnv() []string {
 }
 
 // start runs the process (again) on the node's store.
-func (n *e2eNode) start() {
-	n.t.Helper()
+func (n *e2eNode) start(t *testing.T) {
+	t.Helper()
 	args := append(append([]string{}, n.spec.wrap...), n.bin, "serve",
 		"--http", n.spec.httpAddr, "--store", "file:"+n.store, "--log-format", "json", "--shutdown-timeout", "5s")
 	r := &e2eRun{cmd: exec.Command(args[0], args[1:]...), log: &syncBuffer{}, done: make(chan struct{})}
@@ -215,7 +214,7 @@ func (n *e2eNode) start() {
 	// Its own process group, so cleanup reaches whatever it started.
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := r.cmd.Start(); err != nil {
-		n.t.Fatalf("start %s: %v", n.spec.name, err)
+		t.Fatalf("start %s: %v", n.spec.name, err)
 	}
 	n.runs = append(n.runs, r)
 	go func() {
@@ -223,10 +222,10 @@ func (n *e2eNode) start() {
 		close(r.done)
 	}()
 	var addr string
-	e2eEventually(n.t, 30*time.Second, n.spec.name+" serves", func() bool {
+	e2eEventually(t, 30*time.Second, n.spec.name+" serves", func() bool {
 		select {
 		case <-r.done:
-			n.t.Fatalf("%s exited before serving: %v\n%s", n.spec.name, r.err, r.log)
+			t.Fatalf("%s exited before serving: %v\n%s", n.spec.name, r.err, r.log)
 		default:
 		}
 		addr = e2eServingAddr(r.log.String())
@@ -266,70 +265,70 @@ func (n *e2eNode) current() *e2eRun { return n.runs[len(n.runs)-1] }
 
 // stop sends sig to the running process and waits for it to exit,
 // returning what it exited with.
-func (n *e2eNode) stop(sig syscall.Signal) error {
-	n.t.Helper()
+func (n *e2eNode) stop(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
 	r := n.current()
 	r.kill(sig)
 	select {
 	case <-r.done:
 		return r.err
 	case <-time.After(30 * time.Second):
-		n.t.Fatalf("%s did not exit within 30s of %v", n.spec.name, sig)
+		t.Fatalf("%s did not exit within 30s of %v", n.spec.name, sig)
 		return nil
 	}
 }
 
 // do sends a JSON request and decodes the JSON answer.
-func (n *e2eNode) do(method, path string, body any) (int, map[string]any) {
-	n.t.Helper()
+func (n *e2eNode) do(t *testing.T, method, path string, body any) (int, map[string]any) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
 		if err != nil {
-			n.t.Fatal(err)
+			t.Fatal(err)
 		}
 		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, n.url+path, rd)
 	if err != nil {
-		n.t.Fatal(err)
+		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/occi+json")
 	req.Header.Set("Accept", "application/occi+json")
 	res, err := n.client.Do(req)
 	if err != nil {
-		n.t.Fatalf("%s %s on %s: %v", method, path, n.spec.name, err)
+		t.Fatalf("%s %s on %s: %v", method, path, n.spec.name, err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
-		n.t.Fatalf("%s %s on %s: %v", method, path, n.spec.name, err)
+		t.Fatalf("%s %s on %s: %v", method, path, n.spec.name, err)
 	}
 	var out map[string]any
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &out); err != nil {
-			n.t.Fatalf("%s %s on %s: status %d, body is not a JSON object: %v: %s", method, path, n.spec.name, res.StatusCode, err, raw)
+			t.Fatalf("%s %s on %s: status %d, body is not a JSON object: %v: %s", method, path, n.spec.name, res.StatusCode, err, raw)
 		}
 	}
 	return res.StatusCode, out
 }
 
-func (n *e2eNode) must(status int, method, path string, body any) map[string]any {
-	n.t.Helper()
-	got, out := n.do(method, path, body)
+func (n *e2eNode) must(t *testing.T, status int, method, path string, body any) map[string]any {
+	t.Helper()
+	got, out := n.do(t, method, path, body)
 	if got != status {
-		n.t.Fatalf("%s %s on %s: status %d, want %d: %v", method, path, n.spec.name, got, status, out)
+		t.Fatalf("%s %s on %s: status %d, want %d: %v", method, path, n.spec.name, got, status, out)
 	}
 	return out
 }
 
 // attrs returns the cmbs.<kind> attributes of the entity at path.
-func (n *e2eNode) attrs(path, kind string) map[string]any {
-	n.t.Helper()
-	out := n.must(http.StatusOK, "GET", path, nil)
+func (n *e2eNode) attrs(t *testing.T, path, kind string) map[string]any {
+	t.Helper()
+	out := n.must(t, http.StatusOK, "GET", path, nil)
 	res, _ := out["resources"].([]any)
 	if len(res) != 1 {
-		n.t.Fatalf("GET %s on %s: %v", path, n.spec.name, out)
+		t.Fatalf("GET %s on %s: %v", path, n.spec.name, out)
 	}
 	e, _ := res[0].(map[string]any)
 	a, _ := e["attributes"].(map[string]any)
@@ -338,19 +337,21 @@ func (n *e2eNode) attrs(path, kind string) map[string]any {
 	return k
 }
 
-func (n *e2eNode) member(id string) map[string]any { return n.attrs("/cmbs/member/"+id, "member") }
+func (n *e2eNode) member(t *testing.T, id string) map[string]any {
+	return n.attrs(t, "/cmbs/member/"+id, "member")
+}
 
 // has reports whether the node stores message id.
-func (n *e2eNode) has(id string) bool {
-	n.t.Helper()
-	status, _ := n.do("GET", "/cmbs/message/"+id, nil)
+func (n *e2eNode) has(t *testing.T, id string) bool {
+	t.Helper()
+	status, _ := n.do(t, "GET", "/cmbs/message/"+id, nil)
 	return status == http.StatusOK
 }
 
 // createMember creates the node's local member with a socket per layer,
 // its neighbours' L1 sockets, topics and providers, and starts every layer.
-func (n *e2eNode) createMember(id string, sockets map[string]string, neighbors []*e2eNode, topics, providers []string) {
-	n.t.Helper()
+func (n *e2eNode) createMember(t *testing.T, id string, sockets map[string]string, neighbors []*e2eNode, topics, providers []string) {
+	t.Helper()
 	n.id, n.sockets = id, sockets
 	attrs := map[string]any{"local": "true", "state": "active", "topics": e2eList(topics), "providers": e2eList(providers)}
 	for l, s := range sockets {
@@ -361,12 +362,12 @@ func (n *e2eNode) createMember(id string, sockets map[string]string, neighbors [
 		ns = append(ns, nb.sockets["l1"])
 	}
 	attrs["neighbors_socket"] = ns
-	n.must(http.StatusCreated, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
+	n.must(t, http.StatusCreated, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
 		"kind": "http://houssem.org/cmbs#member", "id": id, "title": "member " + id,
 		"attributes": map[string]any{"cmbs": map[string]any{"member": attrs}},
 	}}})
 	for _, l := range e2eLayers {
-		n.action(http.StatusOK, "start_"+l)
+		n.action(t, http.StatusOK, "start_"+l)
 	}
 }
 
@@ -378,27 +379,27 @@ func e2eList(s []string) []string {
 }
 
 // action runs a member action on the node's local member.
-func (n *e2eNode) action(status int, action string) map[string]any {
-	n.t.Helper()
-	return n.must(status, "POST", "/cmbs/member/"+n.id+"?action="+action, map[string]any{})
+func (n *e2eNode) action(t *testing.T, status int, action string) map[string]any {
+	t.Helper()
+	return n.must(t, status, "POST", "/cmbs/member/"+n.id+"?action="+action, map[string]any{})
 }
 
 // layers returns the local member's layer states.
-func (n *e2eNode) layers() map[string]any {
-	n.t.Helper()
-	m, _ := n.member(n.id)["layers"].(map[string]any)
+func (n *e2eNode) layers(t *testing.T) map[string]any {
+	t.Helper()
+	m, _ := n.member(t, n.id)["layers"].(map[string]any)
 	return m
 }
 
 // message creates a message for layer with the given extra attributes.
-func (n *e2eNode) message(id, layer string, extra map[string]any) {
-	n.t.Helper()
+func (n *e2eNode) message(t *testing.T, id, layer string, extra map[string]any) {
+	t.Helper()
 	attrs := map[string]any{"cmbs_layer": layer, "executable": "True", "sendable": "True", "storable": "True",
 		"path_history": []any{}, "message_content": map[string]any{"hello": id}}
 	for k, v := range extra {
 		attrs[k] = v
 	}
-	n.must(http.StatusCreated, "POST", "/cmbs/message/", map[string]any{"resources": []any{map[string]any{
+	n.must(t, http.StatusCreated, "POST", "/cmbs/message/", map[string]any{"resources": []any{map[string]any{
 		"kind": "http://houssem.org/cmbs#message", "mixins": []any{"http://houssem.org/cmbs#" + layer}, "id": id,
 		"attributes": map[string]any{"cmbs": map[string]any{"message": attrs}},
 	}}})
@@ -406,12 +407,12 @@ func (n *e2eNode) message(id, layer string, extra map[string]any) {
 
 // send runs send_<layer> on message id, which answers 202 at once, and
 // waits until the delivery outcome is recorded on the message.
-func (n *e2eNode) send(id, layer string) map[string]any {
-	n.t.Helper()
-	n.must(http.StatusAccepted, "POST", "/cmbs/message/"+id+"?action=send_"+layer, map[string]any{})
+func (n *e2eNode) send(t *testing.T, id, layer string) map[string]any {
+	t.Helper()
+	n.must(t, http.StatusAccepted, "POST", "/cmbs/message/"+id+"?action=send_"+layer, map[string]any{})
 	var d map[string]any
-	e2eEventually(n.t, 30*time.Second, "outcome of "+id+" on "+n.spec.name, func() bool {
-		d, _ = n.attrs("/cmbs/message/"+id, "message")["delivery"].(map[string]any)
+	e2eEventually(t, 30*time.Second, "outcome of "+id+" on "+n.spec.name, func() bool {
+		d, _ = n.attrs(t, "/cmbs/message/"+id, "message")["delivery"].(map[string]any)
 		return d["state"] == "done"
 	})
 	return d
@@ -490,8 +491,8 @@ type e2eRoute struct {
 // each receiver stores the message if and only if it is meant for it.
 func e2eCheckRouting(t *testing.T, a *e2eNode, receivers []*e2eNode, tc e2eCase, routes map[string]e2eRoute) {
 	t.Helper()
-	a.message(tc.id, tc.layer, tc.attrs)
-	d := a.send(tc.id, tc.layer)
+	a.message(t, tc.id, tc.layer, tc.attrs)
+	d := a.send(t, tc.id, tc.layer)
 	want := map[string]string{}
 	for _, id := range tc.want {
 		want[id] = "delivered"
@@ -505,7 +506,7 @@ func e2eCheckRouting(t *testing.T, a *e2eNode, receivers []*e2eNode, tc e2eCase,
 	dests := e2eDestinations(d)
 	for _, r := range receivers {
 		meant := want[r.id] != ""
-		if got := r.has(tc.id); got != meant {
+		if got := r.has(t, tc.id); got != meant {
 			t.Errorf("%s stores %s: %v, want %v", r.id, tc.id, got, meant)
 		}
 		if !meant {
@@ -515,7 +516,7 @@ func e2eCheckRouting(t *testing.T, a *e2eNode, receivers []*e2eNode, tc e2eCase,
 		if via, _ := dests[r.id]["via"].(string); via != rt.via {
 			t.Errorf("%s reached %s via %q, want %q", tc.id, r.id, via, rt.via)
 		}
-		if got := r.attrs("/cmbs/message/"+tc.id, "message")["path_history"]; !reflect.DeepEqual(got, e2eAnys(rt.path)) {
+		if got := r.attrs(t, "/cmbs/message/"+tc.id, "message")["path_history"]; !reflect.DeepEqual(got, e2eAnys(rt.path)) {
 			t.Errorf("%s stored on %s with path_history %v, want %v", tc.id, r.id, got, rt.path)
 		}
 	}
@@ -530,9 +531,9 @@ func e2eAnys(s []string) []any {
 }
 
 // discover runs check_neighbors on n and returns its answer.
-func (n *e2eNode) discover() (discovered []string, unreachable map[string]any) {
-	n.t.Helper()
-	res := n.action(http.StatusOK, "check_neighbors")
+func (n *e2eNode) discover(t *testing.T) (discovered []string, unreachable map[string]any) {
+	t.Helper()
+	res := n.action(t, http.StatusOK, "check_neighbors")
 	unreachable, _ = res["unreachable"].(map[string]any)
 	return e2eStrings(res["discovered"]), unreachable
 }
@@ -559,32 +560,32 @@ func TestE2EBroker(t *testing.T) {
 	start := time.Now()
 	spec := func(name string) e2eNodeSpec { return e2eNodeSpec{name: name, httpAddr: "127.0.0.1:0"} }
 	a, b, c := e2eStartNode(t, bin, spec("A")), e2eStartNode(t, bin, spec("B")), e2eStartNode(t, bin, spec("C"))
-	c.createMember("member-c", e2eSockets(t), nil, e2eTopicsC, e2eProvidersC)
-	b.createMember("member-b", e2eSockets(t), []*e2eNode{c}, e2eTopicsB, e2eProvidersB)
-	a.createMember("member-a", e2eSockets(t), []*e2eNode{b}, nil, nil)
+	c.createMember(t, "member-c", e2eSockets(t), nil, e2eTopicsC, e2eProvidersC)
+	b.createMember(t, "member-b", e2eSockets(t), []*e2eNode{c}, e2eTopicsB, e2eProvidersB)
+	a.createMember(t, "member-a", e2eSockets(t), []*e2eNode{b}, nil, nil)
 	t.Logf("three members up in %v", time.Since(start).Round(time.Millisecond))
 
 	// Discovery through the chain: B learns C, then A learns B and,
 	// through B's answer, C, which it then reaches directly.
-	if got, un := b.discover(); !reflect.DeepEqual(got, []string{"member-c"}) || len(un) != 0 {
+	if got, un := b.discover(t); !reflect.DeepEqual(got, []string{"member-c"}) || len(un) != 0 {
 		t.Fatalf("B discovered %v, unreachable %v", got, un)
 	}
-	if got, un := a.discover(); !reflect.DeepEqual(got, []string{"member-b", "member-c"}) || len(un) != 0 {
+	if got, un := a.discover(t); !reflect.DeepEqual(got, []string{"member-b", "member-c"}) || len(un) != 0 {
 		t.Fatalf("A discovered %v, unreachable %v", got, un)
 	}
 	for _, m := range []*e2eNode{b, c} {
-		rec := a.member(m.id)
+		rec := a.member(t, m.id)
 		if rec["local"] != "false" || rec["l1_socket"] != m.sockets["l1"] || rec["l2_socket"] != m.sockets["l2"] || rec["via"] != "" {
 			t.Errorf("A's record of %s: %v", m.id, rec)
 		}
 	}
-	if rec := c.member("member-b"); rec["local"] != "false" || rec["l1_socket"] != b.sockets["l1"] {
+	if rec := c.member(t, "member-b"); rec["local"] != "false" || rec["l1_socket"] != b.sockets["l1"] {
 		t.Errorf("C did not record B when B asked it: %v", rec)
 	}
-	if rec := b.member("member-a"); rec["local"] != "false" || rec["l1_socket"] != a.sockets["l1"] {
+	if rec := b.member(t, "member-a"); rec["local"] != "false" || rec["l1_socket"] != a.sockets["l1"] {
 		t.Errorf("B did not record A when A asked it: %v", rec)
 	}
-	if state, _ := a.member("member-a")["neighbors_state"].(map[string]any); state[b.sockets["l1"]] != "reachable: member-b" {
+	if state, _ := a.member(t, "member-a")["neighbors_state"].(map[string]any); state[b.sockets["l1"]] != "reachable: member-b" {
 		t.Errorf("A's neighbours state: %v", state)
 	}
 
@@ -599,108 +600,108 @@ func TestE2EBroker(t *testing.T) {
 	}
 
 	t.Run("l1 request and reply", func(t *testing.T) {
-		a.message("e2e-l1", "l1", map[string]any{"l1_socket_receiver_member": c.sockets["l1"], "message_content": "ping"})
-		d := a.send("e2e-l1", "l1")
+		a.message(t, "e2e-l1", "l1", map[string]any{"l1_socket_receiver_member": c.sockets["l1"], "message_content": "ping"})
+		d := a.send(t, "e2e-l1", "l1")
 		if got := e2eStatuses(d); !reflect.DeepEqual(got, map[string]string{"member-c": "delivered"}) {
 			t.Fatalf("outcome %v", d)
 		}
-		result, _ := a.attrs("/cmbs/message/e2e-l1", "message")["result"].(map[string]any)
+		result, _ := a.attrs(t, "/cmbs/message/e2e-l1", "message")["result"].(map[string]any)
 		if result["member"] != "member-c" || result["content"] != "ping" || result["status"] != "executed" {
 			t.Errorf("the reply is not in the sender's result: %v", result)
 		}
-		if !c.has("e2e-l1") || b.has("e2e-l1") {
-			t.Errorf("l1 message stored on C: %v, on B: %v; want only C", c.has("e2e-l1"), b.has("e2e-l1"))
+		if !c.has(t, "e2e-l1") || b.has(t, "e2e-l1") {
+			t.Errorf("l1 message stored on C: %v, on B: %v; want only C", c.has(t, "e2e-l1"), b.has(t, "e2e-l1"))
 		}
 	})
 
 	t.Run("stop and start a layer", func(t *testing.T) {
-		b.action(http.StatusOK, "stop_l2")
-		b.action(http.StatusConflict, "stop_l2")
-		if got := b.layers()["l2"]; got != "stopped" {
+		b.action(t, http.StatusOK, "stop_l2")
+		b.action(t, http.StatusConflict, "stop_l2")
+		if got := b.layers(t)["l2"]; got != "stopped" {
 			t.Errorf("B's l2 after stop_l2: %v", got)
 		}
-		a.message("e2e-l2-stopped", "l2", nil)
-		d := a.send("e2e-l2-stopped", "l2")
+		a.message(t, "e2e-l2-stopped", "l2", nil)
+		d := a.send(t, "e2e-l2-stopped", "l2")
 		dests := e2eDestinations(d)
 		if dests["member-b"]["status"] != "failed" || dests["member-b"]["reason"] == "" || dests["member-c"]["status"] != "delivered" {
 			t.Fatalf("outcome with B's l2 stopped: %v", d)
 		}
-		if b.has("e2e-l2-stopped") {
+		if b.has(t, "e2e-l2-stopped") {
 			t.Error("B stored a message sent while its l2 was stopped")
 		}
-		b.action(http.StatusOK, "start_l2")
-		b.action(http.StatusConflict, "start_l2")
-		a.message("e2e-l2-restarted", "l2", nil)
-		if got := e2eStatuses(a.send("e2e-l2-restarted", "l2")); got["member-b"] != "delivered" || got["member-c"] != "delivered" {
+		b.action(t, http.StatusOK, "start_l2")
+		b.action(t, http.StatusConflict, "start_l2")
+		a.message(t, "e2e-l2-restarted", "l2", nil)
+		if got := e2eStatuses(a.send(t, "e2e-l2-restarted", "l2")); got["member-b"] != "delivered" || got["member-c"] != "delivered" {
 			t.Fatalf("after start_l2: %v", got)
 		}
-		if !b.has("e2e-l2-restarted") {
+		if !b.has(t, "e2e-l2-restarted") {
 			t.Error("B does not store the message sent after start_l2")
 		}
 	})
 
 	t.Run("member down", func(t *testing.T) {
 		// l4 stopped, so the restart below shows only running layers come back.
-		c.action(http.StatusOK, "stop_l4")
-		c.stop(syscall.SIGKILL)
-		a.message("e2e-down", "l2", nil)
-		d := a.send("e2e-down", "l2")
+		c.action(t, http.StatusOK, "stop_l4")
+		c.stop(t, syscall.SIGKILL)
+		a.message(t, "e2e-down", "l2", nil)
+		d := a.send(t, "e2e-down", "l2")
 		dests := e2eDestinations(d)
 		if dests["member-c"]["status"] != "failed" || dests["member-c"]["reason"] == "" || dests["member-b"]["status"] != "delivered" {
 			t.Fatalf("outcome with C down: %v", d)
 		}
 		t.Logf("C down: %v", dests["member-c"]["reason"])
 		began := time.Now()
-		_, un := a.discover()
+		_, un := a.discover(t)
 		t.Logf("check_neighbors with C down answered in %v", time.Since(began).Round(time.Millisecond))
 		if _, ok := un[c.sockets["l1"]]; !ok {
 			t.Errorf("C not reported unreachable: %v", un)
 		}
-		state, _ := a.member("member-a")["neighbors_state"].(map[string]any)
+		state, _ := a.member(t, "member-a")["neighbors_state"].(map[string]any)
 		if s, _ := state[c.sockets["l1"]].(string); !strings.HasPrefix(s, "unreachable") {
 			t.Errorf("A's neighbours state for C: %q", s)
 		}
 	})
 
 	t.Run("restart keeps data and running layers", func(t *testing.T) {
-		c.start()
+		c.start(t)
 		want := map[string]any{"l1": "running", "l2": "running", "l31": "running", "l32": "running", "l4": "stopped"}
-		if got := c.layers(); !reflect.DeepEqual(got, want) {
+		if got := c.layers(t); !reflect.DeepEqual(got, want) {
 			t.Errorf("C's layers after restart: %v, want %v", got, want)
 		}
 		for _, id := range []string{"e2e-l2", "e2e-l32-tail", "e2e-l1"} {
-			if !c.has(id) {
+			if !c.has(t, id) {
 				t.Errorf("C lost message %s in the restart", id)
 			}
 		}
-		if rec := c.member("member-b"); rec["l1_socket"] != b.sockets["l1"] {
+		if rec := c.member(t, "member-b"); rec["l1_socket"] != b.sockets["l1"] {
 			t.Errorf("C lost its record of B: %v", rec)
 		}
 		// A finds C directly again.
-		if _, un := a.discover(); len(un) != 0 {
+		if _, un := a.discover(t); len(un) != 0 {
 			t.Errorf("after C's restart, unreachable: %v", un)
 		}
-		if via := a.member("member-c")["via"]; via != "" {
+		if via := a.member(t, "member-c")["via"]; via != "" {
 			t.Errorf("A reaches C via %q after rediscovery", via)
 		}
-		a.message("e2e-after-restart", "l32", map[string]any{"topics": []string{"weather.paris"}})
-		if got := e2eStatuses(a.send("e2e-after-restart", "l32")); got["member-b"] != "delivered" || got["member-c"] != "delivered" {
+		a.message(t, "e2e-after-restart", "l32", map[string]any{"topics": []string{"weather.paris"}})
+		if got := e2eStatuses(a.send(t, "e2e-after-restart", "l32")); got["member-b"] != "delivered" || got["member-c"] != "delivered" {
 			t.Fatalf("after C's restart: %v", got)
 		}
-		a.message("e2e-l4-stopped", "l4", e2eBoth("storage", "alerts.x"))
-		if got := e2eStatuses(a.send("e2e-l4-stopped", "l4")); got["member-c"] != "failed" {
+		a.message(t, "e2e-l4-stopped", "l4", e2eBoth("storage", "alerts.x"))
+		if got := e2eStatuses(a.send(t, "e2e-l4-stopped", "l4")); got["member-c"] != "failed" {
 			t.Errorf("l4 to C, stopped before the restart: %v", got)
 		}
-		c.action(http.StatusOK, "start_l4")
-		a.message("e2e-l4-started", "l4", e2eBoth("storage", "alerts.x"))
-		if got := e2eStatuses(a.send("e2e-l4-started", "l4")); !reflect.DeepEqual(got, map[string]string{"member-c": "delivered"}) {
+		c.action(t, http.StatusOK, "start_l4")
+		a.message(t, "e2e-l4-started", "l4", e2eBoth("storage", "alerts.x"))
+		if got := e2eStatuses(a.send(t, "e2e-l4-started", "l4")); !reflect.DeepEqual(got, map[string]string{"member-c": "delivered"}) {
 			t.Errorf("l4 to C after start_l4: %v", got)
 		}
 	})
 
 	// SIGTERM shuts each down cleanly, layers running.
 	for _, n := range []*e2eNode{a, b, c} {
-		if err := n.stop(syscall.SIGTERM); err != nil {
+		if err := n.stop(t, syscall.SIGTERM); err != nil {
 			t.Errorf("%s exited with %v after SIGTERM", n.spec.name, err)
 		}
 	}
@@ -830,7 +831,7 @@ exec "$E2E_CURL" -sS -o "$E2E_OUT/$(printf %03d "$n").body" -w '%{http_code}\n' 
 
 	// check_neighbors toward the neighbour that is not running recorded it
 	// as unreachable, and every layer started ended stopped.
-	member := n.member(n.id)
+	member := n.member(t, n.id)
 	state, _ := member["neighbors_state"].(map[string]any)
 	if len(state) != 1 {
 		t.Errorf("neighbours state: %v", state)
@@ -841,17 +842,17 @@ exec "$E2E_CURL" -sS -o "$E2E_OUT/$(printf %03d "$n").body" -w '%{http_code}\n' 
 		}
 	}
 	for _, l := range e2eLayers {
-		if got := n.layers()[l]; got != "stopped" {
+		if got := n.layers(t)[l]; got != "stopped" {
 			t.Errorf("layer %s after the walk-through: %v", l, got)
 		}
 	}
 	for _, id := range []string{"0101d860-2a9a-504f-8861-aeafd0b20101", "0102d860-2a9a-504f-8861-aeafd0a10201"} {
-		if !n.has(id) {
+		if !n.has(t, id) {
 			t.Errorf("message %s not stored", id)
 		}
 	}
 	// One member kind and one message kind, whatever the script re-posted.
-	cats := n.must(http.StatusOK, "GET", "/-/", nil)
+	cats := n.must(t, http.StatusOK, "GET", "/-/", nil)
 	kinds := 0
 	for _, k := range cats["kinds"].([]any) {
 		if km, _ := k.(map[string]any); km["scheme"] == "http://houssem.org/cmbs#" {
@@ -861,7 +862,7 @@ exec "$E2E_CURL" -sS -o "$E2E_OUT/$(printf %03d "$n").body" -w '%{http_code}\n' 
 	if kinds != 2 {
 		t.Errorf("%d cmbs kinds after the walk-through, want 2 (member, message)", kinds)
 	}
-	if err := n.stop(syscall.SIGTERM); err != nil {
+	if err := n.stop(t, syscall.SIGTERM); err != nil {
 		t.Errorf("server exited with %v after SIGTERM", err)
 	}
 }

@@ -191,9 +191,9 @@ func TestNetnsBroker(t *testing.T) {
 			httpAddr: ns.addr + ":8080", client: ns.client(t)})
 	}
 	a, b, c := host("A", nsA), host("B", nsB), host("C", nsC)
-	c.createMember("member-c", nsC.sockets(), nil, e2eTopicsC, e2eProvidersC)
-	b.createMember("member-b", nsB.sockets(), []*e2eNode{c}, e2eTopicsB, e2eProvidersB)
-	a.createMember("member-a", nsA.sockets(), []*e2eNode{b}, nil, nil)
+	c.createMember(t, "member-c", nsC.sockets(), nil, e2eTopicsC, e2eProvidersC)
+	b.createMember(t, "member-b", nsB.sockets(), []*e2eNode{c}, e2eTopicsB, e2eProvidersB)
+	a.createMember(t, "member-a", nsA.sockets(), []*e2eNode{b}, nil, nil)
 	t.Logf("namespaces and three members up in %v", time.Since(began).Round(time.Millisecond))
 
 	// C's server listens, yet nothing from A gets there.
@@ -206,20 +206,20 @@ func TestNetnsBroker(t *testing.T) {
 	}
 	t.Logf("A → C at the IP level: %v", err)
 
-	if got, un := b.discover(); !reflect.DeepEqual(got, []string{"member-c"}) || len(un) != 0 {
+	if got, un := b.discover(t); !reflect.DeepEqual(got, []string{"member-c"}) || len(un) != 0 {
 		t.Fatalf("B discovered %v, unreachable %v", got, un)
 	}
-	got, un := a.discover()
+	got, un := a.discover(t)
 	if !reflect.DeepEqual(got, []string{"member-b", "member-c"}) {
 		t.Fatalf("A discovered %v, want member-b and member-c", got)
 	}
 	if _, ok := un[c.sockets["l1"]]; !ok || len(un) != 1 {
 		t.Errorf("A's direct attempt at C not reported unreachable: %v", un)
 	}
-	if rec := a.member("member-c"); rec["via"] != "member-b" || rec["distance"] != 2.0 || rec["l1_socket"] != c.sockets["l1"] {
+	if rec := a.member(t, "member-c"); rec["via"] != "member-b" || rec["distance"] != 2.0 || rec["l1_socket"] != c.sockets["l1"] {
 		t.Errorf("A's record of C: via %v, distance %v, l1 %v; want via member-b, distance 2", rec["via"], rec["distance"], rec["l1_socket"])
 	}
-	if rec := a.member("member-b"); rec["via"] != "" || rec["l1_socket"] != b.sockets["l1"] {
+	if rec := a.member(t, "member-b"); rec["via"] != "" || rec["l1_socket"] != b.sockets["l1"] {
 		t.Errorf("A's record of B: via %v, l1 %v; want direct", rec["via"], rec["l1_socket"])
 	}
 
@@ -234,23 +234,23 @@ func TestNetnsBroker(t *testing.T) {
 	}
 
 	t.Run("l1 request and reply through B", func(t *testing.T) {
-		a.message("netns-l1", "l1", map[string]any{"l1_socket_receiver_member": c.sockets["l1"], "message_content": "ping"})
-		d := a.send("netns-l1", "l1")
+		a.message(t, "netns-l1", "l1", map[string]any{"l1_socket_receiver_member": c.sockets["l1"], "message_content": "ping"})
+		d := a.send(t, "netns-l1", "l1")
 		r := e2eDestinations(d)["member-c"]
 		if r["status"] != "delivered" || r["via"] != "member-b" {
 			t.Fatalf("outcome %v", d)
 		}
-		result, _ := a.attrs("/cmbs/message/netns-l1", "message")["result"].(map[string]any)
+		result, _ := a.attrs(t, "/cmbs/message/netns-l1", "message")["result"].(map[string]any)
 		if result["member"] != "member-c" || result["content"] != "ping" {
 			t.Errorf("C's reply is not in A's result: %v", result)
 		}
-		if b.has("netns-l1") {
+		if b.has(t, "netns-l1") {
 			t.Error("B stored an l1 request it only forwarded")
 		}
 	})
 
 	for _, n := range []*e2eNode{a, b, c} {
-		if err := n.stop(syscall.SIGTERM); err != nil {
+		if err := n.stop(t, syscall.SIGTERM); err != nil {
 			t.Errorf("%s exited with %v after SIGTERM", n.spec.name, err)
 		}
 	}
