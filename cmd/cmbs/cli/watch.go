@@ -94,15 +94,20 @@ func (c *Client) Watch(ctx context.Context, f WatchFilter, opened func(), fn fun
 		}
 		return fmt.Errorf("cannot open the event stream at %s: %w", u.Redacted(), err)
 	}
-	defer conn.Close()
 	// Reads block; ending the context closes the connection under them.
-	// WriteControl and Close may run concurrently with a read.
-	stop := context.AfterFunc(ctx, func() {
+	// WriteControl and Close may run concurrently with a read and with
+	// each other, so the goodbye is safe from either side.
+	goodbye := func() {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeWait))
 		conn.Close()
-	})
-	defer stop()
+	}
+	stop := context.AfterFunc(ctx, goodbye)
+	defer func() {
+		if stop() {
+			goodbye()
+		}
+	}()
 	if opened != nil {
 		opened()
 	}
