@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/cmd/cmbs/ops"
 	"github.com/houssem/cmbs/config"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/auth"
@@ -70,6 +71,12 @@ func (a *app) serve(ctx context.Context, args []string) error {
 			logger.WithError(err).Error("closing the store")
 		}
 	}()
+	// Probes and metrics (cmd/cmbs/ops): the store is counted from here on.
+	operations, err := ops.New(ops.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	st = operations.WrapStore(st)
 
 	srv, err := occi.NewServer(occi.Options{
 		Store:     st,
@@ -84,7 +91,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := srv.Init(ctx); err != nil {
 		return fmt.Errorf("initialise the store: %w", err)
 	}
-	brk, err := broker.New(broker.Config{Store: st, Logger: logger})
+	brk, err := broker.New(broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics()})
 	if err != nil {
 		return err
 	}
@@ -96,6 +103,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		}
 	}()
 	if err := brk.Register(ctx, srv); err != nil {
+		return err
+	}
+	if err := operations.WatchBroker(brk); err != nil {
 		return err
 	}
 	if err := brk.Start(ctx); err != nil {
@@ -110,6 +120,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if users != nil {
 		handler = users.Middleware(handler)
 	}
+	// Probes and /metrics answer ahead of authentication (cmd/cmbs/ops).
+	handler = operations.Handler(handler)
 	return a.listenAndServe(ctx, cfg, handler, logger)
 }
 
