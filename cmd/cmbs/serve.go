@@ -116,7 +116,15 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := applyConfigSections(ctx, cfg, srv, brk, logger); err != nil {
 		return err
 	}
-	var handler http.Handler = srv.Handler()
+	// Events (events.go): subscriptions and GET /events, behind the same
+	// authentication as the OCCI interface.
+	events, err := startEvents(ctx, st, srv, brk, logger)
+	if err != nil {
+		return err
+	}
+	defer closeEvents(events, brk, logger)
+	// End of events.
+	var handler http.Handler = withEvents(events, srv.Handler())
 	if users != nil {
 		handler = users.Middleware(handler)
 	}
