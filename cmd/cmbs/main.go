@@ -4,6 +4,7 @@
 //	cmbs passwd USER       print a users-file line for USER
 //	cmbs config check FILE check a config file; cmbs config schema prints its schema
 //	cmbs version           print the version
+//	cmbs health [--url U]  exit 0 when a running server is ready (Docker HEALTHCHECK)
 //	cmbs categories|member|members|message|watch
 //	                       client commands for a running server (cmbs help client)
 package main
@@ -35,6 +36,7 @@ Commands:
   passwd USER   print a users-file line (user:bcrypt-hash) for USER
   config        check a config file (config check FILE), print its schema
   version       print the version
+  health        ask a running server's readiness probe; exit 0 when ready
 
 Client commands (they talk to a running server; 'cmbs help client' for more):
   categories    list the categories, or apply a category file
@@ -87,6 +89,8 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return a.passwd(rest)
 	case "config":
 		return a.configCmd(rest)
+	case "health":
+		return a.health(ctx, rest)
 	case "version", "--version":
 		fmt.Fprintln(a.stdout, "cmbs", versionString(), runtime.Version())
 		return nil
