@@ -262,7 +262,7 @@ func (b *Broker) sendGroup(ctx context.Context, self *occi.Entity, l Layer, msg,
 		if r.Endpoint == "" {
 			r.Endpoint = endpoint
 		}
-		if r.Via == "" {
+		if r.Via == "" && r.Member != hop.ID {
 			r.Via = via
 		}
 		got[r.Member] = r

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/houssem/cmbs/occi"
@@ -44,10 +45,13 @@ func toWire(e *occi.Entity) *wireMessage {
 	return w
 }
 
+// entity returns the message as a resource. Each call gets its own copy of
+// the attributes: a member that both keeps and forwards a message changes
+// the two copies' path_history differently.
 func (w *wireMessage) entity() *occi.Entity {
-	attrs := w.Attributes
-	if attrs == nil {
-		attrs = map[string]any{}
+	attrs := map[string]any{}
+	if raw, err := json.Marshal(w.Attributes); err == nil {
+		_ = json.Unmarshal(raw, &attrs)
 	}
 	mixins := w.Mixins
 	if mixins == nil {
