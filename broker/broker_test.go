@@ -151,6 +151,20 @@ func TestLayers(t *testing.T) {
 		if b.has("m-hop") {
 			t.Error("B stored a message only forwarded through it")
 		}
+		// B is both a destination and C's next hop: it keeps its copy and
+		// forwards the other.
+		a.message("m-both", "l2", nil)
+		dests := a.send("m-both", "l2")["destinations"].(map[string]any)
+		rb, rc := dests["member-b"].(map[string]any), dests["member-c"].(map[string]any)
+		if rb["status"] != "delivered" || rb["via"] != nil || rc["status"] != "delivered" || rc["via"] != "member-b" {
+			t.Fatalf("delivery to a next hop and through it: %v", dests)
+		}
+		if got := c.attrs("/cmbs/message/m-both", "message")["path_history"]; !reflect.DeepEqual(got, []any{"member-a", "member-b", "member-c"}) {
+			t.Errorf("path at C: %v", got)
+		}
+		if got := b.attrs("/cmbs/message/m-both", "message")["path_history"]; !reflect.DeepEqual(got, []any{"member-a", "member-b"}) {
+			t.Errorf("path at B: %v", got)
+		}
 		a.message("m-short", "l31", map[string]any{"providers": []any{"storage"}, "hop_limit": 1})
 		r = a.send("m-short", "l31")["destinations"].(map[string]any)["member-c"].(map[string]any)
 		if r["status"] != "failed" || !strings.Contains(r["reason"].(string), "hop limit") {
