@@ -27,3 +27,7 @@ EXPOSE 8090 5010 5020 5031 5032 5040
 VOLUME /var/lib/cmbs
 ENTRYPOINT ["cmbs"]
 CMD ["serve", "--store", "file:/var/lib/cmbs"]
+# Readiness through the binary itself: the image has no curl. It asks
+# /health/ready on the port CMBS_HTTP names (8090 by default); a server
+# moved with --http instead needs --url here.
+HEALTHCHECK --interval=15s --timeout=6s --start-period=10s --retries=3 CMD ["cmbs", "health", "--timeout", "5s"]
