@@ -109,7 +109,10 @@ func decodeJSON(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
+		var oe *Error
 		switch {
+		case errors.As(err, &oe):
+			return oe
 		case errors.As(err, &syn):
 			return BadRequest("", "malformed JSON at byte %d: %v", syn.Offset, syn)
 		case errors.As(err, &typ):

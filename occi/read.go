@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"reflect"
 	"strings"
 )
 
@@ -254,7 +253,7 @@ func endRef(name string, raw json.RawMessage) (*string, error) {
 	if err := json.Unmarshal(raw, &obj); err == nil && obj.Location != nil {
 		return obj.Location, nil
 	}
-	return nil, &json.UnmarshalTypeError{Value: "value", Type: reflect.TypeFor[string](), Field: name}
+	return nil, BadRequest(name, "%s must be a location, or an object with a location (OCCI 1.2)", name)
 }
 
 // inlineLinks reads the links of an OCCI 1.2 resource given as objects:

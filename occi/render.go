@@ -201,7 +201,9 @@ func (s *Server) writeCreated(w http.ResponseWriter, r *http.Request, created []
 			}
 			views = append(views, v)
 		}
-		if len(views) == 1 {
+		if len(views) == 1 || onlyItsLinks(created) {
+			// One entity, or one resource with the links it was created
+			// with, which its rendering holds.
 			return writeJSON12(w, http.StatusCreated, views[0].json12())
 		}
 		return writeJSON12(w, http.StatusCreated, collectionOf12(views))
@@ -330,4 +332,15 @@ func writeError(w http.ResponseWriter, x *exchange, err error) {
 		}
 	}
 	WriteProblem(w, err)
+}
+
+// onlyItsLinks reports whether every entity after the first is a link
+// that starts at the first.
+func onlyItsLinks(created []*Entity) bool {
+	for _, e := range created[1:] {
+		if e.Type != TypeLink || e.Source != created[0].Location {
+			return false
+		}
+	}
+	return created[0].Type == TypeResource
 }
