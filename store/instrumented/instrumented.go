@@ -88,14 +88,19 @@ func isFailure(err error) bool {
 // label (e.g. "bolt", "couch"). The result implements store.Finder and
 // store.Indexer exactly when inner does.
 func Wrap(inner store.Store, backend string, m *Metrics) store.Store {
+	_, finds := inner.(store.Finder)
+	_, indexes := inner.(store.Indexer)
 	for _, op := range allOps() {
+		// An ability the backend lacks never shows up as an operation:
+		// Find then scans through List, EnsureIndex does nothing.
+		if op == OpFind && !finds || op == OpEnsureIndex && !indexes {
+			continue
+		}
 		m.operations.WithLabelValues(op, backend)
 		m.errors.WithLabelValues(op, backend)
 		m.duration.WithLabelValues(op, backend)
 	}
 	s := &Store{inner: inner, backend: backend, m: m}
-	_, finds := inner.(store.Finder)
-	_, indexes := inner.(store.Indexer)
 	switch {
 	case finds && indexes:
 		return finderIndexer{s}
