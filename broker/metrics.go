@@ -129,13 +129,25 @@ func (m *Metrics) contact(id string, ok bool) {
 	m.reach[id] = ok
 }
 
-func (m *Metrics) reachable(id string) bool {
+// reachable counts the members among known whose latest exchange
+// succeeded, and forgets the others it remembers (members deleted since,
+// senders never recorded), so the table stays as small as the store's.
+func (m *Metrics) reachable(known map[string]bool) int {
 	if m == nil {
-		return false
+		return 0
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.reach[id]
+	n := 0
+	for id, ok := range m.reach {
+		switch {
+		case !known[id]:
+			delete(m.reach, id)
+		case ok:
+			n++
+		}
+	}
+	return n
 }
 
 // collectTimeout bounds the store query a scrape makes.
@@ -186,12 +198,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.reachable, err)
 		return
 	}
-	reachable := 0
+	known := make(map[string]bool, len(remotes))
 	for _, m := range remotes {
-		if c.b.cfg.Metrics.reachable(m.ID) {
-			reachable++
-		}
+		known[m.ID] = true
 	}
+	reachable := c.b.cfg.Metrics.reachable(known)
 	ch <- prometheus.MustNewConstMetric(c.known, prometheus.GaugeValue, float64(len(remotes)))
 	ch <- prometheus.MustNewConstMetric(c.reachable, prometheus.GaugeValue, float64(reachable))
 }
