@@ -1,0 +1,358 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/store"
+	"github.com/houssem/cmbs/store/bolt"
+)
+
+// meteredStore wraps the bbolt store a benchmark member runs on. It times
+// every write (each one a bbolt transaction committed with fsync) and every
+// query, so a benchmark can say how much of a message's latency is spent in
+// the store, and it tells watchers when a document they watch is written,
+// so a benchmark learns of a delivery outcome the moment it is committed
+// instead of polling the HTTP interface.
+type meteredStore struct {
+	store.Store
+	puts, putNanos   atomic.Int64
+	finds, findNanos atomic.Int64
+
+	mu      sync.Mutex // guards watched and each watch's written
+	watched map[string]*watch
+}
+
+// watch follows the writes of one document.
+type watch struct {
+	ch      chan struct{} // signalled after each write
+	written time.Time     // when the last write returned
+}
+
+var (
+	_ store.Store  = (*meteredStore)(nil)
+	_ store.Finder = (*meteredStore)(nil)
+)
+
+func (s *meteredStore) Put(ctx context.Context, doc store.Doc) (string, error) {
+	start := time.Now()
+	rev, err := s.Store.Put(ctx, doc)
+	end := time.Now()
+	s.putNanos.Add(int64(end.Sub(start)))
+	s.puts.Add(1)
+	if err == nil {
+		s.mu.Lock()
+		if w := s.watched[doc.ID]; w != nil {
+			w.written = end
+			select {
+			case w.ch <- struct{}{}:
+			default:
+			}
+		}
+		s.mu.Unlock()
+	}
+	return rev, err
+}
+
+// watch starts following writes of the message id; stop ends it.
+func (s *meteredStore) watch(id string) (w *watch, stop func()) {
+	loc := broker.MessageLocation + id
+	w = &watch{ch: make(chan struct{}, 1)}
+	s.mu.Lock()
+	s.watched[loc] = w
+	s.mu.Unlock()
+	return w, func() {
+		s.mu.Lock()
+		delete(s.watched, loc)
+		s.mu.Unlock()
+	}
+}
+
+// lastWrite is when the watched document was last written, zero if never.
+func (s *meteredStore) lastWrite(w *watch) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return w.written
+}
+
+// Find keeps the backend's native query: without it store.Find would fall
+// back to List and the benchmark would measure a different scan.
+func (s *meteredStore) Find(ctx context.Context, q store.Query) ([]store.Doc, error) {
+	start := time.Now()
+	docs, err := store.Find(ctx, s.Store, q)
+	s.findNanos.Add(int64(time.Since(start)))
+	s.finds.Add(1)
+	return docs, err
+}
+
+// storeUse is a snapshot of a meteredStore's counters.
+type storeUse struct {
+	puts, finds       int64
+	putTime, findTime time.Duration
+}
+
+func (s *meteredStore) use() storeUse {
+	return storeUse{puts: s.puts.Load(), finds: s.finds.Load(),
+		putTime: time.Duration(s.putNanos.Load()), findTime: time.Duration(s.findNanos.Load())}
+}
+
+func (u storeUse) sub(v storeUse) storeUse {
+	return storeUse{puts: u.puts - v.puts, finds: u.finds - v.finds,
+		putTime: u.putTime - v.putTime, findTime: u.findTime - v.findTime}
+}
+
+func (u storeUse) add(v storeUse) storeUse {
+	return storeUse{puts: u.puts + v.puts, finds: u.finds + v.finds,
+		putTime: u.putTime + v.putTime, findTime: u.findTime + v.findTime}
+}
+
+// outcome waits until the delivery of message id is recorded done and
+// returns its delivery attribute, its result and when the outcome was
+// committed. The document is watched before send is called, so no write
+// can be missed.
+func (s *meteredStore) outcome(ctx context.Context, id string, send func() error) (delivery, result map[string]any, recorded time.Time, err error) {
+	w, stop := s.watch(id)
+	defer stop()
+	if err := send(); err != nil {
+		return nil, nil, time.Time{}, err
+	}
+	for {
+		select {
+		case <-w.ch:
+		case <-ctx.Done():
+			return nil, nil, time.Time{}, fmt.Errorf("outcome of %s: %w", id, ctx.Err())
+		}
+		e, err := occi.GetEntity(ctx, s.Store, broker.MessageLocation+id)
+		if err != nil {
+			return nil, nil, time.Time{}, err
+		}
+		d, _ := e.Attr("cmbs.message.delivery")
+		dm, _ := d.(map[string]any)
+		if dm["state"] == "done" {
+			r, _ := e.Attr("cmbs.message.result")
+			rm, _ := r.(map[string]any)
+			return dm, rm, s.lastWrite(w), nil
+		}
+	}
+}
+
+// benchMember is a member (as startMember builds it) on a metered store,
+// with an HTTP client whose calls return errors instead of failing the
+// benchmark, so worker goroutines can use it.
+type benchMember struct {
+	*member
+	st   *meteredStore
+	http *http.Client
+}
+
+// startBenchMember is startMember with the member's store metered and
+// opened with opts.
+func startBenchMember(tb testing.TB, spec memberSpec, opts ...bolt.Option) *benchMember {
+	tb.Helper()
+	ctx := context.Background()
+	inner, err := bolt.Open(filepath.Join(tb.TempDir(), "cmbs.db"), opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st := &meteredStore{Store: inner, watched: map[string]*watch{}}
+	log := quiet()
+	srv, err := occi.NewServer(occi.Options{Store: st, Logger: log, Aliases: broker.Aliases()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := srv.Init(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	b, err := broker.New(broker.Config{Store: st, Logger: log, Timeout: 5 * time.Second, Attempts: 1, RouteTimeout: 10 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := b.Register(ctx, srv); err != nil {
+		tb.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
+	m := &member{t: tb, id: spec.id, url: hs.URL, broker: b, sockets: map[string]string{}}
+	var once sync.Once
+	m.close = func() {
+		once.Do(func() {
+			client.CloseIdleConnections()
+			hs.Close()
+			b.Close()
+			st.Close()
+		})
+	}
+	tb.Cleanup(m.close)
+	attrs := map[string]any{"local": "true", "state": "active", "topics": spec.topics, "providers": spec.providers}
+	for _, l := range broker.Layers() {
+		m.sockets[string(l)] = fmt.Sprintf("tcp://127.0.0.1:%d", listenPort(tb))
+		attrs[string(l)+"_socket"] = m.sockets[string(l)]
+	}
+	var neighbors []string
+	for _, n := range spec.neighbors {
+		neighbors = append(neighbors, n.sockets["l1"])
+	}
+	attrs["neighbors_socket"] = neighbors
+	m.must(http.StatusCreated, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
+		"kind": broker.MemberKind, "id": spec.id, "title": "member " + spec.id,
+		"attributes": map[string]any{"cmbs": map[string]any{"member": attrs}},
+	}}})
+	for _, l := range broker.Layers() {
+		m.must(http.StatusOK, "POST", "/cmbs/member/"+spec.id+"?action=start_"+string(l), map[string]any{})
+	}
+	return &benchMember{member: m, st: st, http: client}
+}
+
+// listenPort is freePort for benchmarks: it picks a port below Linux's
+// ephemeral range (32768 and up), because the benchmarks open many
+// outgoing connections and one of them can take a port freePort handed out
+// before the layer binds it.
+func listenPort(tb testing.TB) int {
+	tb.Helper()
+	const low, high = 20000, 32768
+	start := low + rand.IntN(high-low)
+	for i := range high - low {
+		port := low + (start-low+i)%(high-low)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
+	}
+	tb.Fatal("no free port below the ephemeral range")
+	return 0
+}
+
+// try is member.do for goroutines other than the benchmark's: it returns
+// an error instead of failing.
+func (m *benchMember) try(want int, method, path string, body any) (map[string]any, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(method, m.url+path, bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/occi+json")
+	res, err := m.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	var out map[string]any
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &out); err != nil {
+			return nil, fmt.Errorf("%s %s: %w: %s", method, path, err, data)
+		}
+	}
+	if res.StatusCode != want {
+		return out, fmt.Errorf("%s %s on %s: status %d, want %d: %s", method, path, m.id, res.StatusCode, want, data)
+	}
+	return out, nil
+}
+
+// messageBody is the document member.message posts.
+func messageBody(id, layer string, extra map[string]any) map[string]any {
+	attrs := map[string]any{"cmbs_layer": layer, "executable": "True", "sendable": "True", "storable": "True",
+		"path_history": []any{}, "message_content": map[string]any{"hello": id}}
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	return map[string]any{"resources": []any{map[string]any{
+		"kind": broker.MessageKind, "mixins": []any{"http://houssem.org/cmbs#" + layer}, "id": id,
+		"attributes": map[string]any{"cmbs": map[string]any{"message": attrs}},
+	}}}
+}
+
+// create posts message id.
+func (m *benchMember) create(id, layer string, extra map[string]any) error {
+	_, err := m.try(http.StatusCreated, "POST", broker.MessageLocation, messageBody(id, layer, extra))
+	return err
+}
+
+// timeline is when the steps of one message's delivery ended.
+type timeline struct {
+	start    time.Time // the operation began
+	accepted time.Time // the send action answered 202
+	stored   time.Time // the receiver committed the message
+	recorded time.Time // the sender committed the outcome
+}
+
+// sendAndWait triggers send_<layer> on message id and waits until its
+// outcome is committed; it fails unless every destination was delivered.
+// It fills tl's steps after start.
+func (m *benchMember) sendAndWait(ctx context.Context, id, layer string, receiver *benchMember, tl *timeline) (result map[string]any, err error) {
+	w, stop := receiver.st.watch(id)
+	defer stop()
+	d, result, recorded, err := m.st.outcome(ctx, id, func() error {
+		_, err := m.try(http.StatusAccepted, "POST", broker.MessageLocation+id+"?action=send_"+layer, map[string]any{})
+		tl.accepted = time.Now()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if d["delivered"] != 1.0 || d["failed"] != 0.0 {
+		return nil, fmt.Errorf("delivery of %s on %s: %v", id, layer, d)
+	}
+	tl.stored, tl.recorded = receiver.st.lastWrite(w), recorded
+	return result, nil
+}
+
+// createMany creates n messages named prefix0..prefix<n-1> with conc
+// requests in flight, so bbolt commits them in shared transactions.
+func (m *benchMember) createMany(n, conc int, prefix, layer string, extra map[string]any) error {
+	var next atomic.Int64
+	errs := make([]error, conc)
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := m.create(fmt.Sprintf("%s%d", prefix, i), layer, extra); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// pair starts a receiver and a sender that has it as its only neighbour,
+// and runs discovery so the sender knows it. Both stores are opened with
+// opts.
+func pair(tb testing.TB, receiverTopics []string, opts ...bolt.Option) (sender, receiver *benchMember) {
+	tb.Helper()
+	receiver = startBenchMember(tb, memberSpec{id: "receiver", topics: receiverTopics}, opts...)
+	sender = startBenchMember(tb, memberSpec{id: "sender", neighbors: []*member{receiver.member}}, opts...)
+	sender.must(http.StatusOK, "POST", "/cmbs/member/sender?action=check_neighbors", map[string]any{})
+	return sender, receiver
+}
