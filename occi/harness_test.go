@@ -131,7 +131,7 @@ func (e *env) do(method, path, body string, hdr ...string) response {
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
 	out := response{status: res.StatusCode, header: res.Header, raw: raw}
-	if len(bytes.TrimSpace(raw)) > 0 {
+	if len(bytes.TrimSpace(raw)) > 0 && strings.Contains(res.Header.Get("Content-Type"), "json") {
 		if err := json.Unmarshal(raw, &out.body); err != nil {
 			e.t.Fatalf("%s %s: answer is not a JSON object: %v\n%s", method, path, err, raw)
 		}
