@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/layers/layertest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store/bolt"
 )
@@ -33,12 +33,7 @@ type member struct {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return layertest.FreePort(t)
 }
 
 func quiet() *logrus.Logger {

@@ -3,7 +3,6 @@ package notify_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/notify"
+	"github.com/houssem/cmbs/layers/layertest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store/bolt"
 )
@@ -28,12 +28,7 @@ type member struct {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return layertest.FreePort(t)
 }
 
 func startMember(t testing.TB, id string, topics []string, neighbors ...*member) *member {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/notify"
 	"github.com/houssem/cmbs/cmd/cmbs/cli"
+	"github.com/houssem/cmbs/layers/layertest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/auth"
 	"github.com/houssem/cmbs/store/bolt"
@@ -38,12 +38,7 @@ type clServer struct {
 
 func clFreePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return layertest.FreePort(t)
 }
 
 // clOptions are what a test server has beyond the OCCI interface and

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/houssem/cmbs/layers/layertest"
 )
 
 // The end-to-end tests run the real cmbs binary as separate processes, each
@@ -94,12 +96,7 @@ func e2eEventually(t testing.TB, within time.Duration, what string, cond func() 
 // e2eFreePort returns a TCP port nothing listens on at the moment.
 func e2eFreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return layertest.FreePort(t)
 }
 
 // e2ePortFree reports whether addr can be listened on right now.

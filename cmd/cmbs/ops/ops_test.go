@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/cmd/cmbs/ops"
+	"github.com/houssem/cmbs/layers/layertest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/auth"
 	"github.com/houssem/cmbs/store"
@@ -51,12 +51,7 @@ func quiet() *logrus.Logger {
 
 func freeEndpoint(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return "tcp://" + ln.Addr().String()
+	return layertest.FreeEndpoint(t)
 }
 
 // startServer brings up a server whose OCCI interface requires user "op".
