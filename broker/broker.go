@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -82,6 +83,10 @@ type Broker struct {
 	receivers map[Layer]*layers.Receiver
 	closed    bool
 	sink      EventSink // see SetEventSink
+
+	// localAt remembers where the local member was last found, so the
+	// lookup on every received message is one read, not a query.
+	localAt atomic.Value // string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -214,13 +219,25 @@ func (b *Broker) background(fn func(ctx context.Context)) bool {
 }
 
 // localMember returns the member marked local, or nil when there is none.
+// The remembered location is checked on every call, so a member deleted or
+// made non-local is never returned.
 func (b *Broker) localMember(ctx context.Context) (*occi.Entity, error) {
+	if loc, _ := b.localAt.Load().(string); loc != "" {
+		m, err := occi.GetEntity(ctx, b.st, loc)
+		if err == nil && flag(m, attrLocal, false) {
+			return m, nil
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
 	members, err := occi.FindEntities(ctx, b.st, MemberKind)
 	if err != nil {
 		return nil, err
 	}
 	for _, m := range members {
 		if flag(m, attrLocal, false) {
+			b.localAt.Store(m.Location)
 			return m, nil
 		}
 	}
