@@ -15,7 +15,8 @@ import (
 // negotiate.go for the others.
 const MediaType = "application/occi+json"
 
-// handlerFunc serves one request; a returned error is written as a problem.
+// handlerFunc serves one request; a returned error is written as a problem
+// document, or as a line of text to clients of the text renderings.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // endpoint wraps the handlers of one route with what every request needs:

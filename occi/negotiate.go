@@ -1,5 +1,21 @@
 package occi
 
+// Content negotiation. The request body is read in the rendering its
+// Content-Type names; the answer comes in the best rendering the Accept
+// header allows, JSON when it names none or */*.
+//
+// The JSON shape rule: application/occi+json (and application/json) answers
+// in the OCCI 1.2 JSON shape when the Accept member that matched carries
+// version=1.2; any other version keeps pyOCNI's shape. With no version in
+// Accept (no Accept at all, */*, or a bare application/occi+json), the
+// answer is OCCI 1.2 when the request's Content-Type carried version=1.2 or
+// its body was a document only OCCI 1.2 has: a single entity object (kind
+// at the top level), an action invocation ({"action":…}), a location list
+// ({"locations":[…]}), or categories with parent, depends, applies or
+// dotted attribute names. Everything else, every request file of examples/
+// among it, is answered in pyOCNI's shape, exactly as before. Requests in
+// either shape are read everywhere.
+
 import (
 	"context"
 	"mime"
