@@ -40,11 +40,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
 		if r.Method == http.MethodPost || r.Method == http.MethodPut {
 			return NotFound("", "no entity at %s", path)
 		}
-		err = s.pathRoute(w, r, path+"/")
-		if statusOf(err) == http.StatusNotFound {
-			return NotFound("", "no entity at %s, and nothing below %s/", path, path)
-		}
-		return err
+		return s.pathRoute(w, r, path+"/")
 	}
 	c, err := s.categoryAt(ctx, path)
 	if err != nil {
