@@ -44,8 +44,9 @@ type textCategory struct {
 	title, location               string
 	rel, actions                  []string
 	attrs                         []attrSpec
-	hasTitle, hasRel, hasLocation bool
-	hasAttrs, hasActions          bool
+	// has* tell a parameter given empty from one not given, which
+	// PUT on the query interface needs: absent leaves the stored value.
+	hasRel, hasAttrs, hasActions bool
 }
 
 func (c textCategory) id() string { return c.scheme + c.term }
@@ -418,11 +419,11 @@ func parseCategoryValue(where, s string) (textCategory, error) {
 		case "class":
 			c.class = v
 		case "title":
-			c.title, c.hasTitle = v, true
+			c.title = v
 		case "rel":
 			c.rel, c.hasRel = strings.Fields(v), true
 		case "location":
-			c.location, c.hasLocation = v, true
+			c.location = v
 		case "actions":
 			c.actions, c.hasActions = strings.Fields(v), true
 		case "attributes":
