@@ -39,11 +39,11 @@ func (d *textDoc) empty() bool {
 
 // textCategory is one Category value.
 type textCategory struct {
-	where                         string
-	term, scheme, class           string
-	title, location               string
-	rel, actions                  []string
-	attrs                         []attrSpec
+	where               string
+	term, scheme, class string
+	title, location     string
+	rel, actions        []string
+	attrs               []attrSpec
 	// has* tell a parameter given empty from one not given, which
 	// PUT on the query interface needs: absent leaves the stored value.
 	hasRel, hasAttrs, hasActions bool
