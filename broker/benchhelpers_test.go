@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -200,7 +198,7 @@ func startBenchMember(tb testing.TB, spec memberSpec, opts ...bolt.Option) *benc
 	tb.Cleanup(m.close)
 	attrs := map[string]any{"local": "true", "state": "active", "topics": spec.topics, "providers": spec.providers}
 	for _, l := range broker.Layers() {
-		m.sockets[string(l)] = fmt.Sprintf("tcp://127.0.0.1:%d", listenPort(tb))
+		m.sockets[string(l)] = fmt.Sprintf("tcp://127.0.0.1:%d", freePort(tb))
 		attrs[string(l)+"_socket"] = m.sockets[string(l)]
 	}
 	var neighbors []string
@@ -216,27 +214,6 @@ func startBenchMember(tb testing.TB, spec memberSpec, opts ...bolt.Option) *benc
 		m.must(http.StatusOK, "POST", "/cmbs/member/"+spec.id+"?action=start_"+string(l), map[string]any{})
 	}
 	return &benchMember{member: m, st: st, http: client}
-}
-
-// listenPort is freePort for benchmarks: it picks a port below Linux's
-// ephemeral range (32768 and up), because the benchmarks open many
-// outgoing connections and one of them can take a port freePort handed out
-// before the layer binds it.
-func listenPort(tb testing.TB) int {
-	tb.Helper()
-	const low, high = 20000, 32768
-	start := low + rand.IntN(high-low)
-	for i := range high - low {
-		port := low + (start-low+i)%(high-low)
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return port
-	}
-	tb.Fatal("no free port below the ephemeral range")
-	return 0
 }
 
 // try is member.do for goroutines other than the benchmark's: it returns
