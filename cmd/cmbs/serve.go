@@ -79,11 +79,12 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	st = operations.WrapStore(st)
 
 	srv, err := occi.NewServer(occi.Options{
-		Store:     st,
-		Logger:    logger,
-		PublicURL: cfg.PublicURL,
-		Strict:    cfg.Strict,
-		Aliases:   broker.Aliases(),
+		Store:              st,
+		Logger:             logger,
+		PublicURL:          cfg.PublicURL,
+		Strict:             cfg.Strict,
+		Aliases:            broker.Aliases(),
+		WithInfrastructure: cfg.WithInfrastructure,
 	})
 	if err != nil {
 		return err
