@@ -231,7 +231,7 @@ func (b *Broker) localMember(ctx context.Context) (*occi.Entity, error) {
 			return nil, err
 		}
 	}
-	members, err := occi.FindEntities(ctx, b.st, MemberKind)
+	members, err := occi.FindEntitiesAt(ctx, b.st, MemberLocation, MemberKind)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +246,7 @@ func (b *Broker) localMember(ctx context.Context) (*occi.Entity, error) {
 
 // members returns every non-local member.
 func (b *Broker) remoteMembers(ctx context.Context) ([]*occi.Entity, error) {
-	members, err := occi.FindEntities(ctx, b.st, MemberKind)
+	members, err := occi.FindEntitiesAt(ctx, b.st, MemberLocation, MemberKind)
 	if err != nil {
 		return nil, err
 	}

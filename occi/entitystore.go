@@ -62,13 +62,20 @@ func UpdateEntity(ctx context.Context, st store.Store, location string, fn func(
 // FindEntities returns the entities of kind (any kind when empty) matching
 // where, ordered by location.
 func FindEntities(ctx context.Context, st store.Store, kind string, where ...store.Cond) ([]*Entity, error) {
+	return FindEntitiesAt(ctx, st, entityPrefix, kind, where...)
+}
+
+// FindEntitiesAt is FindEntities limited to the entities whose location
+// starts with location. Callers that know their kind's location pass it, so
+// a backend without native queries scans that kind's entities only.
+func FindEntitiesAt(ctx context.Context, st store.Store, location, kind string, where ...store.Cond) ([]*Entity, error) {
 	conds := append([]store.Cond{{Field: []string{"doc"}, Op: store.Eq, Value: "entity"}}, where...)
 	if kind != "" {
 		conds = append(conds, store.Cond{Field: []string{"kind"}, Op: store.Eq, Value: kind})
 	}
-	docs, err := store.Find(ctx, st, store.Query{Prefix: entityPrefix, Where: conds})
+	docs, err := store.Find(ctx, st, store.Query{Prefix: location, Where: conds})
 	if err != nil {
-		return nil, fmt.Errorf("find entities of %s: %w", kind, err)
+		return nil, fmt.Errorf("find entities of %s at %s: %w", kind, location, err)
 	}
 	out := make([]*Entity, 0, len(docs))
 	for _, d := range docs {

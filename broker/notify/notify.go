@@ -204,7 +204,7 @@ func (n *Notifier) load(ctx context.Context) error {
 	if err := n.loadKinds(ctx); err != nil {
 		return err
 	}
-	subs, err := occi.FindEntities(ctx, n.st, Kind)
+	subs, err := occi.FindEntitiesAt(ctx, n.st, Location, Kind)
 	if err != nil {
 		return fmt.Errorf("notify: load subscriptions: %w", err)
 	}
