@@ -2,8 +2,9 @@
 // keeps documents in one bbolt file owned by a single process.
 //
 // Every write is committed with fsync before Put or Delete returns, so an
-// acknowledged write survives a crash. Concurrent writers go through
-// bbolt's Batch and share one transaction and one fsync (group commit).
+// acknowledged write survives a crash. A writer alone commits at once;
+// writers that overlap go through bbolt's Batch and share one transaction
+// and one fsync (group commit).
 // Revisions have CouchDB's shape, "N-hex", where N counts the writes of the
 // document since it was created.
 //
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -40,7 +42,7 @@ const (
 	// DefaultLockTimeout is how long Open waits for another process to
 	// release the file.
 	DefaultLockTimeout = 2 * time.Second
-	// DefaultBatchDelay is how long a write waits for others to join its
+	// DefaultBatchDelay is how long an overlapping write waits for others to join its
 	// transaction. bbolt's own default, 10ms, adds too much latency for a
 	// lone writer; fsync dominates anyway.
 	DefaultBatchDelay = 2 * time.Millisecond
@@ -92,6 +94,20 @@ type Store struct {
 	mu     sync.Mutex // guards closed and the Add side of ops
 	closed bool
 	ops    sync.WaitGroup // calls in flight, waited for by Close
+
+	writers atomic.Int32 // writes in flight, see write
+}
+
+// write commits fn. A writer alone commits at once; writers that overlap
+// go through db.Batch and share a commit (and its fsync), which is worth
+// the batch delay only when there is someone to share it with.
+func (s *Store) write(fn func(*bbolt.Tx) error) error {
+	if s.writers.Add(1) == 1 {
+		defer s.writers.Add(-1)
+		return s.db.Update(fn)
+	}
+	defer s.writers.Add(-1)
+	return s.db.Batch(fn)
 }
 
 var (
@@ -204,7 +220,7 @@ func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
 	// starts from scratch each time. A conflict is reported through
 	// outcome rather than as the function's error: an error would roll
 	// back the whole batch and make every other writer in it retry alone.
-	err = s.db.Batch(func(tx *bbolt.Tx) error {
+	err = s.write(func(tx *bbolt.Tx) error {
 		newRev, outcome = "", nil
 		b := tx.Bucket(docsBucket)
 		gen := 0
@@ -251,7 +267,7 @@ func (s *Store) Delete(ctx context.Context, id, rev string) error {
 	defer s.ops.Done()
 	key := []byte(id)
 	var outcome error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.write(func(tx *bbolt.Tx) error {
 		outcome = nil
 		b := tx.Bucket(docsBucket)
 		v := b.Get(key)
