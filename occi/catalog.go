@@ -55,6 +55,18 @@ var termPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]*$`)
 var reservedLocations = []string{"/-/", "/.well-known/", "/health/", "/metrics/", "/events/"}
 
 func (s *Server) getCategory(ctx context.Context, id string) (*Category, string, error) {
+	byID, _, cached, err := s.categories.snapshot(ctx, s.store)
+	if err != nil {
+		return nil, "", err
+	}
+	if cached {
+		cc, ok := byID[id]
+		if !ok {
+			return nil, "", fmt.Errorf("category %s: %w", id, store.ErrNotFound)
+		}
+		c, rev := copyCategory(cc)
+		return c, rev, nil
+	}
 	d, err := s.store.Get(ctx, categoryDocID(id))
 	if err != nil {
 		return nil, "", fmt.Errorf("category %s: %w", id, err)
@@ -70,6 +82,19 @@ func (s *Server) Category(ctx context.Context, id string) (*Category, error) {
 }
 
 func (s *Server) listCategories(ctx context.Context) ([]*Category, error) {
+	byID, _, cached, err := s.categories.snapshot(ctx, s.store)
+	if err != nil {
+		return nil, err
+	}
+	if cached {
+		out := make([]*Category, 0, len(byID))
+		for _, cc := range byID {
+			c, _ := copyCategory(cc)
+			out = append(out, c)
+		}
+		sortCategories(out)
+		return out, nil
+	}
 	docs, err := s.store.List(ctx, categoryPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("list categories: %w", err)
@@ -87,6 +112,18 @@ func (s *Server) listCategories(ctx context.Context) ([]*Category, error) {
 
 // categoryAt returns the kind or mixin whose location is path, or nil.
 func (s *Server) categoryAt(ctx context.Context, path string) (*Category, error) {
+	byID, byLoc, cached, err := s.categories.snapshot(ctx, s.store)
+	if err != nil {
+		return nil, err
+	}
+	if cached {
+		id, ok := byLoc[path]
+		if !ok {
+			return nil, nil
+		}
+		c, _ := copyCategory(byID[id])
+		return c, nil
+	}
 	docs, err := store.Find(ctx, s.store, store.Query{Prefix: categoryPrefix, Where: []store.Cond{
 		{Field: []string{"doc"}, Op: store.Eq, Value: "category"},
 		{Field: []string{"location"}, Op: store.Eq, Value: path},
@@ -299,7 +336,7 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category) (writ
 		if err != nil {
 			return nil, nil, err
 		}
-		if _, err := s.store.Put(ctx, doc); err != nil {
+		if _, err := s.putCategory(ctx, doc); err != nil {
 			s.undoCategories(ctx, done)
 			return nil, nil, fmt.Errorf("store category %s: %w", w.cat.ID(), err)
 		}
@@ -321,7 +358,7 @@ func (s *Server) undoCategories(ctx context.Context, done []categoryWrite) {
 		}
 		d, err := s.store.Get(ctx, categoryDocID(w.cat.ID()))
 		if err == nil {
-			err = s.store.Delete(ctx, d.ID, d.Rev)
+			err = s.deleteCategory(ctx, d.ID, d.Rev)
 		}
 		if err != nil {
 			s.log.WithError(err).WithField("category", w.cat.ID()).Error("undo of a failed registration")
@@ -387,7 +424,7 @@ func (s *Server) updateCategories(ctx context.Context, cats []*Category) ([]*Cat
 		if err != nil {
 			return nil, err
 		}
-		if _, err := s.store.Put(ctx, doc); err != nil {
+		if _, err := s.putCategory(ctx, doc); err != nil {
 			return nil, fmt.Errorf("store category %s: %w", u.cat.ID(), err)
 		}
 		out = append(out, u.cat)
@@ -433,7 +470,7 @@ func (s *Server) AttachProviders(ctx context.Context, id string, p Providers) (*
 		if err != nil {
 			return nil, err
 		}
-		_, err = s.store.Put(ctx, doc)
+		_, err = s.putCategory(ctx, doc)
 		if errors.Is(err, store.ErrConflict) && attempt < 3 {
 			continue
 		}
@@ -484,7 +521,7 @@ func (s *Server) deleteCategories(ctx context.Context, cats []*Category) ([]*Cat
 	}
 	out := make([]*Category, 0, len(plan))
 	for _, d := range plan {
-		if err := s.store.Delete(ctx, categoryDocID(d.cat.ID()), d.rev); err != nil {
+		if err := s.deleteCategory(ctx, categoryDocID(d.cat.ID()), d.rev); err != nil {
 			return out, fmt.Errorf("delete category %s: %w", d.cat.ID(), err)
 		}
 		out = append(out, d.cat)

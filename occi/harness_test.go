@@ -79,6 +79,7 @@ func newEnv(t testing.TB, st store.Store, opts occi.Options) *env {
 	if err := srv.Init(context.Background()); err != nil {
 		t.Fatalf("Init: %v", err)
 	}
+	t.Cleanup(func() { srv.Close() })
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	return &env{t: t, srv: srv, url: hs.URL}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
@@ -54,6 +55,12 @@ type Server struct {
 	aliases   Aliases
 	infra     bool
 	router    *mux.Router
+
+	categories categoryCache
+	// follow owns the goroutine keeping categories fresh; see Init, Close.
+	followMu   sync.Mutex
+	stopFollow context.CancelFunc
+	followDone chan struct{}
 }
 
 // NewServer checks opts and builds the server and its routes.
@@ -105,6 +112,9 @@ func (s *Server) Handler() http.Handler { return s.router }
 // model. It is safe to run on every start: categories already there are
 // merged, as a POST on the query interface does.
 func (s *Server) Init(ctx context.Context) error {
+	if err := s.followCategories(); err != nil {
+		return err
+	}
 	for _, idx := range []store.Index{
 		{Name: "cmbs-category-location", Fields: [][]string{{"doc"}, {"location"}}},
 		{Name: "cmbs-entity-kind", Fields: [][]string{{"kind"}}},
@@ -123,6 +133,44 @@ func (s *Server) Init(ctx context.Context) error {
 			return fmt.Errorf("occi: infrastructure model: %w", err)
 		}
 	}
+	return nil
+}
+
+// followCategories starts the goroutine that empties the category cache
+// when another writer changes a category. Without a change feed the server
+// works uncached.
+func (s *Server) followCategories() error {
+	s.followMu.Lock()
+	defer s.followMu.Unlock()
+	if s.stopFollow != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	changes, err := s.store.Watch(ctx)
+	if err != nil {
+		cancel()
+		s.log.WithError(err).Warn("no change feed: categories are read from the store on every request")
+		return nil
+	}
+	s.categories.setFollowing(true)
+	s.stopFollow, s.followDone = cancel, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		s.categories.follow(ctx, changes)
+	}(s.followDone)
+	return nil
+}
+
+// Close stops what Init started. The store stays open: it is the caller's.
+func (s *Server) Close() error {
+	s.followMu.Lock()
+	defer s.followMu.Unlock()
+	if s.stopFollow == nil {
+		return nil
+	}
+	s.stopFollow()
+	<-s.followDone
+	s.stopFollow, s.followDone = nil, nil
 	return nil
 }
 

@@ -89,6 +89,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Deferred after the store's Close, so it runs before it.
+	defer srv.Close()
 	if err := srv.Init(ctx); err != nil {
 		return fmt.Errorf("initialise the store: %w", err)
 	}

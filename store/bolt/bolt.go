@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -149,7 +150,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 			return err
 		}
 		seq = b.Sequence()
-		return nil
+		return upgrade(tx, b)
 	})
 	if err != nil {
 		_ = db.Close()
@@ -204,6 +205,9 @@ func (s *Store) Get(ctx context.Context, id string) (store.Doc, error) {
 // document) and returns the new revision.
 func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
 	body, err := store.CheckDoc(doc)
+	if err == nil {
+		body, err = canonical(body)
+	}
 	if err != nil {
 		return "", fmt.Errorf("bolt: put: %w", err)
 	}
@@ -330,12 +334,19 @@ func (s *Store) scan(ctx context.Context, prefix string, where []store.Cond) ([]
 	defer s.ops.Done()
 	var docs []store.Doc
 	p := []byte(prefix)
+	needles := needles(where)
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(docsBucket).Cursor()
+	next:
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 			rev, body, err := decodeRecord(v)
 			if err != nil {
 				return fmt.Errorf("%q: %w", k, err)
+			}
+			for _, n := range needles {
+				if !bytes.Contains(body, n) {
+					continue next
+				}
 			}
 			ok, err := store.Match(body, where)
 			if err != nil {
@@ -426,4 +437,91 @@ func decodeRecord(rec []byte) (rev string, body []byte, err error) {
 		return "", nil, errors.New("corrupt record: no revision separator")
 	}
 	return string(r), b, nil
+}
+
+// metaBucket holds the file's format version under formatKey.
+var (
+	metaBucket = []byte("meta")
+	formatKey  = []byte("format")
+)
+
+// format 2 stores bodies in canonical form (see canonical).
+const format = 2
+
+// upgrade brings a file written by an earlier format up to date, in the
+// transaction that opens it.
+func upgrade(tx *bbolt.Tx, docs *bbolt.Bucket) error {
+	meta, err := tx.CreateBucketIfNotExists(metaBucket)
+	if err != nil {
+		return err
+	}
+	if v := meta.Get(formatKey); len(v) == 1 && v[0] >= format {
+		return nil
+	}
+	type record struct{ key, value []byte }
+	var rewrite []record
+	err = docs.ForEach(func(k, v []byte) error {
+		rev, body, err := decodeRecord(v)
+		if err != nil {
+			return fmt.Errorf("%q: %w", k, err)
+		}
+		canon, err := canonical(body)
+		if err != nil {
+			return fmt.Errorf("%q: %w", k, err)
+		}
+		if !bytes.Equal(canon, body) {
+			rewrite = append(rewrite, record{bytes.Clone(k), encodeRecord(rev, canon)})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("upgrade to format %d: %w", format, err)
+	}
+	for _, r := range rewrite {
+		if err := docs.Put(r.key, r.value); err != nil {
+			return err
+		}
+	}
+	return meta.Put(formatKey, []byte{format})
+}
+
+// canonical re-encodes a body the one way encoding/json writes it: keys
+// sorted, strings escaped alike whoever wrote them. Scans rely on it (see
+// needles).
+func canonical(body []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: body: %v", store.ErrInvalid, err)
+	}
+	return encodeJSON(v)
+}
+
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// needles lists bytes a stored body must contain to match where: the
+// encoding of each string a condition compares with. Bodies are stored in
+// canonical form, so a body holding that string holds exactly those bytes,
+// and a scan can skip the others without decoding them.
+func needles(where []store.Cond) [][]byte {
+	var out [][]byte
+	for _, c := range where {
+		s, ok := c.Value.(string)
+		if !ok || (c.Op != store.Eq && c.Op != store.Contains) {
+			continue
+		}
+		if n, err := encodeJSON(s); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
