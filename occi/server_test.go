@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
@@ -436,5 +437,36 @@ func TestPublicURL(t *testing.T) {
 	})
 	if _, err := occi.NewServer(occi.Options{Store: nil}); err == nil {
 		t.Error("NewServer without a store")
+	}
+}
+
+// TestCategoriesSharedStore runs two servers on one store, as two cmbs
+// processes on one CouchDB database: what one registers or removes, the
+// other serves at once, whatever it had cached.
+func TestCategoriesSharedStore(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		a := newEnv(t, st, occi.Options{})
+		b := newEnv(t, st, occi.Options{})
+		b.must(http.StatusOK, "GET", "/-/", "") // b caches what there is
+		a.must(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
+		waitFor(t, func() bool { return b.do("GET", "/compute/", "").status == http.StatusOK })
+		b.must(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"x"}]}`)
+		b.must(http.StatusOK, "DELETE", "/compute/x", "")
+		a.must(http.StatusOK, "DELETE", "/-/", example(t, "delete_kinds.json"))
+		waitFor(t, func() bool {
+			return b.do("POST", "/compute/", `{"resources":[{"id":"y"}]}`).status == http.StatusMethodNotAllowed
+		})
+	})
+}
+
+// waitFor polls cond until it holds, failing the test after a deadline.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
