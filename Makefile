@@ -57,22 +57,13 @@ build: deps-run
 run: build
 	./$(BIN) serve --store '$(STORE)' $(ARGS)
 
-## test: formatting, vet, the race-enabled tests, then a short fuzz run of every fuzz target.
+## test: formatting, vet, a short fuzz run of every fuzz target, then the race-enabled tests
+## (last, so the closing line counts every test).
 test: deps
 	@echo "== gofmt"; \
 	unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	@echo "== go vet"; go vet ./...
-	@echo "== go test -race"; \
-	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
-	status=0; go test -race -count=1 -v ./... >"$$log" 2>&1 || status=$$?; \
-	if [ $$status -ne 0 ]; then \
-		grep -vE '^[[:space:]]*(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$$)' "$$log"; \
-	else \
-		grep -E '^(ok|\?|FAIL)[[:space:]]' "$$log"; \
-	fi; \
-	echo "tests: $$(grep -cE '^[[:space:]]*--- PASS' "$$log") passed, $$(grep -cE '^[[:space:]]*--- FAIL' "$$log") failed, $$(grep -cE '^[[:space:]]*--- SKIP' "$$log") skipped"; \
-	exit $$status
 	@echo "== fuzz, $(FUZZTIME) per target"; \
 	n=0; \
 	for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | sort); do \
@@ -86,6 +77,16 @@ test: deps
 		done; \
 	done; \
 	echo "fuzz: $$n passed, 0 failed"
+	@echo "== go test -race"; \
+	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	status=0; go test -race -count=1 -v ./... >"$$log" 2>&1 || status=$$?; \
+	if [ $$status -ne 0 ]; then \
+		grep -vE '^[[:space:]]*(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$$)' "$$log"; \
+	else \
+		grep -E '^(ok|\?|FAIL)[[:space:]]' "$$log"; \
+	fi; \
+	echo "tests: $$(grep -cE '^[[:space:]]*--- PASS' "$$log") passed, $$(grep -cE '^[[:space:]]*--- FAIL' "$$log") failed, $$(grep -cE '^[[:space:]]*--- SKIP' "$$log") skipped"; \
+	exit $$status
 
 ## bench: every benchmark with allocation counts.
 bench: deps
