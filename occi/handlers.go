@@ -17,11 +17,11 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	path := r.URL.Path
 	if !strings.HasSuffix(path, "/") {
-		_, err := s.store.Get(ctx, path)
+		e, es, err := s.loadEntity(ctx, path)
 		switch {
 		case err == nil:
-			return s.entityRoute(w, r, path)
-		case !errors.Is(err, store.ErrNotFound):
+			return s.entityRoute(w, r, member{e, es})
+		case statusOf(err) != http.StatusNotFound:
 			return err
 		}
 		if r.Method == http.MethodPut {
@@ -29,7 +29,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) error {
 			if c, err := s.categoryAt(ctx, dir); err != nil {
 				return err
 			} else if c != nil && c.Class == ClassKind {
-				return s.putEntity(w, r, path, c)
+				return s.createAt(w, r, path, c)
 			}
 		}
 		if c, err := s.categoryAt(ctx, path+"/"); err != nil {
@@ -57,33 +57,31 @@ func methodNotAllowed(r *http.Request, allow string) error {
 		Detail: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)}
 }
 
-func (s *Server) entityRoute(w http.ResponseWriter, r *http.Request, path string) error {
+// entityRoute serves a stored entity, read once by dispatch.
+func (s *Server) entityRoute(w http.ResponseWriter, r *http.Request, m member) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		return s.getEntity(w, r, path)
+		return s.getEntity(w, r, m)
 	case http.MethodPut:
-		return s.putEntity(w, r, path, nil)
+		return s.replaceEntity(w, r, m.e)
 	case http.MethodPost:
 		if r.URL.Query().Has("action") {
-			return s.entityAction(w, r, path)
+			return s.entityAction(w, r, m)
 		}
-		return s.postEntity(w, r, path)
+		return s.postEntity(w, r, m.e)
 	case http.MethodDelete:
-		return s.deleteEntityHandler(w, r, path)
+		return s.deleteEntityHandler(w, r, m)
 	}
 	return methodNotAllowed(r, "DELETE, GET, HEAD, POST, PUT")
 }
 
-func (s *Server) getEntity(w http.ResponseWriter, r *http.Request, path string) error {
+func (s *Server) getEntity(w http.ResponseWriter, r *http.Request, m member) error {
 	ctx := r.Context()
 	rend, err := s.answer(r, true)
 	if err != nil {
 		return err
 	}
-	e, es, err := s.loadEntity(ctx, path)
-	if err != nil {
-		return err
-	}
+	e, es := m.e, m.es
 	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Read(ctx, e) }); err != nil {
 		return err
 	}
@@ -107,38 +105,50 @@ func (s *Server) writeLocation(w http.ResponseWriter, r *http.Request, status in
 	return writeJSON(w, status, map[string][]string{"Location": out.Locations})
 }
 
-// putEntity creates an entity with the id in the URL, or replaces it.
-func (s *Server) putEntity(w http.ResponseWriter, r *http.Request, path string, kind *Category) error {
-	ctx := r.Context()
+// putBody reads the body of a PUT on an entity.
+func putBody(r *http.Request) (*entitiesInput, error) {
 	in, present, err := readEntities(r)
+	if err != nil {
+		return nil, err
+	}
+	if !present {
+		return nil, BadRequest("resources", "the body must hold the entity")
+	}
+	return in, nil
+}
+
+// createAt creates an entity of kind with the id in the URL (PUT).
+func (s *Server) createAt(w http.ResponseWriter, r *http.Request, path string, kind *Category) error {
+	ctx := r.Context()
+	in, err := putBody(r)
 	if err != nil {
 		return err
 	}
-	if !present {
-		return BadRequest("resources", "the body must hold the entity")
+	s.typeUntyped(ctx, in, s.typeOf(ctx, kind))
+	ti, err := single(in)
+	if err != nil {
+		return err
 	}
-	if kind != nil {
-		s.typeUntyped(ctx, in, s.typeOf(ctx, kind))
-		ti, err := single(in)
-		if err != nil {
-			return err
-		}
-		e, es, err := s.build(ctx, ti, kind, path)
-		if err != nil {
-			return err
-		}
-		if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Create(ctx, e) }); err != nil {
-			return err
-		}
-		if err := PutEntity(ctx, s.store, e); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return Conflict("id", "%s was created concurrently", path)
-			}
-			return err
-		}
-		return s.writeCreated(w, r, []*Entity{e})
+	e, es, err := s.build(ctx, ti, kind, path)
+	if err != nil {
+		return err
 	}
-	old, _, err := s.loadEntity(ctx, path)
+	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Create(ctx, e) }); err != nil {
+		return err
+	}
+	if err := PutEntity(ctx, s.store, e); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return Conflict("id", "%s was created concurrently", path)
+		}
+		return err
+	}
+	return s.writeCreated(w, r, []*Entity{e})
+}
+
+// replaceEntity replaces a stored entity with the one in the body (PUT).
+func (s *Server) replaceEntity(w http.ResponseWriter, r *http.Request, old *Entity) error {
+	ctx := r.Context()
+	in, err := putBody(r)
 	if err != nil {
 		return err
 	}
@@ -154,7 +164,7 @@ func (s *Server) putEntity(w http.ResponseWriter, r *http.Request, path string, 
 	return s.writeUpdated(w, r, updated)
 }
 
-func (s *Server) postEntity(w http.ResponseWriter, r *http.Request, path string) error {
+func (s *Server) postEntity(w http.ResponseWriter, r *http.Request, old *Entity) error {
 	ctx := r.Context()
 	in, present, err := readEntities(r)
 	if err != nil {
@@ -162,10 +172,6 @@ func (s *Server) postEntity(w http.ResponseWriter, r *http.Request, path string)
 	}
 	if !present {
 		return BadRequest("resources", "the body must hold the members to update")
-	}
-	old, _, err := s.loadEntity(ctx, path)
-	if err != nil {
-		return err
 	}
 	s.typeUntyped(ctx, in, old.Type)
 	ti, err := single(in)
@@ -179,13 +185,8 @@ func (s *Server) postEntity(w http.ResponseWriter, r *http.Request, path string)
 	return s.writeUpdated(w, r, updated)
 }
 
-func (s *Server) deleteEntityHandler(w http.ResponseWriter, r *http.Request, path string) error {
-	ctx := r.Context()
-	e, es, err := s.loadEntity(ctx, path)
-	if err != nil {
-		return err
-	}
-	deleted, err := s.deleteEntity(ctx, e, es)
+func (s *Server) deleteEntityHandler(w http.ResponseWriter, r *http.Request, m member) error {
+	deleted, err := s.deleteEntity(r.Context(), m.e, m.es)
 	if err != nil {
 		return err
 	}
@@ -224,12 +225,9 @@ func (s *Server) runAction(ctx context.Context, e *Entity, es *entitySchema, inv
 	return result, err
 }
 
-func (s *Server) entityAction(w http.ResponseWriter, r *http.Request, path string) error {
+func (s *Server) entityAction(w http.ResponseWriter, r *http.Request, m member) error {
 	ctx := r.Context()
-	e, es, err := s.loadEntity(ctx, path)
-	if err != nil {
-		return err
-	}
+	e, es, path := m.e, m.es, m.e.Location
 	inv, err := s.findAction(es, r.URL.Query().Get("action"), path)
 	if err != nil {
 		return err
