@@ -34,7 +34,7 @@ func (c *Config) register(fs *pflag.FlagSet) {
 	env("log-level", "CMBS_LOG_LEVEL")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	env("log-format", "CMBS_LOG_FORMAT")
-	fs.BoolVar(&c.Strict, "strict", c.Strict, "reject attributes that kinds and mixins do not declare")
+	fs.BoolVar(&c.Strict, "strict", c.Strict, "make attribute types and patterns binding (refuse values that break them)")
 	env("strict", "CMBS_STRICT")
 	fs.StringVar(&c.UsersFile, "users", c.UsersFile, "users file of user:bcrypt-hash lines; empty turns authentication off")
 	env("users", "CMBS_USERS_FILE")
