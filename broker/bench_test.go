@@ -38,6 +38,8 @@ import (
 	zmq "github.com/pebbe/zmq4"
 	"go.etcd.io/bbolt"
 
+	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/layers"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/bolt"
@@ -302,12 +304,12 @@ func (s *steps) report(b *testing.B) {
 // --- broker envelopes, as broker/wire.go lays them out ---------------------
 
 type wireMember struct {
-	ID        string            `json:"id"`
-	Title     string            `json:"title,omitempty"`
-	Sockets   map[string]string `json:"sockets"`
-	Neighbors []string          `json:"neighbors,omitempty"`
-	Topics    []string          `json:"topics,omitempty"`
-	Distance  int               `json:"distance"`
+	ID        string                  `json:"id"`
+	Title     string                  `json:"title,omitempty"`
+	Sockets   map[broker.Layer]string `json:"sockets"`
+	Neighbors []string                `json:"neighbors,omitempty"`
+	Topics    []string                `json:"topics,omitempty"`
+	Distance  int                     `json:"distance"`
 }
 
 type wireMessage struct {
@@ -343,8 +345,8 @@ type envelopes struct {
 
 func newEnvelopes(sender, receiver *benchMember) envelopes {
 	return envelopes{
-		from: wireMember{ID: sender.id, Title: "member " + sender.id, Sockets: sender.sockets,
-			Neighbors: []string{receiver.sockets["l1"]}},
+		from: wireMember{ID: sender.ID, Title: "member " + sender.ID, Sockets: sender.Sockets,
+			Neighbors: []string{receiver.Sockets[broker.L1]}},
 		to: receiver,
 	}
 }
@@ -358,7 +360,7 @@ func (e envelopes) message(layer string, storable bool) map[string]any {
 	}
 	switch layer {
 	case "l1":
-		attrs["l1_socket_receiver_member"] = e.to.sockets["l1"]
+		attrs["l1_socket_receiver_member"] = e.to.Sockets[broker.L1]
 		attrs["message_content"] = "ping"
 	case "l32":
 		attrs["topics"] = []any{"bench.load"}
@@ -377,7 +379,7 @@ func (e envelopes) deliver(id, layer string, storable bool) ([]byte, error) {
 		Message: &wireMessage{ID: id, Mixins: []string{"http://houssem.org/cmbs#" + layer},
 			Attributes: map[string]any{"cmbs": map[string]any{"message": attrs}}}}
 	if layer != "l1" {
-		env.To = []string{e.to.id}
+		env.To = []string{e.to.ID}
 	}
 	return json.Marshal(env)
 }
@@ -389,7 +391,7 @@ func (e envelopes) describe() ([]byte, error) {
 // request sends payload to the receiver's socket for layer and checks the
 // answer is a delivery (or a description).
 func (e envelopes) request(ctx context.Context, c *layers.Client, layer string, payload []byte) ([]byte, error) {
-	raw, err := c.Request(ctx, e.to.sockets[layer], payload)
+	raw, err := c.Request(ctx, e.to.Sockets[broker.Layer(layer)], payload)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +407,7 @@ func (e envelopes) request(ctx context.Context, c *layers.Client, layer string, 
 
 func newLayersClient(tb testing.TB) *layers.Client {
 	tb.Helper()
-	c, err := layers.NewClient(layers.ClientConfig{Timeout: 10 * time.Second, Attempts: 1, Logger: quiet()})
+	c, err := layers.NewClient(layers.ClientConfig{Timeout: 10 * time.Second, Attempts: 1, Logger: brokertest.Quiet()})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -493,8 +495,8 @@ func inRounds(b *testing.B, size, conc int, setup func(b *testing.B, count int) 
 
 func closePair(sender, receiver *benchMember) func() {
 	return func() {
-		sender.close()
-		receiver.close()
+		sender.Close()
+		receiver.Close()
 	}
 }
 
@@ -543,7 +545,7 @@ func BenchmarkL1RoundTrip(b *testing.B) {
 			r, used := inRounds(b, roundSize, 1, func(b *testing.B, _ int) roundState {
 				sender, receiver := pair(b, nil)
 				env := newEnvelopes(sender, receiver)
-				c, err := layers.NewClient(layers.ClientConfig{Timeout: 10 * time.Second, Attempts: 1, Logger: quiet()})
+				c, err := layers.NewClient(layers.ClientConfig{Timeout: 10 * time.Second, Attempts: 1, Logger: brokertest.Quiet()})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -578,14 +580,14 @@ func BenchmarkL1RoundTrip(b *testing.B) {
 			var st steps
 			r, used := inRounds(b, roundSize, 1, func(b *testing.B, _ int) roundState {
 				sender, receiver := pair(b, nil, v.opts...)
-				extra := map[string]any{"l1_socket_receiver_member": receiver.sockets["l1"], "message_content": "ping"}
+				extra := map[string]any{"l1_socket_receiver_member": receiver.Sockets[broker.L1], "message_content": "ping"}
 				roundTrip := func(id string) (timeline, error) {
 					tl := timeline{start: time.Now()}
 					if err := sender.create(id, "l1", extra); err != nil {
 						return tl, err
 					}
 					result, err := sender.sendAndWait(ctx, id, "l1", receiver, &tl)
-					if err == nil && (result["member"] != receiver.id || result["content"] != "ping") {
+					if err == nil && (result["member"] != receiver.ID || result["content"] != "ping") {
 						err = fmt.Errorf("reply not written into the result: %v", result)
 					}
 					return tl, err

@@ -1,21 +1,17 @@
 package broker_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/bolt"
@@ -149,122 +145,36 @@ func (s *meteredStore) outcome(ctx context.Context, id string, send func() error
 	}
 }
 
-// benchMember is a member (as startMember builds it) on a metered store,
-// with an HTTP client whose calls return errors instead of failing the
+// benchMember is a member on a metered store, with an HTTP client for
+// many requests in flight; its Try returns errors instead of failing the
 // benchmark, so worker goroutines can use it.
 type benchMember struct {
-	*member
-	st   *meteredStore
-	http *http.Client
+	*brokertest.Member
+	st *meteredStore
 }
 
-// startBenchMember is startMember with the member's store metered and
-// opened with opts.
-func startBenchMember(tb testing.TB, spec memberSpec, opts ...bolt.Option) *benchMember {
+// startBenchMember brings up a member whose store is metered and opened
+// with opts. Its broker waits long for a member, once: a benchmark
+// measures deliveries, not retries.
+func startBenchMember(tb testing.TB, spec brokertest.Options, opts ...bolt.Option) *benchMember {
 	tb.Helper()
-	ctx := context.Background()
-	inner, err := bolt.Open(filepath.Join(tb.TempDir(), "cmbs.db"), opts...)
-	if err != nil {
-		tb.Fatal(err)
+	var st *meteredStore
+	spec.BoltOptions = opts
+	spec.WrapStore = func(inner store.Store) store.Store {
+		st = &meteredStore{Store: inner, watched: map[string]*watch{}}
+		return st
 	}
-	st := &meteredStore{Store: inner, watched: map[string]*watch{}}
-	log := quiet()
-	srv, err := occi.NewServer(occi.Options{Store: st, Logger: log, Aliases: broker.Aliases()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := srv.Init(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	b, err := broker.New(broker.Config{Store: st, Logger: log, Timeout: 5 * time.Second, Attempts: 1, RouteTimeout: 10 * time.Second})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := b.Register(ctx, srv); err != nil {
-		tb.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
+	spec.Broker = broker.Config{Timeout: 5 * time.Second, Attempts: 1, RouteTimeout: 10 * time.Second}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
-	m := &member{t: tb, id: spec.id, url: hs.URL, broker: b, sockets: map[string]string{}}
-	var once sync.Once
-	m.close = func() {
-		once.Do(func() {
-			client.CloseIdleConnections()
-			hs.Close()
-			b.Close()
-			st.Close()
-		})
-	}
-	tb.Cleanup(m.close)
-	attrs := map[string]any{"local": "true", "state": "active", "topics": spec.topics, "providers": spec.providers}
-	for _, l := range broker.Layers() {
-		m.sockets[string(l)] = fmt.Sprintf("tcp://127.0.0.1:%d", freePort(tb))
-		attrs[string(l)+"_socket"] = m.sockets[string(l)]
-	}
-	var neighbors []string
-	for _, n := range spec.neighbors {
-		neighbors = append(neighbors, n.sockets["l1"])
-	}
-	attrs["neighbors_socket"] = neighbors
-	m.must(http.StatusCreated, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
-		"kind": broker.MemberKind, "id": spec.id, "title": "member " + spec.id,
-		"attributes": map[string]any{"cmbs": map[string]any{"member": attrs}},
-	}}})
-	for _, l := range broker.Layers() {
-		m.must(http.StatusOK, "POST", "/cmbs/member/"+spec.id+"?action=start_"+string(l), map[string]any{})
-	}
-	return &benchMember{member: m, st: st, http: client}
-}
-
-// try is member.do for goroutines other than the benchmark's: it returns
-// an error instead of failing.
-func (m *benchMember) try(want int, method, path string, body any) (map[string]any, error) {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequest(method, m.url+path, bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/occi+json")
-	res, err := m.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer res.Body.Close()
-	data, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	var out map[string]any
-	if len(data) > 0 {
-		if err := json.Unmarshal(data, &out); err != nil {
-			return nil, fmt.Errorf("%s %s: %w: %s", method, path, err, data)
-		}
-	}
-	if res.StatusCode != want {
-		return out, fmt.Errorf("%s %s on %s: status %d, want %d: %s", method, path, m.id, res.StatusCode, want, data)
-	}
-	return out, nil
-}
-
-// messageBody is the document member.message posts.
-func messageBody(id, layer string, extra map[string]any) map[string]any {
-	attrs := map[string]any{"cmbs_layer": layer, "executable": "True", "sendable": "True", "storable": "True",
-		"path_history": []any{}, "message_content": map[string]any{"hello": id}}
-	for k, v := range extra {
-		attrs[k] = v
-	}
-	return map[string]any{"resources": []any{map[string]any{
-		"kind": broker.MessageKind, "mixins": []any{"http://houssem.org/cmbs#" + layer}, "id": id,
-		"attributes": map[string]any{"cmbs": map[string]any{"message": attrs}},
-	}}}
+	spec.HTTP = client
+	m := brokertest.Start(tb, spec)
+	tb.Cleanup(client.CloseIdleConnections)
+	return &benchMember{Member: m, st: st}
 }
 
 // create posts message id.
 func (m *benchMember) create(id, layer string, extra map[string]any) error {
-	_, err := m.try(http.StatusCreated, "POST", broker.MessageLocation, messageBody(id, layer, extra))
+	_, err := m.Try(http.StatusCreated, "POST", broker.MessageLocation, brokertest.MessageBody(id, layer, extra))
 	return err
 }
 
@@ -283,7 +193,7 @@ func (m *benchMember) sendAndWait(ctx context.Context, id, layer string, receive
 	w, stop := receiver.st.watch(id)
 	defer stop()
 	d, result, recorded, err := m.st.outcome(ctx, id, func() error {
-		_, err := m.try(http.StatusAccepted, "POST", broker.MessageLocation+id+"?action=send_"+layer, map[string]any{})
+		_, err := m.Try(http.StatusAccepted, "POST", broker.MessageLocation+id+"?action=send_"+layer, map[string]any{})
 		tl.accepted = time.Now()
 		return err
 	})
@@ -328,8 +238,8 @@ func (m *benchMember) createMany(n, conc int, prefix, layer string, extra map[st
 // opts.
 func pair(tb testing.TB, receiverTopics []string, opts ...bolt.Option) (sender, receiver *benchMember) {
 	tb.Helper()
-	receiver = startBenchMember(tb, memberSpec{id: "receiver", topics: receiverTopics}, opts...)
-	sender = startBenchMember(tb, memberSpec{id: "sender", neighbors: []*member{receiver.member}}, opts...)
-	sender.must(http.StatusOK, "POST", "/cmbs/member/sender?action=check_neighbors", map[string]any{})
+	receiver = startBenchMember(tb, brokertest.Options{ID: "receiver", Topics: receiverTopics}, opts...)
+	sender = startBenchMember(tb, brokertest.Options{ID: "sender", Neighbors: []*brokertest.Member{receiver.Member}}, opts...)
+	sender.Discover()
 	return sender, receiver
 }

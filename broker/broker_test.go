@@ -8,28 +8,29 @@ import (
 	"testing"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
 )
 
 // TestLayers runs a chain A→B→C of members: discovery through the chain,
 // then each layer reaching exactly the members it should.
 func TestLayers(t *testing.T) {
-	c := startMember(t, memberSpec{id: "member-c", topics: []string{"weather.paris", "news"}, providers: []string{"storage"}})
-	b := startMember(t, memberSpec{id: "member-b", neighbors: []*member{c}, topics: []string{"weather.*"}, providers: []string{"compute"}})
-	a := startMember(t, memberSpec{id: "member-a", neighbors: []*member{b}})
+	c := brokertest.Start(t, brokertest.Options{ID: "member-c", Topics: []string{"weather.paris", "news"}, Providers: []string{"storage"}})
+	b := brokertest.Start(t, brokertest.Options{ID: "member-b", Neighbors: []*brokertest.Member{c}, Topics: []string{"weather.*"}, Providers: []string{"compute"}})
+	a := brokertest.Start(t, brokertest.Options{ID: "member-a", Neighbors: []*brokertest.Member{b}})
 
-	b.must(http.StatusOK, "POST", "/cmbs/member/member-b?action=check_neighbors", map[string]any{})
-	res := a.must(http.StatusOK, "POST", "/cmbs/member/member-a?action=check_neighbors", map[string]any{})
+	b.Discover()
+	res := a.Discover()
 	if got := res["discovered"]; !reflect.DeepEqual(got, []any{"member-b", "member-c"}) {
 		t.Fatalf("discovered %v", res)
 	}
 	for _, id := range []string{"member-b", "member-c"} {
-		if !strings.HasSuffix(a.attrs("/cmbs/member/"+id, "member")["l1_socket"].(string), strings.TrimPrefix(map[string]*member{"member-b": b, "member-c": c}[id].sockets["l1"], "tcp://127.0.0.1")) {
+		if !strings.HasSuffix(a.Attrs("/cmbs/member/"+id, "member")["l1_socket"].(string), strings.TrimPrefix(map[string]*brokertest.Member{"member-b": b, "member-c": c}[id].Sockets["l1"], "tcp://127.0.0.1")) {
 			t.Errorf("A's record of %s lacks its socket", id)
 		}
 	}
 	// B learned of A when A asked it.
-	if b.attrs("/cmbs/member/member-a", "member")["local"] != "false" {
+	if b.Attrs("/cmbs/member/member-a", "member")["local"] != "false" {
 		t.Errorf("B did not record A as a remote member")
 	}
 
@@ -46,19 +47,19 @@ func TestLayers(t *testing.T) {
 		{"m-l4-none", "l4", map[string]any{"providers": []any{"compute"}, "topics": []any{"news"}}, map[string]string{}},
 	} {
 		t.Run(tc.id, func(t *testing.T) {
-			a.message(tc.id, tc.layer, tc.attrs)
-			d := a.send(tc.id, tc.layer)
-			if got := outcome(d); !reflect.DeepEqual(got, tc.want) {
+			a.Message(tc.id, tc.layer, tc.attrs)
+			d := a.Send(tc.id, tc.layer)
+			if got := brokertest.Outcome(d); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("outcome %v, want %v (%v)", got, tc.want, d)
 			}
-			for id, m := range map[string]*member{"member-b": b, "member-c": c} {
+			for id, m := range map[string]*brokertest.Member{"member-b": b, "member-c": c} {
 				_, want := tc.want[id]
-				if m.has(tc.id) != want {
+				if m.Has(tc.id) != want {
 					t.Errorf("%s stores %s: %v, want %v", id, tc.id, !want, want)
 				}
 			}
 			if tc.id == "m-l2" {
-				got := c.attrs("/cmbs/message/m-l2", "message")
+				got := c.Attrs("/cmbs/message/m-l2", "message")
 				if !reflect.DeepEqual(got["path_history"], []any{"member-a", "member-c"}) {
 					t.Errorf("path_history at C: %v", got["path_history"])
 				}
@@ -70,66 +71,66 @@ func TestLayers(t *testing.T) {
 	}
 
 	t.Run("l1 request and reply", func(t *testing.T) {
-		a.message("m-l1", "l1", map[string]any{"l1_socket_receiver_member": c.sockets["l1"], "message_content": "ping"})
-		d := a.send("m-l1", "l1")
-		if outcome(d)["member-c"] != "delivered" {
+		a.Message("m-l1", "l1", map[string]any{"l1_socket_receiver_member": c.Sockets["l1"], "message_content": "ping"})
+		d := a.Send("m-l1", "l1")
+		if brokertest.Outcome(d)["member-c"] != "delivered" {
 			t.Fatalf("outcome %v", d)
 		}
-		result := a.attrs("/cmbs/message/m-l1", "message")["result"].(map[string]any)
+		result := a.Attrs("/cmbs/message/m-l1", "message")["result"].(map[string]any)
 		if result["member"] != "member-c" || result["content"] != "ping" {
 			t.Errorf("reply not written into result: %v", result)
 		}
 	})
 
 	t.Run("duplicate stored once", func(t *testing.T) {
-		d := a.send("m-l2", "l2")
+		d := a.Send("m-l2", "l2")
 		dests := d["destinations"].(map[string]any)
 		if dests["member-b"].(map[string]any)["duplicate"] != true {
 			t.Errorf("second delivery not reported duplicate: %v", d)
 		}
-		status, list := b.do("GET", "/cmbs/message/", nil)
+		status, list := b.Do("GET", "/cmbs/message/", nil)
 		if status != 200 || len(list["X-OCCI-Location"].([]any)) != 3 {
 			t.Errorf("B's messages: %v", list)
 		}
 	})
 
 	t.Run("not storable", func(t *testing.T) {
-		a.message("m-volatile", "l2", map[string]any{"storable": "False"})
-		d := a.send("m-volatile", "l2")
-		if len(outcome(d)) != 2 || d["delivered"] != 2.0 {
+		a.Message("m-volatile", "l2", map[string]any{"storable": "False"})
+		d := a.Send("m-volatile", "l2")
+		if len(brokertest.Outcome(d)) != 2 || d["delivered"] != 2.0 {
 			t.Fatalf("outcome %v", d)
 		}
-		if b.has("m-volatile") || c.has("m-volatile") {
+		if b.Has("m-volatile") || c.Has("m-volatile") {
 			t.Error("non-storable message stored")
 		}
 	})
 
 	t.Run("refusals", func(t *testing.T) {
-		a.message("m-closed", "l2", map[string]any{"sendable": "False"})
-		a.must(http.StatusBadRequest, "POST", "/cmbs/message/m-closed?action=send_l2", map[string]any{})
-		a.must(http.StatusBadRequest, "POST", "/cmbs/message/m-closed?action=send_l32", map[string]any{})
-		a.must(http.StatusConflict, "POST", "/cmbs/member/member-a?action=start_l2", map[string]any{})
-		a.must(http.StatusBadRequest, "POST", "/cmbs/member/member-b?action=start_l2", map[string]any{})
-		a.must(http.StatusConflict, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
+		a.Message("m-closed", "l2", map[string]any{"sendable": "False"})
+		a.Must(http.StatusBadRequest, "POST", "/cmbs/message/m-closed?action=send_l2", map[string]any{})
+		a.Must(http.StatusBadRequest, "POST", "/cmbs/message/m-closed?action=send_l32", map[string]any{})
+		a.Must(http.StatusConflict, "POST", "/cmbs/member/member-a?action=start_l2", map[string]any{})
+		a.Must(http.StatusBadRequest, "POST", "/cmbs/member/member-b?action=start_l2", map[string]any{})
+		a.Must(http.StatusConflict, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
 			"id": "second", "attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"local": "true"}}}}}})
-		a.must(http.StatusBadRequest, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
+		a.Must(http.StatusBadRequest, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
 			"id": "bad", "attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"local": "false", "l2_socket": "udp://x"}}}}}})
 	})
 
 	t.Run("stop and start a layer", func(t *testing.T) {
-		b.must(http.StatusOK, "POST", "/cmbs/member/member-b?action=stop_l2", map[string]any{})
-		b.must(http.StatusConflict, "POST", "/cmbs/member/member-b?action=stop_l2", map[string]any{})
-		if got := b.attrs("/cmbs/member/member-b", "member")["layers"].(map[string]any)["l2"]; got != "stopped" {
+		b.Must(http.StatusOK, "POST", "/cmbs/member/member-b?action=stop_l2", map[string]any{})
+		b.Must(http.StatusConflict, "POST", "/cmbs/member/member-b?action=stop_l2", map[string]any{})
+		if got := b.Attrs("/cmbs/member/member-b", "member")["layers"].(map[string]any)["l2"]; got != "stopped" {
 			t.Errorf("layers state %v", got)
 		}
-		a.message("m-stopped", "l2", nil)
-		d := a.send("m-stopped", "l2")
-		if got := outcome(d); got["member-b"] != "failed" || got["member-c"] != "delivered" {
+		a.Message("m-stopped", "l2", nil)
+		d := a.Send("m-stopped", "l2")
+		if got := brokertest.Outcome(d); got["member-b"] != "failed" || got["member-c"] != "delivered" {
 			t.Fatalf("outcome with B's l2 stopped: %v", d)
 		}
-		b.must(http.StatusOK, "POST", "/cmbs/member/member-b?action=start_l2", map[string]any{})
-		a.message("m-restarted", "l2", nil)
-		if got := outcome(a.send("m-restarted", "l2")); got["member-b"] != "delivered" {
+		b.Must(http.StatusOK, "POST", "/cmbs/member/member-b?action=start_l2", map[string]any{})
+		a.Message("m-restarted", "l2", nil)
+		if got := brokertest.Outcome(a.Send("m-restarted", "l2")); got["member-b"] != "delivered" {
 			t.Fatalf("after restart: %v", got)
 		}
 	})
@@ -137,54 +138,54 @@ func TestLayers(t *testing.T) {
 	t.Run("forwarding through a next hop", func(t *testing.T) {
 		// Make A reach C only through B, as when C sits on a network only B
 		// can reach.
-		a.must(http.StatusOK, "POST", "/cmbs/member/member-c", map[string]any{"resources": []any{map[string]any{
+		a.Must(http.StatusOK, "POST", "/cmbs/member/member-c", map[string]any{"resources": []any{map[string]any{
 			"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"via": "member-b", "distance": 2}}}}}})
-		a.message("m-hop", "l31", map[string]any{"providers": []any{"storage"}})
-		d := a.send("m-hop", "l31")
+		a.Message("m-hop", "l31", map[string]any{"providers": []any{"storage"}})
+		d := a.Send("m-hop", "l31")
 		r := d["destinations"].(map[string]any)["member-c"].(map[string]any)
 		if r["status"] != "delivered" || r["via"] != "member-b" {
 			t.Fatalf("forwarded outcome %v", d)
 		}
-		if got := c.attrs("/cmbs/message/m-hop", "message")["path_history"]; !reflect.DeepEqual(got, []any{"member-a", "member-b", "member-c"}) {
+		if got := c.Attrs("/cmbs/message/m-hop", "message")["path_history"]; !reflect.DeepEqual(got, []any{"member-a", "member-b", "member-c"}) {
 			t.Errorf("path through B: %v", got)
 		}
-		if b.has("m-hop") {
+		if b.Has("m-hop") {
 			t.Error("B stored a message only forwarded through it")
 		}
 		// B is both a destination and C's next hop: it keeps its copy and
 		// forwards the other.
-		a.message("m-both", "l2", nil)
-		dests := a.send("m-both", "l2")["destinations"].(map[string]any)
+		a.Message("m-both", "l2", nil)
+		dests := a.Send("m-both", "l2")["destinations"].(map[string]any)
 		rb, rc := dests["member-b"].(map[string]any), dests["member-c"].(map[string]any)
 		if rb["status"] != "delivered" || rb["via"] != nil || rc["status"] != "delivered" || rc["via"] != "member-b" {
 			t.Fatalf("delivery to a next hop and through it: %v", dests)
 		}
-		if got := c.attrs("/cmbs/message/m-both", "message")["path_history"]; !reflect.DeepEqual(got, []any{"member-a", "member-b", "member-c"}) {
+		if got := c.Attrs("/cmbs/message/m-both", "message")["path_history"]; !reflect.DeepEqual(got, []any{"member-a", "member-b", "member-c"}) {
 			t.Errorf("path at C: %v", got)
 		}
-		if got := b.attrs("/cmbs/message/m-both", "message")["path_history"]; !reflect.DeepEqual(got, []any{"member-a", "member-b"}) {
+		if got := b.Attrs("/cmbs/message/m-both", "message")["path_history"]; !reflect.DeepEqual(got, []any{"member-a", "member-b"}) {
 			t.Errorf("path at B: %v", got)
 		}
-		a.message("m-short", "l31", map[string]any{"providers": []any{"storage"}, "hop_limit": 1})
-		r = a.send("m-short", "l31")["destinations"].(map[string]any)["member-c"].(map[string]any)
+		a.Message("m-short", "l31", map[string]any{"providers": []any{"storage"}, "hop_limit": 1})
+		r = a.Send("m-short", "l31")["destinations"].(map[string]any)["member-c"].(map[string]any)
 		if r["status"] != "failed" || !strings.Contains(r["reason"].(string), "hop limit") {
 			t.Errorf("hop limit: %v", r)
 		}
 	})
 
 	t.Run("member down", func(t *testing.T) {
-		c.close()
-		a.must(http.StatusOK, "POST", "/cmbs/member/member-c", map[string]any{"resources": []any{map[string]any{
+		c.Close()
+		a.Must(http.StatusOK, "POST", "/cmbs/member/member-c", map[string]any{"resources": []any{map[string]any{
 			"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"via": "", "distance": 1}}}}}})
-		a.message("m-down", "l2", nil)
-		d := a.send("m-down", "l2")
+		a.Message("m-down", "l2", nil)
+		d := a.Send("m-down", "l2")
 		r := d["destinations"].(map[string]any)["member-c"].(map[string]any)
-		if r["status"] != "failed" || r["reason"] == "" || outcome(d)["member-b"] != "delivered" {
+		if r["status"] != "failed" || r["reason"] == "" || brokertest.Outcome(d)["member-b"] != "delivered" {
 			t.Fatalf("outcome with C down: %v", d)
 		}
-		b.must(http.StatusOK, "POST", "/cmbs/member/member-b?action=check_neighbors", map[string]any{})
-		res := a.must(http.StatusOK, "POST", "/cmbs/member/member-a?action=check_neighbors", map[string]any{})
-		if _, ok := res["unreachable"].(map[string]any)[c.sockets["l1"]]; !ok {
+		b.Discover()
+		res := a.Discover()
+		if _, ok := res["unreachable"].(map[string]any)[c.Sockets["l1"]]; !ok {
 			t.Errorf("C not reported unreachable: %v", res)
 		}
 	})
@@ -194,7 +195,7 @@ func TestLayers(t *testing.T) {
 // l3.1_socket, no stop actions) over the built-in one: one kind remains,
 // with every action, and both spellings work.
 func TestOriginalSpellings(t *testing.T) {
-	a := startMember(t, memberSpec{id: "solo"})
+	a := brokertest.Start(t, brokertest.Options{ID: "solo"})
 	readme := `{"actions":[{"term":"start_l3.1","scheme":"http://houssem.org/cmbs/member/action#","title":"start L3.1"},
 		{"term":"start_l3.2","scheme":"http://houssem.org/cmbs/member/action#","title":"start L3.2"}],
 	"kinds":[{"term":"member","scheme":"http://houssem.org/cmbs#","title":"CMBS member","location":"/cmbs/member/",
@@ -204,8 +205,8 @@ func TestOriginalSpellings(t *testing.T) {
 	if err := jsonUnmarshal(readme, &body); err != nil {
 		t.Fatal(err)
 	}
-	a.must(http.StatusCreated, "POST", "/-/", body)
-	cats := a.must(http.StatusOK, "GET", "/-/", map[string]any{"kinds": []any{map[string]any{"term": "member"}}})
+	a.Must(http.StatusCreated, "POST", "/-/", body)
+	cats := a.Must(http.StatusOK, "GET", "/-/", map[string]any{"kinds": []any{map[string]any{"term": "member"}}})
 	kinds := cats["kinds"].([]any)
 	if len(kinds) != 1 {
 		t.Fatalf("member kinds: %d", len(kinds))
@@ -214,15 +215,15 @@ func TestOriginalSpellings(t *testing.T) {
 	if len(actions) != 11 {
 		t.Errorf("member kind actions: %v", actions)
 	}
-	all := a.must(http.StatusOK, "GET", "/-/", map[string]any{"actions": []any{map[string]any{"term": "start_l3.1"}}})
+	all := a.Must(http.StatusOK, "GET", "/-/", map[string]any{"actions": []any{map[string]any{"term": "start_l3.1"}}})
 	if len(all["actions"].([]any)) != 0 {
 		t.Errorf("an l3.1 action was registered beside l31: %v", all["actions"])
 	}
-	a.must(http.StatusOK, "POST", "/cmbs/member/solo?action=stop_l31", map[string]any{})
-	a.must(http.StatusOK, "POST", "/cmbs/member/solo?action=start_l3.1", map[string]any{})
-	a.must(http.StatusCreated, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
+	a.Must(http.StatusOK, "POST", "/cmbs/member/solo?action=stop_l31", map[string]any{})
+	a.Must(http.StatusOK, "POST", "/cmbs/member/solo?action=start_l3.1", map[string]any{})
+	a.Must(http.StatusCreated, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
 		"id": "other", "attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"local": "false", "l3.1_socket": "tcp://10.0.0.1:5031"}}}}}})
-	if got := a.attrs("/cmbs/member/other", "member")["l31_socket"]; got != "tcp://10.0.0.1:5031" {
+	if got := a.Attrs("/cmbs/member/other", "member")["l31_socket"]; got != "tcp://10.0.0.1:5031" {
 		t.Errorf("l3.1_socket not stored as l31_socket: %v", got)
 	}
 }

@@ -2,10 +2,8 @@ package broker_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -13,80 +11,33 @@ import (
 	"time"
 
 	"github.com/houssem/cmbs/broker"
-	"github.com/houssem/cmbs/occi"
-	"github.com/houssem/cmbs/store/bolt"
+	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/layers/layertest"
 )
 
-// declared is a server brought up the way `cmbs serve` does: store, OCCI
-// server, broker registered and started, then the local member declared
-// by a spec instead of requests.
-type declared struct {
-	*member
-	dbPath string
-}
-
-// bootDeclared starts a server on the store at dbPath and ensures spec.
-// The server is closed when the test ends, or earlier by close.
-func bootDeclared(t *testing.T, dbPath string, spec broker.LocalMemberSpec) (*declared, error) {
+// bootDeclared starts a server the way `cmbs serve` does, on the store at
+// dbPath: broker registered and started, then the local member declared
+// by spec instead of requests. It returns what EnsureLocalMember did. The
+// server is closed when the test ends, or earlier by Close.
+func bootDeclared(t *testing.T, dbPath string, spec broker.LocalMemberSpec) (*brokertest.Member, error) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := bolt.Open(dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := quiet()
-	srv, err := occi.NewServer(occi.Options{Store: st, Logger: log, Aliases: broker.Aliases()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(broker.Config{Store: st, Logger: log, Timeout: 300 * time.Millisecond, Attempts: 2, RouteTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Register(ctx, srv); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	m := &member{t: t, id: spec.ID, url: hs.URL, broker: b, sockets: map[string]string{}}
-	for l, ep := range spec.Sockets {
-		m.sockets[string(l)] = ep
-	}
-	closed := false
-	m.close = func() {
-		if closed {
-			return
-		}
-		closed = true
-		hs.Close()
-		b.Close()
-		st.Close()
-	}
-	t.Cleanup(m.close)
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return &declared{member: m, dbPath: dbPath}, b.EnsureLocalMember(ctx, spec)
+	m := brokertest.Start(t, brokertest.Options{ID: spec.ID, DBPath: dbPath, Sockets: spec.Sockets, NoMember: true, StartBroker: true})
+	return m, m.Broker.EnsureLocalMember(context.Background(), spec)
 }
 
 // allLayers declares a member with a free loopback socket for every layer,
 // all of them started.
-func allLayers(t *testing.T, id string, neighbors ...*declared) broker.LocalMemberSpec {
+func allLayers(t *testing.T, id string, neighbors ...*brokertest.Member) broker.LocalMemberSpec {
 	spec := broker.LocalMemberSpec{ID: id, Title: "member " + id, Summary: "declared in a config file",
-		Sockets: map[broker.Layer]string{}, Start: broker.Layers(),
+		Sockets: brokertest.FreeSockets(t), Start: broker.Layers(),
 		Topics: []string{"weather.*"}, Providers: []string{"storage"}}
-	for _, l := range broker.Layers() {
-		spec.Sockets[l] = fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
-	}
 	for _, n := range neighbors {
-		spec.Neighbors = append(spec.Neighbors, n.sockets["l1"])
+		spec.Neighbors = append(spec.Neighbors, n.Sockets[broker.L1])
 	}
 	return spec
 }
 
-func mustBoot(t *testing.T, spec broker.LocalMemberSpec) *declared {
+func mustBoot(t *testing.T, spec broker.LocalMemberSpec) *brokertest.Member {
 	t.Helper()
 	d, err := bootDeclared(t, filepath.Join(t.TempDir(), "cmbs.db"), spec)
 	if err != nil {
@@ -123,12 +74,12 @@ func TestEnsureLocalMember(t *testing.T) {
 	spec := allLayers(t, "member-a")
 	a := mustBoot(t, spec)
 
-	out := a.must(http.StatusOK, "GET", "/cmbs/member/member-a", nil)
+	out := a.Must(http.StatusOK, "GET", "/cmbs/member/member-a", nil)
 	res := out["resources"].([]any)[0].(map[string]any)
 	if res["title"] != "member member-a" || res["summary"] != "declared in a config file" || res["kind"] != broker.MemberKind {
 		t.Errorf("member = %v", res)
 	}
-	attrs := a.attrs("/cmbs/member/member-a", "member")
+	attrs := a.Attrs("/cmbs/member/member-a", "member")
 	want := map[string]any{
 		"local": "true", "state": "active", "layers": layerStates("l1", "l2", "l31", "l32", "l4"),
 		"neighbors_socket": []any{}, "topics": []any{"weather.*"}, "providers": []any{"storage"},
@@ -146,10 +97,10 @@ func TestEnsureLocalMember(t *testing.T) {
 	}
 
 	// Ensuring the same spec again changes nothing and fails nothing.
-	if err := a.broker.EnsureLocalMember(context.Background(), spec); err != nil {
+	if err := a.Broker.EnsureLocalMember(context.Background(), spec); err != nil {
 		t.Fatalf("second EnsureLocalMember: %v", err)
 	}
-	if got := a.attrs("/cmbs/member/member-a", "member")["layers"]; !reflect.DeepEqual(got, want["layers"]) {
+	if got := a.Attrs("/cmbs/member/member-a", "member")["layers"]; !reflect.DeepEqual(got, want["layers"]) {
 		t.Errorf("layers after a second ensure = %v", got)
 	}
 }
@@ -163,15 +114,15 @@ func TestEnsureLocalMembersDiscover(t *testing.T) {
 	specB.Discover = true
 	b := mustBoot(t, specB)
 
-	attrs := b.attrs("/cmbs/member/member-a", "member")
-	if attrs["local"] != "false" || attrs["l1_socket"] != a.sockets["l1"] || attrs["l32_socket"] != a.sockets["l32"] {
+	attrs := b.Attrs("/cmbs/member/member-a", "member")
+	if attrs["local"] != "false" || attrs["l1_socket"] != a.Sockets["l1"] || attrs["l32_socket"] != a.Sockets["l32"] {
 		t.Fatalf("B's record of A = %v", attrs)
 	}
-	if got := b.attrs("/cmbs/member/member-b", "member")["neighbors_state"]; !reflect.DeepEqual(got, map[string]any{a.sockets["l1"]: "reachable: member-a"}) {
+	if got := b.Attrs("/cmbs/member/member-b", "member")["neighbors_state"]; !reflect.DeepEqual(got, map[string]any{a.Sockets["l1"]: "reachable: member-a"}) {
 		t.Errorf("B's neighbors_state = %v", got)
 	}
 	// A learned of B when B described itself.
-	if got := a.attrs("/cmbs/member/member-b", "member")["l1_socket"]; got != b.sockets["l1"] {
+	if got := a.Attrs("/cmbs/member/member-b", "member")["l1_socket"]; got != b.Sockets["l1"] {
 		t.Errorf("A's record of B has l1_socket %v", got)
 	}
 
@@ -182,11 +133,11 @@ func TestEnsureLocalMembersDiscover(t *testing.T) {
 		{"hello-l2", "l2", nil},
 		{"hello-l32", "l32", map[string]any{"topics": []any{"weather.paris"}}},
 	} {
-		b.message(tc.id, tc.layer, tc.attrs)
-		if got := outcome(b.send(tc.id, tc.layer)); !reflect.DeepEqual(got, map[string]string{"member-a": "delivered"}) {
+		b.Message(tc.id, tc.layer, tc.attrs)
+		if got := brokertest.Outcome(b.Send(tc.id, tc.layer)); !reflect.DeepEqual(got, map[string]string{"member-a": "delivered"}) {
 			t.Errorf("%s outcome = %v", tc.id, got)
 		}
-		if !a.has(tc.id) {
+		if !a.Has(tc.id) {
 			t.Errorf("A does not store %s", tc.id)
 		}
 	}
@@ -205,10 +156,10 @@ func TestEnsureLocalMemberRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.close()
+	b.Close()
 
 	oldL2 := spec.Sockets[broker.L2]
-	spec.Sockets[broker.L2] = fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
+	spec.Sockets[broker.L2] = layertest.FreeEndpoint(t)
 	spec.Start = []broker.Layer{broker.L1, broker.L2, broker.L32}
 	spec.Topics = []string{"news.>"}
 	spec.Discover = false
@@ -216,7 +167,7 @@ func TestEnsureLocalMemberRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("EnsureLocalMember after restart: %v", err)
 	}
-	attrs := b.attrs("/cmbs/member/member-b", "member")
+	attrs := b.Attrs("/cmbs/member/member-b", "member")
 	if got := attrs["layers"]; !reflect.DeepEqual(got, layerStates("l1", "l2", "l32")) {
 		t.Errorf("layers = %v", got)
 	}
@@ -235,7 +186,7 @@ func TestEnsureLocalMemberRestart(t *testing.T) {
 		}
 	}
 	// The remote member learned before the restart is still known.
-	if b.attrs("/cmbs/member/member-a", "member")["local"] != "false" {
+	if b.Attrs("/cmbs/member/member-a", "member")["local"] != "false" {
 		t.Errorf("member-a forgotten")
 	}
 }
@@ -253,14 +204,14 @@ func TestEnsureLocalMemberRefusals(t *testing.T) {
 		name string
 		// before prepares the store through the first server, whose
 		// local member is "first", and returns the spec to ensure.
-		before func(t *testing.T, first *declared) broker.LocalMemberSpec
+		before func(t *testing.T, first *brokertest.Member) broker.LocalMemberSpec
 		want   []string
 		// running are the layers running after the refusal.
 		running []string
 	}{
 		{
 			name: "another local member",
-			before: func(t *testing.T, first *declared) broker.LocalMemberSpec {
+			before: func(t *testing.T, first *brokertest.Member) broker.LocalMemberSpec {
 				return allLayers(t, "second")
 			},
 			want:    []string{"already holds local member first at /cmbs/member/first", "declare id first instead, or delete /cmbs/member/first"},
@@ -268,9 +219,9 @@ func TestEnsureLocalMemberRefusals(t *testing.T) {
 		},
 		{
 			name: "id of a member learned from the network",
-			before: func(t *testing.T, first *declared) broker.LocalMemberSpec {
-				first.must(http.StatusOK, "DELETE", "/cmbs/member/first", nil)
-				first.must(http.StatusCreated, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
+			before: func(t *testing.T, first *brokertest.Member) broker.LocalMemberSpec {
+				first.Must(http.StatusOK, "DELETE", "/cmbs/member/first", nil)
+				first.Must(http.StatusCreated, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
 					"kind": broker.MemberKind, "id": "remote-1",
 					"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"local": "false", "l1_socket": "tcp://127.0.0.1:1"}}},
 				}}})
@@ -280,7 +231,7 @@ func TestEnsureLocalMemberRefusals(t *testing.T) {
 		},
 		{
 			name: "invalid spec",
-			before: func(t *testing.T, first *declared) broker.LocalMemberSpec {
+			before: func(t *testing.T, first *brokertest.Member) broker.LocalMemberSpec {
 				return broker.LocalMemberSpec{ID: "-x", Sockets: map[broker.Layer]string{broker.L1: "udp://x:1", "l9": "tcp://127.0.0.1:1"},
 					Neighbors: []string{"tcp://*:5010"}, Start: []broker.Layer{broker.L2, "l7"}}
 			},
@@ -289,7 +240,7 @@ func TestEnsureLocalMemberRefusals(t *testing.T) {
 		},
 		{
 			name: "a socket already taken",
-			before: func(t *testing.T, first *declared) broker.LocalMemberSpec {
+			before: func(t *testing.T, first *brokertest.Member) broker.LocalMemberSpec {
 				spec := allLayers(t, "first")
 				spec.Sockets[broker.L4] = "tcp://" + taken.Addr().String()
 				return spec
@@ -304,7 +255,7 @@ func TestEnsureLocalMemberRefusals(t *testing.T) {
 			firstSpec.Start = []broker.Layer{broker.L1}
 			first := mustBoot(t, firstSpec)
 			spec := tt.before(t, first)
-			err := first.broker.EnsureLocalMember(context.Background(), spec)
+			err := first.Broker.EnsureLocalMember(context.Background(), spec)
 			if err == nil {
 				t.Fatal("EnsureLocalMember succeeded")
 			}
@@ -320,7 +271,7 @@ func TestEnsureLocalMemberRefusals(t *testing.T) {
 			if tt.name != "a socket already taken" {
 				local = "first"
 			}
-			if got := first.attrs("/cmbs/member/"+local, "member")["layers"]; !reflect.DeepEqual(got, layerStates(tt.running...)) {
+			if got := first.Attrs("/cmbs/member/"+local, "member")["layers"]; !reflect.DeepEqual(got, layerStates(tt.running...)) {
 				t.Errorf("layers after the refusal = %v, want %v running", got, tt.running)
 			}
 		})

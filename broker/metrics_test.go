@@ -2,103 +2,44 @@ package broker_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
-	"github.com/houssem/cmbs/store"
-	"github.com/houssem/cmbs/store/bolt"
 )
 
 // observed is a member whose broker counts into its own registry.
 type observed struct {
-	*member
+	*brokertest.Member
 	reg *prometheus.Registry
-	st  store.Store
 }
 
-// startObserved brings up a member as startMember does, with broker
-// metrics and the broker's collector registered; layers lists the layers
-// started (all when nil).
-func startObserved(t *testing.T, spec memberSpec, layers ...broker.Layer) *observed {
+// startObserved brings up a member with broker metrics and the broker's
+// collector registered; layers lists the layers started (all when nil).
+func startObserved(t *testing.T, opts brokertest.Options, layers ...broker.Layer) *observed {
 	t.Helper()
-	ctx := context.Background()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "cmbs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
 	metrics, err := broker.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := quiet()
-	srv, err := occi.NewServer(occi.Options{Store: st, Logger: log, Aliases: broker.Aliases()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(broker.Config{Store: st, Logger: log, Timeout: 300 * time.Millisecond, Attempts: 2,
-		RouteTimeout: 5 * time.Second, Metrics: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg.MustRegister(b.Collector())
-	if err := b.Register(ctx, srv); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	m := &member{t: t, id: spec.id, url: hs.URL, broker: b, sockets: map[string]string{}}
-	closed := false
-	m.close = func() {
-		if closed {
-			return
-		}
-		closed = true
-		hs.Close()
-		b.Close()
-		st.Close()
-	}
-	t.Cleanup(m.close)
-	attrs := map[string]any{"local": "true", "state": "active", "topics": spec.topics, "providers": spec.providers}
-	for _, l := range broker.Layers() {
-		m.sockets[string(l)] = fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))
-		attrs[string(l)+"_socket"] = m.sockets[string(l)]
-	}
-	var neighbors []string
-	for _, n := range spec.neighbors {
-		neighbors = append(neighbors, n.sockets["l1"])
-	}
-	attrs["neighbors_socket"] = neighbors
-	m.must(http.StatusCreated, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
-		"kind": broker.MemberKind, "id": spec.id,
-		"attributes": map[string]any{"cmbs": map[string]any{"member": attrs}},
-	}}})
-	if layers == nil {
-		layers = broker.Layers()
-	}
-	for _, l := range layers {
-		m.must(http.StatusOK, "POST", "/cmbs/member/"+spec.id+"?action=start_"+string(l), map[string]any{})
-	}
-	return &observed{member: m, reg: reg, st: st}
+	opts.Broker.Metrics = metrics
+	opts.Layers = layers
+	opts.Attach = func(m *brokertest.Member) error { return reg.Register(m.Broker.Collector()) }
+	return &observed{Member: brokertest.Start(t, opts), reg: reg}
 }
 
 // value reads the series of family name whose labels include want.
 func (o *observed) value(name string, want map[string]string) float64 {
-	o.t.Helper()
+	o.T.Helper()
 	families, err := o.reg.Gather()
 	if err != nil {
-		o.t.Fatal(err)
+		o.T.Fatal(err)
 	}
 	for _, f := range families {
 		if f.GetName() != name {
@@ -125,7 +66,7 @@ func (o *observed) value(name string, want map[string]string) float64 {
 			}
 		}
 	}
-	o.t.Fatalf("no series %s%v", name, want)
+	o.T.Fatalf("no series %s%v", name, want)
 	return 0
 }
 
@@ -135,11 +76,11 @@ func layer(l string) map[string]string { return map[string]string{"layer": l} }
 // that B forwards to A, then a send from B to a member whose layer
 // is down.
 func TestMetricsFollowTraffic(t *testing.T) {
-	a := startObserved(t, memberSpec{id: "obs-a", providers: []string{"storage"}})
-	b := startObserved(t, memberSpec{id: "obs-b", neighbors: []*member{a.member}})
-	c := startObserved(t, memberSpec{id: "obs-c", neighbors: []*member{b.member}})
+	a := startObserved(t, brokertest.Options{ID: "obs-a", Providers: []string{"storage"}})
+	b := startObserved(t, brokertest.Options{ID: "obs-b", Neighbors: []*brokertest.Member{a.Member}})
+	c := startObserved(t, brokertest.Options{ID: "obs-c", Neighbors: []*brokertest.Member{b.Member}})
 
-	c.must(http.StatusOK, "POST", "/cmbs/member/obs-c?action=check_neighbors", map[string]any{})
+	c.Discover()
 	if got := c.value("cmbs_members_known", nil); got != 2 {
 		t.Errorf("C knows %v members, want 2", got)
 	}
@@ -147,13 +88,13 @@ func TestMetricsFollowTraffic(t *testing.T) {
 		t.Errorf("C reaches %v members, want 2", got)
 	}
 
-	b.must(http.StatusOK, "POST", "/cmbs/member/obs-b?action=check_neighbors", map[string]any{})
+	b.Discover()
 	// Make C reach A only through B, so B forwards.
-	c.must(http.StatusOK, "POST", "/cmbs/member/obs-a", map[string]any{"resources": []any{map[string]any{
+	c.Must(http.StatusOK, "POST", "/cmbs/member/obs-a", map[string]any{"resources": []any{map[string]any{
 		"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"via": "obs-b", "distance": 2}}}}}})
 
-	c.message("obs-1", "l31", map[string]any{"providers": []any{"storage"}})
-	if d := c.send("obs-1", "l31"); outcome(d)["obs-a"] != "delivered" || len(outcome(d)) != 1 {
+	c.Message("obs-1", "l31", map[string]any{"providers": []any{"storage"}})
+	if d := c.Send("obs-1", "l31"); brokertest.Outcome(d)["obs-a"] != "delivered" || len(brokertest.Outcome(d)) != 1 {
 		t.Fatalf("outcome %v", d)
 	}
 	checks := []struct {
@@ -175,18 +116,18 @@ func TestMetricsFollowTraffic(t *testing.T) {
 	}
 	for _, ck := range checks {
 		if got := ck.who.value(ck.name, ck.labels); got != ck.want {
-			t.Errorf("%s: %s%v = %v, want %v", ck.who.id, ck.name, ck.labels, got, ck.want)
+			t.Errorf("%s: %s%v = %v, want %v", ck.who.ID, ck.name, ck.labels, got, ck.want)
 		}
 	}
 
 	// A stops listening on l2: the next l2 send from B fails for A, which
 	// no longer counts as reachable.
-	a.must(http.StatusOK, "POST", "/cmbs/member/obs-a?action=stop_l2", map[string]any{})
+	a.Must(http.StatusOK, "POST", "/cmbs/member/obs-a?action=stop_l2", map[string]any{})
 	if got := a.value("cmbs_layer_receiver_running", layer("l2")); got != 0 {
 		t.Errorf("A's l2 receiver running = %v after stop", got)
 	}
-	b.message("obs-2", "l2", nil)
-	if got := outcome(b.send("obs-2", "l2")); got["obs-a"] != "failed" {
+	b.Message("obs-2", "l2", nil)
+	if got := brokertest.Outcome(b.Send("obs-2", "l2")); got["obs-a"] != "failed" {
 		t.Fatalf("outcome %v, want failed for obs-a", got)
 	}
 	if got := b.value("cmbs_layer_messages_failed_total", layer("l2")); got != 1 {
@@ -200,12 +141,7 @@ func TestMetricsFollowTraffic(t *testing.T) {
 func TestReady(t *testing.T) {
 	ctx := context.Background()
 	t.Run("no local member", func(t *testing.T) {
-		st, err := bolt.Open(filepath.Join(t.TempDir(), "cmbs.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		b, err := broker.New(broker.Config{Store: st, Logger: quiet()})
+		b, err := broker.New(broker.Config{Store: brokertest.OpenBolt(t), Logger: brokertest.Quiet()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +152,7 @@ func TestReady(t *testing.T) {
 		}
 	})
 
-	m := startObserved(t, memberSpec{id: "ready-a"}, broker.L1, broker.L2)
+	m := startObserved(t, brokertest.Options{ID: "ready-a"}, broker.L1, broker.L2)
 	tests := []struct {
 		name    string
 		prepare func(t *testing.T)
@@ -227,10 +163,10 @@ func TestReady(t *testing.T) {
 		{
 			name: "recorded running without a receiver",
 			prepare: func(t *testing.T) {
-				m.must(http.StatusOK, "POST", "/cmbs/member/ready-a?action=stop_l2", map[string]any{})
+				m.Must(http.StatusOK, "POST", "/cmbs/member/ready-a?action=stop_l2", map[string]any{})
 				// Record l2 running behind the broker's back, as a
 				// restart whose bind failed leaves it.
-				if _, err := occi.UpdateEntity(ctx, m.st, "/cmbs/member/ready-a", func(e *occi.Entity) error {
+				if _, err := occi.UpdateEntity(ctx, m.Store, "/cmbs/member/ready-a", func(e *occi.Entity) error {
 					e.SetAttr("cmbs.member.layers", map[string]any{"l1": "running", "l2": "running",
 						"l31": "stopped", "l32": "stopped", "l4": "stopped"})
 					return nil
@@ -243,7 +179,7 @@ func TestReady(t *testing.T) {
 		},
 		{
 			name:    "broker closed",
-			prepare: func(t *testing.T) { m.broker.Close() },
+			prepare: func(t *testing.T) { m.CloseBroker() },
 			failing: []string{"layer l1", "layer l2"},
 		},
 	}
@@ -253,7 +189,7 @@ func TestReady(t *testing.T) {
 				tt.prepare(t)
 			}
 			got := map[string]error{}
-			for _, c := range m.broker.Ready(ctx) {
+			for _, c := range m.Broker.Ready(ctx) {
 				got[c.Name] = c.Err
 			}
 			if len(got) != len(tt.passing)+len(tt.failing) {
@@ -276,8 +212,8 @@ func TestReady(t *testing.T) {
 // TestCollectorReportsStoreFailure: a scrape while the store is closed
 // reports the members gauges as errors, not as zero members.
 func TestCollectorReportsStoreFailure(t *testing.T) {
-	m := startObserved(t, memberSpec{id: "closed-a"}, broker.L1)
-	if err := m.st.Close(); err != nil {
+	m := startObserved(t, brokertest.Options{ID: "closed-a"}, broker.L1)
+	if err := m.CloseStore(); err != nil {
 		t.Fatal(err)
 	}
 	_, err := m.reg.Gather()
