@@ -1,190 +1,90 @@
 package notify_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/sirupsen/logrus"
 
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/broker/notify"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
-	"github.com/houssem/cmbs/store/bolt"
-	"github.com/houssem/cmbs/store/couch"
 	"github.com/houssem/cmbs/store/couch/couchtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(couchtest.Main(m)) }
 
-// backends opens a fresh store of each kind: the change feed is in process
-// for bolt and CouchDB's continuous _changes for couch.
-var backends = []struct {
-	name string
-	open func(t testing.TB) store.Store
-}{
-	{"bolt", openBolt},
-	{"couch", func(t testing.TB) store.Store {
-		st, err := couch.Open(context.Background(), couchtest.NewDBURL(t))
-		if err != nil {
-			t.Fatalf("open couch: %v", err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	}},
-}
-
-func openBolt(t testing.TB) store.Store {
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "cmbs.db"))
-	if err != nil {
-		t.Fatalf("open bolt: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
-func quiet() *logrus.Logger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
-}
-
 // fastRetry keeps retry pauses short so tests run quickly.
 var fastRetry = notify.Retry{Attempts: 4, Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond}
 
 // env is an OCCI server with a notifier, served over real HTTP with
-// /events routed ahead of the OCCI interface, as cmbs serve does.
+// /events routed ahead of the OCCI interface, as cmbs serve does; for a
+// member (startMember) the broker feeds the notifier too.
 type env struct {
-	t   testing.TB
-	st  store.Store
-	srv *occi.Server
-	n   *notify.Notifier
-	url string
-
-	closeOnce sync.Once
+	*brokertest.Server
+	// member is the broker member env serves, nil for a plain server.
+	member *brokertest.Member
 }
 
+// newEnv serves a plain OCCI server on st with a notifier configured by
+// cfg, retrying quickly unless cfg says otherwise.
 func newEnv(t testing.TB, st store.Store, cfg notify.Config) *env {
 	t.Helper()
-	ctx := context.Background()
-	srv, err := occi.NewServer(occi.Options{Store: st, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Store = st
-	if cfg.Logger == nil {
-		cfg.Logger = quiet()
-	}
 	if cfg.Retry == (notify.Retry{}) {
 		cfg.Retry = fastRetry
 	}
-	n, err := notify.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Register(ctx, srv); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/events", n.Handler())
-	mux.Handle("/", srv.Handler())
-	hs := httptest.NewServer(mux)
-	e := &env{t: t, st: st, srv: srv, n: n, url: hs.URL}
-	t.Cleanup(hs.Close)
-	t.Cleanup(e.close)
-	return e
+	return &env{Server: brokertest.Serve(t, brokertest.ServerOptions{Store: st, Events: &cfg})}
 }
 
-// close stops the notifier (once).
-func (e *env) close() {
-	e.closeOnce.Do(func() {
-		if err := e.n.Close(); err != nil {
-			e.t.Errorf("notifier Close: %v", err)
-		}
-	})
-}
-
-// do sends a JSON request and decodes the answer.
-func (e *env) do(method, path string, body any) (int, map[string]any) {
-	e.t.Helper()
-	return doJSON(e.t, e.url, method, path, body)
-}
-
-func doJSON(t testing.TB, base, method, path string, body any) (int, map[string]any) {
+// startMember brings up member id with topics and neighbours, every layer
+// running, its broker feeding the notifier.
+func startMember(t testing.TB, id string, topics []string, neighbors ...*env) *env {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = strings.NewReader(string(raw))
+	var ns []*brokertest.Member
+	for _, n := range neighbors {
+		ns = append(ns, n.member)
 	}
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/occi+json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	var out map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, raw)
-		}
-	}
-	return res.StatusCode, out
+	m := brokertest.Start(t, brokertest.Options{ID: id, Topics: topics, Neighbors: ns, Events: &notify.Config{Retry: fastRetry}})
+	return &env{Server: m.Server, member: m}
 }
 
-func (e *env) must(status int, method, path string, body any) map[string]any {
-	e.t.Helper()
-	got, out := e.do(method, path, body)
-	if got != status {
-		e.t.Fatalf("%s %s: status %d, want %d: %v", method, path, got, status, out)
+// close stops the notifier ahead of the server.
+func (e *env) close() {
+	e.T.Helper()
+	if err := e.CloseNotifier(); err != nil {
+		e.T.Errorf("notifier Close: %v", err)
 	}
-	return out
 }
 
 // resource creates or replaces a core resource at /resource/ID.
 func (e *env) resource(id, title string) {
-	e.t.Helper()
-	e.must(http.StatusCreated, "POST", "/resource/", map[string]any{"resources": []any{map[string]any{
+	e.T.Helper()
+	e.Must(http.StatusCreated, "POST", "/resource/", map[string]any{"resources": []any{map[string]any{
 		"kind": occi.ResourceKind, "id": id, "title": title,
 		"attributes": map[string]any{"cmbs": map[string]any{"note": map[string]any{"topics": []any{"demo." + id}}}},
 	}}})
 }
 
 func (e *env) retitle(id, title string) {
-	e.t.Helper()
-	e.must(http.StatusOK, "POST", "/resource/"+id, map[string]any{"resources": []any{map[string]any{"title": title}}})
+	e.T.Helper()
+	e.Must(http.StatusOK, "POST", "/resource/"+id, map[string]any{"resources": []any{map[string]any{"title": title}}})
 }
 
 // subscribe creates a subscription and waits until its worker runs.
 func (e *env) subscribe(id string, attrs map[string]any) string {
-	e.t.Helper()
-	e.must(http.StatusCreated, "POST", notify.Location, subscriptionBody(id, attrs))
+	e.T.Helper()
+	e.Must(http.StatusCreated, "POST", notify.Location, subscriptionBody(id, attrs))
 	loc := notify.Location + id
-	waitFor(e.t, "subscription "+loc+" running", func() bool {
-		_, ok := e.n.Subscription(loc)
+	brokertest.WaitFor(e.T, "subscription "+loc+" running", func() bool {
+		_, ok := e.Notifier.Subscription(loc)
 		return ok
 	})
 	return loc
@@ -199,22 +99,10 @@ func subscriptionBody(id string, attrs map[string]any) map[string]any {
 
 // subAttrs reads a subscription's attributes through the OCCI interface.
 func (e *env) subAttrs(loc string) map[string]any {
-	e.t.Helper()
-	out := e.must(http.StatusOK, "GET", loc, nil)
+	e.T.Helper()
+	out := e.Must(http.StatusOK, "GET", loc, nil)
 	res := out["resources"].([]any)[0].(map[string]any)
 	return res["attributes"].(map[string]any)["cmbs"].(map[string]any)["subscription"].(map[string]any)
-}
-
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // receiver is a real callback endpoint: it checks each request's signature,
@@ -300,7 +188,7 @@ func (r *receiver) tries() []string {
 func (r *receiver) waitEvent(what string, match func(notify.Event) bool) notify.Event {
 	r.t.Helper()
 	var found notify.Event
-	waitFor(r.t, what, func() bool {
+	brokertest.WaitFor(r.t, what, func() bool {
 		for _, ev := range r.accepted() {
 			if match(ev) {
 				found = ev
@@ -337,16 +225,16 @@ func summary(evs []notify.Event) []string {
 
 // dial opens /events with the query q.
 func (e *env) dial(q string) *websocket.Conn {
-	e.t.Helper()
-	conn, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.url, "http")+"/events?"+q, nil)
+	e.T.Helper()
+	conn, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.URL, "http")+brokertest.EventsPath+"?"+q, nil)
 	if err != nil {
 		status := 0
 		if res != nil {
 			status = res.StatusCode
 		}
-		e.t.Fatalf("dial /events?%s: %v (status %d)", q, err, status)
+		e.T.Fatalf("dial /events?%s: %v (status %d)", q, err, status)
 	}
-	e.t.Cleanup(func() { conn.Close() })
+	e.T.Cleanup(func() { conn.Close() })
 	return conn
 }
 

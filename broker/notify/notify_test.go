@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/broker/notify"
 	"github.com/houssem/cmbs/occi"
 )
@@ -15,10 +16,12 @@ import (
 // to signed callbacks: each event once, in order per entity, with deletes
 // carrying the kind, and subscriptions' own writes not notified.
 func TestCallbackEvents(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+	// The change feed is in process for bolt, CouchDB's continuous
+	// _changes for couch.
+	for _, b := range brokertest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, b.open(t), notify.Config{})
+			e := newEnv(t, b.Open(t), notify.Config{})
 			all := newReceiver(t, "s3cret-key", 0)
 			deletes := newReceiver(t, "", 0)
 			allLoc := e.subscribe("all", map[string]any{"callback": all.url, "secret": "s3cret-key", "location": "/resource/"})
@@ -28,7 +31,7 @@ func TestCallbackEvents(t *testing.T) {
 			e.retitle("r1", "one, again")
 			e.resource("r2", "two")
 			e.retitle("r1", "one, third time")
-			e.must(http.StatusOK, "DELETE", "/resource/r1", nil)
+			e.Must(http.StatusOK, "DELETE", "/resource/r1", nil)
 			e.retitle("r2", "two, again")
 			// A sentinel: once it is in, everything before it is too.
 			e.resource("end", "end")
@@ -66,7 +69,7 @@ func TestCallbackEvents(t *testing.T) {
 			deletes.check()
 
 			// Delivery counters reach the stored attributes.
-			waitFor(t, "counters stored", func() bool {
+			brokertest.WaitFor(t, "counters stored", func() bool {
 				a := e.subAttrs(allLoc)
 				return a["delivered"] == float64(len(got)) && a["state"] == notify.StateActive
 			})
@@ -80,7 +83,7 @@ func TestCallbackEvents(t *testing.T) {
 // TestRetries has the receiver fail three times: the event is retried with
 // the same id, accepted once, and the subscription stays active.
 func TestRetries(t *testing.T) {
-	e := newEnv(t, openBolt(t), notify.Config{Retry: notify.Retry{Attempts: 5, Initial: 5 * time.Millisecond, Max: 40 * time.Millisecond}})
+	e := newEnv(t, brokertest.OpenBolt(t), notify.Config{Retry: notify.Retry{Attempts: 5, Initial: 5 * time.Millisecond, Max: 40 * time.Millisecond}})
 	r := newReceiver(t, "k", 3)
 	loc := e.subscribe("retried", map[string]any{"callback": r.url, "secret": "k", "events": []any{"created"}})
 	e.resource("x", "x")
@@ -98,11 +101,11 @@ func TestRetries(t *testing.T) {
 		t.Errorf("accepted %d times", n)
 	}
 	// The receiver answers before the worker counts the success.
-	waitFor(t, "the success counted", func() bool {
-		st, _ := e.n.Subscription(loc)
+	brokertest.WaitFor(t, "the success counted", func() bool {
+		st, _ := e.Notifier.Subscription(loc)
 		return st.Delivered == 1
 	})
-	if st, _ := e.n.Subscription(loc); st.State != notify.StateActive || st.Failed != 0 {
+	if st, _ := e.Notifier.Subscription(loc); st.State != notify.StateActive || st.Failed != 0 {
 		t.Errorf("status %v", st)
 	}
 	r.check()
@@ -111,11 +114,11 @@ func TestRetries(t *testing.T) {
 // TestFailing gives up on a receiver that always fails, marks the
 // subscription failing, and recovers it by an update and by a success.
 func TestFailing(t *testing.T) {
-	e := newEnv(t, openBolt(t), notify.Config{Retry: notify.Retry{Attempts: 3, Initial: time.Millisecond, Max: 5 * time.Millisecond}})
+	e := newEnv(t, brokertest.OpenBolt(t), notify.Config{Retry: notify.Retry{Attempts: 3, Initial: time.Millisecond, Max: 5 * time.Millisecond}})
 	r := newReceiver(t, "", -1)
 	loc := e.subscribe("dead", map[string]any{"callback": r.url, "events": []any{"created"}})
 	e.resource("a", "a")
-	waitFor(t, "state failing", func() bool {
+	brokertest.WaitFor(t, "state failing", func() bool {
 		a := e.subAttrs(loc)
 		return a["state"] == notify.StateFailing && a["failed"] == float64(1)
 	})
@@ -131,20 +134,20 @@ func TestFailing(t *testing.T) {
 	r.setFail(0)
 	e.resource("b", "b")
 	r.waitEvent("b after recovery", is(notify.Created, "/resource/b"))
-	waitFor(t, "active again", func() bool { return e.subAttrs(loc)["state"] == notify.StateActive })
+	brokertest.WaitFor(t, "active again", func() bool { return e.subAttrs(loc)["state"] == notify.StateActive })
 
 	// Failing again, an update (here, a new callback) makes it active at
 	// once, and events go to the new callback.
 	r.setFail(-1)
 	e.resource("c", "c")
-	waitFor(t, "failing again", func() bool { return e.subAttrs(loc)["state"] == notify.StateFailing })
+	brokertest.WaitFor(t, "failing again", func() bool { return e.subAttrs(loc)["state"] == notify.StateFailing })
 	fixed := newReceiver(t, "", 0)
-	e.must(http.StatusOK, "POST", loc, subscriptionBody("dead", map[string]any{"callback": fixed.url}))
+	e.Must(http.StatusOK, "POST", loc, subscriptionBody("dead", map[string]any{"callback": fixed.url}))
 	if got := e.subAttrs(loc)["state"]; got != notify.StateActive {
 		t.Errorf("state after the update %v", got)
 	}
-	waitFor(t, "the worker sees the update", func() bool {
-		st, _ := e.n.Subscription(loc)
+	brokertest.WaitFor(t, "the worker sees the update", func() bool {
+		st, _ := e.Notifier.Subscription(loc)
 		return st.State == notify.StateActive
 	})
 	e.resource("d", "d")
@@ -158,7 +161,7 @@ func TestFailing(t *testing.T) {
 // TestStops checks an expired and a deleted subscription receive nothing
 // more, against a sentinel subscription that does.
 func TestStops(t *testing.T) {
-	e := newEnv(t, openBolt(t), notify.Config{})
+	e := newEnv(t, brokertest.OpenBolt(t), notify.Config{})
 	sentinel := newReceiver(t, "", 0)
 	expiring := newReceiver(t, "", 0)
 	deleted := newReceiver(t, "", 0)
@@ -171,9 +174,9 @@ func TestStops(t *testing.T) {
 	for _, r := range []*receiver{expiring, deleted, sentinel} {
 		r.waitEvent("before", is(notify.Created, "/resource/before"))
 	}
-	waitFor(t, "expiry", func() bool { return e.subAttrs(expLoc)["state"] == notify.StateExpired })
-	e.must(http.StatusOK, "DELETE", delLoc, nil)
-	if _, running := e.n.Subscription(delLoc); running {
+	brokertest.WaitFor(t, "expiry", func() bool { return e.subAttrs(expLoc)["state"] == notify.StateExpired })
+	e.Must(http.StatusOK, "DELETE", delLoc, nil)
+	if _, running := e.Notifier.Subscription(delLoc); running {
 		t.Errorf("deleted subscription still running")
 	}
 
@@ -185,10 +188,10 @@ func TestStops(t *testing.T) {
 		}
 	}
 	// Extending an expired subscription revives it.
-	e.must(http.StatusOK, "POST", expLoc, subscriptionBody("expiring", map[string]any{
+	e.Must(http.StatusOK, "POST", expLoc, subscriptionBody("expiring", map[string]any{
 		"expires": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}))
-	waitFor(t, "revived", func() bool {
-		st, _ := e.n.Subscription(expLoc)
+	brokertest.WaitFor(t, "revived", func() bool {
+		st, _ := e.Notifier.Subscription(expLoc)
 		return st.State == notify.StateActive
 	})
 	e.resource("revived", "revived")
@@ -197,7 +200,7 @@ func TestStops(t *testing.T) {
 
 // TestSubscriptionResource checks what the provider accepts and shows.
 func TestSubscriptionResource(t *testing.T) {
-	e := newEnv(t, openBolt(t), notify.Config{})
+	e := newEnv(t, brokertest.OpenBolt(t), notify.Config{})
 	r := newReceiver(t, "first-secret", 0)
 	for _, tc := range []struct {
 		name  string
@@ -216,7 +219,7 @@ func TestSubscriptionResource(t *testing.T) {
 		{"secret is the mask", map[string]any{"callback": r.url, "secret": "********"}, "cmbs.subscription.secret"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, out := e.do("POST", notify.Location, subscriptionBody("bad", tc.attrs))
+			status, out := e.Do("POST", notify.Location, subscriptionBody("bad", tc.attrs))
 			if status != http.StatusBadRequest || out["field"] != tc.field {
 				t.Fatalf("status %d, problem %v; want 400 on %s", status, out, tc.field)
 			}
@@ -225,23 +228,23 @@ func TestSubscriptionResource(t *testing.T) {
 
 	// Read-only attributes sent on create are replaced.
 	loc := notify.Location + "s"
-	e.must(http.StatusCreated, "POST", notify.Location, subscriptionBody("s", map[string]any{
+	e.Must(http.StatusCreated, "POST", notify.Location, subscriptionBody("s", map[string]any{
 		"callback": r.url, "secret": "first-secret", "state": "failing", "delivered": 99}))
 	a := e.subAttrs(loc)
 	if a["state"] != notify.StateActive || a["delivered"] != float64(0) || a["secret"] != "********" {
 		t.Fatalf("created subscription shows %v", a)
 	}
 	// Changing them is refused.
-	status, out := e.do("POST", loc, subscriptionBody("s", map[string]any{"state": "expired"}))
+	status, out := e.Do("POST", loc, subscriptionBody("s", map[string]any{"state": "expired"}))
 	if status != http.StatusBadRequest || out["field"] != "cmbs.subscription.state" {
 		t.Errorf("changing state: %d %v", status, out)
 	}
 	// A full replace that sends the mask back keeps the secret.
-	res := e.must(http.StatusOK, "GET", loc, nil)["resources"].([]any)[0].(map[string]any)
+	res := e.Must(http.StatusOK, "GET", loc, nil)["resources"].([]any)[0].(map[string]any)
 	res["attributes"].(map[string]any)["cmbs"].(map[string]any)["subscription"].(map[string]any)["events"] = []any{"created"}
-	e.must(http.StatusOK, "PUT", loc, map[string]any{"resources": []any{map[string]any{
+	e.Must(http.StatusOK, "PUT", loc, map[string]any{"resources": []any{map[string]any{
 		"kind": notify.Kind, "attributes": res["attributes"]}}})
-	stored, err := occi.GetEntity(t.Context(), e.st, loc)
+	stored, err := occi.GetEntity(t.Context(), e.Store, loc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +253,7 @@ func TestSubscriptionResource(t *testing.T) {
 	}
 	// The feed is ordered: the update is applied before these changes.
 	e.resource("probe", "probe")
-	e.must(http.StatusOK, "DELETE", "/resource/probe", nil)
+	e.Must(http.StatusOK, "DELETE", "/resource/probe", nil)
 	e.resource("probe2", "probe2")
 	r.waitEvent("probe2", is(notify.Created, "/resource/probe2"))
 	for _, ev := range r.accepted() {
@@ -260,7 +263,7 @@ func TestSubscriptionResource(t *testing.T) {
 	}
 	r.check()
 	// Subscriptions have no actions.
-	if status, _ := e.do("POST", loc+"?action=send_l2", map[string]any{}); status != http.StatusBadRequest {
+	if status, _ := e.Do("POST", loc+"?action=send_l2", map[string]any{}); status != http.StatusBadRequest {
 		t.Errorf("action on a subscription: %d", status)
 	}
 }
@@ -268,20 +271,20 @@ func TestSubscriptionResource(t *testing.T) {
 // TestStoredSubscriptionsResume restarts the notifier over the same store:
 // stored subscriptions run again with their counters.
 func TestStoredSubscriptionsResume(t *testing.T) {
-	st := openBolt(t)
+	st := brokertest.OpenBolt(t)
 	first := newEnv(t, st, notify.Config{})
 	r := newReceiver(t, "", 0)
 	loc := first.subscribe("kept", map[string]any{"callback": r.url, "events": []any{"created"}})
 	first.resource("one", "one")
 	r.waitEvent("one", is(notify.Created, "/resource/one"))
-	waitFor(t, "the success counted", func() bool {
-		st, _ := first.n.Subscription(loc)
+	brokertest.WaitFor(t, "the success counted", func() bool {
+		st, _ := first.Notifier.Subscription(loc)
 		return st.Delivered == 1
 	})
 	first.close()
 	second := newEnv(t, st, notify.Config{})
-	waitFor(t, "resumed", func() bool { _, ok := second.n.Subscription(loc); return ok })
-	if stt, _ := second.n.Subscription(loc); stt.Delivered != 1 {
+	brokertest.WaitFor(t, "resumed", func() bool { _, ok := second.Notifier.Subscription(loc); return ok })
+	if stt, _ := second.Notifier.Subscription(loc); stt.Delivered != 1 {
 		t.Errorf("counters not resumed: %v", stt)
 	}
 	second.resource("two", "two")

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/broker/notify"
 	"github.com/houssem/cmbs/occi"
 )
@@ -19,13 +20,13 @@ import (
 // TestStream reads /events with a real WebSocket client: the query's
 // filter applies and frames come in order.
 func TestStream(t *testing.T) {
-	e := newEnv(t, openBolt(t), notify.Config{})
+	e := newEnv(t, brokertest.OpenBolt(t), notify.Config{})
 	lifecycle := e.dial("location=/resource/&events=created,deleted")
 	topical := e.dial("topics=demo.r2&events=created&events=updated")
 
 	e.resource("r1", "one")
 	e.retitle("r1", "one, again")
-	e.must(http.StatusOK, "DELETE", "/resource/r1", nil)
+	e.Must(http.StatusOK, "DELETE", "/resource/r1", nil)
 	e.resource("r2", "two")
 	e.retitle("r2", "two, again")
 
@@ -56,13 +57,13 @@ func TestStream(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.upgrade {
-				_, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.url, "http")+"/events?"+tc.query, nil)
+				_, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.URL, "http")+"/events?"+tc.query, nil)
 				if err == nil || res == nil || res.StatusCode != tc.status {
 					t.Fatalf("dial: %v, response %v; want status %d", err, res, tc.status)
 				}
 				return
 			}
-			status, out := e.do("GET", "/events?"+tc.query, nil)
+			status, out := e.Do("GET", "/events?"+tc.query, nil)
 			if status != tc.status || out["status"] != float64(tc.status) {
 				t.Fatalf("status %d %v, want %d", status, out, tc.status)
 			}
@@ -74,7 +75,7 @@ func TestStream(t *testing.T) {
 // to one that does not: the reader gets every event, never held up, and the
 // other is dropped with a 1008 close frame after the events it was sent.
 func TestStreamSlowClient(t *testing.T) {
-	e := newEnv(t, openBolt(t), notify.Config{StreamBuffer: 4})
+	e := newEnv(t, brokertest.OpenBolt(t), notify.Config{StreamBuffer: 4})
 	slow := e.dial("events=message_received")
 	fast := e.dial("events=message_received")
 	content := strings.Repeat("x", 128<<10)
@@ -82,7 +83,7 @@ func TestStreamSlowClient(t *testing.T) {
 	const events = 256
 	for i := range events {
 		loc := fmt.Sprintf("/cmbs/message/m%03d", i)
-		e.n.Emit(broker.Event{Type: broker.EventMessageReceived, Time: time.Now(), Location: loc, Layer: broker.L2,
+		e.Notifier.Emit(broker.Event{Type: broker.EventMessageReceived, Time: time.Now(), Location: loc, Layer: broker.L2,
 			Message: &occi.Entity{Location: loc, Kind: broker.MessageKind, Attributes: map[string]any{
 				"cmbs": map[string]any{"message": map[string]any{"message_content": content}}}}})
 		if ev := next(t, fast); ev.Location != loc {
@@ -110,7 +111,7 @@ func TestStreamSlowClient(t *testing.T) {
 		t.Errorf("slow client got all %d events and was still dropped", received)
 	}
 	// The fast client is still served.
-	e.n.Emit(broker.Event{Type: broker.EventMessageReceived, Time: time.Now(), Location: "/cmbs/message/last"})
+	e.Notifier.Emit(broker.Event{Type: broker.EventMessageReceived, Time: time.Now(), Location: "/cmbs/message/last"})
 	if ev := next(t, fast); ev.Location != "/cmbs/message/last" {
 		t.Errorf("fast client got %s after the slow one left", ev.Location)
 	}
@@ -118,7 +119,7 @@ func TestStreamSlowClient(t *testing.T) {
 
 // TestStreamClose checks closing the notifier closes streams with 1001.
 func TestStreamClose(t *testing.T) {
-	e := newEnv(t, openBolt(t), notify.Config{})
+	e := newEnv(t, brokertest.OpenBolt(t), notify.Config{})
 	conn := e.dial("")
 	e.close()
 	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
