@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,169 +14,52 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/sirupsen/logrus"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/cmd/cmbs/ops"
-	"github.com/houssem/cmbs/layers/layertest"
 	"github.com/houssem/cmbs/occi"
-	"github.com/houssem/cmbs/occi/auth"
-	"github.com/houssem/cmbs/store"
-	"github.com/houssem/cmbs/store/bolt"
 )
 
 // server is one cmbs server in-process, wired as serve wires it: the store
 // instrumented, the broker counting, the OCCI interface behind
-// authentication and the operations endpoints ahead of it.
+// authentication (user "op") and the operations endpoints ahead of it.
 type server struct {
-	t       *testing.T
-	id      string
-	url     string
-	st      store.Store
-	broker  *broker.Broker
-	sockets map[broker.Layer]string
-	user    string
-	pw      string
+	*brokertest.Member
 }
 
-func quiet() *logrus.Logger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
-}
-
-func freeEndpoint(t *testing.T) string {
+// startServer brings up the server opts describe, its requests made as
+// user "op".
+func startServer(t *testing.T, opts brokertest.Options) *server {
 	t.Helper()
-	return layertest.FreeEndpoint(t)
+	o, err := ops.New(ops.Options{Logger: brokertest.Quiet(), Host: opts.ID, ReadyTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := brokertest.Users(t, "op", "secret")
+	opts.WrapStore = o.WrapStore
+	opts.Broker.Metrics = o.BrokerMetrics()
+	opts.Attach = func(m *brokertest.Member) error { return o.WatchBroker(m.Broker) }
+	opts.Wrap = func(h http.Handler) http.Handler { return o.Handler(users.Middleware(h)) }
+	opts.User, opts.Password = "op", "secret"
+	return &server{Member: brokertest.Start(t, opts)}
 }
 
-// startServer brings up a server whose OCCI interface requires user "op".
-func startServer(t *testing.T, id string) *server {
-	t.Helper()
-	ctx := context.Background()
-	log := quiet()
-	o, err := ops.New(ops.Options{Logger: log, Host: id, ReadyTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := bolt.Open(filepath.Join(t.TempDir(), "cmbs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := o.WrapStore(raw)
-	srv, err := occi.NewServer(occi.Options{Store: st, Logger: log, Aliases: broker.Aliases()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(broker.Config{Store: st, Logger: log, Timeout: 300 * time.Millisecond, Attempts: 2,
-		RouteTimeout: 5 * time.Second, Metrics: o.BrokerMetrics()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Register(ctx, srv); err != nil {
-		t.Fatal(err)
-	}
-	if err := o.WatchBroker(b); err != nil {
-		t.Fatal(err)
-	}
-	// The lowest bcrypt cost keeps the test quick; the middleware is the
-	// one serve runs.
-	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	usersFile := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(usersFile, []byte("op:"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	users, err := auth.Load(usersFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(o.Handler(users.Middleware(srv.Handler())))
-	t.Cleanup(func() {
-		hs.Close()
-		b.Close()
-		st.Close()
-	})
-	s := &server{t: t, id: id, url: hs.URL, st: st, broker: b, sockets: map[broker.Layer]string{}, user: "op", pw: "secret"}
-	for _, l := range broker.Layers() {
-		s.sockets[l] = freeEndpoint(t)
-	}
-	return s
-}
-
-// do sends a request, authenticated when auth is set, and returns the
-// status and body.
-func (s *server) do(method, path string, body any, withAuth bool) (int, []byte) {
-	s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rd = strings.NewReader(string(raw))
-	}
-	req, err := http.NewRequest(method, s.url+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/occi+json")
-	req.Header.Set("Accept", "application/occi+json")
-	if withAuth {
-		req.SetBasicAuth(s.user, s.pw)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return res.StatusCode, raw
-}
-
-func (s *server) must(status int, method, path string, body any) []byte {
-	s.t.Helper()
-	got, raw := s.do(method, path, body, true)
-	if got != status {
-		s.t.Fatalf("%s %s on %s: status %d, want %d: %s", method, path, s.id, got, status, raw)
-	}
-	return raw
-}
-
-// createMember creates the local member (or, with local false, a record
-// of another server's member) with the given sockets and neighbours.
-func (s *server) createMember(id string, local bool, sockets map[broker.Layer]string, neighbors []string) {
-	s.t.Helper()
-	attrs := map[string]any{"local": fmt.Sprint(local), "state": "active", "neighbors_socket": neighbors}
-	for l, ep := range sockets {
-		attrs[string(l)+"_socket"] = ep
-	}
-	s.must(http.StatusCreated, "POST", "/cmbs/member/", map[string]any{"resources": []any{map[string]any{
-		"kind": broker.MemberKind, "id": id, "attributes": map[string]any{"cmbs": map[string]any{"member": attrs}},
-	}}})
-}
-
-func (s *server) start(l broker.Layer) {
-	s.t.Helper()
-	s.must(http.StatusOK, "POST", "/cmbs/member/"+s.id+"?action=start_"+string(l), map[string]any{})
+// anon sends a request without credentials and returns the status and
+// body.
+func (s *server) anon(method, path string) (int, []byte) {
+	s.T.Helper()
+	res := s.Anonymous().Request(method, path, nil)
+	return res.Status, res.Raw
 }
 
 // ready fetches /health/ready without credentials.
 func (s *server) ready() (int, ops.Report) {
-	s.t.Helper()
-	status, raw := s.do("GET", ops.ReadyPath, nil, false)
+	s.T.Helper()
+	status, raw := s.anon("GET", ops.ReadyPath)
 	var rep ops.Report
 	if err := json.Unmarshal(raw, &rep); err != nil {
-		s.t.Fatalf("ready body %q: %v", raw, err)
+		s.T.Fatalf("ready body %q: %v", raw, err)
 	}
 	return status, rep
 }
@@ -193,13 +73,13 @@ func states(rep ops.Report) map[string]string {
 }
 
 func TestAliveAndReady(t *testing.T) {
-	s := startServer(t, "probe-a")
+	s := startServer(t, brokertest.Options{ID: "probe-a", NoMember: true})
 	ctx := context.Background()
 
-	if status, raw := s.do("GET", ops.AlivePath, nil, false); status != http.StatusOK || !strings.Contains(string(raw), `"alive"`) {
+	if status, raw := s.anon("GET", ops.AlivePath); status != http.StatusOK || !strings.Contains(string(raw), `"alive"`) {
 		t.Fatalf("alive = %d %s", status, raw)
 	}
-	if status, _ := s.do("GET", "/-/", nil, false); status != http.StatusUnauthorized {
+	if status, _ := s.anon("GET", "/-/"); status != http.StatusUnauthorized {
 		t.Fatalf("the OCCI interface answered %d without credentials; the test needs it protected", status)
 	}
 
@@ -217,9 +97,9 @@ func TestAliveAndReady(t *testing.T) {
 		{
 			name: "recorded layers bound",
 			prepare: func(t *testing.T) {
-				s.createMember(s.id, true, s.sockets, nil)
-				s.start(broker.L1)
-				s.start(broker.L2)
+				s.CreateMember()
+				s.StartLayer(broker.L1)
+				s.StartLayer(broker.L2)
 			},
 			status: http.StatusOK,
 			want:   map[string]string{"store": ops.StateOK, "layer l1": ops.StateOK, "layer l2": ops.StateOK},
@@ -229,7 +109,7 @@ func TestAliveAndReady(t *testing.T) {
 			prepare: func(t *testing.T) {
 				// As a restart leaves it when the port is taken: the member
 				// says l31 runs, no receiver is bound.
-				if _, err := occi.UpdateEntity(ctx, s.st, "/cmbs/member/"+s.id, func(e *occi.Entity) error {
+				if _, err := occi.UpdateEntity(ctx, s.Store, "/cmbs/member/"+s.ID, func(e *occi.Entity) error {
 					e.SetAttr("cmbs.member.layers", map[string]any{"l1": "running", "l2": "running",
 						"l31": "running", "l32": "stopped", "l4": "stopped"})
 					return nil
@@ -244,17 +124,21 @@ func TestAliveAndReady(t *testing.T) {
 		{
 			name: "bound again",
 			prepare: func(t *testing.T) {
-				s.start(broker.L31)
+				s.StartLayer(broker.L31)
 			},
 			status: http.StatusOK,
 			want: map[string]string{"store": ops.StateOK, "layer l1": ops.StateOK, "layer l2": ops.StateOK,
 				"layer l31": ops.StateOK},
 		},
 		{
-			name:    "store closed",
-			prepare: func(t *testing.T) { s.st.Close() },
-			status:  http.StatusServiceUnavailable,
-			want:    map[string]string{"store": ops.StateFailing, "layers": ops.StateFailing},
+			name: "store closed",
+			prepare: func(t *testing.T) {
+				if err := s.CloseStore(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			status: http.StatusServiceUnavailable,
+			want:   map[string]string{"store": ops.StateFailing, "layers": ops.StateFailing},
 		},
 	}
 	for _, tt := range tests {
@@ -284,13 +168,13 @@ func TestAliveAndReady(t *testing.T) {
 		})
 	}
 	// Liveness does not follow the store: restarting would not bring it back.
-	if status, _ := s.do("GET", ops.AlivePath, nil, false); status != http.StatusOK {
+	if status, _ := s.anon("GET", ops.AlivePath); status != http.StatusOK {
 		t.Errorf("alive = %d with the store closed, want 200", status)
 	}
 }
 
 func TestProbeMethods(t *testing.T) {
-	s := startServer(t, "probe-m")
+	s := startServer(t, brokertest.Options{ID: "probe-m", NoMember: true})
 	tests := []struct {
 		method, path string
 		want         int
@@ -302,7 +186,7 @@ func TestProbeMethods(t *testing.T) {
 		{"GET", ops.MetricsPath, http.StatusOK},
 	}
 	for _, tt := range tests {
-		if got, raw := s.do(tt.method, tt.path, nil, false); got != tt.want {
+		if got, raw := s.anon(tt.method, tt.path); got != tt.want {
 			t.Errorf("%s %s = %d, want %d: %s", tt.method, tt.path, got, tt.want, raw)
 		}
 	}
@@ -310,15 +194,15 @@ func TestProbeMethods(t *testing.T) {
 
 // scrape parses /metrics, fetched without credentials.
 func (s *server) scrape() map[string]*dto.MetricFamily {
-	s.t.Helper()
-	status, raw := s.do("GET", ops.MetricsPath, nil, false)
+	s.T.Helper()
+	status, raw := s.anon("GET", ops.MetricsPath)
 	if status != http.StatusOK {
-		s.t.Fatalf("metrics = %d: %s", status, raw)
+		s.T.Fatalf("metrics = %d: %s", status, raw)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(string(raw)))
 	if err != nil {
-		s.t.Fatalf("parse metrics: %v\n%s", err, raw)
+		s.T.Fatalf("parse metrics: %v\n%s", err, raw)
 	}
 	return families
 }
@@ -356,31 +240,21 @@ next:
 // and read, B discovers A and sends it a message, then every metric family
 // is found in each exposition.
 func TestMetricsAfterTraffic(t *testing.T) {
-	a := startServer(t, "metrics-a")
-	b := startServer(t, "metrics-b")
-	a.createMember(a.id, true, a.sockets, nil)
-	b.createMember(b.id, true, b.sockets, []string{a.sockets[broker.L1]})
-	for _, l := range broker.Layers() {
-		a.start(l)
-		b.start(l)
-	}
-	b.must(http.StatusOK, "POST", "/cmbs/member/"+b.id+"?action=check_neighbors", map[string]any{})
-	b.must(http.StatusOK, "GET", "/-/", nil)
-	b.must(http.StatusOK, "GET", "/cmbs/member/", nil)
-	b.must(http.StatusOK, "GET", "/cmbs/member/"+a.id, nil)
-	b.must(http.StatusCreated, "POST", "/cmbs/message/", map[string]any{"resources": []any{map[string]any{
-		"kind": broker.MessageKind, "mixins": []any{"http://houssem.org/cmbs#l2"}, "id": "hello",
-		"attributes": map[string]any{"cmbs": map[string]any{"message": map[string]any{
-			"cmbs_layer": "l2", "message_content": "hello from b"}}},
-	}}})
-	b.must(http.StatusAccepted, "POST", "/cmbs/message/hello?action=send_l2", map[string]any{})
-	waitUntil(t, 20*time.Second, func() bool {
+	a := startServer(t, brokertest.Options{ID: "metrics-a"})
+	b := startServer(t, brokertest.Options{ID: "metrics-b", Neighbors: []*brokertest.Member{a.Member}})
+	b.Discover()
+	b.Must(http.StatusOK, "GET", "/-/", nil)
+	b.Must(http.StatusOK, "GET", "/cmbs/member/", nil)
+	b.Must(http.StatusOK, "GET", "/cmbs/member/"+a.ID, nil)
+	b.Message("hello", "l2", map[string]any{"message_content": "hello from b"})
+	b.Must(http.StatusAccepted, "POST", "/cmbs/message/hello?action=send_l2", map[string]any{})
+	brokertest.WaitFor(t, "B's l2 delivery counted", func() bool {
 		return series(b.scrape()["cmbs_layer_delivery_duration_seconds"], map[string]string{"layer": "l2"}) == 1
 	})
-	if status, _ := b.do("GET", "/cmbs/member/", nil, false); status != http.StatusUnauthorized {
+	if status, _ := b.anon("GET", "/cmbs/member/"); status != http.StatusUnauthorized {
 		t.Fatalf("unauthenticated collection read = %d", status)
 	}
-	b.do("GET", ops.AlivePath, nil, false)
+	b.anon("GET", ops.AlivePath)
 
 	fb, fa := b.scrape(), a.scrape()
 	families := []struct {
@@ -456,21 +330,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestWebSocketThroughMiddleware: an upgrade passes through the counting
 // middleware and is counted as 101 once upgraded.
 func TestWebSocketThroughMiddleware(t *testing.T) {
-	o, err := ops.New(ops.Options{Logger: quiet(), Host: "ws"})
+	o, err := ops.New(ops.Options{Logger: brokertest.Quiet(), Host: "ws"})
 	if err != nil {
 		t.Fatal(err)
 	}
