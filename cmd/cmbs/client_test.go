@@ -6,23 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"text/tabwriter"
-	"time"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/broker/notify"
 	"github.com/houssem/cmbs/cmd/cmbs/cli"
 	"github.com/houssem/cmbs/layers/layertest"
-	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/auth"
-	"github.com/houssem/cmbs/store/bolt"
 )
 
 // Golden files are rewritten with CMBS_UPDATE_GOLDEN=1 go test -run TestClient.
@@ -31,14 +27,8 @@ const updateGoldenEnv = "CMBS_UPDATE_GOLDEN"
 // clServer is a cmbs server in the test's process, wired as serve wires
 // it, with loopback sockets reserved for the member it will get.
 type clServer struct {
-	name    string
-	url     string
-	sockets map[string]string
-}
-
-func clFreePort(t *testing.T) int {
-	t.Helper()
-	return layertest.FreePort(t)
+	*brokertest.Member
+	name string
 }
 
 // clOptions are what a test server has beyond the OCCI interface and
@@ -51,83 +41,25 @@ type clOptions struct {
 	events bool
 }
 
-// clStartServer runs a server with an embedded store in t.TempDir().
+// clStartServer runs a server with an embedded store in t.TempDir(); its
+// member is left for the commands under test to create.
 func clStartServer(t *testing.T, name string, opts clOptions) *clServer {
 	t.Helper()
-	ctx := t.Context()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "cmbs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := quietLogger()
-	srv, err := occi.NewServer(occi.Options{Store: st, Logger: log, Aliases: broker.Aliases()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// Short attempts keep failed deliveries quick; routes get room.
-	brk, err := broker.New(broker.Config{Store: st, Logger: log, Timeout: 300 * time.Millisecond, Attempts: 2, RouteTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := brk.Register(ctx, srv); err != nil {
-		t.Fatal(err)
-	}
-	if err := brk.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	handler := srv.Handler()
-	var n *notify.Notifier
+	o := brokertest.Options{ID: name, NoMember: true, StartBroker: true}
 	if opts.events {
-		if n, err = notify.New(notify.Config{Store: st, Logger: log}); err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Register(ctx, srv); err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		brk.SetEventSink(n)
-		mux := http.NewServeMux()
-		mux.Handle(cli.EventsPath, n.Handler())
-		mux.Handle("/", handler)
-		handler = mux
+		o.Events = &notify.Config{}
 	}
 	if opts.users != nil {
-		handler = opts.users.Middleware(handler)
+		o.Wrap = opts.users.Middleware
 	}
-	hs := httptest.NewServer(handler)
-	t.Cleanup(func() {
-		if n != nil {
-			// Ends the streams with a close frame, so the server's
-			// Close below does not wait for them.
-			if err := n.Close(); err != nil {
-				t.Errorf("closing notifier %s: %v", name, err)
-			}
-		}
-		hs.Close()
-		if err := brk.Close(); err != nil {
-			t.Errorf("closing broker %s: %v", name, err)
-		}
-		if err := st.Close(); err != nil {
-			t.Errorf("closing store %s: %v", name, err)
-		}
-	})
-	s := &clServer{name: name, url: hs.URL, sockets: map[string]string{}}
-	for _, l := range cli.Layers() {
-		s.sockets[l] = fmt.Sprintf("tcp://127.0.0.1:%d", clFreePort(t))
-	}
-	return s
+	return &clServer{Member: brokertest.Start(t, o), name: name}
 }
 
 // socketFlags are member create's flags for the server's sockets.
 func (s *clServer) socketFlags() []string {
 	var out []string
 	for _, l := range cli.Layers() {
-		out = append(out, "--"+l, s.sockets[l])
+		out = append(out, "--"+l, s.Sockets[broker.Layer(l)])
 	}
 	return out
 }
@@ -158,9 +90,9 @@ var (
 func clNormalise(servers ...*clServer) clNormaliser {
 	var pairs []string
 	for _, s := range servers {
-		pairs = append(pairs, s.url, "http://"+s.name)
-		for l, socket := range s.sockets {
-			pairs = append(pairs, socket, "tcp://"+s.name+"-"+l)
+		pairs = append(pairs, s.URL, "http://"+s.name)
+		for l, socket := range s.Sockets {
+			pairs = append(pairs, socket, "tcp://"+s.name+"-"+string(l))
 		}
 	}
 	return clNormaliser{replacer: strings.NewReplacer(pairs...)}
@@ -223,7 +155,7 @@ type clTranscript struct {
 // an error containing it) and records both.
 func (tr *clTranscript) run(s *clServer, wantErr string, args ...string) string {
 	tr.t.Helper()
-	stdout, _, err := clRun(tr.t, tr.t.Context(), s.url, args...)
+	stdout, _, err := clRun(tr.t, tr.t.Context(), s.URL, args...)
 	fmt.Fprintf(&tr.buf, "%s$ cmbs %s\n", s.name, tr.norm.text(clShellJoin(args)))
 	tr.buf.WriteString(tr.norm.text(stdout))
 	switch {
@@ -262,8 +194,8 @@ func TestClientDemo(t *testing.T) {
 	c := clStartServer(t, "c", clOptions{})
 	tr := &clTranscript{t: t, norm: clNormalise(a, b, c)}
 
-	tr.run(a, "", append([]string{"member", "create", "--id", "member-a", "--neighbor", b.sockets["l1"]}, a.socketFlags()...)...)
-	tr.run(b, "", append([]string{"member", "create", "--id", "member-b", "--neighbor", c.sockets["l1"],
+	tr.run(a, "", append([]string{"member", "create", "--id", "member-a", "--neighbor", b.Sockets["l1"]}, a.socketFlags()...)...)
+	tr.run(b, "", append([]string{"member", "create", "--id", "member-b", "--neighbor", c.Sockets["l1"],
 		"--topic", "weather.*", "--provider", "compute"}, b.socketFlags()...)...)
 	tr.run(c, "", append([]string{"member", "create", "--id", "member-c", "--topic", "weather.paris,news",
 		"--provider", "storage"}, c.socketFlags()...)...)
@@ -276,7 +208,7 @@ func TestClientDemo(t *testing.T) {
 	tr.run(a, "", "member", "discover")
 	tr.run(a, "", "members")
 
-	tr.run(a, "", "message", "send", "--layer", "l1", "--id", "demo-l1", "--to", c.sockets["l1"], "--content", "demo l1", "--wait")
+	tr.run(a, "", "message", "send", "--layer", "l1", "--id", "demo-l1", "--to", c.Sockets["l1"], "--content", "demo l1", "--wait")
 	tr.run(a, "", "message", "send", "--layer", "l2", "--id", "demo-l2", "--content", `{"text":"demo l2"}`, "--wait")
 	tr.run(a, "", "message", "send", "--layer", "l31", "--id", "demo-l31", "--provider", "storage", "--content", "demo l31", "--wait")
 	tr.run(a, "", "message", "send", "--layer", "l32", "--id", "demo-l32", "--topic", "weather.lyon", "--content", "demo l32", "--wait")
@@ -289,7 +221,7 @@ func TestClientDemo(t *testing.T) {
 	clGolden(t, "client_demo", tr.buf.String())
 
 	t.Run("json", func(t *testing.T) {
-		out, _, err := clRun(t, t.Context(), a.url, "members", "-o", "json")
+		out, _, err := clRun(t, t.Context(), a.URL, "members", "-o", "json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,7 +239,7 @@ func TestClientDemo(t *testing.T) {
 			t.Errorf("members -o json lists %s", got)
 		}
 
-		out, _, err = clRun(t, t.Context(), a.url, "message", "show", "demo-l2", "-o", "json")
+		out, _, err = clRun(t, t.Context(), a.URL, "message", "show", "demo-l2", "-o", "json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,7 +257,7 @@ func TestClientDemo(t *testing.T) {
 			t.Errorf("content = %#v, want the JSON object given", content)
 		}
 
-		out, _, err = clRun(t, t.Context(), a.url, "member", "start", "all", "-o", "json")
+		out, _, err = clRun(t, t.Context(), a.URL, "member", "start", "all", "-o", "json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +266,7 @@ func TestClientDemo(t *testing.T) {
 			t.Errorf("member start all -o json = %v (%v), want the one l4 start", out, err)
 		}
 
-		out, _, err = clRun(t, t.Context(), a.url, "message", "send", "--layer", "l2", "--content", "x", "-o", "json")
+		out, _, err = clRun(t, t.Context(), a.URL, "message", "send", "--layer", "l2", "--content", "x", "-o", "json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,7 +286,7 @@ func jsonEqual(a, b any) bool {
 func TestClientCategories(t *testing.T) {
 	s := clStartServer(t, "s", clOptions{})
 	norm := clNormalise(s)
-	out, _, err := clRun(t, t.Context(), s.url, "categories", "list")
+	out, _, err := clRun(t, t.Context(), s.URL, "categories", "list")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +307,7 @@ func TestClientCategories(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.file)+" "+tt.golden, func(t *testing.T) {
-			out, _, err := clRun(t, t.Context(), s.url, "categories", "apply", tt.file)
+			out, _, err := clRun(t, t.Context(), s.URL, "categories", "apply", tt.file)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("apply %s: error %v, want %q", tt.file, err, tt.wantErr)
@@ -392,7 +324,7 @@ func TestClientCategories(t *testing.T) {
 	t.Run("stdin and json", func(t *testing.T) {
 		doc := `{"mixins":[{"term":"fast","scheme":"http://example.org/cmbs/test#","title":"fast lane","location":"/fast/"}]}`
 		var stdout bytes.Buffer
-		err := run(t.Context(), []string{"categories", "apply", "-", "-o", "json", "--server", s.url}, strings.NewReader(doc), &stdout, &bytes.Buffer{})
+		err := run(t.Context(), []string{"categories", "apply", "-", "-o", "json", "--server", s.URL}, strings.NewReader(doc), &stdout, &bytes.Buffer{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -400,7 +332,7 @@ func TestClientCategories(t *testing.T) {
 		if err := json.Unmarshal(stdout.Bytes(), &got); err != nil || len(got.Mixins) != 1 || got.Mixins[0].Location != "/fast/" {
 			t.Fatalf("apply - -o json = %s (%v)", stdout.String(), err)
 		}
-		out, _, err := clRun(t, t.Context(), s.url, "categories", "list", "-o", "json")
+		out, _, err := clRun(t, t.Context(), s.URL, "categories", "list", "-o", "json")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -422,10 +354,10 @@ func TestClientCategories(t *testing.T) {
 // the server's refusals come back as its problem detail.
 func TestClientErrors(t *testing.T) {
 	s := clStartServer(t, "s", clOptions{})
-	if _, _, err := clRun(t, t.Context(), s.url, append([]string{"member", "create", "--id", "m"}, s.socketFlags()...)...); err != nil {
+	if _, _, err := clRun(t, t.Context(), s.URL, append([]string{"member", "create", "--id", "m"}, s.socketFlags()...)...); err != nil {
 		t.Fatal(err)
 	}
-	dead := fmt.Sprintf("http://127.0.0.1:%d", clFreePort(t))
+	dead := fmt.Sprintf("http://127.0.0.1:%d", layertest.FreePort(t))
 	tests := []struct {
 		name    string
 		server  string
@@ -463,7 +395,7 @@ func TestClientErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			server := s.url
+			server := s.URL
 			if tt.server != "" {
 				server = tt.server
 			}
@@ -491,14 +423,14 @@ func TestClientErrors(t *testing.T) {
 func TestClientDeliveryFailure(t *testing.T) {
 	s := clStartServer(t, "s", clOptions{})
 	ctx := t.Context()
-	if _, _, err := clRun(t, ctx, s.url, append([]string{"member", "create", "--id", "m"}, s.socketFlags()...)...); err != nil {
+	if _, _, err := clRun(t, ctx, s.URL, append([]string{"member", "create", "--id", "m"}, s.socketFlags()...)...); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := clRun(t, ctx, s.url, "member", "start", "all"); err != nil {
+	if _, _, err := clRun(t, ctx, s.URL, "member", "start", "all"); err != nil {
 		t.Fatal(err)
 	}
-	nowhere := fmt.Sprintf("tcp://127.0.0.1:%d", clFreePort(t))
-	out, _, err := clRun(t, ctx, s.url, "message", "send", "--layer", "l1", "--id", "lost", "--to", nowhere, "--content", "hello?", "--wait")
+	nowhere := layertest.FreeEndpoint(t)
+	out, _, err := clRun(t, ctx, s.URL, "message", "send", "--layer", "l1", "--id", "lost", "--to", nowhere, "--content", "hello?", "--wait")
 	if err == nil || !strings.Contains(err.Error(), "message lost: 1 of 1 deliveries failed") {
 		t.Fatalf("send to nowhere = %v, want a failure", err)
 	}
@@ -507,7 +439,7 @@ func TestClientDeliveryFailure(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	out, _, err = clRun(t, ctx, s.url, "message", "show", s.url+"/cmbs/message/lost")
+	out, _, err = clRun(t, ctx, s.URL, "message", "show", s.URL+"/cmbs/message/lost")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +447,7 @@ func TestClientDeliveryFailure(t *testing.T) {
 		t.Errorf("message show by URL:\n%s", out)
 	}
 	// A wait that cannot finish in time says so.
-	if _, _, err := clRun(t, ctx, s.url, "message", "send", "--layer", "l1", "--id", "slow", "--to", nowhere, "--content", "x", "--wait", "--timeout", "1ms"); err == nil || !strings.Contains(err.Error(), "after 1ms") {
+	if _, _, err := clRun(t, ctx, s.URL, "message", "send", "--layer", "l1", "--id", "slow", "--to", nowhere, "--content", "x", "--wait", "--timeout", "1ms"); err == nil || !strings.Contains(err.Error(), "after 1ms") {
 		t.Errorf("send --wait --timeout 1ms = %v, want a timeout", err)
 	}
 }
@@ -523,34 +455,22 @@ func TestClientDeliveryFailure(t *testing.T) {
 // TestClientAuthAndEnvironment reaches a server behind authentication with
 // the server and user given by flags or the environment.
 func TestClientAuthAndEnvironment(t *testing.T) {
-	line, err := auth.Entry("user_1", "pass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(file, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	users, err := auth.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := clStartServer(t, "s", clOptions{users: users})
+	s := clStartServer(t, "s", clOptions{users: brokertest.Users(t, "user_1", "pass")})
 	t.Setenv(envServer, "")
 	t.Setenv(envUser, "")
 
-	if _, _, err := clRun(t, t.Context(), s.url, "members"); err == nil || !strings.Contains(err.Error(), "401 Unauthorized: this server requires HTTP Basic authentication") {
+	if _, _, err := clRun(t, t.Context(), s.URL, "members"); err == nil || !strings.Contains(err.Error(), "401 Unauthorized: this server requires HTTP Basic authentication") {
 		t.Errorf("members without a user = %v, want the server's 401", err)
 	}
-	if _, _, err := clRun(t, t.Context(), s.url, "members", "--user", "user_1:wrong"); err == nil || !strings.Contains(err.Error(), "401 Unauthorized: wrong user name or password") {
+	if _, _, err := clRun(t, t.Context(), s.URL, "members", "--user", "user_1:wrong"); err == nil || !strings.Contains(err.Error(), "401 Unauthorized: wrong user name or password") {
 		t.Errorf("members with a wrong password = %v, want the server's 401", err)
 	}
-	out, _, err := clRun(t, t.Context(), s.url, "members", "--user", "user_1:pass")
+	out, _, err := clRun(t, t.Context(), s.URL, "members", "--user", "user_1:pass")
 	if err != nil || !strings.HasPrefix(out, "ID ") {
 		t.Errorf("members with the user = %q, %v", out, err)
 	}
 
-	t.Setenv(envServer, s.url)
+	t.Setenv(envServer, s.URL)
 	t.Setenv(envUser, "user_1:pass")
 	out, _, err = clRun(t, t.Context(), "", "categories", "list")
 	if err != nil || !strings.Contains(out, "http://houssem.org/cmbs#member") {

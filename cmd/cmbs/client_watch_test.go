@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/houssem/cmbs/layers/layertest"
 )
 
 // clEventServer is a WebSocket event stream as the server's /events
@@ -246,17 +248,17 @@ func TestClientWatchLive(t *testing.T) {
 		append([]string{"member", "create", "--id", "member-b", "--topic", "weather.*"}, b.socketFlags()...),
 		{"member", "start", "all"},
 	} {
-		if _, _, err := clRun(t, ctx, b.url, args...); err != nil {
+		if _, _, err := clRun(t, ctx, b.URL, args...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	created := clStartWatch(t, a.url, "--location", "/cmbs/member/", "--event", "created", "--count", "1")
+	created := clStartWatch(t, a.URL, "--location", "/cmbs/member/", "--event", "created", "--count", "1")
 	for _, args := range [][]string{
-		append([]string{"member", "create", "--id", "member-a", "--neighbor", b.sockets["l1"]}, a.socketFlags()...),
+		append([]string{"member", "create", "--id", "member-a", "--neighbor", b.Sockets["l1"]}, a.socketFlags()...),
 		{"member", "start", "all"},
 		{"member", "discover"},
 	} {
-		if _, _, err := clRun(t, ctx, a.url, args...); err != nil {
+		if _, _, err := clRun(t, ctx, a.URL, args...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -265,9 +267,9 @@ func TestClientWatchLive(t *testing.T) {
 		t.Errorf("watch of member creations printed:\n%s", out)
 	}
 
-	received := clStartWatch(t, b.url, "--event", "message_received", "--topic", "weather.lyon", "--count", "1")
-	failed := clStartWatch(t, a.url, "--event", "delivery_failed", "--count", "1", "-o", "json")
-	if _, _, err := clRun(t, ctx, a.url, "message", "send", "--layer", "l32", "--id", "live-1", "--topic", "weather.lyon", "--content", `{"temp":21}`, "--wait"); err != nil {
+	received := clStartWatch(t, b.URL, "--event", "message_received", "--topic", "weather.lyon", "--count", "1")
+	failed := clStartWatch(t, a.URL, "--event", "delivery_failed", "--count", "1", "-o", "json")
+	if _, _, err := clRun(t, ctx, a.URL, "message", "send", "--layer", "l32", "--id", "live-1", "--topic", "weather.lyon", "--content", `{"temp":21}`, "--wait"); err != nil {
 		t.Fatal(err)
 	}
 	if out := received.wait(t); !strings.Contains(out, "message_received  message   /cmbs/message/live-1") ||
@@ -275,8 +277,8 @@ func TestClientWatchLive(t *testing.T) {
 		t.Errorf("watch of received messages printed:\n%s", out)
 	}
 
-	nowhere := fmt.Sprintf("tcp://127.0.0.1:%d", clFreePort(t))
-	if _, _, err := clRun(t, ctx, a.url, "message", "send", "--layer", "l1", "--id", "live-2", "--to", nowhere, "--content", "x", "--wait"); err == nil {
+	nowhere := layertest.FreeEndpoint(t)
+	if _, _, err := clRun(t, ctx, a.URL, "message", "send", "--layer", "l1", "--id", "live-2", "--to", nowhere, "--content", "x", "--wait"); err == nil {
 		t.Fatal("a send to nowhere succeeded")
 	}
 	var ev struct {

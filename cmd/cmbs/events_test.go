@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,22 +14,16 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/broker/notify"
-	"github.com/houssem/cmbs/occi/auth"
+	"github.com/houssem/cmbs/occi"
 )
 
 // TestServeEvents runs `cmbs serve` with authentication: /events and the
 // subscription kind are served behind it, a callback and a WebSocket client
 // both hear a change, and stopping the server closes the stream with 1001.
 func TestServeEvents(t *testing.T) {
-	line, err := auth.Entry("ops", "secret-pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(users, []byte(line+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	users := brokertest.UsersFile(t, "ops", "secret-pw")
 	s := startServe(t, "--store", "file:"+t.TempDir(), "--users", users)
 	wsURL := "ws" + strings.TrimPrefix(s.url, "http") + "/events?events=created&location=/resource/"
 	creds := http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("ops:secret-pw"))}}
@@ -59,24 +51,13 @@ func TestServeEvents(t *testing.T) {
 	}))
 	defer hook.Close()
 
-	post := func(path, body string) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, s.url+path, strings.NewReader(body))
-		req.Header = creds.Clone()
-		req.Header.Set("Content-Type", "application/occi+json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusCreated {
-			t.Fatalf("POST %s: %d %s", path, res.StatusCode, raw)
-		}
-	}
-	post(notify.Location, `{"resources":[{"kind":"`+notify.Kind+`","id":"hook","attributes":{"cmbs":{"subscription":{`+
-		`"callback":"`+hook.URL+`/in","secret":"hook-key","events":["created"],"location":"/resource/"}}}}]}`)
-	post("/resource/", `{"resources":[{"kind":"http://schemas.ogf.org/occi/core#resource","id":"r1","title":"one"}]}`)
+	c := &brokertest.Client{T: t, URL: s.url, User: "ops", Password: "secret-pw"}
+	c.Must(http.StatusCreated, "POST", notify.Location, map[string]any{"resources": []any{map[string]any{
+		"kind": notify.Kind, "id": "hook", "attributes": map[string]any{"cmbs": map[string]any{"subscription": map[string]any{
+			"callback": hook.URL + "/in", "secret": "hook-key", "events": []any{"created"}, "location": "/resource/"}}},
+	}}})
+	c.Must(http.StatusCreated, "POST", "/resource/", map[string]any{"resources": []any{map[string]any{
+		"kind": occi.ResourceKind, "id": "r1", "title": "one"}}})
 
 	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	var ev notify.Event
@@ -86,7 +67,7 @@ func TestServeEvents(t *testing.T) {
 	if ev.Type != notify.Created || ev.Location != "/resource/r1" {
 		t.Errorf("stream event %+v", ev)
 	}
-	waitUntil(t, 20*time.Second, func() bool {
+	brokertest.WaitFor(t, "the callback", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == 1 && got[0].Location == "/resource/r1" && got[0].Subscription == notify.Location+"hook"
