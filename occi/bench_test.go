@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -15,11 +16,11 @@ import (
 // interface next to the bare store doing the same writes and reads, on both
 // backends, so the ratio shows what the OCCI layer costs.
 func BenchmarkResource(b *testing.B) {
-	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			st := be.open(b)
+	for _, be := range brokertest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			st := be.Open(b)
 			e := newEnv(b, st, occi.Options{})
-			e.must(http.StatusCreated, "POST", "/-/", example(b, "post_categories.json"))
+			e.MustRequest(http.StatusCreated, "POST", "/-/", example(b, "post_categories.json"))
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 			ctx := context.Background()
 			// Benchmarks rerun with growing b.N; ids keep counting across runs.
@@ -28,7 +29,7 @@ func BenchmarkResource(b *testing.B) {
 			if err := occi.PutEntity(ctx, st, &occi.Entity{Type: occi.TypeResource, ID: "target", Location: "/bench-store/target", Kind: computeK}); err != nil {
 				b.Fatal(err)
 			}
-			e.must(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"target"}]}`)
+			e.MustRequest(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"target"}]}`)
 
 			b.Run("create/store", func(b *testing.B) {
 				for range b.N {
@@ -47,7 +48,7 @@ func BenchmarkResource(b *testing.B) {
 					nHTTP++
 					i := nHTTP
 					body := fmt.Sprintf(`{"resources":[{"id":"h%d","attributes":{"occi":{"compute":{"cores":2}}}}]}`, i)
-					send(b, client, "POST", e.url+"/compute/", body, http.StatusCreated)
+					send(b, client, "POST", e.URL+"/compute/", body, http.StatusCreated)
 				}
 				report(b)
 			})
@@ -61,7 +62,7 @@ func BenchmarkResource(b *testing.B) {
 			})
 			b.Run("get/http", func(b *testing.B) {
 				for i := 0; i < b.N; i++ {
-					send(b, client, "GET", e.url+"/compute/target", "", http.StatusOK)
+					send(b, client, "GET", e.URL+"/compute/target", "", http.StatusOK)
 				}
 				report(b)
 			})

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 )
@@ -42,7 +43,7 @@ func TestGoldenRenderings(t *testing.T) {
 		sort.Strings(steps)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			if *update {
-				e := newEnv(t, backends[0].open(t), occi.Options{WithInfrastructure: true, PublicURL: goldenURL})
+				e := newEnv(t, brokertest.OpenBolt(t), occi.Options{WithInfrastructure: true, PublicURL: goldenURL})
 				for _, step := range steps {
 					got := e.replay(step)
 					if err := os.WriteFile(strings.TrimSuffix(step, ".http")+".golden", []byte(got), 0o644); err != nil {
@@ -71,10 +72,10 @@ func TestGoldenRenderings(t *testing.T) {
 // replay sends the request in file: "METHOD PATH", header lines, a blank
 // line and the body, after any leading "#" comment lines.
 func (e *env) replay(file string) string {
-	e.t.Helper()
+	e.T.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	head, body, _ := strings.Cut(string(data), "\n\n")
 	sc := bufio.NewScanner(strings.NewReader(head))
@@ -89,7 +90,7 @@ func (e *env) replay(file string) string {
 		default:
 			name, value, ok := strings.Cut(line, ":")
 			if !ok {
-				e.t.Fatalf("%s: header line %q", file, line)
+				e.T.Fatalf("%s: header line %q", file, line)
 			}
 			// Keep the file's spelling of the name, as a client would send it.
 			hdr[strings.TrimSpace(name)] = append(hdr[strings.TrimSpace(name)], strings.TrimSpace(value))
@@ -97,25 +98,25 @@ func (e *env) replay(file string) string {
 	}
 	method, path, ok := strings.Cut(reqLine, " ")
 	if !ok {
-		e.t.Fatalf("%s: request line %q", file, reqLine)
+		e.T.Fatalf("%s: request line %q", file, reqLine)
 	}
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, e.url+path, rd)
+	req, err := http.NewRequest(method, e.URL+path, rd)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	req.Header = hdr
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s: %v", file, err)
+		e.T.Fatalf("%s: %v", file, err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	return formatResponse(res, raw)
 }

@@ -54,18 +54,18 @@ func TestPyOCNIExamplesWithInfrastructure(t *testing.T) {
 			if step.file != "" {
 				body = example(t, step.file)
 			}
-			res := e.must(step.status, step.method, step.path, body)
-			if step.file == "post_resources.json" && len(res.body["Location"].([]any)) != 2 {
-				t.Errorf("post_resources.json: %s", res.raw)
+			res := e.MustRequest(step.status, step.method, step.path, body)
+			if step.file == "post_resources.json" && len(res.Body["Location"].([]any)) != 2 {
+				t.Errorf("post_resources.json: %s", res.Raw)
 			}
 			if step.file == "post_categories.json" {
 				// The merged compute kind: pyOCNI's definitions over the
 				// model's, the model's parent and other attributes kept.
-				k := e.must(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"compute","scheme":"`+occi.InfraScheme+`"}]}`)
-				if !reflect.DeepEqual(get(k.body, "kinds.0.related"), []any{occi.ResourceKind}) ||
-					get(k.body, "kinds.0.attributes.occi.compute.cores.type") != "integer" ||
-					!strings.Contains(get(k.body, "kinds.0.attributes.occi.compute.hostname.pattern").(string), "a-zA-Z0-9") {
-					t.Errorf("merged compute kind: %s", k.raw)
+				k := e.MustRequest(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"compute","scheme":"`+occi.InfraScheme+`"}]}`)
+				if !reflect.DeepEqual(get(k.Body, "kinds.0.related"), []any{occi.ResourceKind}) ||
+					get(k.Body, "kinds.0.attributes.occi.compute.cores.type") != "integer" ||
+					!strings.Contains(get(k.Body, "kinds.0.attributes.occi.compute.hostname.pattern").(string), "a-zA-Z0-9") {
+					t.Errorf("merged compute kind: %s", k.Raw)
 				}
 			}
 		}
@@ -125,20 +125,20 @@ func TestInfrastructureCategories(t *testing.T) {
 	}
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{WithInfrastructure: true})
-		before := e.must(http.StatusOK, "GET", "/-/", "")
-		if err := e.srv.Init(t.Context()); err != nil {
+		before := e.MustRequest(http.StatusOK, "GET", "/-/", "")
+		if err := e.OCCI.Init(t.Context()); err != nil {
 			t.Fatalf("second Init: %v", err)
 		}
-		after := e.must(http.StatusOK, "GET", "/-/", "")
-		if !reflect.DeepEqual(before.body, after.body) {
+		after := e.MustRequest(http.StatusOK, "GET", "/-/", "")
+		if !reflect.DeepEqual(before.Body, after.Body) {
 			t.Errorf("a second Init changed the categories")
 		}
 		// A resource template's defaults fill the compute kind's
 		// attributes, which have none.
-		e.must(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a","mixins":["http://schemas.cmbs.local/occi/infrastructure/resource_tpl#large"]}]}`)
-		a := e.must(http.StatusOK, "GET", "/compute/a", "")
-		if get(a.body, "resources.0.attributes.occi.compute.cores") != 4.0 || get(a.body, "resources.0.attributes.occi.compute.memory") != 8.0 {
-			t.Errorf("large template defaults: %s", a.raw)
+		e.MustRequest(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a","mixins":["http://schemas.cmbs.local/occi/infrastructure/resource_tpl#large"]}]}`)
+		a := e.MustRequest(http.StatusOK, "GET", "/compute/a", "")
+		if get(a.Body, "resources.0.attributes.occi.compute.cores") != 4.0 || get(a.Body, "resources.0.attributes.occi.compute.memory") != 8.0 {
+			t.Errorf("large template defaults: %s", a.Raw)
 		}
 	})
 }

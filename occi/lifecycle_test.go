@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 )
@@ -26,9 +27,9 @@ type dialect struct {
 	// action renders an action invocation.
 	action func(id string) (body string, hdr []string)
 	// categories, attributes and locations read answers.
-	categories func(r response) []string
-	attributes func(r response) (kind string, attrs map[string]any)
-	locations  func(r response) []string
+	categories func(r brokertest.Response) []string
+	attributes func(r brokertest.Response) (kind string, attrs map[string]any)
+	locations  func(r brokertest.Response) []string
 }
 
 var categoryLine = regexp.MustCompile(`^\s*([^;\s]+)\s*;\s*scheme="([^"]+)"`)
@@ -86,12 +87,12 @@ func textDialect(t *testing.T, media string) dialect {
 		return fmt.Sprintf(`%s; scheme="%s"; class="%s"`, term, scheme, class)
 	}
 	// lines reads an answer: body lines, or the OCCI headers.
-	lines := func(r response, name string) []string {
+	lines := func(r brokertest.Response, name string) []string {
 		if inHeaders {
-			return r.header.Values(name)
+			return r.Header.Values(name)
 		}
 		var out []string
-		for _, l := range strings.Split(string(r.raw), "\n") {
+		for _, l := range strings.Split(string(r.Raw), "\n") {
 			if n, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(n, name) {
 				out = append(out, strings.TrimSpace(v))
 			}
@@ -120,7 +121,7 @@ func textDialect(t *testing.T, media string) dialect {
 		action: func(id string) (string, []string) {
 			return pack([][2]string{{"Category", catValue(id, "action")}})
 		},
-		categories: func(r response) []string {
+		categories: func(r brokertest.Response) []string {
 			var out []string
 			for _, l := range lines(r, "Category") {
 				m := categoryLine.FindStringSubmatch(l)
@@ -131,7 +132,7 @@ func textDialect(t *testing.T, media string) dialect {
 			}
 			return out
 		},
-		attributes: func(r response) (string, map[string]any) {
+		attributes: func(r brokertest.Response) (string, map[string]any) {
 			attrs := map[string]any{}
 			for _, l := range lines(r, "X-OCCI-Attribute") {
 				name, raw, _ := strings.Cut(l, "=")
@@ -146,7 +147,7 @@ func textDialect(t *testing.T, media string) dialect {
 			}
 			return kind, attrs
 		},
-		locations: func(r response) []string { return lines(r, "X-OCCI-Location") },
+		locations: func(r brokertest.Response) []string { return lines(r, "X-OCCI-Location") },
 	}
 }
 
@@ -172,10 +173,10 @@ func headerPairs(pairs []string) []string {
 func json12Dialect(t *testing.T) dialect {
 	const media = "application/occi+json; version=1.2"
 	hdr := []string{"Content-Type", media}
-	decode := func(r response) map[string]any {
+	decode := func(r brokertest.Response) map[string]any {
 		var m map[string]any
-		if err := json.Unmarshal(r.raw, &m); err != nil {
-			t.Fatalf("answer is not OCCI 1.2 JSON: %v\n%s", err, r.raw)
+		if err := json.Unmarshal(r.Raw, &m); err != nil {
+			t.Fatalf("answer is not OCCI 1.2 JSON: %v\n%s", err, r.Raw)
 		}
 		return m
 	}
@@ -209,13 +210,13 @@ func json12Dialect(t *testing.T) dialect {
 		action: func(id string) (string, []string) {
 			return marshal(map[string]any{"action": id}), hdr
 		},
-		categories: func(r response) []string {
+		categories: func(r brokertest.Response) []string {
 			m := decode(r)
 			var out []string
 			for _, class := range []string{"kinds", "mixins", "actions"} {
 				list, ok := m[class].([]any)
 				if !ok {
-					t.Fatalf("no %s in %s", class, r.raw)
+					t.Fatalf("no %s in %s", class, r.Raw)
 				}
 				for _, c := range list {
 					c := c.(map[string]any)
@@ -224,13 +225,13 @@ func json12Dialect(t *testing.T) dialect {
 			}
 			return out
 		},
-		attributes: func(r response) (string, map[string]any) {
+		attributes: func(r brokertest.Response) (string, map[string]any) {
 			m := decode(r)
 			kind, _ := m["kind"].(string)
 			attrs, _ := m["attributes"].(map[string]any)
 			return kind, attrs
 		},
-		locations: func(r response) []string {
+		locations: func(r brokertest.Response) []string {
 			m := decode(r)
 			var out []string
 			if list, ok := m["locations"].([]any); ok {
@@ -279,9 +280,9 @@ func lifecycle(t *testing.T, e *env, d dialect) {
 		start = "http://schemas.ogf.org/occi/infrastructure/compute/action#start"
 	)
 	accept := []string{"Accept", d.accept}
-	send := func(want int, method, path, body string, hdr []string) response {
+	send := func(want int, method, path, body string, hdr []string) brokertest.Response {
 		t.Helper()
-		return e.must(want, method, path, body, append(append([]string{"Content-Type", ""}, hdr...), accept...)...)
+		return e.MustRequest(want, method, path, body, append(append([]string{"Content-Type", ""}, hdr...), accept...)...)
 	}
 
 	// Discovery: the infrastructure model is in the query interface.
@@ -306,7 +307,7 @@ func lifecycle(t *testing.T, e *env, d dialect) {
 		t.Helper()
 		body, hdr := d.entity(kind, mixins, attrs)
 		res := send(http.StatusCreated, "POST", path, body, hdr)
-		if got := res.header.Get("Location"); got != goldenURL+want {
+		if got := res.Header.Get("Location"); got != goldenURL+want {
 			t.Errorf("create at %s: Location %q, want %q", path, got, goldenURL+want)
 		}
 	}

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 )
@@ -31,11 +31,11 @@ func TestPyOCNIExamples(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{})
 		for _, f := range []string{"post_actions.json", "post_kinds.json", "post_mixins.json", "post_categories.json"} {
-			e.must(http.StatusCreated, "POST", "/-/", example(t, f))
+			e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, f))
 		}
-		all := e.must(http.StatusOK, "GET", "/-/", "")
-		if n := len(all.body["kinds"].([]any)); n != 5 {
-			t.Fatalf("kinds after registration: %d, want 5 (3 core + compute + networkinterface)\n%s", n, all.raw)
+		all := e.MustRequest(http.StatusOK, "GET", "/-/", "")
+		if n := len(all.Body["kinds"].([]any)); n != 5 {
+			t.Fatalf("kinds after registration: %d, want 5 (3 core + compute + networkinterface)\n%s", n, all.Raw)
 		}
 
 		// Filters: each file names what it selects.
@@ -48,10 +48,10 @@ func TestPyOCNIExamples(t *testing.T) {
 			{"get_mixins.json", nil, []string{"medium"}, nil},
 			{"get_actions.json", nil, nil, []string{"start", "stop"}},
 		} {
-			res := e.must(http.StatusOK, "GET", "/-/", example(t, tc.file))
+			res := e.MustRequest(http.StatusOK, "GET", "/-/", example(t, tc.file))
 			for class, want := range map[string][]string{"kinds": tc.kinds, "mixins": tc.mixins, "actions": tc.actions} {
 				var got []string
-				for _, c := range res.body[class].([]any) {
+				for _, c := range res.Body[class].([]any) {
 					got = append(got, c.(map[string]any)["term"].(string))
 				}
 				sort.Strings(got)
@@ -62,68 +62,68 @@ func TestPyOCNIExamples(t *testing.T) {
 		}
 
 		for _, f := range []string{"put_actions.json", "put_kinds.json", "put_mixins.json", "put_categories.json", "put_providers.json"} {
-			e.must(http.StatusOK, "PUT", "/-/", example(t, f))
+			e.MustRequest(http.StatusOK, "PUT", "/-/", example(t, f))
 		}
-		kinds := e.must(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"compute"}]}`)
-		if got := get(kinds.body, "kinds.0.providers.remote.0"); got != "Bilel" {
-			t.Errorf("compute providers after put_providers.json: %v", get(kinds.body, "kinds.0.providers"))
+		kinds := e.MustRequest(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"compute"}]}`)
+		if got := get(kinds.Body, "kinds.0.providers.remote.0"); got != "Bilel" {
+			t.Errorf("compute providers after put_providers.json: %v", get(kinds.Body, "kinds.0.providers"))
 		}
 
-		res := e.must(http.StatusCreated, "POST", "/compute/", example(t, "post_resources.json"))
-		if got := res.header.Values("Location"); len(got) != 2 || !strings.HasSuffix(got[0], compute1) {
+		res := e.MustRequest(http.StatusCreated, "POST", "/compute/", example(t, "post_resources.json"))
+		if got := res.Header.Values("Location"); len(got) != 2 || !strings.HasSuffix(got[0], compute1) {
 			t.Fatalf("Location headers %v", got)
 		}
-		if got := res.body["Location"].([]any); len(got) != 2 {
+		if got := res.Body["Location"].([]any); len(got) != 2 {
 			t.Fatalf("Location body %v", got)
 		}
-		e.must(http.StatusCreated, "POST", "/networkinterface/", example(t, "post_links.json"))
-		e.must(http.StatusOK, "PUT", nic, example(t, "post_custom_link.json"))
-		e.must(http.StatusOK, "PUT", compute1, example(t, "post_custom_resource.json"))
+		e.MustRequest(http.StatusCreated, "POST", "/networkinterface/", example(t, "post_links.json"))
+		e.MustRequest(http.StatusOK, "PUT", nic, example(t, "post_custom_link.json"))
+		e.MustRequest(http.StatusOK, "PUT", compute1, example(t, "post_custom_resource.json"))
 
-		got := e.must(http.StatusOK, "GET", compute1, "")
-		if get(got.body, "resources.0.attributes.occi.compute.speed") != 2.0 {
-			t.Errorf("speed: %v", get(got.body, "resources.0.attributes"))
+		got := e.MustRequest(http.StatusOK, "GET", compute1, "")
+		if get(got.Body, "resources.0.attributes.occi.compute.speed") != 2.0 {
+			t.Errorf("speed: %v", get(got.Body, "resources.0.attributes"))
 		}
-		if get(got.body, "resources.0.attributes.occi.compute.state") != "inactive" {
-			t.Errorf("state default not filled: %v", get(got.body, "resources.0.attributes"))
+		if get(got.Body, "resources.0.attributes.occi.compute.state") != "inactive" {
+			t.Errorf("state default not filled: %v", get(got.Body, "resources.0.attributes"))
 		}
-		if links := get(got.body, "resources.0.links").([]any); len(links) != 1 || !strings.HasSuffix(links[0].(string), nic) {
+		if links := get(got.Body, "resources.0.links").([]any); len(links) != 1 || !strings.HasSuffix(links[0].(string), nic) {
 			t.Errorf("links of %s: %v", compute1, links)
 		}
-		if get(got.body, "resources.0.actions.0.href") != compute1+"?action=start" {
-			t.Errorf("actions: %v", get(got.body, "resources.0.actions"))
+		if get(got.Body, "resources.0.actions.0.href") != compute1+"?action=start" {
+			t.Errorf("actions: %v", get(got.Body, "resources.0.actions"))
 		}
 
-		e.must(http.StatusOK, "PUT", compute1, example(t, "full_update_resource.json"))
-		e.must(http.StatusOK, "POST", compute1, example(t, "partial_update_resource.json"))
-		e.must(http.StatusOK, "PUT", nic, example(t, "full_update_link.json"))
-		e.must(http.StatusOK, "POST", nic, example(t, "partial_update_link.json"))
-		link := e.must(http.StatusOK, "GET", nic, "")
-		if get(link.body, "links.0.title") != "Mynetworkinterface" || !strings.HasSuffix(get(link.body, "links.0.source").(string), compute1) {
-			t.Errorf("link: %s", link.raw)
+		e.MustRequest(http.StatusOK, "PUT", compute1, example(t, "full_update_resource.json"))
+		e.MustRequest(http.StatusOK, "POST", compute1, example(t, "partial_update_resource.json"))
+		e.MustRequest(http.StatusOK, "PUT", nic, example(t, "full_update_link.json"))
+		e.MustRequest(http.StatusOK, "POST", nic, example(t, "partial_update_link.json"))
+		link := e.MustRequest(http.StatusOK, "GET", nic, "")
+		if get(link.Body, "links.0.title") != "Mynetworkinterface" || !strings.HasSuffix(get(link.Body, "links.0.source").(string), compute1) {
+			t.Errorf("link: %s", link.Raw)
 		}
 
-		below := e.must(http.StatusOK, "GET", "/", example(t, "get_res_link_b_path.json"))
-		if want := []string{e.url + compute1, e.url + compute2, e.url + nic}; !reflect.DeepEqual(below.locations(), want) {
-			t.Errorf("get_res_link_b_path: %v, want %v", below.locations(), want)
+		below := e.MustRequest(http.StatusOK, "GET", "/", example(t, "get_res_link_b_path.json"))
+		if want := []string{e.URL + compute1, e.URL + compute2, e.URL + nic}; !reflect.DeepEqual(below.Locations(), want) {
+			t.Errorf("get_res_link_b_path: %v, want %v", below.Locations(), want)
 		}
 
 		// Categories in use cannot go; the answer names the reason.
-		e.must(http.StatusConflict, "DELETE", "/-/", example(t, "delete_categories.json"))
-		e.must(http.StatusConflict, "DELETE", "/-/", example(t, "delete_kinds.json"))
-		del := e.must(http.StatusOK, "DELETE", compute2, "")
-		if want := []string{e.url + compute2, e.url + nic}; !reflect.DeepEqual(del.locations(), want) {
-			t.Errorf("deleting a resource deletes its links: %v", del.locations())
+		e.MustRequest(http.StatusConflict, "DELETE", "/-/", example(t, "delete_categories.json"))
+		e.MustRequest(http.StatusConflict, "DELETE", "/-/", example(t, "delete_kinds.json"))
+		del := e.MustRequest(http.StatusOK, "DELETE", compute2, "")
+		if want := []string{e.URL + compute2, e.URL + nic}; !reflect.DeepEqual(del.Locations(), want) {
+			t.Errorf("deleting a resource deletes its links: %v", del.Locations())
 		}
-		e.must(http.StatusNotFound, "GET", nic, "")
-		e.must(http.StatusOK, "DELETE", "/compute/", "")
-		e.must(http.StatusOK, "DELETE", "/-/", example(t, "delete_mixins.json"))
-		e.must(http.StatusOK, "DELETE", "/-/", example(t, "delete_actions.json"))
-		e.must(http.StatusOK, "DELETE", "/-/", example(t, "delete_kinds.json"))
-		e.must(http.StatusNotFound, "DELETE", "/-/", example(t, "delete_categories.json"))
-		left := e.must(http.StatusOK, "GET", "/-/", "")
-		if n := len(left.body["kinds"].([]any)) + len(left.body["mixins"].([]any)) + len(left.body["actions"].([]any)); n != 4 {
-			t.Errorf("after deleting everything: %s", left.raw)
+		e.MustRequest(http.StatusNotFound, "GET", nic, "")
+		e.MustRequest(http.StatusOK, "DELETE", "/compute/", "")
+		e.MustRequest(http.StatusOK, "DELETE", "/-/", example(t, "delete_mixins.json"))
+		e.MustRequest(http.StatusOK, "DELETE", "/-/", example(t, "delete_actions.json"))
+		e.MustRequest(http.StatusOK, "DELETE", "/-/", example(t, "delete_kinds.json"))
+		e.MustRequest(http.StatusNotFound, "DELETE", "/-/", example(t, "delete_categories.json"))
+		left := e.MustRequest(http.StatusOK, "GET", "/-/", "")
+		if n := len(left.Body["kinds"].([]any)) + len(left.Body["mixins"].([]any)) + len(left.Body["actions"].([]any)); n != 4 {
+			t.Errorf("after deleting everything: %s", left.Raw)
 		}
 	})
 }
@@ -133,8 +133,8 @@ func TestPyOCNIExamples(t *testing.T) {
 func TestOriginalBrokenFiles(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{})
-		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
-		e.must(http.StatusCreated, "POST", "/compute/", example(t, "post_resources.json"))
+		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
+		e.MustRequest(http.StatusCreated, "POST", "/compute/", example(t, "post_resources.json"))
 		for _, tc := range []struct{ file, method, path string }{
 			{"post_custom_resource.json", "PUT", "/compute/custom-1"},
 			{"full_update_resource.json", "PUT", compute1},
@@ -144,15 +144,15 @@ func TestOriginalBrokenFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			body := string(data[strings.Index(string(data), "*/")+2:])
-			res := e.must(http.StatusBadRequest, tc.method, tc.path, body)
-			if !strings.Contains(res.body["detail"].(string), `"http: //schemas.ogf.org/occi/infrastructure#compute"`) {
-				t.Errorf("%s: detail does not name the kind: %s", tc.file, res.raw)
+			res := e.MustRequest(http.StatusBadRequest, tc.method, tc.path, body)
+			if !strings.Contains(res.Body["detail"].(string), `"http: //schemas.ogf.org/occi/infrastructure#compute"`) {
+				t.Errorf("%s: detail does not name the kind: %s", tc.file, res.Raw)
 			}
-			if res.header.Get("Content-Type") != "application/problem+json" {
-				t.Errorf("%s: content type %q", tc.file, res.header.Get("Content-Type"))
+			if res.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s: content type %q", tc.file, res.Header.Get("Content-Type"))
 			}
 		}
-		e.must(http.StatusNotFound, "GET", "/compute/custom-1", "")
+		e.MustRequest(http.StatusNotFound, "GET", "/compute/custom-1", "")
 	})
 }
 
@@ -162,37 +162,37 @@ func TestPyCMBSFlow(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{})
 		for _, f := range []string{"post_category_cmbs_member.json", "post_category_cmbs_message.json"} {
-			e.must(http.StatusCreated, "POST", "/-/", example(t, f))
-			e.must(http.StatusCreated, "POST", "/-/", example(t, f)) // again: still one copy
+			e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, f))
+			e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, f)) // again: still one copy
 		}
-		e.must(http.StatusOK, "PUT", "/-/", example(t, "put_provider_cmbs_member.json"))
-		e.must(http.StatusOK, "PUT", "/-/", example(t, "put_provider_cmbs_message.json"))
-		res := e.must(http.StatusCreated, "POST", "/cmbs/member/", example(t, "post_member.json"))
-		want := e.url + "/cmbs/member/016ad860-2a9a-504f-8861-aeafd0b2ae29"
-		if res.header.Get("Location") != want {
-			t.Errorf("Location %q, want %q", res.header.Get("Location"), want)
+		e.MustRequest(http.StatusOK, "PUT", "/-/", example(t, "put_provider_cmbs_member.json"))
+		e.MustRequest(http.StatusOK, "PUT", "/-/", example(t, "put_provider_cmbs_message.json"))
+		res := e.MustRequest(http.StatusCreated, "POST", "/cmbs/member/", example(t, "post_member.json"))
+		want := e.URL + "/cmbs/member/016ad860-2a9a-504f-8861-aeafd0b2ae29"
+		if res.Header.Get("Location") != want {
+			t.Errorf("Location %q, want %q", res.Header.Get("Location"), want)
 		}
-		list := e.must(http.StatusOK, "GET", "/cmbs/member/", "")
-		if !reflect.DeepEqual(list.locations(), []string{want}) {
-			t.Errorf("members: %v", list.locations())
+		list := e.MustRequest(http.StatusOK, "GET", "/cmbs/member/", "")
+		if !reflect.DeepEqual(list.Locations(), []string{want}) {
+			t.Errorf("members: %v", list.Locations())
 		}
 		for _, f := range []string{"post_message_l1.json", "post_message_l2.json", "post_message_l31.json", "post_message_l32.json", "post_message_l4.json"} {
-			e.must(http.StatusCreated, "POST", "/cmbs/message/", example(t, f))
+			e.MustRequest(http.StatusCreated, "POST", "/cmbs/message/", example(t, f))
 		}
-		msgs := e.must(http.StatusOK, "GET", "/cmbs/message/", "")
-		if len(msgs.locations()) != 5 {
-			t.Errorf("messages: %v", msgs.locations())
+		msgs := e.MustRequest(http.StatusOK, "GET", "/cmbs/message/", "")
+		if len(msgs.Locations()) != 5 {
+			t.Errorf("messages: %v", msgs.Locations())
 		}
-		l2 := e.must(http.StatusOK, "GET", "/cmbs/message/l2/", "")
-		if len(l2.locations()) != 1 {
-			t.Errorf("l2 mixin collection: %v", l2.locations())
+		l2 := e.MustRequest(http.StatusOK, "GET", "/cmbs/message/l2/", "")
+		if len(l2.Locations()) != 1 {
+			t.Errorf("l2 mixin collection: %v", l2.Locations())
 		}
-		cats := e.must(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"member"}]}`)
-		if n := len(cats.body["kinds"].([]any)); n != 1 {
+		cats := e.MustRequest(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"member"}]}`)
+		if n := len(cats.Body["kinds"].([]any)); n != 1 {
 			t.Errorf("member kinds: %d", n)
 		}
 		// The same request through the alternative query interface path.
-		e.must(http.StatusOK, "GET", "/.well-known/org/ogf/occi/-/", "")
+		e.MustRequest(http.StatusOK, "GET", "/.well-known/org/ogf/occi/-/", "")
 	})
 }
 
@@ -201,11 +201,11 @@ func TestPyCMBSFlow(t *testing.T) {
 func TestErrors(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{})
-		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
-		e.must(http.StatusCreated, "POST", "/compute/", example(t, "post_resources.json"))
-		e.must(http.StatusCreated, "POST", "/-/", `{"kinds":[{"term":"vm","scheme":"http://example.com/t#","location":"/vm/",
+		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
+		e.MustRequest(http.StatusCreated, "POST", "/compute/", example(t, "post_resources.json"))
+		e.MustRequest(http.StatusCreated, "POST", "/-/", `{"kinds":[{"term":"vm","scheme":"http://example.com/t#","location":"/vm/",
 			"attributes":{"t":{"name":{"type":"string","required":true},"size":{"type":"number","mutable":false,"default":1}}}}]}`)
-		before := e.must(http.StatusOK, "GET", "/", "")
+		before := e.MustRequest(http.StatusOK, "GET", "/", "")
 		for _, tc := range []struct {
 			name, method, path, body string
 			hdr                      []string
@@ -251,35 +251,35 @@ func TestErrors(t *testing.T) {
 			{"associate without list", "POST", "/template/resource/medium/", `{}`, nil, 400, "X-OCCI-Location"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				res := e.do(tc.method, tc.path, tc.body, tc.hdr...)
-				if res.status != tc.status {
-					t.Fatalf("status %d, want %d: %s", res.status, tc.status, res.raw)
+				res := e.Request(tc.method, tc.path, tc.body, tc.hdr...)
+				if res.Status != tc.status {
+					t.Fatalf("status %d, want %d: %s", res.Status, tc.status, res.Raw)
 				}
-				if res.header.Get("Content-Type") != "application/problem+json" {
-					t.Errorf("content type %q", res.header.Get("Content-Type"))
+				if res.Header.Get("Content-Type") != "application/problem+json" {
+					t.Errorf("content type %q", res.Header.Get("Content-Type"))
 				}
-				if res.body["status"] != float64(tc.status) || res.body["detail"] == "" || res.body["title"] == "" {
-					t.Errorf("problem body %s", res.raw)
+				if res.Body["status"] != float64(tc.status) || res.Body["detail"] == "" || res.Body["title"] == "" {
+					t.Errorf("problem body %s", res.Raw)
 				}
-				if field, _ := res.body["field"].(string); field != tc.field {
-					t.Errorf("field %q, want %q (%s)", field, tc.field, res.raw)
+				if field, _ := res.Body["field"].(string); field != tc.field {
+					t.Errorf("field %q, want %q (%s)", field, tc.field, res.Raw)
 				}
-				if tc.status == 405 && res.header.Get("Allow") == "" {
+				if tc.status == 405 && res.Header.Get("Allow") == "" {
 					t.Errorf("405 without Allow")
 				}
 			})
 		}
-		after := e.must(http.StatusOK, "GET", "/", "")
-		if !reflect.DeepEqual(before.body, after.body) {
-			t.Errorf("refused requests changed the store: %v -> %v", before.body, after.body)
+		after := e.MustRequest(http.StatusOK, "GET", "/", "")
+		if !reflect.DeepEqual(before.Body, after.Body) {
+			t.Errorf("refused requests changed the store: %v -> %v", before.Body, after.Body)
 		}
 		// Immutable attributes: set at create, refused on update.
-		e.must(http.StatusCreated, "POST", "/vm/", `{"resources":[{"id":"v1","attributes":{"t":{"name":"a"}}}]}`)
-		res := e.must(http.StatusBadRequest, "POST", "/vm/v1", `{"resources":[{"attributes":{"t":{"size":2}}}]}`)
-		if res.body["field"] != "t.size" {
-			t.Errorf("immutable: %s", res.raw)
+		e.MustRequest(http.StatusCreated, "POST", "/vm/", `{"resources":[{"id":"v1","attributes":{"t":{"name":"a"}}}]}`)
+		res := e.MustRequest(http.StatusBadRequest, "POST", "/vm/v1", `{"resources":[{"attributes":{"t":{"size":2}}}]}`)
+		if res.Body["field"] != "t.size" {
+			t.Errorf("immutable: %s", res.Raw)
 		}
-		e.must(http.StatusOK, "POST", "/vm/v1", `{"resources":[{"attributes":{"t":{"size":1,"name":"b"}}}]}`)
+		e.MustRequest(http.StatusOK, "POST", "/vm/v1", `{"resources":[{"attributes":{"t":{"size":1,"name":"b"}}}]}`)
 	})
 }
 
@@ -288,19 +288,19 @@ func TestErrors(t *testing.T) {
 func TestStrictMode(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{Strict: true})
-		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_category_cmbs_member.json"))
-		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_category_cmbs_message.json"))
-		res := e.must(http.StatusBadRequest, "POST", "/cmbs/member/", example(t, "post_member.json"))
-		if !strings.HasPrefix(res.body["field"].(string), "cmbs.member.") || !strings.Contains(res.body["detail"].(string), "pattern") {
-			t.Errorf("member: %s", res.raw)
+		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_category_cmbs_member.json"))
+		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_category_cmbs_message.json"))
+		res := e.MustRequest(http.StatusBadRequest, "POST", "/cmbs/member/", example(t, "post_member.json"))
+		if !strings.HasPrefix(res.Body["field"].(string), "cmbs.member.") || !strings.Contains(res.Body["detail"].(string), "pattern") {
+			t.Errorf("member: %s", res.Raw)
 		}
-		res = e.must(http.StatusBadRequest, "POST", "/cmbs/message/", example(t, "post_message_l2.json"))
-		if !strings.HasPrefix(res.body["field"].(string), "cmbs.message.") {
-			t.Errorf("message: %s", res.raw)
+		res = e.MustRequest(http.StatusBadRequest, "POST", "/cmbs/message/", example(t, "post_message_l2.json"))
+		if !strings.HasPrefix(res.Body["field"].(string), "cmbs.message.") {
+			t.Errorf("message: %s", res.Raw)
 		}
-		e.must(http.StatusCreated, "POST", "/cmbs/member/", `{"resources":[{"id":"m1","kind":"http://houssem.org/cmbs#member",
+		e.MustRequest(http.StatusCreated, "POST", "/cmbs/member/", `{"resources":[{"id":"m1","kind":"http://houssem.org/cmbs#member",
 			"attributes":{"cmbs":{"member":{"local":"true","state":"active","neighbors_socket":[],"topics":[]}}}}]}`)
-		e.must(http.StatusBadRequest, "PUT", "/-/", example(t, "put_provider_cmbs_member.json"))
+		e.MustRequest(http.StatusBadRequest, "PUT", "/-/", example(t, "put_provider_cmbs_member.json"))
 	})
 }
 
@@ -342,31 +342,31 @@ func (p *recorder) Action(_ context.Context, e *occi.Entity, inv occi.ActionInvo
 func TestProviders(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		rec := &recorder{}
-		reg := occi.NewRegistry(quietLogger())
+		reg := occi.NewRegistry(brokertest.Quiet())
 		reg.Register("rec", rec)
 		e := newEnv(t, st, occi.Options{Providers: reg})
-		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
-		e.must(http.StatusOK, "PUT", "/-/", `{"providers":[{"Provider":{"local":["rec","dummy","absent"],"remote":[]},"OCCI_ID":"`+computeK+`"}]}`)
-		e.must(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a"}]}`)
-		got := e.must(http.StatusOK, "GET", "/compute/a", "")
-		if get(got.body, "resources.0.attributes.occi.compute.hostname") != "from-provider" {
-			t.Errorf("Read did not shape the answer: %s", got.raw)
+		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
+		e.MustRequest(http.StatusOK, "PUT", "/-/", `{"providers":[{"Provider":{"local":["rec","dummy","absent"],"remote":[]},"OCCI_ID":"`+computeK+`"}]}`)
+		e.MustRequest(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a"}]}`)
+		got := e.MustRequest(http.StatusOK, "GET", "/compute/a", "")
+		if get(got.Body, "resources.0.attributes.occi.compute.hostname") != "from-provider" {
+			t.Errorf("Read did not shape the answer: %s", got.Raw)
 		}
-		e.must(http.StatusOK, "POST", "/compute/a", `{"resources":[{"title":"x"}]}`)
-		res := e.must(http.StatusAccepted, "POST", "/compute/a?action=start", `{}`)
-		if res.body["did"] != "start" {
-			t.Errorf("action answer %s", res.raw)
+		e.MustRequest(http.StatusOK, "POST", "/compute/a", `{"resources":[{"title":"x"}]}`)
+		res := e.MustRequest(http.StatusAccepted, "POST", "/compute/a?action=start", `{}`)
+		if res.Body["did"] != "start" {
+			t.Errorf("action answer %s", res.Raw)
 		}
-		e.must(http.StatusOK, "POST", "/compute/?action=http://schemas.ogf.org/occi/infrastructure/compute/action%23stop", `{}`)
+		e.MustRequest(http.StatusOK, "POST", "/compute/?action=http://schemas.ogf.org/occi/infrastructure/compute/action%23stop", `{}`)
 		rec.fail = "create"
-		e.must(http.StatusBadRequest, "POST", "/compute/", `{"resources":[{"id":"b"}]}`)
-		e.must(http.StatusNotFound, "GET", "/compute/b", "")
+		e.MustRequest(http.StatusBadRequest, "POST", "/compute/", `{"resources":[{"id":"b"}]}`)
+		e.MustRequest(http.StatusNotFound, "GET", "/compute/b", "")
 		rec.fail = "update"
-		e.must(http.StatusBadRequest, "PUT", "/compute/a", `{"resources":[{"title":"y"}]}`)
+		e.MustRequest(http.StatusBadRequest, "PUT", "/compute/a", `{"resources":[{"title":"y"}]}`)
 		rec.fail = "delete"
-		e.must(http.StatusBadRequest, "DELETE", "/compute/a", "")
+		e.MustRequest(http.StatusBadRequest, "DELETE", "/compute/a", "")
 		rec.fail = ""
-		e.must(http.StatusOK, "DELETE", "/compute/a", "")
+		e.MustRequest(http.StatusOK, "DELETE", "/compute/a", "")
 		want := []string{"create a", "read a", "update a", "start a", "stop a", "create b", "update a", "delete a", "delete a"}
 		if !reflect.DeepEqual(rec.calls, want) {
 			t.Errorf("calls %v\nwant  %v", rec.calls, want)
@@ -379,49 +379,49 @@ func TestProviders(t *testing.T) {
 func TestMixinAssociation(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{})
-		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
-		e.must(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a"},{"id":"b"},{"id":"c"}]}`)
+		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
+		e.MustRequest(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a"},{"id":"b"},{"id":"c"}]}`)
 		mix := "/template/resource/medium/"
-		e.must(http.StatusOK, "POST", mix, `{"X-OCCI-Location":["`+e.url+`/compute/a","/compute/b"]}`)
-		if got := e.must(http.StatusOK, "GET", mix, "").locations(); len(got) != 2 {
+		e.MustRequest(http.StatusOK, "POST", mix, `{"X-OCCI-Location":["`+e.URL+`/compute/a","/compute/b"]}`)
+		if got := e.MustRequest(http.StatusOK, "GET", mix, "").Locations(); len(got) != 2 {
 			t.Fatalf("after POST: %v", got)
 		}
-		a := e.must(http.StatusOK, "GET", "/compute/a", "")
-		if get(a.body, "resources.0.attributes.occi.compute.speed") != 2.8 || get(a.body, "resources.0.mixins.0") != medium {
-			t.Errorf("mixin default not applied: %s", a.raw)
+		a := e.MustRequest(http.StatusOK, "GET", "/compute/a", "")
+		if get(a.Body, "resources.0.attributes.occi.compute.speed") != 2.8 || get(a.Body, "resources.0.mixins.0") != medium {
+			t.Errorf("mixin default not applied: %s", a.Raw)
 		}
-		e.must(http.StatusOK, "PUT", mix, `{"X-OCCI-Location":["/compute/c"]}`)
-		if got := e.must(http.StatusOK, "GET", mix, "").locations(); !reflect.DeepEqual(got, []string{e.url + "/compute/c"}) {
+		e.MustRequest(http.StatusOK, "PUT", mix, `{"X-OCCI-Location":["/compute/c"]}`)
+		if got := e.MustRequest(http.StatusOK, "GET", mix, "").Locations(); !reflect.DeepEqual(got, []string{e.URL + "/compute/c"}) {
 			t.Fatalf("after PUT: %v", got)
 		}
-		e.must(http.StatusOK, "DELETE", mix, `{"X-OCCI-Location":["/compute/c"]}`)
-		if got := e.must(http.StatusOK, "GET", mix, "").locations(); len(got) != 0 {
+		e.MustRequest(http.StatusOK, "DELETE", mix, `{"X-OCCI-Location":["/compute/c"]}`)
+		if got := e.MustRequest(http.StatusOK, "GET", mix, "").Locations(); len(got) != 0 {
 			t.Fatalf("after DELETE: %v", got)
 		}
 		// Filters at a kind location.
-		e.must(http.StatusOK, "POST", "/compute/b", `{"resources":[{"attributes":{"occi":{"compute":{"cores":4}}}}]}`)
-		f := e.must(http.StatusOK, "GET", "/compute/", `{"resources":[{"attributes":{"occi":{"compute":{"cores":4}}}}]}`)
-		if !reflect.DeepEqual(f.locations(), []string{e.url + "/compute/b"}) {
-			t.Errorf("filter: %v", f.locations())
+		e.MustRequest(http.StatusOK, "POST", "/compute/b", `{"resources":[{"attributes":{"occi":{"compute":{"cores":4}}}}]}`)
+		f := e.MustRequest(http.StatusOK, "GET", "/compute/", `{"resources":[{"attributes":{"occi":{"compute":{"cores":4}}}}]}`)
+		if !reflect.DeepEqual(f.Locations(), []string{e.URL + "/compute/b"}) {
+			t.Errorf("filter: %v", f.Locations())
 		}
-		f = e.must(http.StatusOK, "GET", "/compute/", `{"attributes":{"occi.compute.cores":4}}`)
-		if !reflect.DeepEqual(f.locations(), []string{e.url + "/compute/b"}) {
-			t.Errorf("dotted filter: %v", f.locations())
+		f = e.MustRequest(http.StatusOK, "GET", "/compute/", `{"attributes":{"occi.compute.cores":4}}`)
+		if !reflect.DeepEqual(f.Locations(), []string{e.URL + "/compute/b"}) {
+			t.Errorf("dotted filter: %v", f.Locations())
 		}
 		// Path interface: the root lists sub-paths; DELETE below a path.
-		root := e.must(http.StatusOK, "GET", "/", "")
-		if !reflect.DeepEqual(root.locations(), []string{e.url + "/compute/"}) {
-			t.Errorf("root: %v", root.locations())
+		root := e.MustRequest(http.StatusOK, "GET", "/", "")
+		if !reflect.DeepEqual(root.Locations(), []string{e.URL + "/compute/"}) {
+			t.Errorf("root: %v", root.Locations())
 		}
-		e.must(http.StatusOK, "GET", "/compute", "")
-		del := e.must(http.StatusOK, "DELETE", "/compute/", "")
-		if len(del.locations()) != 3 {
-			t.Errorf("deleted %v", del.locations())
+		e.MustRequest(http.StatusOK, "GET", "/compute", "")
+		del := e.MustRequest(http.StatusOK, "DELETE", "/compute/", "")
+		if len(del.Locations()) != 3 {
+			t.Errorf("deleted %v", del.Locations())
 		}
-		if again := e.must(http.StatusOK, "DELETE", "/compute/", ""); len(again.locations()) != 0 {
-			t.Errorf("second delete: %v", again.locations())
+		if again := e.MustRequest(http.StatusOK, "DELETE", "/compute/", ""); len(again.Locations()) != 0 {
+			t.Errorf("second delete: %v", again.Locations())
 		}
-		e.must(http.StatusNotFound, "DELETE", "/nothing/", "")
+		e.MustRequest(http.StatusNotFound, "DELETE", "/nothing/", "")
 	})
 }
 
@@ -429,9 +429,9 @@ func TestMixinAssociation(t *testing.T) {
 func TestPublicURL(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{PublicURL: "https://cmbs.example.org/api/"})
-		e.must(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
-		res := e.must(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a"}]}`)
-		if got := res.header.Get("Location"); got != "https://cmbs.example.org/api/compute/a" {
+		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
+		res := e.MustRequest(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a"}]}`)
+		if got := res.Header.Get("Location"); got != "https://cmbs.example.org/api/compute/a" {
 			t.Errorf("Location %q", got)
 		}
 	})
@@ -447,26 +447,14 @@ func TestCategoriesSharedStore(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		a := newEnv(t, st, occi.Options{})
 		b := newEnv(t, st, occi.Options{})
-		b.must(http.StatusOK, "GET", "/-/", "") // b caches what there is
-		a.must(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
-		waitFor(t, func() bool { return b.do("GET", "/compute/", "").status == http.StatusOK })
-		b.must(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"x"}]}`)
-		b.must(http.StatusOK, "DELETE", "/compute/x", "")
-		a.must(http.StatusOK, "DELETE", "/-/", example(t, "delete_kinds.json"))
-		waitFor(t, func() bool {
-			return b.do("POST", "/compute/", `{"resources":[{"id":"y"}]}`).status == http.StatusMethodNotAllowed
+		b.MustRequest(http.StatusOK, "GET", "/-/", "") // b caches what there is
+		a.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
+		brokertest.WaitFor(t, "b to serve /compute/", func() bool { return b.Request("GET", "/compute/", "").Status == http.StatusOK })
+		b.MustRequest(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"x"}]}`)
+		b.MustRequest(http.StatusOK, "DELETE", "/compute/x", "")
+		a.MustRequest(http.StatusOK, "DELETE", "/-/", example(t, "delete_kinds.json"))
+		brokertest.WaitFor(t, "b to refuse /compute/", func() bool {
+			return b.Request("POST", "/compute/", `{"resources":[{"id":"y"}]}`).Status == http.StatusMethodNotAllowed
 		})
 	})
-}
-
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
