@@ -41,33 +41,11 @@ func (o *observed) value(name string, want map[string]string) float64 {
 	if err != nil {
 		o.T.Fatal(err)
 	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range want {
-				if got[k] != v {
-					continue series
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
+	v, ok := brokertest.Series(brokertest.Family(families, name), want)
+	if !ok {
+		o.T.Fatalf("no series %s%v", name, want)
 	}
-	o.T.Fatalf("no series %s%v", name, want)
-	return 0
+	return v
 }
 
 func layer(l string) map[string]string { return map[string]string{"layer": l} }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/broker/notify"
@@ -92,5 +94,37 @@ func TestServeSharedStore(t *testing.T) {
 	}
 	if err := a.CloseStore(); err == nil {
 		t.Error("CloseStore closed a store the test passed in")
+	}
+}
+
+func TestSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sent_total", Help: "sent"}, []string{"layer"})
+	took := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "took_seconds", Help: "took"})
+	reg.MustRegister(sent, took)
+	sent.WithLabelValues("l2").Add(3)
+	took.Observe(0.1)
+	took.Observe(0.2)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		family string
+		labels map[string]string
+		want   float64
+		ok     bool
+	}{
+		{"sent_total", map[string]string{"layer": "l2"}, 3, true},
+		{"sent_total", nil, 3, true},
+		{"sent_total", map[string]string{"layer": "l4"}, 0, false},
+		{"took_seconds", nil, 2, true},
+		{"absent", nil, 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := brokertest.Series(brokertest.Family(families, tt.family), tt.labels)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("Series(%s%v) = %v, %v; want %v, %v", tt.family, tt.labels, got, ok, tt.want, tt.ok)
+		}
 	}
 }

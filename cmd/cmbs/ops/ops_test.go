@@ -210,28 +210,8 @@ func (s *server) scrape() map[string]*dto.MetricFamily {
 // series returns the value of the series of f whose labels include want:
 // a counter's or gauge's value, a histogram's sample count; -1 when absent.
 func series(f *dto.MetricFamily, want map[string]string) float64 {
-	if f == nil {
-		return -1
-	}
-next:
-	for _, m := range f.GetMetric() {
-		got := map[string]string{}
-		for _, l := range m.GetLabel() {
-			got[l.GetName()] = l.GetValue()
-		}
-		for k, v := range want {
-			if got[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue()
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue()
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount())
-		}
+	if v, ok := brokertest.Series(f, want); ok {
+		return v
 	}
 	return -1
 }
@@ -361,13 +341,7 @@ func TestWebSocketThroughMiddleware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fam *dto.MetricFamily
-	for _, f := range families {
-		if f.GetName() == "cmbs_http_requests_total" {
-			fam = f
-		}
-	}
-	if got := series(fam, map[string]string{"route": "events", "method": "GET", "code": "101"}); got != 1 {
+	if got := series(brokertest.Family(families, "cmbs_http_requests_total"), map[string]string{"route": "events", "method": "GET", "code": "101"}); got != 1 {
 		t.Errorf("events upgrades counted %v, want 1", got)
 	}
 }
