@@ -10,6 +10,21 @@
 //
 // Watch is served in process: after each commit the change is handed to every
 // subscriber, in commit order, without blocking the writer.
+//
+// Find scans the documents under the query's prefix, skipping without
+// decoding those that lack a string the query compares with (bodies are
+// stored in one canonical encoding). EnsureIndex adds secondary indexes,
+// kept in the file. An index on one field has an entry per (value, id) for
+// a scalar value and for each scalar element of an array value, numbers
+// keyed by numeric value so that 2 and 2.0 meet; an index on several fields
+// has one per (values, id) where every field is a scalar. Every Put and
+// Delete updates the entries in the transaction that writes the document,
+// so they are as durable as the document and never stale, and Open rebuilds
+// them if a build of cmbs without indexes wrote to the file. A Find with an
+// Eq or Contains condition on an indexed field, or Eq conditions on every
+// field of an index on several, reads only the documents listed under those
+// values (from the index listing fewest when several apply) and checks them
+// with store.Match, so its results are exactly those of the scan.
 package bolt
 
 import (
@@ -85,8 +100,10 @@ func WithLogger(l logrus.FieldLogger) Option {
 	return func(c *config) { c.log = l }
 }
 
-// Store is a store.Store on a bbolt file. It implements store.Finder by
-// filtering during the scan, so only matching documents are copied out.
+// Store is a store.Store on a bbolt file. It implements store.Finder, with
+// the indexes of store.Indexer when a query can use one and by filtering
+// during a scan otherwise; either way only matching documents are copied
+// out.
 type Store struct {
 	db   *bbolt.DB
 	path string
@@ -97,6 +114,8 @@ type Store struct {
 	ops    sync.WaitGroup // calls in flight, waited for by Close
 
 	writers atomic.Int32 // writes in flight, see write
+
+	ixcache atomic.Pointer[indexSet] // see indexes
 }
 
 // write commits fn. A writer alone commits at once; writers that overlap
@@ -112,8 +131,9 @@ func (s *Store) write(fn func(*bbolt.Tx) error) error {
 }
 
 var (
-	_ store.Store  = (*Store)(nil)
-	_ store.Finder = (*Store)(nil)
+	_ store.Store   = (*Store)(nil)
+	_ store.Finder  = (*Store)(nil)
+	_ store.Indexer = (*Store)(nil)
 )
 
 // Open opens or creates the store file at path, creating its directory if
@@ -143,20 +163,30 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	db.MaxBatchDelay = cfg.batchDelay
-	var seq uint64
+	var (
+		seq     uint64
+		rebuilt bool
+	)
 	err = db.Update(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(docsBucket)
 		if err != nil {
 			return err
 		}
 		seq = b.Sequence()
-		return upgrade(tx, b)
+		if err := upgrade(tx, b); err != nil {
+			return err
+		}
+		rebuilt, err = openIndexes(tx)
+		return err
 	})
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("bolt: open %s: create bucket: %w", path, err)
+		return nil, fmt.Errorf("bolt: open %s: prepare buckets: %w", path, err)
 	}
 	log := cfg.log.WithField("store", path)
+	if rebuilt {
+		log.Warn("bolt: rebuilt the indexes, which missed writes made without them")
+	}
 	return &Store{db: db, path: path, hub: newHub(cfg.watchBuffer, log, seq+1)}, nil
 }
 
@@ -202,9 +232,13 @@ func (s *Store) Get(ctx context.Context, id string) (store.Doc, error) {
 }
 
 // Put writes doc if doc.Rev is the current revision ("" for a new
-// document) and returns the new revision.
+// document) and returns the new revision. Ids longer than 32628 bytes are
+// refused with store.ErrInvalid, since index entries must hold them.
 func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
 	body, err := store.CheckDoc(doc)
+	if err == nil && len(doc.ID) > maxIDLen {
+		err = fmt.Errorf("%w: id of %d bytes, longer than %d", store.ErrInvalid, len(doc.ID), maxIDLen)
+	}
 	if err == nil {
 		body, err = canonical(body)
 	}
@@ -215,7 +249,6 @@ func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
 		return "", fmt.Errorf("bolt: put %q: %w", doc.ID, err)
 	}
 	defer s.ops.Done()
-	key := []byte(doc.ID)
 	var (
 		newRev  string
 		outcome error
@@ -224,35 +257,9 @@ func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
 	// starts from scratch each time. A conflict is reported through
 	// outcome rather than as the function's error: an error would roll
 	// back the whole batch and make every other writer in it retry alone.
-	err = s.write(func(tx *bbolt.Tx) error {
-		newRev, outcome = "", nil
-		b := tx.Bucket(docsBucket)
-		gen := 0
-		if v := b.Get(key); v != nil {
-			cur, _, err := decodeRecord(v)
-			if err != nil {
-				return err
-			}
-			if doc.Rev != cur {
-				outcome = staleErr(doc.Rev, cur)
-				return nil
-			}
-			gen = generation(cur)
-		} else if doc.Rev != "" {
-			outcome = fmt.Errorf("document does not exist, revision %q: %w", doc.Rev, store.ErrConflict)
-			return nil
-		}
-		rev := newRevision(gen + 1)
-		if err := b.Put(key, encodeRecord(rev, body)); err != nil {
-			return err
-		}
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		newRev = rev
-		tx.OnCommit(func() { s.hub.publish(seq, store.Change{ID: doc.ID, Rev: rev}) })
-		return nil
+	err = s.write(func(tx *bbolt.Tx) (err error) {
+		newRev, outcome, err = s.put(tx, doc.ID, doc.Rev, body)
+		return err
 	})
 	if err == nil {
 		err = outcome
@@ -261,6 +268,46 @@ func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
 		return "", fmt.Errorf("bolt: put %q: %w", doc.ID, err)
 	}
 	return newRev, nil
+}
+
+// put writes the checked, canonical body as document id in tx if rev is
+// its current revision, and returns the new revision. A conflict is the
+// outcome; err is reserved for failures that must abort tx.
+func (s *Store) put(tx *bbolt.Tx, id, rev string, body []byte) (newRev string, outcome, err error) {
+	b := tx.Bucket(docsBucket)
+	key := []byte(id)
+	gen := 0
+	var old []byte
+	if v := b.Get(key); v != nil {
+		cur, oldBody, err := decodeRecord(v)
+		if err != nil {
+			return "", nil, err
+		}
+		if rev != cur {
+			return "", staleErr(rev, cur), nil
+		}
+		gen, old = generation(cur), oldBody
+	} else if rev != "" {
+		return "", fmt.Errorf("document does not exist, revision %q: %w", rev, store.ErrConflict), nil
+	}
+	set, err := s.indexes(tx)
+	if err != nil {
+		return "", nil, err
+	}
+	newRev = newRevision(gen + 1)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := reindex(tx, set, key, old, body, seq); err != nil {
+		return "", nil, err
+	}
+	if err := b.Put(key, encodeRecord(newRev, body)); err != nil {
+		return "", nil, err
+	}
+	change := store.Change{ID: id, Rev: newRev}
+	tx.OnCommit(func() { s.hub.publish(seq, change) })
+	return newRev, nil, nil
 }
 
 // Delete removes the document id at revision rev.
@@ -279,7 +326,7 @@ func (s *Store) Delete(ctx context.Context, id, rev string) error {
 			outcome = store.ErrNotFound
 			return nil
 		}
-		cur, _, err := decodeRecord(v)
+		cur, old, err := decodeRecord(v)
 		if err != nil {
 			return err
 		}
@@ -287,11 +334,18 @@ func (s *Store) Delete(ctx context.Context, id, rev string) error {
 			outcome = staleErr(rev, cur)
 			return nil
 		}
-		if err := b.Delete(key); err != nil {
+		set, err := s.indexes(tx)
+		if err != nil {
 			return err
 		}
 		seq, err := b.NextSequence()
 		if err != nil {
+			return err
+		}
+		if err := reindex(tx, set, key, old, nil, seq); err != nil {
+			return err
+		}
+		if err := b.Delete(key); err != nil {
 			return err
 		}
 		change := store.Change{ID: id, Rev: newRevision(generation(cur) + 1), Deleted: true}
@@ -317,8 +371,12 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Doc, error) {
 	return docs, nil
 }
 
-// Find returns the documents matching q, evaluating the conditions during
-// the scan with store.Match.
+// Find returns the documents matching q, ordered by id. When a condition
+// compares an indexed field with a scalar (Eq, or Contains for an array
+// field), Find reads only the documents the index lists for that value
+// under q.Prefix, taking the condition with the fewest entries when several
+// qualify; otherwise it scans the prefix. Either way every candidate is
+// checked with store.Match, so indexes change the cost, never the answer.
 func (s *Store) Find(ctx context.Context, q store.Query) ([]store.Doc, error) {
 	docs, err := s.scan(ctx, q.Prefix, q.Where)
 	if err != nil {
@@ -336,6 +394,16 @@ func (s *Store) scan(ctx context.Context, prefix string, where []store.Cond) ([]
 	p := []byte(prefix)
 	needles := needles(where)
 	err := s.db.View(func(tx *bbolt.Tx) error {
+		if len(where) > 0 {
+			set, err := s.indexes(tx)
+			if err != nil {
+				return err
+			}
+			if probes := plan(set, store.Query{Prefix: prefix, Where: where}); len(probes) > 0 {
+				docs, err = findIndexed(ctx, tx, probes, where)
+				return err
+			}
+		}
 		c := tx.Bucket(docsBucket).Cursor()
 	next:
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
@@ -511,8 +579,13 @@ func encodeJSON(v any) ([]byte, error) {
 // needles lists bytes a stored body must contain to match where: the
 // encoding of each string a condition compares with. Bodies are stored in
 // canonical form, so a body holding that string holds exactly those bytes,
-// and a scan can skip the others without decoding them.
+// and a scan can skip the others without decoding them. A query holding a
+// condition store.Match rejects has none, so that the scan reaches it and
+// fails as store.Match does.
 func needles(where []store.Cond) [][]byte {
+	if !wellFormed(where) {
+		return nil
+	}
 	var out [][]byte
 	for _, c := range where {
 		s, ok := c.Value.(string)
@@ -524,4 +597,25 @@ func needles(where []store.Cond) [][]byte {
 		}
 	}
 	return out
+}
+
+// wellFormed reports whether store.Match accepts every condition of where:
+// each has a path, a known operator and, to compare with, a value JSON can
+// hold.
+func wellFormed(where []store.Cond) bool {
+	for _, c := range where {
+		if len(c.Field) == 0 {
+			return false
+		}
+		switch c.Op {
+		case store.Exists:
+		case store.Eq, store.Contains:
+			if _, err := store.NormalizeValue(c.Value); err != nil {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
