@@ -86,7 +86,7 @@ func TestAbilitiesFollowTheInnerStore(t *testing.T) {
 		open            func(t *testing.T) store.Store
 		finder, indexer bool
 	}{
-		{name: "bolt", open: openBolt, finder: true},
+		{name: "bolt", open: openBolt, finder: true, indexer: true},
 		{name: "neither", open: func(t *testing.T) store.Store { return plain{openBolt(t)} }},
 		{name: "couch", open: openCouch, finder: true, indexer: true},
 		{name: "indexer only", open: func(t *testing.T) store.Store { return indexOnly{openCouch(t)} }, indexer: true},
