@@ -1,12 +1,9 @@
 package brokertest
 
 import (
-	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/bcrypt"
@@ -14,60 +11,30 @@ import (
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/layers/layertest"
 	"github.com/houssem/cmbs/occi/auth"
+	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
-	"github.com/houssem/cmbs/store/bolt"
-	"github.com/houssem/cmbs/store/couch"
-	"github.com/houssem/cmbs/store/couch/couchtest"
 )
 
-// Patience is how long WaitFor, and so Send, wait before failing a test:
-// long enough for a loaded machine running the race detector.
-const Patience = 20 * time.Second
+// Patience is how long WaitFor, and so Send, wait before failing a test.
+const Patience = occitest.Patience
 
-// Quiet returns a logger that discards everything, so a test's output
-// shows only its failures.
-func Quiet() *logrus.Logger {
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	return l
-}
+// Quiet returns a logger that discards everything, as occitest.Quiet.
+func Quiet() *logrus.Logger { return occitest.Quiet() }
 
-// OpenBolt opens a bbolt store in a fresh t.TempDir(), closed when t ends.
+// OpenBolt opens a bbolt store in a fresh t.TempDir(), closed when t ends,
+// as occitest.OpenBolt.
 func OpenBolt(t testing.TB) store.Store {
 	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "cmbs.db"))
-	if err != nil {
-		t.Fatalf("open bolt: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	return occitest.OpenBolt(t)
 }
 
 // Backend is a kind of store a test can run on.
-type Backend struct {
-	Name string
-	// Open returns a fresh, empty store, closed when t ends.
-	Open func(t testing.TB) store.Store
-}
+type Backend = occitest.Backend
 
-// Backends lists every kind of store: embedded bbolt, and CouchDB as a
-// database of its own on couchtest's shared pouchdb-server. A package
-// whose tests open the couch backend should stop that server from its
-// TestMain with couchtest.Main.
-func Backends() []Backend {
-	return []Backend{
-		{Name: "bolt", Open: OpenBolt},
-		{Name: "couch", Open: func(t testing.TB) store.Store {
-			t.Helper()
-			st, err := couch.Open(context.Background(), couchtest.NewDBURL(t))
-			if err != nil {
-				t.Fatalf("open couch: %v", err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st
-		}},
-	}
-}
+// Backends lists every kind of store, as occitest.Backends. A package
+// whose tests open the couch backend should stop couchtest's shared server
+// from its TestMain with couchtest.Main.
+func Backends() []Backend { return occitest.Backends() }
 
 // FreeSockets returns a tcp:// endpoint on a free loopback port for every
 // layer.
@@ -81,16 +48,10 @@ func FreeSockets(t testing.TB) map[broker.Layer]string {
 }
 
 // WaitFor polls cond until it holds, failing t when it still does not
-// after Patience; what says what was awaited.
+// after Patience, as occitest.WaitFor.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", Patience, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	occitest.WaitFor(t, what, cond)
 }
 
 // UsersFile writes a users file in t.TempDir() holding user with password

@@ -13,6 +13,7 @@ import (
 	"github.com/houssem/cmbs/broker/notify"
 	"github.com/houssem/cmbs/layers/layertest"
 	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/bolt"
 )
@@ -92,7 +93,8 @@ type Member struct {
 	Broker  *broker.Broker
 	Sockets map[broker.Layer]string
 
-	opts Options
+	opts        Options
+	closeBroker func() error
 }
 
 // Start brings up the member opts describe: store, OCCI server with the
@@ -106,8 +108,8 @@ func Start(t testing.TB, opts Options) *Member {
 		opts.Logger = Quiet()
 	}
 	st := opts.Store
-	var owned store.Store
-	if st == nil {
+	own := st == nil
+	if own {
 		path := opts.DBPath
 		if path == "" {
 			path = filepath.Join(t.TempDir(), "cmbs.db")
@@ -116,19 +118,17 @@ func Start(t testing.TB, opts Options) *Member {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, owned = db, db
+		st = db
 	}
 	if opts.WrapStore != nil {
 		st = opts.WrapStore(st)
-		if owned != nil {
-			owned = st
-		}
 	}
-	m := &Member{Server: newServer(t, st, opts.ID, opts.User, opts.Password, opts.HTTP),
-		ID: opts.ID, Sockets: map[broker.Layer]string{}, opts: opts}
-	if owned != nil {
-		m.parts.store = newPart("store", owned.Close)
-	}
+	srv := occitest.NewServer(t, occitest.ServerOptions{
+		Store: st, OwnStore: own,
+		OCCI: occi.Options{Logger: opts.Logger, Aliases: broker.Aliases()},
+		Wrap: opts.Wrap, Name: opts.ID, User: opts.User, Password: opts.Password, HTTP: opts.HTTP,
+	})
+	m := &Member{Server: &Server{Server: srv}, ID: opts.ID, Sockets: map[broker.Layer]string{}, opts: opts}
 	for l, ep := range opts.Sockets {
 		m.Sockets[l] = ep
 	}
@@ -137,7 +137,6 @@ func Start(t testing.TB, opts Options) *Member {
 			m.Sockets[l] = layertest.FreeEndpoint(t)
 		}
 	}
-	m.init(occi.Options{Logger: opts.Logger, Aliases: broker.Aliases()})
 
 	cfg := opts.Broker
 	cfg.Store, cfg.Logger = st, opts.Logger
@@ -154,7 +153,8 @@ func Start(t testing.TB, opts Options) *Member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Broker, m.parts.broker = b, newPart("broker", b.Close)
+	// Added before the notifier, so Close stops the notifier first.
+	m.Broker, m.closeBroker = b, m.OnClose("broker", b.Close)
 	if err := b.Register(ctx, m.OCCI); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func Start(t testing.TB, opts Options) *Member {
 			t.Fatal(err)
 		}
 	}
-	m.listen(opts.Wrap)
+	m.listen()
 	if opts.NoMember {
 		return m
 	}
@@ -220,4 +220,4 @@ func (m *Member) Discover() map[string]any {
 }
 
 // CloseBroker closes the broker (once) ahead of Close.
-func (m *Member) CloseBroker() error { return m.parts.broker.shut() }
+func (m *Member) CloseBroker() error { return m.closeBroker() }

@@ -9,39 +9,39 @@ import (
 
 // Attrs returns the cmbs.<kind> attributes of the entity at path, e.g.
 // Attrs("/cmbs/member/a", "member").
-func (c *Client) Attrs(path, kind string) map[string]any {
-	c.T.Helper()
-	out := c.Must(http.StatusOK, "GET", path, nil)
+func (s *Server) Attrs(path, kind string) map[string]any {
+	s.T.Helper()
+	out := s.Must(http.StatusOK, "GET", path, nil)
 	res := out["resources"].([]any)[0].(map[string]any)
 	return res["attributes"].(map[string]any)["cmbs"].(map[string]any)[kind].(map[string]any)
 }
 
 // Has reports whether the server stores message id.
-func (c *Client) Has(id string) bool {
-	c.T.Helper()
-	status, _ := c.Do("GET", broker.MessageLocation+id, nil)
+func (s *Server) Has(id string) bool {
+	s.T.Helper()
+	status, _ := s.Do("GET", broker.MessageLocation+id, nil)
 	return status == http.StatusOK
 }
 
 // Message creates message id on layer, with the attributes of MessageBody.
-func (c *Client) Message(id, layer string, extra map[string]any) {
-	c.T.Helper()
-	c.Must(http.StatusCreated, "POST", broker.MessageLocation, MessageBody(id, layer, extra))
+func (s *Server) Message(id, layer string, extra map[string]any) {
+	s.T.Helper()
+	s.Must(http.StatusCreated, "POST", broker.MessageLocation, MessageBody(id, layer, extra))
 }
 
 // Send triggers send_<layer> on message id, checks the answer points at
 // the message, and waits until the delivery's outcome is recorded done;
 // it returns the message's delivery attribute.
-func (c *Client) Send(id, layer string) map[string]any {
-	c.T.Helper()
+func (s *Server) Send(id, layer string) map[string]any {
+	s.T.Helper()
 	loc := broker.MessageLocation + id
-	out := c.Must(http.StatusAccepted, "POST", loc+"?action=send_"+layer, map[string]any{})
+	out := s.Must(http.StatusAccepted, "POST", loc+"?action=send_"+layer, map[string]any{})
 	if got, _ := out["Location"].([]any); len(got) == 0 || !strings.HasSuffix(got[0].(string), loc) {
-		c.T.Fatalf("send of %s on %s answered location %v", id, layer, out["Location"])
+		s.T.Fatalf("send of %s on %s answered location %v", id, layer, out["Location"])
 	}
 	var delivery map[string]any
-	WaitFor(c.T, "the outcome of "+id+" on "+layer, func() bool {
-		delivery, _ = c.Attrs(loc, "message")["delivery"].(map[string]any)
+	WaitFor(s.T, "the outcome of "+id+" on "+layer, func() bool {
+		delivery, _ = s.Attrs(loc, "message")["delivery"].(map[string]any)
 		return delivery["state"] == "done"
 	})
 	return delivery

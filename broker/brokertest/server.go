@@ -1,19 +1,16 @@
 // Package brokertest runs cmbs servers inside a test's process, wired as
 // cmbs serve wires them, and speaks to them over real HTTP: Serve brings
-// up an OCCI server on a store, Start a broker member with a socket per
-// layer on loopback. Client's helpers send JSON requests and wait for
-// deliveries with deadlines.
+// up an OCCI server on a store, with the event notifier when asked, Start
+// a broker member with a socket per layer on loopback. It builds on
+// occi/occitest, whose Client, Response and store helpers it shares; its
+// own helpers send messages and wait for deliveries with deadlines.
 //
 // It is for tests only; production code never imports it.
 package brokertest
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -21,6 +18,7 @@ import (
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/notify"
 	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
 )
 
@@ -46,97 +44,35 @@ type ServerOptions struct {
 	HTTP           *http.Client
 }
 
-// Server is an OCCI server served over HTTP on loopback, closed when its
-// test ends. Its embedded Client speaks to it.
+// Server is an occitest.Server, closed when its test ends, with the event
+// notifier cmbs serve attaches when it has one.
 type Server struct {
-	*Client
-	OCCI  *occi.Server
-	Store store.Store
+	*occitest.Server
 	// Notifier serves EventsPath; nil without events.
 	Notifier *notify.Notifier
 
-	parts parts
-}
-
-// parts are what a server closes, in Close's order; nil when absent.
-type parts struct {
-	http, notifier, broker, occi, store *part
-}
-
-// part is one thing a server closes, once, remembering the outcome.
-type part struct {
-	name  string
-	close func() error
-	once  sync.Once
-	err   error
-}
-
-func newPart(name string, close func() error) *part {
-	return &part{name: name, close: close}
-}
-
-func (p *part) shut() error {
-	if p == nil {
-		return nil
-	}
-	p.once.Do(func() {
-		if err := p.close(); err != nil {
-			p.err = fmt.Errorf("close %s: %w", p.name, err)
-		}
-	})
-	return p.err
+	closeNotifier func() error
 }
 
 // Serve brings up a plain OCCI server on opts.Store.
 func Serve(t testing.TB, opts ServerOptions) *Server {
 	t.Helper()
-	s := newServer(t, opts.Store, "", opts.User, opts.Password, opts.HTTP)
 	if opts.OCCI.Logger == nil {
 		opts.OCCI.Logger = Quiet()
 	}
-	s.init(opts.OCCI)
+	s := &Server{Server: occitest.NewServer(t, occitest.ServerOptions{
+		Store: opts.Store, OCCI: opts.OCCI, Wrap: opts.Wrap,
+		User: opts.User, Password: opts.Password, HTTP: opts.HTTP,
+	})}
 	if opts.Events != nil {
 		s.attachEvents(*opts.Events, opts.OCCI.Logger, nil)
 	}
-	s.listen(opts.Wrap)
+	s.listen()
 	return s
-}
-
-// newServer starts a Server's life: its Close runs when t ends, and
-// fails t when a part does not close cleanly.
-func newServer(t testing.TB, st store.Store, name, user, pw string, hc *http.Client) *Server {
-	s := &Server{Client: &Client{T: t, Name: name, User: user, Password: pw, HTTP: hc}, Store: st}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("%s: %v", s.label(), err)
-		}
-	})
-	return s
-}
-
-func (s *Server) label() string {
-	if s.Name == "" {
-		return "test server"
-	}
-	return "test server " + s.Name
-}
-
-// init creates and initialises the OCCI server on s.Store.
-func (s *Server) init(opts occi.Options) {
-	s.T.Helper()
-	opts.Store = s.Store
-	srv, err := occi.NewServer(opts)
-	if err != nil {
-		s.T.Fatalf("NewServer: %v", err)
-	}
-	s.OCCI, s.parts.occi = srv, newPart("OCCI server", srv.Close)
-	if err := srv.Init(context.Background()); err != nil {
-		s.T.Fatalf("Init: %v", err)
-	}
 }
 
 // attachEvents registers and starts a notifier, fed by brk when not nil,
-// as cmbs serve does.
+// as cmbs serve does. Close stops it after HTTP and before the broker.
 func (s *Server) attachEvents(cfg notify.Config, log logrus.FieldLogger, brk *broker.Broker) {
 	s.T.Helper()
 	ctx := context.Background()
@@ -148,7 +84,7 @@ func (s *Server) attachEvents(cfg notify.Config, log logrus.FieldLogger, brk *br
 	if err != nil {
 		s.T.Fatal(err)
 	}
-	s.parts.notifier = newPart("notifier", func() error {
+	s.closeNotifier = s.OnClose("notifier", func() error {
 		if brk != nil {
 			brk.SetEventSink(nil)
 		}
@@ -167,49 +103,30 @@ func (s *Server) attachEvents(cfg notify.Config, log logrus.FieldLogger, brk *br
 }
 
 // listen serves the OCCI interface, with the notifier's stream at
-// EventsPath ahead of it and wrap around both.
-func (s *Server) listen(wrap func(http.Handler) http.Handler) {
-	handler := s.OCCI.Handler()
-	if s.Notifier != nil {
-		// Matched exactly, as serve does: a ServeMux would clean and
-		// redirect the OCCI interface's paths.
-		stream, occiHandler := s.Notifier.Handler(), handler
-		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == EventsPath {
-				stream.ServeHTTP(w, r)
-				return
-			}
-			occiHandler.ServeHTTP(w, r)
-		})
+// EventsPath ahead of it; the options' Wrap goes around both.
+func (s *Server) listen() {
+	s.T.Helper()
+	if s.Notifier == nil {
+		s.Listen(nil)
+		return
 	}
-	if wrap != nil {
-		handler = wrap(handler)
-	}
-	hs := httptest.NewServer(handler)
-	s.URL, s.parts.http = hs.URL, newPart("HTTP server", func() error { hs.Close(); return nil })
-}
-
-// Close stops the server as serve does on its way out: HTTP first, then
-// the notifier, the broker, the OCCI server and the store it opened. Each
-// part closes once, so Close can be called again, and after CloseStore
-// and the like; it returns what went wrong the first time.
-func (s *Server) Close() error {
-	var errs []error
-	for _, p := range []*part{s.parts.http, s.parts.notifier, s.parts.broker, s.parts.occi, s.parts.store} {
-		errs = append(errs, p.shut())
-	}
-	return errors.Join(errs...)
+	// Matched exactly, as serve does: a ServeMux would clean and redirect
+	// the OCCI interface's paths.
+	stream, occiHandler := s.Notifier.Handler(), s.OCCI.Handler()
+	s.Listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == EventsPath {
+			stream.ServeHTTP(w, r)
+			return
+		}
+		occiHandler.ServeHTTP(w, r)
+	}))
 }
 
 // CloseNotifier stops the notifier (once) ahead of Close; streams end with
 // 1001 and subscriptions record their counters.
-func (s *Server) CloseNotifier() error { return s.parts.notifier.shut() }
-
-// CloseStore closes the store ahead of Close, when the server opened it;
-// a store the test passed in is the test's to close.
-func (s *Server) CloseStore() error {
-	if s.parts.store == nil {
-		return errors.New("brokertest: the store was passed in; close it where it was opened")
+func (s *Server) CloseNotifier() error {
+	if s.closeNotifier == nil {
+		return nil
 	}
-	return s.parts.store.shut()
+	return s.closeNotifier()
 }
