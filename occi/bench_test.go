@@ -8,15 +8,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/occi/occitest"
 )
 
 // BenchmarkResource measures resource create and get through the HTTP
 // interface next to the bare store doing the same writes and reads, on both
 // backends, so the ratio shows what the OCCI layer costs.
 func BenchmarkResource(b *testing.B) {
-	for _, be := range brokertest.Backends() {
+	for _, be := range occitest.Backends() {
 		b.Run(be.Name, func(b *testing.B) {
 			st := be.Open(b)
 			e := newEnv(b, st, occi.Options{})

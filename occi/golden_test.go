@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
 )
 
@@ -43,7 +43,7 @@ func TestGoldenRenderings(t *testing.T) {
 		sort.Strings(steps)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			if *update {
-				e := newEnv(t, brokertest.OpenBolt(t), occi.Options{WithInfrastructure: true, PublicURL: goldenURL})
+				e := newEnv(t, occitest.OpenBolt(t), occi.Options{WithInfrastructure: true, PublicURL: goldenURL})
 				for _, step := range steps {
 					got := e.replay(step)
 					if err := os.WriteFile(strings.TrimSuffix(step, ".http")+".golden", []byte(got), 0o644); err != nil {

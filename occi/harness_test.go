@@ -6,15 +6,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
 )
 
 // forEachStore runs fn on a fresh store of each kind, in parallel; every
 // server test runs on both.
 func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
-	for _, b := range brokertest.Backends() {
+	for _, b := range occitest.Backends() {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
 			fn(t, b.Open(t))
@@ -24,12 +24,12 @@ func forEachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
 
 // env is one running server with a client speaking to it.
 type env struct {
-	*brokertest.Server
+	*occitest.Server
 }
 
 func newEnv(t testing.TB, st store.Store, opts occi.Options) *env {
 	t.Helper()
-	return &env{brokertest.Serve(t, brokertest.ServerOptions{Store: st, OCCI: opts})}
+	return &env{occitest.Serve(t, occitest.ServerOptions{Store: st, OCCI: opts})}
 }
 
 // example reads a request file from examples/.

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
 )
 
@@ -27,9 +27,9 @@ type dialect struct {
 	// action renders an action invocation.
 	action func(id string) (body string, hdr []string)
 	// categories, attributes and locations read answers.
-	categories func(r brokertest.Response) []string
-	attributes func(r brokertest.Response) (kind string, attrs map[string]any)
-	locations  func(r brokertest.Response) []string
+	categories func(r occitest.Response) []string
+	attributes func(r occitest.Response) (kind string, attrs map[string]any)
+	locations  func(r occitest.Response) []string
 }
 
 var categoryLine = regexp.MustCompile(`^\s*([^;\s]+)\s*;\s*scheme="([^"]+)"`)
@@ -87,7 +87,7 @@ func textDialect(t *testing.T, media string) dialect {
 		return fmt.Sprintf(`%s; scheme="%s"; class="%s"`, term, scheme, class)
 	}
 	// lines reads an answer: body lines, or the OCCI headers.
-	lines := func(r brokertest.Response, name string) []string {
+	lines := func(r occitest.Response, name string) []string {
 		if inHeaders {
 			return r.Header.Values(name)
 		}
@@ -121,7 +121,7 @@ func textDialect(t *testing.T, media string) dialect {
 		action: func(id string) (string, []string) {
 			return pack([][2]string{{"Category", catValue(id, "action")}})
 		},
-		categories: func(r brokertest.Response) []string {
+		categories: func(r occitest.Response) []string {
 			var out []string
 			for _, l := range lines(r, "Category") {
 				m := categoryLine.FindStringSubmatch(l)
@@ -132,7 +132,7 @@ func textDialect(t *testing.T, media string) dialect {
 			}
 			return out
 		},
-		attributes: func(r brokertest.Response) (string, map[string]any) {
+		attributes: func(r occitest.Response) (string, map[string]any) {
 			attrs := map[string]any{}
 			for _, l := range lines(r, "X-OCCI-Attribute") {
 				name, raw, _ := strings.Cut(l, "=")
@@ -147,7 +147,7 @@ func textDialect(t *testing.T, media string) dialect {
 			}
 			return kind, attrs
 		},
-		locations: func(r brokertest.Response) []string { return lines(r, "X-OCCI-Location") },
+		locations: func(r occitest.Response) []string { return lines(r, "X-OCCI-Location") },
 	}
 }
 
@@ -173,7 +173,7 @@ func headerPairs(pairs []string) []string {
 func json12Dialect(t *testing.T) dialect {
 	const media = "application/occi+json; version=1.2"
 	hdr := []string{"Content-Type", media}
-	decode := func(r brokertest.Response) map[string]any {
+	decode := func(r occitest.Response) map[string]any {
 		var m map[string]any
 		if err := json.Unmarshal(r.Raw, &m); err != nil {
 			t.Fatalf("answer is not OCCI 1.2 JSON: %v\n%s", err, r.Raw)
@@ -210,7 +210,7 @@ func json12Dialect(t *testing.T) dialect {
 		action: func(id string) (string, []string) {
 			return marshal(map[string]any{"action": id}), hdr
 		},
-		categories: func(r brokertest.Response) []string {
+		categories: func(r occitest.Response) []string {
 			m := decode(r)
 			var out []string
 			for _, class := range []string{"kinds", "mixins", "actions"} {
@@ -225,13 +225,13 @@ func json12Dialect(t *testing.T) dialect {
 			}
 			return out
 		},
-		attributes: func(r brokertest.Response) (string, map[string]any) {
+		attributes: func(r occitest.Response) (string, map[string]any) {
 			m := decode(r)
 			kind, _ := m["kind"].(string)
 			attrs, _ := m["attributes"].(map[string]any)
 			return kind, attrs
 		},
-		locations: func(r brokertest.Response) []string {
+		locations: func(r occitest.Response) []string {
 			m := decode(r)
 			var out []string
 			if list, ok := m["locations"].([]any); ok {
@@ -280,7 +280,7 @@ func lifecycle(t *testing.T, e *env, d dialect) {
 		start = "http://schemas.ogf.org/occi/infrastructure/compute/action#start"
 	)
 	accept := []string{"Accept", d.accept}
-	send := func(want int, method, path, body string, hdr []string) brokertest.Response {
+	send := func(want int, method, path, body string, hdr []string) occitest.Response {
 		t.Helper()
 		return e.MustRequest(want, method, path, body, append(append([]string{"Content-Type", ""}, hdr...), accept...)...)
 	}

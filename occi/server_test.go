@@ -12,8 +12,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
 )
 
@@ -342,7 +342,7 @@ func (p *recorder) Action(_ context.Context, e *occi.Entity, inv occi.ActionInvo
 func TestProviders(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		rec := &recorder{}
-		reg := occi.NewRegistry(brokertest.Quiet())
+		reg := occi.NewRegistry(occitest.Quiet())
 		reg.Register("rec", rec)
 		e := newEnv(t, st, occi.Options{Providers: reg})
 		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
@@ -449,11 +449,11 @@ func TestCategoriesSharedStore(t *testing.T) {
 		b := newEnv(t, st, occi.Options{})
 		b.MustRequest(http.StatusOK, "GET", "/-/", "") // b caches what there is
 		a.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
-		brokertest.WaitFor(t, "b to serve /compute/", func() bool { return b.Request("GET", "/compute/", "").Status == http.StatusOK })
+		occitest.WaitFor(t, "b to serve /compute/", func() bool { return b.Request("GET", "/compute/", "").Status == http.StatusOK })
 		b.MustRequest(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"x"}]}`)
 		b.MustRequest(http.StatusOK, "DELETE", "/compute/x", "")
 		a.MustRequest(http.StatusOK, "DELETE", "/-/", example(t, "delete_kinds.json"))
-		brokertest.WaitFor(t, "b to refuse /compute/", func() bool {
+		occitest.WaitFor(t, "b to refuse /compute/", func() bool {
 			return b.Request("POST", "/compute/", `{"resources":[{"id":"y"}]}`).Status == http.StatusMethodNotAllowed
 		})
 	})
