@@ -64,6 +64,12 @@ test: deps
 	unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	@echo "== go vet"; go vet ./...
+	@# occi's layering holds for its tests too: nothing under occi/ may reach broker or layers.
+	@echo "== occi layering"; \
+	deps=$$(go list -deps -test ./occi/...); \
+	bad=$$(grep -E '^github\.com/houssem/cmbs/(broker|layers)([/ ]|$$)' <<<"$$deps" || true); \
+	if [ -n "$$bad" ]; then echo "occi/... depends on broker or layers (occi's tests use occi/occitest, not broker/brokertest):"; echo "$$bad"; exit 1; fi; \
+	echo "ok  occi/... reaches neither broker nor layers"
 	@echo "== fuzz, $(FUZZTIME) per target"; \
 	n=0; \
 	for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | sort); do \
