@@ -102,19 +102,19 @@ func (a *app) memberLayers(ctx context.Context, verb string, args []string) erro
 	if err != nil {
 		return err
 	}
-	todo := []string{which}
+	layersToChange := []string{which}
 	if which == "all" {
-		todo = nil
+		layersToChange = nil
 		for _, l := range cli.Layers() {
 			running := m.LayerState(l) == "running"
 			if m.Text(cli.SocketAttr(l)) != "" && running == (verb == "stop") {
-				todo = append(todo, l)
+				layersToChange = append(layersToChange, l)
 			}
 		}
 	}
-	results := make([]json.RawMessage, 0, len(todo))
+	results := make([]json.RawMessage, 0, len(layersToChange))
 	t := cli.NewTable(a.stdout, "MEMBER", "LAYER", "ENDPOINT", "STATE")
-	for _, l := range todo {
+	for _, l := range layersToChange {
 		res, err := client.Action(ctx, m.Path, verb+"_"+l)
 		if err != nil {
 			// What did change is worth showing before the failure.
@@ -133,7 +133,7 @@ func (a *app) memberLayers(ctx context.Context, verb string, args []string) erro
 	if c.flags.json() {
 		return cli.WriteValue(a.stdout, results)
 	}
-	if len(todo) == 0 {
+	if len(layersToChange) == 0 {
 		state := "running"
 		if verb == "stop" {
 			state = "stopped"
