@@ -3,6 +3,7 @@ package occi
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/houssem/cmbs/store"
@@ -84,14 +85,7 @@ type Entity struct {
 }
 
 // HasMixin reports whether the entity carries mixin id.
-func (e *Entity) HasMixin(id string) bool {
-	for _, m := range e.Mixins {
-		if m == id {
-			return true
-		}
-	}
-	return false
-}
+func (e *Entity) HasMixin(id string) bool { return slices.Contains(e.Mixins, id) }
 
 // Attr returns the attribute at a dotted name such as "cmbs.member.local".
 func (e *Entity) Attr(name string) (any, bool) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -256,7 +257,7 @@ func matchCategory(c *Category, f map[string]any, field string) (bool, error) {
 				have = c.Related
 			}
 			for _, item := range list {
-				if !containsString(have, fmt.Sprint(item)) {
+				if !slices.Contains(have, fmt.Sprint(item)) {
 					return false, nil
 				}
 			}
@@ -305,15 +306,6 @@ func subset(have, want map[string]any) bool {
 		}
 	}
 	return true
-}
-
-func containsString(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }
 
 // postCategories registers kinds, mixins and actions; re-registering merges.
