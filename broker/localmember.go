@@ -179,13 +179,6 @@ func (b *Broker) EnsureLocalMember(ctx context.Context, spec LocalMemberSpec) er
 
 // apply writes the declared attributes into e, leaving the others.
 func (s LocalMemberSpec) apply(e *occi.Entity) {
-	e.Title, e.Summary = s.Title, s.Summary
-	e.SetAttr(attrLocal, "true")
-	e.SetAttr(attrState, "active")
-	for _, l := range Layers() {
-		e.SetAttr(l.socketAttr(), s.Sockets[l])
-	}
-	e.SetAttr(attrNeighbors, toAny(s.Neighbors))
-	e.SetAttr(attrTopics, toAny(s.Topics))
-	e.SetAttr(attrProviders, toAny(s.Providers))
+	memberInfo{Title: s.Title, Summary: s.Summary, Sockets: s.Sockets, Neighbors: s.Neighbors,
+		Topics: s.Topics, Providers: s.Providers}.describeInto(e, true)
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/houssem/cmbs/occi"
@@ -199,8 +200,18 @@ func (m memberInfo) apply(e *occi.Entity, via string, distance int, seen string)
 	if e.Mixins == nil {
 		e.Mixins = []string{}
 	}
+	m.describeInto(e, false)
+	e.SetAttr(attrVia, via)
+	e.SetAttr(attrDistance, float64(distance))
+	e.SetAttr(attrLastSeen, seen)
+}
+
+// describeInto writes what a description says of a member into e: title,
+// summary, whether it is local, its sockets, neighbours, topics and
+// providers. Attributes it does not name are left as they are.
+func (m memberInfo) describeInto(e *occi.Entity, local bool) {
 	e.Title, e.Summary = m.Title, m.Summary
-	e.SetAttr(attrLocal, "false")
+	e.SetAttr(attrLocal, strconv.FormatBool(local))
 	e.SetAttr(attrState, "active")
 	for _, l := range Layers() {
 		e.SetAttr(l.socketAttr(), m.Sockets[l])
@@ -208,7 +219,4 @@ func (m memberInfo) apply(e *occi.Entity, via string, distance int, seen string)
 	e.SetAttr(attrNeighbors, toAny(m.Neighbors))
 	e.SetAttr(attrTopics, toAny(m.Topics))
 	e.SetAttr(attrProviders, toAny(m.Providers))
-	e.SetAttr(attrVia, via)
-	e.SetAttr(attrDistance, float64(distance))
-	e.SetAttr(attrLastSeen, seen)
 }
