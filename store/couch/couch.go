@@ -12,6 +12,12 @@
 // of key order, which Mango's $eq does not do, and PouchDB's $elemMatch
 // misses values in arrays that start with an object.
 //
+// Find names the index it wants in use_index when the query has an Eq
+// condition on every field of a JSON index: given the id range every
+// selector carries, the servers would otherwise plan on the primary index
+// and read every document under the prefix. The store lists the database's
+// indexes at Open and after EnsureIndex.
+//
 // Ids are selected by prefix with the range [prefix, prefix+"\ufff0"), the
 // CouchDB idiom; an id whose character right after the prefix is U+FFF0 or
 // above may be missed by List and Find. Results are ordered by id in byte
@@ -30,6 +36,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	kivik "github.com/go-kivik/kivik/v4"
@@ -84,6 +91,11 @@ type Store struct {
 	dialect   dialect
 	log       logrus.FieldLogger
 
+	// indexes are the JSON indexes Find may name, as listed at Open and
+	// after each EnsureIndex; indexMu serializes the listings.
+	indexes atomic.Pointer[[]mangoIndex]
+	indexMu sync.Mutex
+
 	// life ends when Close starts, stopping Watch feeds.
 	life    context.Context
 	endLife context.CancelFunc
@@ -135,7 +147,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		return fail(err)
 	}
 	life, endLife := context.WithCancel(context.Background())
-	return &Store{
+	s := &Store{
 		client:    client,
 		db:        client.DB(name),
 		transport: transport,
@@ -145,7 +157,14 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		log:       cfg.log.WithField("db", name),
 		life:      life,
 		endLife:   endLife,
-	}, nil
+	}
+	// Indexes made before, by this process or another, serve Find from
+	// the start.
+	if err := s.loadIndexes(ctx); err != nil {
+		endLife()
+		return fail(err)
+	}
+	return s, nil
 }
 
 // plainFeeds asks for change feeds uncompressed: PouchDB Server gzips
@@ -390,7 +409,10 @@ func sortDocs(docs []store.Doc) {
 
 // Find returns the documents matching q, ordered by id. It pages through
 // _find results with bookmarks where the server gives them, and with skip
-// otherwise, so results larger than a page are complete.
+// otherwise, so results larger than a page are complete. It names an index
+// that can serve q in use_index (see chooseIndex), and when such a query
+// fails, lists the indexes again and retries once: PouchDB Server fails a
+// query naming an index that has been deleted.
 func (s *Store) Find(ctx context.Context, q store.Query) ([]store.Doc, error) {
 	if err := s.enter(); err != nil {
 		return nil, fmt.Errorf("couch: find under %q: %w", q.Prefix, err)
@@ -408,6 +430,27 @@ func (s *Store) find(ctx context.Context, q store.Query) ([]store.Doc, error) {
 	if err != nil {
 		return nil, err
 	}
+	idx, hinted := chooseIndex(s.knownIndexes(), q.Where)
+	docs, err := s.findWith(ctx, q, selector, idx, hinted)
+	if err == nil || !hinted || ctx.Err() != nil {
+		return docs, err
+	}
+	// PouchDB Server fails a query naming an index it no longer has, so
+	// the indexes are listed again and the query retried once.
+	if lerr := s.loadIndexes(ctx); lerr != nil {
+		return nil, fmt.Errorf("%w; listing indexes to retry: %w", err, lerr)
+	}
+	idx, hinted = chooseIndex(s.knownIndexes(), q.Where)
+	return s.findWith(ctx, q, selector, idx, hinted)
+}
+
+// findWith runs selector, naming idx in use_index when hinted, and keeps
+// the documents that belong under q.Prefix and match q.Where.
+func (s *Store) findWith(ctx context.Context, q store.Query, selector map[string]any, idx mangoIndex, hinted bool) ([]store.Doc, error) {
+	var useIndex []string
+	if hinted {
+		useIndex = idx.useIndex()
+	}
 	var (
 		docs     []store.Doc
 		seen     = map[string]bool{}
@@ -415,7 +458,7 @@ func (s *Store) find(ctx context.Context, q store.Query) ([]store.Doc, error) {
 		skip     int
 	)
 	for {
-		query := findQuery{Selector: selector, Limit: s.pageSize, Bookmark: bookmark}
+		query := findQuery{Selector: selector, Limit: s.pageSize, Bookmark: bookmark, UseIndex: useIndex}
 		if bookmark == "" {
 			query.Skip = skip
 		}
@@ -456,6 +499,7 @@ type findQuery struct {
 	Limit    int            `json:"limit"`
 	Skip     int            `json:"skip,omitempty"`
 	Bookmark string         `json:"bookmark,omitempty"`
+	UseIndex []string       `json:"use_index,omitempty"`
 }
 
 // findPage runs one _find request, handing each document to fn, and returns
@@ -490,7 +534,7 @@ func (s *Store) findPage(ctx context.Context, q findQuery, fn func(string, map[s
 
 // EnsureIndex creates a Mango JSON index on idx.Fields; creating an index
 // that exists is a no-op. Fields Mango cannot name are left out, since an
-// index only speeds queries up.
+// index only speeds queries up. Find names the index from then on.
 func (s *Store) EnsureIndex(ctx context.Context, idx store.Index) error {
 	if err := s.enter(); err != nil {
 		return fmt.Errorf("couch: ensure index %q: %w", idx.Name, err)
@@ -510,6 +554,11 @@ func (s *Store) EnsureIndex(ctx context.Context, idx store.Index) error {
 	}{fields}
 	if err := s.db.CreateIndex(ctx, "", idx.Name, def); err != nil {
 		return fmt.Errorf("couch: ensure index %q: %w", idx.Name, mapErr(err))
+	}
+	// The server names the design document, so Find learns where the
+	// index lives from the listing.
+	if err := s.loadIndexes(ctx); err != nil {
+		return fmt.Errorf("couch: ensure index %q: %w", idx.Name, err)
 	}
 	return nil
 }

@@ -72,19 +72,29 @@ func (d dialect) condClauses(c store.Cond) ([]any, error) {
 // compared key by key, leaving Match to reject extra keys; an awkward array
 // is narrowed by its length only.
 func eqClauses(path []string, v any) []any {
-	switch x := v.(type) {
-	case map[string]any:
+	if plainEq(v) {
+		return field(path, map[string]any{"$eq": v})
+	}
+	if x, ok := v.(map[string]any); ok {
 		out := field(path, map[string]any{"$type": "object"})
 		for k, sub := range x {
 			out = append(out, eqClauses(append(slices.Clone(path), k), sub)...)
 		}
 		return out
-	case []any:
-		if awkward(x) {
-			return field(path, map[string]any{"$size": len(x)})
-		}
 	}
-	return field(path, map[string]any{"$eq": v})
+	return field(path, map[string]any{"$size": len(v.([]any))})
+}
+
+// plainEq reports whether an Eq condition on the decoded JSON value v is
+// sent as {"$eq": v}: anything but objects and awkward arrays.
+func plainEq(v any) bool {
+	switch v.(type) {
+	case map[string]any:
+		return false
+	case []any:
+		return !awkward(v)
+	}
+	return true
 }
 
 // awkward reports whether a decoded JSON value is or holds an object, or
