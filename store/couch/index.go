@@ -43,8 +43,9 @@ type indexDef struct {
 
 // hintable turns the server's index list into the indexes Find may name:
 // JSON indexes without a partial filter, which would leave out documents a
-// query matches.
-func hintable(list []kivik.Index) ([]mangoIndex, error) {
+// query matches. Definitions it cannot read are skipped: an index only
+// speeds queries up.
+func hintable(list []kivik.Index) []mangoIndex {
 	var out []mangoIndex
 	for _, ix := range list {
 		if ix.Type != "json" || ix.DesignDoc == "" || ix.Name == "" {
@@ -52,11 +53,11 @@ func hintable(list []kivik.Index) ([]mangoIndex, error) {
 		}
 		raw, err := json.Marshal(ix.Definition)
 		if err != nil {
-			return nil, fmt.Errorf("index %s/%s: %w", ix.DesignDoc, ix.Name, err)
+			continue
 		}
 		var def indexDef
-		if err := json.Unmarshal(raw, &def); err != nil {
-			return nil, fmt.Errorf("index %s/%s: definition %s: %w", ix.DesignDoc, ix.Name, raw, err)
+		if json.Unmarshal(raw, &def) != nil {
+			continue
 		}
 		partial := len(def.PartialFilterSelector) > 0 && string(def.PartialFilterSelector) != "null"
 		if partial || len(def.Fields) == 0 {
@@ -68,7 +69,7 @@ func hintable(list []kivik.Index) ([]mangoIndex, error) {
 		}
 		out = append(out, mangoIndex{ddoc: ix.DesignDoc, name: ix.Name, fields: fields})
 	}
-	return out, nil
+	return out
 }
 
 // sortFields reads an index's fields, given in sort syntax: "field" or
@@ -101,10 +102,7 @@ func (s *Store) loadIndexes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list indexes: %w", mapErr(err))
 	}
-	indexes, err := hintable(list)
-	if err != nil {
-		return fmt.Errorf("list indexes: %w", err)
-	}
+	indexes := hintable(list)
 	s.indexes.Store(&indexes)
 	return nil
 }

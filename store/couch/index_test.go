@@ -397,11 +397,9 @@ func TestHintable(t *testing.T) {
 		{DesignDoc: "_design/e", Name: "text", Type: "text", Definition: def(`{"fields":[{"kind":"string"}]}`)},
 		{DesignDoc: "_design/f", Name: "no fields", Type: "json", Definition: def(`{"fields":[]}`)},
 		{DesignDoc: "_design/g", Name: "odd field", Type: "json", Definition: def(`{"fields":[{"a":"asc","b":"asc"}]}`)},
+		{DesignDoc: "_design/h", Name: "odd definition", Type: "json", Definition: def(`{"fields":"kind"}`)},
 	}
-	got, err := hintable(list)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := hintable(list)
 	want := []mangoIndex{
 		{ddoc: "_design/a", name: "objects", fields: []string{"doc", "location"}},
 		{ddoc: "_design/b", name: "strings", fields: []string{"kind"}},
