@@ -427,6 +427,16 @@ func (s *Server) replace(ctx context.Context, old, updated *Entity, es *entitySc
 	return nil
 }
 
+// undoReplace writes old back over updated, which replace stored, when a
+// later write of the same request fails.
+func (s *Server) undoReplace(ctx context.Context, old, updated *Entity) {
+	restored := *old
+	restored.Rev = updated.Rev
+	if err := PutEntity(ctx, s.store, &restored); err != nil {
+		s.log.WithError(err).WithField("entity", old.Location).Error("undo of a failed update")
+	}
+}
+
 // fullUpdate replaces an entity with the one in the body (PUT).
 func (s *Server) fullUpdate(ctx context.Context, old *Entity, ti typedInput) (*Entity, error) {
 	if ti.typ != old.Type {

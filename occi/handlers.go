@@ -649,8 +649,11 @@ func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Catego
 		plan = append(plan, planned{c.m.e, &updated, es})
 	}
 	paths := []string{}
-	for _, p := range plan {
+	for i, p := range plan {
 		if err := s.replace(ctx, p.old, p.updated, p.es); err != nil {
+			for _, d := range plan[:i] {
+				s.undoReplace(ctx, d.old, d.updated)
+			}
 			return err
 		}
 		paths = append(paths, p.old.Location)
