@@ -46,6 +46,8 @@ func TestFailedWritesChangeNothing(t *testing.T) {
 	}{
 		{"mixin association", refuser{"update", "b"}, computeK, "POST", "/template/resource/medium/",
 			`{"X-OCCI-Location":["/compute/a","/compute/b"]}`, http.StatusBadRequest, []string{"/compute/a", "/compute/b", "/template/resource/medium/"}},
+		{"resource with links", refuser{"delete", "a"}, computeK, "DELETE", "/compute/a", "",
+			http.StatusBadRequest, []string{"/compute/a", "/networkinterface/n"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -514,8 +514,15 @@ func (s *Server) partialUpdate(ctx context.Context, old *Entity, ti typedInput) 
 }
 
 // deleteEntity removes an entity and every link that starts or ends at it.
-func (s *Server) deleteEntity(ctx context.Context, e *Entity, es *entitySchema) ([]string, error) {
-	var deleted []string
+// A failure stores again the links it had deleted, so the request changes
+// nothing.
+func (s *Server) deleteEntity(ctx context.Context, e *Entity, es *entitySchema) (deleted []string, err error) {
+	var gone []*Entity
+	defer func() {
+		if err != nil {
+			s.undoDeletes(ctx, gone)
+		}
+	}()
 	if e.Type == TypeResource {
 		links, err := s.linksOf(ctx, e.Location, true)
 		if err != nil {
@@ -530,6 +537,7 @@ func (s *Server) deleteEntity(ctx context.Context, e *Entity, es *entitySchema) 
 			if err != nil {
 				return nil, err
 			}
+			gone = append(gone, l)
 			deleted = append(deleted, d...)
 		}
 	}
@@ -545,6 +553,17 @@ func (s *Server) deleteEntity(ctx context.Context, e *Entity, es *entitySchema) 
 		}
 	}
 	return append(deleted, e.Location), nil
+}
+
+// undoDeletes stores again entities a failed request deleted.
+func (s *Server) undoDeletes(ctx context.Context, gone []*Entity) {
+	for _, e := range gone {
+		restored := *e
+		restored.Rev = ""
+		if err := PutEntity(ctx, s.store, &restored); err != nil {
+			s.log.WithError(err).WithField("entity", e.Location).Error("undo of a failed delete")
+		}
+	}
 }
 
 // linksOf lists links whose source (and, with both, target) is location.
