@@ -38,6 +38,11 @@ func (b *Broker) handler(l Layer) layers.Handler {
 			if env.Layer != l || env.Message == nil {
 				return nil, fmt.Errorf("a %s message cannot be delivered on layer %s", env.Layer, l)
 			}
+			// The id becomes the stored message's location: it must be one
+			// the OCCI interface would have accepted.
+			if id := env.Message.ID; !idOK(id) || !isAlnum(id[0]) {
+				return nil, fmt.Errorf("message id %q: want letters, digits and _.:~@-, starting with a letter or digit", id)
+			}
 			reply = b.onDeliver(ctx, self, env)
 		default:
 			return nil, fmt.Errorf("unknown request type %q", env.Type)

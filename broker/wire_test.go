@@ -1,0 +1,46 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/layers"
+	"github.com/houssem/cmbs/store"
+)
+
+// TestDeliverRefusesUnusableMessageIDs: a delivery from the network names
+// its message's id, which becomes the stored message's location; an id the
+// OCCI interface would refuse must not be stored under a location no client
+// can reach (or at the collection itself).
+func TestDeliverRefusesUnusableMessageIDs(t *testing.T) {
+	m := brokertest.Start(t, brokertest.Options{ID: "member-r", Layers: []broker.Layer{broker.L2}})
+	c, err := layers.NewClient(layers.ClientConfig{Timeout: time.Second, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, id := range []string{"", "a/b", "../member/x", "-x", "x y"} {
+		t.Run(id, func(t *testing.T) {
+			payload, err := json.Marshal(map[string]any{
+				"type": "deliver", "layer": "l2", "from": map[string]any{"id": "member-s", "sockets": map[string]any{}},
+				"message": map[string]any{"id": id, "mixins": []any{"http://houssem.org/cmbs#l2"}, "attributes": map[string]any{}},
+				"hops":    1, "deadline": time.Now().Add(5 * time.Second),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Request(context.Background(), m.Sockets[broker.L2], payload)
+			if !errors.Is(err, layers.ErrRemote) {
+				t.Errorf("delivery of message id %q answered %v, want a remote error", id, err)
+			}
+			if _, err := m.Store.Get(context.Background(), broker.MessageLocation+id); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("message id %q stored at %s (get: %v)", id, broker.MessageLocation+id, err)
+			}
+		})
+	}
+}
