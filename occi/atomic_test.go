@@ -73,3 +73,33 @@ func TestFailedWritesChangeNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedCategoryRequestsChangeNothing checks that a query interface
+// request refused after some of its categories were checked leaves every
+// category as it was.
+func TestRefusedCategoryRequestsChangeNothing(t *testing.T) {
+	tests := []struct {
+		name   string
+		strict bool
+		method string
+		body   string
+		want   int
+	}{
+		{"update with an unknown provider, strict", true, "PUT",
+			`{"kinds":[{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","title":"changed"}],
+			"providers":[{"Provider":{"local":["nosuch"],"remote":[]},"OCCI_ID":"` + computeK + `"}]}`, http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachStore(t, func(t *testing.T, st store.Store) {
+				e := newEnv(t, st, occi.Options{Strict: tc.strict})
+				e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
+				before := e.MustRequest(http.StatusOK, "GET", "/-/", "").Body
+				e.MustRequest(tc.want, tc.method, "/-/", tc.body)
+				if got := e.MustRequest(http.StatusOK, "GET", "/-/", "").Body; !reflect.DeepEqual(got, before) {
+					t.Errorf("categories changed by a refused request:\n got %v\nwant %v", got, before)
+				}
+			})
+		})
+	}
+}

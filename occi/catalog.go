@@ -443,13 +443,8 @@ func (s *Server) AttachProviders(ctx context.Context, id string, p Providers) (*
 	if p.Remote == nil {
 		p.Remote = []string{}
 	}
-	for _, name := range p.Local {
-		if _, ok := s.providers.Lookup(name); !ok {
-			if s.valid.strict {
-				return nil, BadRequest("providers", "no local provider is called %q; known: %s", name, strings.Join(s.providers.Names(), ", "))
-			}
-			s.log.WithFields(map[string]any{"provider": name, "category": id}).Warn("attached provider is not registered; calls to it are skipped")
-		}
+	if err := s.checkProviders(id, p); err != nil {
+		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		c, rev, err := s.getCategory(ctx, id)
@@ -479,6 +474,20 @@ func (s *Server) AttachProviders(ctx context.Context, id string, p Providers) (*
 		}
 		return c, nil
 	}
+}
+
+// checkProviders refuses, in strict mode, local provider names nobody
+// registered, and logs them otherwise.
+func (s *Server) checkProviders(id string, p Providers) error {
+	for _, name := range p.Local {
+		if _, ok := s.providers.Lookup(name); !ok {
+			if s.valid.strict {
+				return BadRequest("providers", "no local provider is called %q; known: %s", name, strings.Join(s.providers.Names(), ", "))
+			}
+			s.log.WithFields(map[string]any{"provider": name, "category": id}).Warn("attached provider is not registered; calls to it are skipped")
+		}
+	}
+	return nil
 }
 
 // deleteCategories removes categories. Kinds and mixins in use, and the

@@ -355,6 +355,12 @@ func (s *Server) putCategories(w http.ResponseWriter, r *http.Request) error {
 		if c.Class == ClassAction {
 			return BadRequest(fmt.Sprintf("providers[%d].OCCI_ID", i), "%s is an action; providers attach to kinds and mixins", p.OCCIID)
 		}
+		// Checked before any category is written, so a refusal changes nothing.
+		if s.valid.strict {
+			if err := s.checkProviders(p.OCCIID, p.Provider); err != nil {
+				return err
+			}
+		}
 	}
 	updated, err := s.updateCategories(ctx, doc.all())
 	if err != nil {
