@@ -80,9 +80,10 @@ func (b *Broker) record(ctx context.Context, self *occi.Entity, info memberInfo,
 
 var errKeep = errors.New("keep the known route")
 
-// idOK accepts the ids occi accepts in a location.
+// idOK accepts the ids occi accepts in a location: "." and ".." among
+// the others it refuses would name another path once a client resolves it.
 func idOK(id string) bool {
-	if len(id) == 0 || len(id) > 255 {
+	if len(id) == 0 || len(id) > 255 || !isAlnum(id[0]) {
 		return false
 	}
 	for _, r := range id {

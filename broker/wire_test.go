@@ -44,3 +44,31 @@ func TestDeliverRefusesUnusableMessageIDs(t *testing.T) {
 		})
 	}
 }
+
+// TestDescribeRefusesUnusableMemberIDs: a member described by the network is
+// stored at its id's location, so an id OCCI refuses (such as "..", which
+// clients resolve to another path) is not recorded.
+func TestDescribeRefusesUnusableMemberIDs(t *testing.T) {
+	m := brokertest.Start(t, brokertest.Options{ID: "member-r", Layers: []broker.Layer{broker.L1}})
+	c, err := layers.NewClient(layers.ClientConfig{Timeout: time.Second, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, id := range []string{"..", ".", "-x", "~"} {
+		t.Run(id, func(t *testing.T) {
+			payload, err := json.Marshal(map[string]any{
+				"type": "describe", "layer": "l1", "from": map[string]any{"id": id, "sockets": map[string]any{}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Request(context.Background(), m.Sockets[broker.L1], payload); err != nil {
+				t.Fatalf("describe: %v", err)
+			}
+			if _, err := m.Store.Get(context.Background(), broker.MemberLocation+id); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("member id %q recorded at %s (get: %v)", id, broker.MemberLocation+id, err)
+			}
+		})
+	}
+}
