@@ -88,6 +88,12 @@ func TestRefusedCategoryRequestsChangeNothing(t *testing.T) {
 		{"update with an unknown provider, strict", true, "PUT",
 			`{"kinds":[{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","title":"changed"}],
 			"providers":[{"Provider":{"local":["nosuch"],"remote":[]},"OCCI_ID":"` + computeK + `"}]}`, http.StatusBadRequest},
+		{"update listing a kind twice", false, "PUT",
+			`{"kinds":[{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","title":"one"},
+			{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","title":"two"}]}`, http.StatusConflict},
+		{"delete listing a mixin twice", false, "DELETE",
+			`{"mixins":[{"term":"medium","scheme":"http://example.com/template/resource#"},
+			{"term":"medium","scheme":"http://example.com/template/resource#"}]}`, http.StatusNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

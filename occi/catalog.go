@@ -370,8 +370,8 @@ func (s *Server) undoCategories(ctx context.Context, done []categoryWrite) {
 // Term, scheme and location cannot change.
 func (s *Server) updateCategories(ctx context.Context, cats []*Category) ([]*Category, error) {
 	type update struct {
-		cat *Category
-		rev string
+		cat, stored *Category
+		rev         string
 	}
 	var plan []update
 	for i, c := range cats {
@@ -416,20 +416,40 @@ func (s *Server) updateCategories(ctx context.Context, cats []*Category) ([]*Cat
 		if c.Applies != nil {
 			updated.Applies = c.Applies
 		}
-		plan = append(plan, update{&updated, rev})
+		plan = append(plan, update{&updated, stored, rev})
 	}
 	out := make([]*Category, 0, len(plan))
+	// A failed write puts back what the earlier ones replaced.
+	var done []categoryWrite
 	for _, u := range plan {
 		doc, err := encodeCategory(u.cat, u.rev)
-		if err != nil {
-			return nil, err
+		if err == nil {
+			var rev string
+			if rev, err = s.putCategory(ctx, doc); err == nil {
+				done = append(done, categoryWrite{cat: u.stored, rev: rev})
+				out = append(out, u.cat)
+				continue
+			}
+			err = fmt.Errorf("store category %s: %w", u.cat.ID(), err)
 		}
-		if _, err := s.putCategory(ctx, doc); err != nil {
-			return nil, fmt.Errorf("store category %s: %w", u.cat.ID(), err)
-		}
-		out = append(out, u.cat)
+		s.restoreCategories(ctx, done)
+		return nil, err
 	}
 	return out, nil
+}
+
+// restoreCategories writes back categories a failed request replaced (at
+// the revision it left, w.rev) or removed (w.rev empty).
+func (s *Server) restoreCategories(ctx context.Context, done []categoryWrite) {
+	for _, w := range done {
+		doc, err := encodeCategory(w.cat, w.rev)
+		if err == nil {
+			_, err = s.putCategory(ctx, doc)
+		}
+		if err != nil {
+			s.log.WithError(err).WithField("category", w.cat.ID()).Error("undo of a failed category change")
+		}
+	}
 }
 
 // AttachProviders sets the providers of a kind or mixin (PUT with
@@ -529,10 +549,13 @@ func (s *Server) deleteCategories(ctx context.Context, cats []*Category) ([]*Cat
 		plan = append(plan, del{stored, rev})
 	}
 	out := make([]*Category, 0, len(plan))
+	var done []categoryWrite
 	for _, d := range plan {
 		if err := s.deleteCategory(ctx, categoryDocID(d.cat.ID()), d.rev); err != nil {
-			return out, fmt.Errorf("delete category %s: %w", d.cat.ID(), err)
+			s.restoreCategories(ctx, done)
+			return nil, fmt.Errorf("delete category %s: %w", d.cat.ID(), err)
 		}
+		done = append(done, categoryWrite{cat: d.cat})
 		out = append(out, d.cat)
 	}
 	return out, nil
