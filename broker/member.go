@@ -17,6 +17,12 @@ const (
 	stateStopped = "stopped"
 )
 
+// maxRequestBytes bounds what one request to a layer's receiver may hold,
+// so a peer cannot make it read as much as it likes: a message is at most
+// an HTTP body (10 MiB by default), and its envelope leaves room for the
+// JSON escaping of its content and the rest of the delivery.
+const maxRequestBytes = 64 << 20
+
 // memberProvider is cmbs_member: it keeps one local member per server,
 // checks sockets, and runs the member's actions.
 type memberProvider struct{ b *Broker }
@@ -208,9 +214,10 @@ func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (
 		return "", occi.Conflict("action", "layer %s is already running on %s", l, r.Endpoint())
 	}
 	r, err := layers.NewReceiver(layers.ReceiverConfig{
-		Endpoint: endpoint,
-		Handler:  b.handler(l),
-		Logger:   b.log.WithField("layer", l),
+		Endpoint:       endpoint,
+		Handler:        b.handler(l),
+		Logger:         b.log.WithField("layer", l),
+		MaxMessageSize: maxRequestBytes,
 	})
 	if err != nil {
 		return "", occi.BadRequest(l.socketAttr(), "layer %s: %v", l, err)

@@ -72,3 +72,29 @@ func TestDescribeRefusesUnusableMemberIDs(t *testing.T) {
 		})
 	}
 }
+
+// TestReceiversBoundRequestSize: a peer cannot make a layer's receiver read
+// a request of any size it likes; one far beyond what a message can be is
+// dropped by libzmq before it is read, and the receiver serves on.
+func TestReceiversBoundRequestSize(t *testing.T) {
+	m := brokertest.Start(t, brokertest.Options{ID: "member-r", Layers: []broker.Layer{broker.L1}})
+	c, err := layers.NewClient(layers.ClientConfig{Timeout: 5 * time.Second, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	huge := make([]byte, 65<<20)
+	for i := range huge {
+		huge[i] = 'x'
+	}
+	if _, err := c.Request(context.Background(), m.Sockets[broker.L1], huge); err == nil || errors.Is(err, layers.ErrRemote) {
+		t.Errorf("a %d-byte request reached the handler (answer: %v)", len(huge), err)
+	}
+	payload, err := json.Marshal(map[string]any{"type": "describe", "layer": "l1", "from": map[string]any{"id": "member-s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Request(context.Background(), m.Sockets[broker.L1], payload); err != nil {
+		t.Errorf("after the oversized request, describe: %v", err)
+	}
+}
