@@ -84,6 +84,11 @@ type Broker struct {
 	closed    bool
 	sink      EventSink // see SetEventSink
 
+	// delivering holds the messages being delivered here, so deliveries of
+	// one message take turns (see claim).
+	dmu        sync.Mutex
+	delivering map[string]chan struct{}
+
 	// localAt remembers where the local member was last found, so the
 	// lookup on every received message is one read, not a query.
 	localAt atomic.Value // string
@@ -127,7 +132,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Broker{cfg: cfg, st: cfg.Store, log: log, direct: direct, routed: routed,
-		receivers: map[Layer]*layers.Receiver{}, ctx: ctx, cancel: cancel}, nil
+		receivers: map[Layer]*layers.Receiver{}, delivering: map[string]chan struct{}{}, ctx: ctx, cancel: cancel}, nil
 }
 
 // Register adds the broker's providers to srv, registers its categories

@@ -89,6 +89,11 @@ func (b *Broker) deliverHere(ctx context.Context, self *occi.Entity, env envelop
 	res := destResult{Member: self.ID, Status: statusDelivered, Path: path}
 	storable := flag(e, msgStorable, true)
 	if storable {
+		release, err := b.claim(ctx, e.Location)
+		if err != nil {
+			return destResult{Member: self.ID, Status: statusFailed, Reason: err.Error()}
+		}
+		defer release()
 		switch _, err := b.st.Get(ctx, e.Location); {
 		case err == nil:
 			res.Duplicate = true
@@ -129,6 +134,34 @@ func (b *Broker) deliverHere(ctx context.Context, self *occi.Entity, env envelop
 	b.log.WithFields(map[string]any{"message": e.ID, "layer": env.Layer, "from": env.From.ID,
 		"stored": res.Stored, "duplicate": res.Duplicate}).Info("message received")
 	return res
+}
+
+// claim waits until no other delivery of the message at location runs
+// here, and makes this one the delivery that runs until release. A retry
+// arriving while the first attempt still executes thus finds the message
+// stored, a duplicate, instead of running it a second time.
+func (b *Broker) claim(ctx context.Context, location string) (release func(), err error) {
+	for {
+		b.dmu.Lock()
+		busy, ok := b.delivering[location]
+		if !ok {
+			done := make(chan struct{})
+			b.delivering[location] = done
+			b.dmu.Unlock()
+			return func() {
+				b.dmu.Lock()
+				delete(b.delivering, location)
+				b.dmu.Unlock()
+				close(done)
+			}, nil
+		}
+		b.dmu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for another delivery of %s: %w", location, ctx.Err())
+		}
+	}
 }
 
 // run executes a message, turning an executor error into a result that

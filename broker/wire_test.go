@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/layers"
+	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 )
 
@@ -96,5 +98,74 @@ func TestReceiversBoundRequestSize(t *testing.T) {
 	}
 	if _, err := c.Request(context.Background(), m.Sockets[broker.L1], payload); err != nil {
 		t.Errorf("after the oversized request, describe: %v", err)
+	}
+}
+
+// slowExecutor counts executions; the first waits (up to a deadline) for a
+// second to begin, which is what a retry arriving mid-execution would do.
+type slowExecutor struct {
+	mu    sync.Mutex
+	calls int
+	again chan struct{}
+}
+
+func (x *slowExecutor) Execute(context.Context, string, *occi.Entity) (any, error) {
+	x.mu.Lock()
+	x.calls++
+	first := x.calls == 1
+	if x.calls == 2 {
+		close(x.again)
+	}
+	x.mu.Unlock()
+	if first {
+		select {
+		case <-x.again:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return "done", nil
+}
+
+func (x *slowExecutor) count() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.calls
+}
+
+// TestConcurrentDuplicateRunsOnce: a delivery arriving again while the first
+// is still executing (a sender's retry after a timeout) is a duplicate: an
+// L2 message runs once and is stored once.
+func TestConcurrentDuplicateRunsOnce(t *testing.T) {
+	x := &slowExecutor{again: make(chan struct{})}
+	m := brokertest.Start(t, brokertest.Options{ID: "member-r", Layers: []broker.Layer{broker.L2}, Broker: broker.Config{Executor: x}})
+	c, err := layers.NewClient(layers.ClientConfig{Timeout: 10 * time.Second, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	payload, err := json.Marshal(map[string]any{
+		"type": "deliver", "layer": "l2", "from": map[string]any{"id": "member-s", "sockets": map[string]any{}},
+		"message": map[string]any{"id": "m-twice", "mixins": []any{"http://houssem.org/cmbs#l2"}, "attributes": map[string]any{}},
+		"hops":    1, "deadline": time.Now().Add(10 * time.Second),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Request(context.Background(), m.Sockets[broker.L2], payload); err != nil {
+				t.Errorf("delivery: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := x.count(); n != 1 {
+		t.Errorf("the message ran %d times, want once", n)
+	}
+	if !m.Has("m-twice") {
+		t.Errorf("the message is not stored")
 	}
 }
