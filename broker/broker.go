@@ -119,13 +119,13 @@ func New(cfg Config) (*Broker, error) {
 		cfg.Executor = recordExecutor{}
 	}
 	log := cfg.Logger.WithField("component", "broker")
-	direct, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, Logger: log})
+	direct, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: maxRequestBytes, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	// Forwarded deliveries are not retried end to end: the hops retry
 	// among themselves, and a retry from here would only race them.
-	routed, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.RouteTimeout, Attempts: 1, Logger: log})
+	routed, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.RouteTimeout, Attempts: 1, MaxMessageSize: maxRequestBytes, Logger: log})
 	if err != nil {
 		direct.Close()
 		return nil, fmt.Errorf("broker: %w", err)

@@ -17,8 +17,9 @@ const (
 	stateStopped = "stopped"
 )
 
-// maxRequestBytes bounds what one request to a layer's receiver may hold,
-// so a peer cannot make it read as much as it likes: a message is at most
+// maxRequestBytes bounds what one request to a layer's receiver, or one
+// reply to the broker's clients, may hold, so a peer cannot make this
+// member read as much as it likes: a message is at most
 // an HTTP body (10 MiB by default), and its envelope leaves room for the
 // JSON escaping of its content and the rest of the delivery.
 const maxRequestBytes = 64 << 20

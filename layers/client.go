@@ -47,6 +47,11 @@ type ClientConfig struct {
 	// BroadcastConcurrency bounds the requests one Broadcast runs at once
 	// (default 32).
 	BroadcastConcurrency int
+	// MaxMessageSize, if positive, makes libzmq drop the connection to a
+	// receiver that replies with a larger message, bounding the memory a
+	// misbehaving receiver can make the Client use; the request fails as a
+	// dropped connection.
+	MaxMessageSize int64
 	// Logger receives per-attempt diagnostics; nil discards them.
 	Logger logrus.FieldLogger
 	// Context is an optional ZeroMQ context; nil gives the Client its own,

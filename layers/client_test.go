@@ -422,3 +422,18 @@ func TestErrorFormatting(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestBoundsReplySize: with MaxMessageSize set, a receiver cannot make
+// the client read a reply of any size it likes.
+func TestRequestBoundsReplySize(t *testing.T) {
+	ep, stop := rawRouter(t, func(env [][]byte, id []byte) [][][]byte {
+		return [][][]byte{append(append([][]byte{}, env...), []byte{}, id, []byte(statusOK), make([]byte, 64<<10))}
+	})
+	c := newTestClient(t, ClientConfig{Timeout: 5 * time.Second, Attempts: 1, MaxMessageSize: 1 << 10})
+	reply, err := c.Request(testContext(t), ep, []byte("x"))
+	if err == nil {
+		t.Fatalf("Request read a %d-byte reply beyond MaxMessageSize", len(reply))
+	}
+	c.Close()
+	stop()
+}

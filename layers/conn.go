@@ -46,6 +46,11 @@ func (c *Client) dial(endpoint string) (cn *conn, err error) {
 	if cn.sock, err = newSocket(c.zctx, zmq.DEALER); err != nil {
 		return nil, err
 	}
+	if c.cfg.MaxMessageSize > 0 {
+		if err = cn.sock.SetMaxmsgsize(c.cfg.MaxMessageSize); err != nil {
+			return nil, fmt.Errorf("set MAXMSGSIZE: %w", err)
+		}
+	}
 	// The monitor must be attached and its reader connected before Connect,
 	// or the first connection failures would go unseen.
 	addr := fmt.Sprintf("inproc://cmbs-layers-monitor-%x-%d", c.nonce, c.mons.Add(1))
