@@ -87,6 +87,11 @@ func (p memberProvider) Update(ctx context.Context, old, updated *occi.Entity) e
 		return err
 	}
 	if !flag(old, attrLocal, false) {
+		// Becoming local: the stored layers are what Start restarts and
+		// readiness expects, so they say what really runs.
+		if flag(updated, attrLocal, false) {
+			updated.SetAttr(attrLayers, p.b.layerStates())
+		}
 		return nil
 	}
 	running := p.b.running()

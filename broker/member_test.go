@@ -1,0 +1,41 @@
+package broker_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/occi"
+)
+
+// TestMemberMadeLocalRecordsLiveLayers: a member updated into the local one
+// gets the layers' real states stored, not whatever the request said, since
+// Start restarts and readiness expects what is stored.
+func TestMemberMadeLocalRecordsLiveLayers(t *testing.T) {
+	m := brokertest.Start(t, brokertest.Options{ID: "member-x", NoMember: true})
+	member := func(local string) map[string]any {
+		return map[string]any{"resources": []any{map[string]any{
+			"kind": broker.MemberKind, "id": "member-x",
+			"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{
+				"local": local, "l1_socket": m.Sockets[broker.L1],
+				"layers": map[string]any{"l1": "running"},
+			}}},
+		}}}
+	}
+	m.Must(http.StatusCreated, "POST", broker.MemberLocation, member("false"))
+	m.Must(http.StatusOK, "PUT", broker.MemberLocation+"member-x", member("true"))
+	e, err := occi.GetEntity(context.Background(), m.Store, broker.MemberLocation+"member-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.Attr("cmbs.member.layers.l1"); got != "stopped" {
+		t.Errorf("stored l1 state %v, want stopped: no receiver runs", got)
+	}
+	for _, c := range m.Broker.Ready(context.Background()) {
+		if c.Err != nil {
+			t.Errorf("not ready: %s: %v", c.Name, c.Err)
+		}
+	}
+}
