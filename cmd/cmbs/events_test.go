@@ -7,6 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -81,4 +85,44 @@ func TestServeEvents(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
 		t.Errorf("stream ended with %v, want close 1001", err)
 	}
+}
+
+// TestServeStartIsNotified: subscriptions stored before a restart hear what
+// serve does as it starts, here the local member the config creates, since
+// the notifier runs before the broker and the config act.
+func TestServeStartIsNotified(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev notify.Event
+		if json.NewDecoder(r.Body).Decode(&ev) == nil {
+			mu.Lock()
+			got = append(got, ev.Type+" "+ev.Location)
+			mu.Unlock()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer hook.Close()
+
+	dir := t.TempDir()
+	s := startServe(t, "--store", "file:"+dir)
+	c := &brokertest.Client{T: t, URL: s.url}
+	c.Must(http.StatusCreated, "POST", notify.Location, map[string]any{"resources": []any{map[string]any{
+		"kind": notify.Kind, "id": "members", "attributes": map[string]any{"cmbs": map[string]any{"subscription": map[string]any{
+			"callback": hook.URL, "events": []any{"created"}, "location": "/cmbs/member/"}}},
+	}}})
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+
+	cfg := filepath.Join(t.TempDir(), "member.yaml")
+	if err := os.WriteFile(cfg, []byte("member:\n  id: m-start\n  sockets:\n    l1: tcp://127.0.0.1:"+strconv.Itoa(freeTCPPort(t))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, "--store", "file:"+dir, "--config", cfg)
+	brokertest.WaitFor(t, "the member's creation notified", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(got, "created /cmbs/member/m-start")
+	})
 }

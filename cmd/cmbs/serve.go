@@ -111,6 +111,15 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := operations.WatchBroker(brk); err != nil {
 		return err
 	}
+	// Events (events.go): subscriptions and GET /events, behind the same
+	// authentication as the OCCI interface. Started before the broker and
+	// the config act, so stored subscriptions hear what they do.
+	events, err := startEvents(ctx, st, srv, brk, logger)
+	if err != nil {
+		return err
+	}
+	defer closeEvents(events, brk, logger)
+	// End of events.
 	if err := brk.Start(ctx); err != nil {
 		return fmt.Errorf("restart the local member's layers: %w", err)
 	}
@@ -119,14 +128,6 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := applyConfigSections(ctx, cfg, srv, brk, logger); err != nil {
 		return err
 	}
-	// Events (events.go): subscriptions and GET /events, behind the same
-	// authentication as the OCCI interface.
-	events, err := startEvents(ctx, st, srv, brk, logger)
-	if err != nil {
-		return err
-	}
-	defer closeEvents(events, brk, logger)
-	// End of events.
 	var handler http.Handler = withEvents(events, srv.Handler())
 	if users != nil {
 		handler = users.Middleware(handler)
