@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
@@ -178,6 +179,21 @@ func (es *entitySchema) providerNames() []string {
 		}
 	}
 	return dedupe(out)
+}
+
+// lockKind serialises writes of es's kind when one of its providers is
+// Exclusive; the returned function unlocks.
+func (s *Server) lockKind(es *entitySchema) func() {
+	for _, name := range es.providerNames() {
+		p, ok := s.providers.Lookup(name)
+		if _, exclusive := p.(Exclusive); ok && exclusive {
+			v, _ := s.kindLocks.LoadOrStore(es.kind.ID(), &sync.Mutex{})
+			mu := v.(*sync.Mutex)
+			mu.Lock()
+			return mu.Unlock
+		}
+	}
+	return func() {}
 }
 
 // eachProvider calls fn for every registered provider of es, stopping at the
@@ -368,20 +384,29 @@ func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitie
 	}
 	var created []*Entity
 	for _, p := range plan {
-		err := s.eachProvider(p.es, func(_ string, pr Provider) error { return pr.Create(ctx, p.e) })
-		if err == nil {
-			err = PutEntity(ctx, s.store, p.e)
-			if errors.Is(err, store.ErrConflict) {
-				err = Conflict("id", "%s already exists", p.e.Location)
-			}
-		}
-		if err != nil {
+		if err := s.createOne(ctx, p.e, p.es); err != nil {
 			s.undoCreates(ctx, created)
 			return nil, err
 		}
 		created = append(created, p.e)
 	}
 	return created, nil
+}
+
+// createOne runs the providers' Create and stores e, under the kind's lock
+// when a provider asks for one.
+func (s *Server) createOne(ctx context.Context, e *Entity, es *entitySchema) error {
+	defer s.lockKind(es)()
+	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Create(ctx, e) }); err != nil {
+		return err
+	}
+	if err := PutEntity(ctx, s.store, e); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return Conflict("id", "%s already exists", e.Location)
+		}
+		return err
+	}
+	return nil
 }
 
 func (s *Server) undoCreates(ctx context.Context, created []*Entity) {
@@ -414,6 +439,7 @@ func (s *Server) replace(ctx context.Context, old, updated *Entity, es *entitySc
 	if err := checkImmutable(es.attrs, old, updated); err != nil {
 		return err
 	}
+	defer s.lockKind(es)()
 	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Update(ctx, old, updated) }); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package occi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -133,13 +132,7 @@ func (s *Server) createAt(w http.ResponseWriter, r *http.Request, path string, k
 	if err != nil {
 		return err
 	}
-	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Create(ctx, e) }); err != nil {
-		return err
-	}
-	if err := PutEntity(ctx, s.store, e); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return Conflict("id", "%s was created concurrently", path)
-		}
+	if err := s.createOne(ctx, e, es); err != nil {
 		return err
 	}
 	return s.writeCreated(w, r, []*Entity{e})

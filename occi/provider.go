@@ -29,6 +29,16 @@ type Provider interface {
 	Action(ctx context.Context, e *Entity, inv ActionInvocation) (*ActionResult, error)
 }
 
+// Exclusive marks providers whose checks look at other entities of their
+// kind (one local member per server, say). The server runs such a
+// provider's Create or Update and the store write it guards one request at a
+// time for that kind, so two requests cannot both pass a check only one of
+// them may.
+type Exclusive interface {
+	Provider
+	Exclusive()
+}
+
 // ActionInvocation is one triggered action.
 type ActionInvocation struct {
 	// ID is the action's category id (scheme+term); Term its term.

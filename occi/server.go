@@ -57,6 +57,8 @@ type Server struct {
 	router    *mux.Router
 
 	categories categoryCache
+	// kindLocks serialise writes of kinds with an Exclusive provider.
+	kindLocks sync.Map // kind id → *sync.Mutex
 	// follow owns the goroutine keeping categories fresh; see Init, Close.
 	followMu   sync.Mutex
 	stopFollow context.CancelFunc
