@@ -59,6 +59,10 @@ func (p memberProvider) checkOneLocal(ctx context.Context, e *occi.Entity) error
 	return nil
 }
 
+// Exclusive makes the server run member creates and updates one at a time,
+// so checkOneLocal sees every local member stored before it.
+func (memberProvider) Exclusive() {}
+
 func (p memberProvider) Create(ctx context.Context, e *occi.Entity) error {
 	if err := checkSockets(e); err != nil {
 		return err

@@ -39,3 +39,43 @@ func TestMemberMadeLocalRecordsLiveLayers(t *testing.T) {
 		}
 	}
 }
+
+// TestOneLocalMemberUnderConcurrency: requests racing to create local
+// members leave exactly one, whatever the interleaving.
+func TestOneLocalMemberUnderConcurrency(t *testing.T) {
+	m := brokertest.Start(t, brokertest.Options{ID: "unused", NoMember: true})
+	const n = 8
+	created := make(chan bool, n)
+	for i := range n {
+		go func() {
+			body := map[string]any{"resources": []any{map[string]any{
+				"kind": broker.MemberKind, "id": "racer-" + string(rune('a'+i)),
+				"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"local": "true"}}},
+			}}}
+			_, err := m.Try(http.StatusCreated, "POST", broker.MemberLocation, body)
+			created <- err == nil
+		}()
+	}
+	wins := 0
+	for range n {
+		if <-created {
+			wins++
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d local members created concurrently, want 1", wins)
+	}
+	members, err := occi.FindEntitiesAt(context.Background(), m.Store, broker.MemberLocation, broker.MemberKind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := 0
+	for _, e := range members {
+		if v, _ := e.Attr("cmbs.member.local"); v == "true" {
+			local++
+		}
+	}
+	if local != 1 {
+		t.Errorf("%d local members stored, want 1", local)
+	}
+}
