@@ -164,8 +164,8 @@ func (b *Broker) Register(ctx context.Context, srv *occi.Server) error {
 }
 
 // Start restarts the layers the local member had running when the server
-// last stopped. A layer that cannot bind is logged and marked failed; it
-// does not stop the server.
+// last stopped. A layer that cannot bind is logged and stays recorded as
+// running, so the readiness probe reports it; it does not stop the server.
 func (b *Broker) Start(ctx context.Context) error {
 	local, err := b.localMember(ctx)
 	if err != nil || local == nil {

@@ -80,6 +80,10 @@ func (b *Broker) record(ctx context.Context, self *occi.Entity, info memberInfo,
 
 var errKeep = errors.New("keep the known route")
 
+// discoveryConcurrency bounds the L1 exchanges one discovery level runs at
+// once.
+const discoveryConcurrency = 32
+
 // idOK accepts the ids occi accepts in a location: "." and ".." among
 // the others it refuses would name another path once a client resolves it.
 func idOK(id string) bool {
@@ -132,10 +136,14 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 		}
 		answers := make([]answer, len(fresh))
 		var wg sync.WaitGroup
+		// A neighbour may make thousands of sockets known; ask a bounded
+		// number at a time, so discovery cannot exhaust file descriptors.
+		sem := make(chan struct{}, discoveryConcurrency)
 		for i, s := range fresh {
 			wg.Add(1)
+			sem <- struct{}{}
 			go func() {
-				defer wg.Done()
+				defer func() { <-sem; wg.Done() }()
 				answers[i] = answer{socket: s}
 				raw, err := b.direct.Request(ctx, s, payload)
 				if err == nil {
