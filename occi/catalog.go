@@ -266,6 +266,8 @@ type categoryWrite struct {
 	cat     *Category
 	rev     string
 	created bool
+	// before is what a merge replaced, restored if the request fails.
+	before *Category
 }
 
 // EnsureCategories registers cats the way a POST on the query interface
@@ -313,7 +315,7 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category) (writ
 				written = append(written, stored)
 				continue
 			}
-			plan = append(plan, categoryWrite{cat: merged, rev: rev})
+			plan = append(plan, categoryWrite{cat: merged, rev: rev, before: stored})
 		}
 		if c.Location == "" {
 			continue
@@ -336,10 +338,12 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category) (writ
 		if err != nil {
 			return nil, nil, err
 		}
-		if _, err := s.putCategory(ctx, doc); err != nil {
+		rev, err := s.putCategory(ctx, doc)
+		if err != nil {
 			s.undoCategories(ctx, done)
 			return nil, nil, fmt.Errorf("store category %s: %w", w.cat.ID(), err)
 		}
+		w.rev = rev
 		done = append(done, w)
 		written = append(written, w.cat)
 	}
@@ -349,21 +353,20 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category) (writ
 	return written, warnings, nil
 }
 
-// undoCategories removes categories a failed registration created. Merged
-// ones keep their new content: the merge only ever added to them.
+// undoCategories takes back what a failed registration wrote: categories it
+// created are removed, categories it merged into get their earlier content.
 func (s *Server) undoCategories(ctx context.Context, done []categoryWrite) {
+	var merged []categoryWrite
 	for _, w := range done {
 		if !w.created {
+			merged = append(merged, categoryWrite{cat: w.before, rev: w.rev})
 			continue
 		}
-		d, err := s.store.Get(ctx, categoryDocID(w.cat.ID()))
-		if err == nil {
-			err = s.deleteCategory(ctx, d.ID, d.Rev)
-		}
-		if err != nil {
+		if err := s.deleteCategory(ctx, categoryDocID(w.cat.ID()), w.rev); err != nil {
 			s.log.WithError(err).WithField("category", w.cat.ID()).Error("undo of a failed registration")
 		}
 	}
+	s.restoreCategories(ctx, merged)
 }
 
 // updateCategories replaces the given members of existing categories (PUT).
