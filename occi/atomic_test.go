@@ -48,6 +48,8 @@ func TestFailedWritesChangeNothing(t *testing.T) {
 			`{"X-OCCI-Location":["/compute/a","/compute/b"]}`, http.StatusBadRequest, []string{"/compute/a", "/compute/b", "/template/resource/medium/"}},
 		{"resource with links", refuser{"delete", "a"}, computeK, "DELETE", "/compute/a", "",
 			http.StatusBadRequest, []string{"/compute/a", "/networkinterface/n"}},
+		{"kind collection", refuser{"delete", "b"}, computeK, "DELETE", "/compute/", "",
+			http.StatusBadRequest, []string{"/compute/a", "/compute/b", "/networkinterface/n"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

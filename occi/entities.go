@@ -542,43 +542,51 @@ func (s *Server) partialUpdate(ctx context.Context, old *Entity, ti typedInput) 
 // deleteEntity removes an entity and every link that starts or ends at it.
 // A failure stores again the links it had deleted, so the request changes
 // nothing.
-func (s *Server) deleteEntity(ctx context.Context, e *Entity, es *entitySchema) (deleted []string, err error) {
-	var gone []*Entity
+func (s *Server) deleteEntity(ctx context.Context, e *Entity, es *entitySchema) (deleted []*Entity, err error) {
 	defer func() {
 		if err != nil {
-			s.undoDeletes(ctx, gone)
+			s.undoDeletes(ctx, deleted)
+			deleted = nil
 		}
 	}()
 	if e.Type == TypeResource {
 		links, err := s.linksOf(ctx, e.Location, true)
 		if err != nil {
-			return nil, err
+			return deleted, err
 		}
 		for _, l := range links {
 			les, err := s.resolveSchema(ctx, l.Kind, l.Mixins, "link")
 			if err != nil {
-				return nil, err
+				return deleted, err
 			}
 			d, err := s.deleteEntity(ctx, l, les)
 			if err != nil {
-				return nil, err
+				return deleted, err
 			}
-			gone = append(gone, l)
 			deleted = append(deleted, d...)
 		}
 	}
 	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Delete(ctx, e) }); err != nil {
-		return nil, err
+		return deleted, err
 	}
 	if err := s.store.Delete(ctx, e.Location, e.Rev); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return nil, Conflict("", "%s changed while it was being deleted; retry", e.Location)
+			return deleted, Conflict("", "%s changed while it was being deleted; retry", e.Location)
 		}
 		if !errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("delete %s: %w", e.Location, err)
+			return deleted, fmt.Errorf("delete %s: %w", e.Location, err)
 		}
 	}
-	return append(deleted, e.Location), nil
+	return append(deleted, e), nil
+}
+
+// locationsOf lists the entities' locations.
+func locationsOf(ents []*Entity) []string {
+	out := make([]string, len(ents))
+	for i, e := range ents {
+		out[i] = e.Location
+	}
+	return out
 }
 
 // undoDeletes stores again entities a failed request deleted.

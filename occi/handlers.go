@@ -183,7 +183,7 @@ func (s *Server) deleteEntityHandler(w http.ResponseWriter, r *http.Request, m m
 	if err != nil {
 		return err
 	}
-	return s.writeLocations(w, r, http.StatusOK, deleted)
+	return s.writeLocations(w, r, http.StatusOK, locationsOf(deleted))
 }
 
 // findAction resolves the ?action= name (term or full id) among the actions
@@ -536,7 +536,7 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, c *Cat
 }
 
 func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request, ms []member) error {
-	var deleted []string
+	var deleted []*Entity
 	gone := map[string]bool{}
 	for _, m := range ms {
 		if gone[m.e.Location] {
@@ -544,14 +544,16 @@ func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request, ms []member) 
 		}
 		d, err := s.deleteEntity(r.Context(), m.e, m.es)
 		if err != nil && statusOf(err) != http.StatusNotFound {
+			// Nothing is half done: what this request deleted comes back.
+			s.undoDeletes(r.Context(), deleted)
 			return err
 		}
-		for _, p := range d {
-			gone[p] = true
+		for _, e := range d {
+			gone[e.Location] = true
 		}
 		deleted = append(deleted, d...)
 	}
-	return s.writeLocations(w, r, http.StatusOK, deleted)
+	return s.writeLocations(w, r, http.StatusOK, locationsOf(deleted))
 }
 
 // associate adds (POST), sets (PUT) or removes (DELETE) a mixin on the
