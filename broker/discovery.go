@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/houssem/cmbs/layers"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 )
@@ -48,6 +49,9 @@ func (b *Broker) record(ctx context.Context, self *occi.Entity, info memberInfo,
 	if info.ID == "" || !idOK(info.ID) {
 		return fmt.Errorf("member description without a usable id %q", info.ID)
 	}
+	if err := info.checkAddresses(); err != nil {
+		return fmt.Errorf("member %s: %w", info.ID, err)
+	}
 	if info.ID == self.ID {
 		return nil
 	}
@@ -79,6 +83,26 @@ func (b *Broker) record(ctx context.Context, self *occi.Entity, info memberInfo,
 }
 
 var errKeep = errors.New("keep the known route")
+
+// checkAddresses refuses a description whose sockets or neighbours no
+// member could dial: what a peer says is stored and dialled later, so it is
+// checked as strictly as what a client posts.
+func (m memberInfo) checkAddresses() error {
+	for l, s := range m.Sockets {
+		if _, known := parseLayer(string(l)); !known {
+			return fmt.Errorf("unknown layer %q", l)
+		}
+		if err := layers.ValidateConnectEndpoint(s); err != nil {
+			return fmt.Errorf("%s socket: %w", l, err)
+		}
+	}
+	for _, n := range m.Neighbors {
+		if err := layers.ValidateConnectEndpoint(n); err != nil {
+			return fmt.Errorf("neighbour: %w", err)
+		}
+	}
+	return nil
+}
 
 // discoveryConcurrency bounds the L1 exchanges one discovery level runs at
 // once.

@@ -75,6 +75,47 @@ func TestDescribeRefusesUnusableMemberIDs(t *testing.T) {
 	}
 }
 
+// TestDescribeRefusesUndialableAddresses: a description from the network is
+// stored and its sockets dialled later, so sockets or neighbours no member
+// could dial are refused, while a usable description is recorded.
+func TestDescribeRefusesUndialableAddresses(t *testing.T) {
+	m := brokertest.Start(t, brokertest.Options{ID: "member-r", Layers: []broker.Layer{broker.L1}})
+	c, err := layers.NewClient(layers.ClientConfig{Timeout: time.Second, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		id        string
+		sockets   map[string]any
+		neighbors []any
+		stored    bool
+	}{
+		{"wildcard", map[string]any{"l1": "tcp://*:5010"}, nil, false},
+		{"not-zmq", map[string]any{"l2": "http://example.org/"}, nil, false},
+		{"bad-layer", map[string]any{"l9": "tcp://127.0.0.1:5010"}, nil, false},
+		{"bad-neighbor", map[string]any{"l1": "tcp://127.0.0.1:5010"}, []any{"nowhere"}, false},
+		{"fine", map[string]any{"l1": "tcp://127.0.0.1:5010"}, []any{"tcp://127.0.0.1:6010"}, true},
+	} {
+		t.Run(tc.id, func(t *testing.T) {
+			payload, err := json.Marshal(map[string]any{
+				"type": "describe", "layer": "l1",
+				"from": map[string]any{"id": tc.id, "sockets": tc.sockets, "neighbors": tc.neighbors},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Request(context.Background(), m.Sockets[broker.L1], payload); err != nil {
+				t.Fatalf("describe: %v", err)
+			}
+			_, err = m.Store.Get(context.Background(), broker.MemberLocation+tc.id)
+			if stored := err == nil; stored != tc.stored {
+				t.Errorf("member %s stored: %v, want %v (get: %v)", tc.id, stored, tc.stored, err)
+			}
+		})
+	}
+}
+
 // TestReceiversBoundRequestSize: a peer cannot make a layer's receiver read
 // a request of any size it likes; one far beyond what a message can be is
 // dropped by libzmq before it is read, and the receiver serves on.
