@@ -569,15 +569,37 @@ func (s *Server) deleteEntity(ctx context.Context, e *Entity, es *entitySchema) 
 	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Delete(ctx, e) }); err != nil {
 		return deleted, err
 	}
-	if err := s.store.Delete(ctx, e.Location, e.Rev); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return deleted, Conflict("", "%s changed while it was being deleted; retry", e.Location)
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return deleted, fmt.Errorf("delete %s: %w", e.Location, err)
-		}
+	if err := s.deleteLatest(ctx, e); err != nil {
+		return deleted, err
 	}
 	return append(deleted, e), nil
+}
+
+// deleteLatest removes e from the store. A DELETE names no revision, so
+// one written meanwhile (a provider's own bookkeeping, say) is deleted too:
+// the entity is read again and deleted at its new revision, a few times at
+// most before the conflict is reported.
+func (s *Server) deleteLatest(ctx context.Context, e *Entity) error {
+	rev := e.Rev
+	for attempt := 0; ; attempt++ {
+		err := s.store.Delete(ctx, e.Location, rev)
+		switch {
+		case err == nil, errors.Is(err, store.ErrNotFound):
+			return nil
+		case !errors.Is(err, store.ErrConflict):
+			return fmt.Errorf("delete %s: %w", e.Location, err)
+		case attempt == 3:
+			return Conflict("", "%s keeps changing while it is being deleted; retry", e.Location)
+		}
+		d, err := s.store.Get(ctx, e.Location)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("delete %s: %w", e.Location, err)
+		}
+		rev = d.Rev
+	}
 }
 
 // locationsOf lists the entities' locations.

@@ -458,3 +458,33 @@ func TestCategoriesSharedStore(t *testing.T) {
 		})
 	})
 }
+
+// scribbler is a provider that writes to the entity it is asked to delete,
+// as a provider keeping its own state on the entity does.
+type scribbler struct {
+	occi.Dummy
+	st store.Store
+}
+
+func (p scribbler) Delete(ctx context.Context, e *occi.Entity) error {
+	_, err := occi.UpdateEntity(ctx, p.st, e.Location, func(e *occi.Entity) error {
+		e.SetAttr("occi.compute.hostname", "written during delete")
+		return nil
+	})
+	return err
+}
+
+// TestDeleteOfAChangingEntity: a DELETE names no revision, so a write made
+// meanwhile does not keep the entity alive.
+func TestDeleteOfAChangingEntity(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st store.Store) {
+		reg := occi.NewRegistry(occitest.Quiet())
+		reg.Register("scribbler", scribbler{Dummy: occi.Dummy{Log: occitest.Quiet()}, st: st})
+		e := newEnv(t, st, occi.Options{Providers: reg})
+		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
+		e.MustRequest(http.StatusOK, "PUT", "/-/", `{"providers":[{"Provider":{"local":["scribbler"],"remote":[]},"OCCI_ID":"`+computeK+`"}]}`)
+		e.MustRequest(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"a"}]}`)
+		e.MustRequest(http.StatusOK, "DELETE", "/compute/a", "")
+		e.MustRequest(http.StatusNotFound, "GET", "/compute/a", "")
+	})
+}
