@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,36 +171,17 @@ func TestCanceledContext(t *testing.T) {
 	}
 }
 
-var benchBody = json.RawMessage(`{"kind":"compute","attributes":{"occi.core.id":"x","occi.compute.cores":2,"occi.compute.hostname":"node-1"},"mixins":["a","b"]}`)
-
-func BenchmarkPut(b *testing.B) {
-	s, _ := openTemp(b)
-	defer s.Close()
-	ctx := context.Background()
-	defer reportPages(b, s)()
-	i := 0
-	for b.Loop() {
-		if _, err := s.Put(ctx, store.Doc{ID: fmt.Sprintf("doc/%09d", i), Body: benchBody}); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-func BenchmarkPutParallel(b *testing.B) {
-	s, _ := openTemp(b)
-	defer s.Close()
-	ctx := context.Background()
-	var n atomic.Int64
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			id := fmt.Sprintf("doc/%09d", n.Add(1))
-			if _, err := s.Put(ctx, store.Doc{ID: id, Body: benchBody}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, storetest.BenchConfig{
+		Open: func(tb testing.TB) store.Store {
+			s, _ := openTemp(tb)
+			return s
+		},
+		Docs:        1000,
+		Parallelism: 16,
+		Measure: func(b *testing.B, s store.Store) func() {
+			return reportPages(b, s.(*Store))
+		},
 	})
 }
 
@@ -215,57 +194,6 @@ func reportPages(b *testing.B, s *Store) func() {
 		diff := after.Sub(&before)
 		b.ReportMetric(float64(diff.TxStats.GetWrite())/float64(b.N), "pages/op")
 	}
-}
-
-const benchDocs = 1000
-
-// fillBench writes benchDocs documents from several goroutines so that
-// group commit keeps the setup short.
-func fillBench(b *testing.B) *Store {
-	s, _ := openTemp(b)
-	ctx := context.Background()
-	const workers = 16
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < benchDocs; i += workers {
-				if _, err := s.Put(ctx, store.Doc{ID: fmt.Sprintf("doc/%09d", i), Body: benchBody}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return s
-}
-
-func BenchmarkGet(b *testing.B) {
-	s := fillBench(b)
-	defer s.Close()
-	ctx := context.Background()
-	i := 0
-	for b.Loop() {
-		if _, err := s.Get(ctx, fmt.Sprintf("doc/%09d", i%benchDocs)); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-func BenchmarkGetParallel(b *testing.B) {
-	s := fillBench(b)
-	defer s.Close()
-	ctx := context.Background()
-	var n atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.Get(ctx, fmt.Sprintf("doc/%09d", n.Add(1)%benchDocs)); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
 }
 
 // TestHubOrdersBySequence feeds the hub changes out of order, as racing

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -273,76 +272,10 @@ func TestWatchSurvivesServerLoss(t *testing.T) {
 	}
 }
 
-var benchBody = json.RawMessage(`{"kind":"compute","attributes":{"occi.core.id":"x","occi.compute.cores":2,"occi.compute.hostname":"node-1"},"mixins":["a","b"]}`)
-
-func BenchmarkPut(b *testing.B) {
-	s := openTest(b)
-	defer s.Close()
-	ctx := context.Background()
-	i := 0
-	for b.Loop() {
-		if _, err := s.Put(ctx, store.Doc{ID: fmt.Sprintf("doc/%09d", i), Body: benchBody}); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-func BenchmarkPutParallel(b *testing.B) {
-	s := openTest(b)
-	defer s.Close()
-	ctx := context.Background()
-	var n atomic.Int64
-	b.SetParallelism(8)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			id := fmt.Sprintf("doc/%09d", n.Add(1))
-			if _, err := s.Put(ctx, store.Doc{ID: id, Body: benchBody}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
-const benchDocs = 200
-
-func fillBench(b *testing.B) *Store {
-	s := openTest(b)
-	ctx := context.Background()
-	for i := range benchDocs {
-		if _, err := s.Put(ctx, store.Doc{ID: fmt.Sprintf("doc/%09d", i), Body: benchBody}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return s
-}
-
-func BenchmarkGet(b *testing.B) {
-	s := fillBench(b)
-	defer s.Close()
-	ctx := context.Background()
-	i := 0
-	for b.Loop() {
-		if _, err := s.Get(ctx, fmt.Sprintf("doc/%09d", i%benchDocs)); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-func BenchmarkGetParallel(b *testing.B) {
-	s := fillBench(b)
-	defer s.Close()
-	ctx := context.Background()
-	var n atomic.Int64
-	b.SetParallelism(8)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.Get(ctx, fmt.Sprintf("doc/%09d", n.Add(1)%benchDocs)); err != nil {
-				b.Error(err)
-				return
-			}
-		}
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, storetest.BenchConfig{
+		Open:        func(tb testing.TB) store.Store { return openTest(tb) },
+		Docs:        200,
+		Parallelism: 8,
 	})
 }
