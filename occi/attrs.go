@@ -3,6 +3,8 @@ package occi
 import (
 	"sort"
 	"strings"
+
+	"github.com/houssem/cmbs/store"
 )
 
 // AttrDef is one attribute definition of a kind, mixin or action.
@@ -111,20 +113,7 @@ func asBool(v any) (bool, bool) {
 // strings "true"/"false" in any case. ok is false for anything else.
 func AsBool(v any) (value, ok bool) { return asBool(v) }
 
-func lookupPath(m map[string]any, path []string) (any, bool) {
-	var cur any = m
-	for _, k := range path {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		cur, ok = obj[k]
-		if !ok {
-			return nil, false
-		}
-	}
-	return cur, true
-}
+func lookupPath(m map[string]any, path []string) (any, bool) { return store.Lookup(m, path) }
 
 func setPath(m map[string]any, path []string, v any) {
 	for _, k := range path[:len(path)-1] {

@@ -41,7 +41,7 @@ func matchCond(root any, c Cond) (bool, error) {
 	if len(c.Field) == 0 {
 		return false, errors.New("empty field path")
 	}
-	v, present := lookup(root, c.Field)
+	v, present := Lookup(root, c.Field)
 	switch c.Op {
 	case Exists:
 		return present, nil
@@ -97,7 +97,9 @@ func decodeJSON(raw []byte) (any, error) {
 	return v, nil
 }
 
-func lookup(root any, path []string) (any, bool) {
+// Lookup walks path through nested JSON objects (as decoded into any) and
+// returns the value there. Each path element is one key, dots included.
+func Lookup(root any, path []string) (any, bool) {
 	cur := root
 	for _, key := range path {
 		obj, ok := cur.(map[string]any)

@@ -391,7 +391,7 @@ func indexEntries(body []byte, ks []keyed) ([][][]byte, error) {
 		values := make([]any, len(k.fields))
 		all := true
 		for j, f := range k.fields {
-			v, ok := lookup(root, f)
+			v, ok := store.Lookup(root, f)
 			if !ok || !scalar(v) {
 				all = false
 				break
@@ -408,7 +408,7 @@ func indexEntries(body []byte, ks []keyed) ([][][]byte, error) {
 // fieldEntries returns the entries of k, an index on one field: one for a
 // scalar value, one per distinct scalar element of an array.
 func fieldEntries(root any, k keyed) [][]byte {
-	v, ok := lookup(root, k.fields[0])
+	v, ok := store.Lookup(root, k.fields[0])
 	if !ok {
 		return nil
 	}
@@ -429,21 +429,6 @@ func fieldEntries(root any, k keyed) [][]byte {
 		}
 	}
 	return out
-}
-
-// lookup walks path through object keys, as store.Match does.
-func lookup(root any, path []string) (any, bool) {
-	cur := root
-	for _, key := range path {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = obj[key]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
 }
 
 // scalar reports whether the decoded JSON value v is a string, number,
