@@ -60,20 +60,22 @@ const (
 
 // Message attribute names.
 const (
-	msgLayer      = api.MessageLayer
-	msgExecutable = api.MessageExecutable
-	msgSendable   = api.MessageSendable
-	msgStorable   = api.MessageStorable
-	msgPath       = api.MessagePath
-	msgContent    = api.MessageContent
-	msgResult     = api.MessageResult
-	msgReceiver   = api.MessageReceiver
-	msgProviders  = api.MessageProviders
-	msgTopics     = api.MessageTopics
-	msgHopLimit   = api.MessageHopLimit
-	msgDelivery   = api.MessageDelivery
-	msgExecuted   = api.MessageExecuted
-	msgOrigin     = api.MessageOrigin
+	msgLayer        = api.MessageLayer
+	msgExecutable   = api.MessageExecutable
+	msgSendable     = api.MessageSendable
+	msgStorable     = api.MessageStorable
+	msgPath         = api.MessagePath
+	msgContent      = api.MessageContent
+	msgResult       = api.MessageResult
+	msgReceiver     = api.MessageReceiver
+	msgProviders    = api.MessageProviders
+	msgTopics       = api.MessageTopics
+	msgHopLimit     = api.MessageHopLimit
+	msgDelivery     = api.MessageDelivery
+	msgExecuted     = api.MessageExecuted
+	msgOrigin       = api.MessageOrigin
+	msgExpires      = api.MessageExpires
+	msgSendOnCreate = api.MessageSendOnCreate
 )
 
 // defaultHopLimit bounds forwarding when a message sets no hop_limit.
