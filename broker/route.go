@@ -18,7 +18,7 @@ func (b *Broker) handler(l Layer) layers.Handler {
 	return func(ctx context.Context, payload []byte) ([]byte, error) {
 		var env envelope
 		if err := json.Unmarshal(payload, &env); err != nil {
-			return nil, fmt.Errorf("malformed envelope: %v", err)
+			return nil, fmt.Errorf("malformed envelope: %w", err)
 		}
 		self, err := b.localMember(ctx)
 		if err != nil {

@@ -1,6 +1,7 @@
 package occi
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -226,9 +227,5 @@ func TestParseTextHeaders(t *testing.T) {
 }
 
 func asErr(err error, target **Error) bool {
-	e, ok := err.(*Error)
-	if ok {
-		*target = e
-	}
-	return ok
+	return errors.As(err, target)
 }

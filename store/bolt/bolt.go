@@ -561,7 +561,7 @@ func canonical(body []byte) ([]byte, error) {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("%w: body: %v", store.ErrInvalid, err)
+		return nil, fmt.Errorf("%w: body: %w", store.ErrInvalid, err)
 	}
 	return encodeJSON(v)
 }

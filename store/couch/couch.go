@@ -354,7 +354,7 @@ func (s *Store) absentOrConflict(ctx context.Context, id string, cause error) er
 		}
 		return fmt.Errorf("%w: %w", store.ErrNotFound, cause)
 	default:
-		return fmt.Errorf("%w (checking existence: %v)", cause, err)
+		return fmt.Errorf("%w (checking existence: %w)", cause, err)
 	}
 }
 

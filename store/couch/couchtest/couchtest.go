@@ -288,9 +288,9 @@ func (s *server) waitReady(uuid string) error {
 		last = err
 		select {
 		case <-s.exited:
-			return fmt.Errorf("server exited before answering: %v", last)
+			return fmt.Errorf("server exited before answering: %w", last)
 		case <-ctx.Done():
-			return fmt.Errorf("server did not answer within %s: %v", startTimeout, last)
+			return fmt.Errorf("server did not answer within %s: %w", startTimeout, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
