@@ -127,7 +127,7 @@ func New(cfg Config) (*Broker, error) {
 	// among themselves, and a retry from here would only race them.
 	routed, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.RouteTimeout, Attempts: 1, MaxMessageSize: maxRequestBytes, Logger: log})
 	if err != nil {
-		direct.Close()
+		_ = direct.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -52,7 +52,7 @@ func (a *app) health(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("health: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	// Probe answers are small; a bound keeps a wrong URL from flooding.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {

@@ -370,7 +370,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Doc, error) {
 		params["endkey"] = prefix + idRangeEnd
 	}
 	rs := s.db.AllDocs(ctx, kivik.Params(params))
-	defer rs.Close()
+	defer func() { _ = rs.Close() }()
 	var docs []store.Doc
 	for rs.Next() {
 		id, err := rs.ID()
@@ -506,7 +506,7 @@ type findQuery struct {
 // how many rows came back and the bookmark for the next page, if any.
 func (s *Store) findPage(ctx context.Context, q findQuery, fn func(string, map[string]json.RawMessage) error) (int, string, error) {
 	rs := s.db.Find(ctx, q)
-	defer rs.Close()
+	defer func() { _ = rs.Close() }()
 	n := 0
 	for rs.Next() {
 		n++
@@ -620,7 +620,7 @@ func (s *Store) followOnce(ctx context.Context, since string, out chan<- store.C
 		"since":     since,
 		"heartbeat": int(heartbeat / time.Millisecond),
 	}))
-	defer feed.Close()
+	defer func() { _ = feed.Close() }()
 	for feed.Next() {
 		id := feed.ID()
 		if seq := feed.Seq(); seq != "" {
