@@ -110,7 +110,11 @@ func (b *Broker) send(ctx context.Context, e *occi.Entity, l Layer) (*occi.Actio
 		if str(m, msgOrigin) == "" {
 			m.SetAttr(msgOrigin, self.ID)
 		}
-		m.SetAttr(msgDelivery, toMap(d))
+		record, err := toMap(d)
+		if err != nil {
+			return err
+		}
+		m.SetAttr(msgDelivery, record)
 		return nil
 	}); err != nil {
 		return nil, err
@@ -212,7 +216,11 @@ func (b *Broker) recordDelivery(ctx context.Context, location string, d delivery
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_, err := occi.UpdateEntity(wctx, b.st, location, func(m *occi.Entity) error {
-		m.SetAttr(msgDelivery, toMap(d))
+		record, err := toMap(d)
+		if err != nil {
+			return err
+		}
+		m.SetAttr(msgDelivery, record)
 		if d.Layer == L1 && l1Result != nil {
 			m.SetAttr(msgResult, l1Result)
 		}
@@ -227,9 +235,14 @@ func (b *Broker) recordDelivery(ctx context.Context, location string, d delivery
 }
 
 // toMap gives a typed value the generic JSON shape attributes hold.
-func toMap(v any) map[string]any {
-	raw, _ := json.Marshal(v)
+func toMap(v any) (map[string]any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", v, err)
+	}
 	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return m
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("decode %T as a JSON object: %w", v, err)
+	}
+	return m, nil
 }

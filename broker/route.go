@@ -83,7 +83,10 @@ func pathOf(e *occi.Entity) []string { return strs(e, msgPath) }
 // acknowledged as a duplicate and not stored again. Execution happens before
 // the store write so the result is written with the message, in one commit.
 func (b *Broker) deliverHere(ctx context.Context, self *occi.Entity, env envelope) destResult {
-	e := env.Message.entity()
+	e, err := env.Message.entity()
+	if err != nil {
+		return destResult{Member: self.ID, Status: statusFailed, Reason: err.Error()}
+	}
 	path := append(pathOf(e), self.ID)
 	e.SetAttr(msgPath, toAny(path))
 	res := destResult{Member: self.ID, Status: statusDelivered, Path: path}
@@ -176,13 +179,16 @@ func (b *Broker) run(ctx context.Context, member string, e *occi.Entity) any {
 
 // forward passes a message on towards members this one is not.
 func (b *Broker) forward(ctx context.Context, self *occi.Entity, env envelope, to []string) []destResult {
-	msg := env.Message.entity()
 	fail := func(reason string) []destResult {
 		out := make([]destResult, len(to))
 		for i, id := range to {
 			out[i] = destResult{Member: id, Status: statusFailed, Reason: reason, Via: self.ID}
 		}
 		return out
+	}
+	msg, err := env.Message.entity()
+	if err != nil {
+		return fail(err.Error())
 	}
 	for _, id := range pathOf(msg) {
 		if id == self.ID {

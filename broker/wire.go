@@ -2,6 +2,7 @@ package broker
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/houssem/cmbs/occi"
@@ -48,17 +49,21 @@ func toWire(e *occi.Entity) *wireMessage {
 // entity returns the message as a resource. Each call gets its own copy of
 // the attributes: a member that both keeps and forwards a message changes
 // the two copies' path_history differently.
-func (w *wireMessage) entity() *occi.Entity {
+func (w *wireMessage) entity() (*occi.Entity, error) {
 	attrs := map[string]any{}
-	if raw, err := json.Marshal(w.Attributes); err == nil {
-		_ = json.Unmarshal(raw, &attrs)
+	raw, err := json.Marshal(w.Attributes)
+	if err == nil {
+		err = json.Unmarshal(raw, &attrs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("message %s: copy its attributes: %w", w.ID, err)
 	}
 	mixins := w.Mixins
 	if mixins == nil {
 		mixins = []string{}
 	}
 	return &occi.Entity{Type: occi.TypeResource, ID: w.ID, Location: MessageLocation + w.ID, Kind: MessageKind,
-		Mixins: mixins, Title: w.Title, Summary: w.Summary, Attributes: attrs}
+		Mixins: mixins, Title: w.Title, Summary: w.Summary, Attributes: attrs}, nil
 }
 
 // describeReply answers a describe: the member itself and the members it
