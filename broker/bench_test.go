@@ -40,7 +40,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/layers"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/bolt"
@@ -413,7 +413,7 @@ func newLayersClient(tb testing.TB) *layers.Client {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { expect.NoError(tb, c.Close) })
+	tb.Cleanup(func() { cmbstest.NoError(tb, c.Close) })
 	return c
 }
 
@@ -713,7 +713,7 @@ func BenchmarkStoreCommit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer expect.NoError(b, st.Close)
+			defer cmbstest.NoError(b, st.Close)
 			ctx := context.Background()
 			for i := 0; b.Loop(); i++ {
 				if _, err := st.Put(ctx, store.Doc{ID: fmt.Sprint("/d/", i), Body: body}); err != nil {
@@ -732,7 +732,7 @@ func BenchmarkStoreCommit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer expect.NoError(b, db.Close)
+			defer cmbstest.NoError(b, db.Close)
 			db.NoSync = noSync
 			for i := 0; b.Loop(); i++ {
 				if err := db.Update(func(tx *bbolt.Tx) error {

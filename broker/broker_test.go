@@ -9,7 +9,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -175,7 +175,7 @@ func TestLayers(t *testing.T) {
 	})
 
 	t.Run("member down", func(t *testing.T) {
-		expect.NoError(t, c.Close)
+		cmbstest.NoError(t, c.Close)
 		a.Must(http.StatusOK, "POST", "/cmbs/member/member-c", map[string]any{"resources": []any{map[string]any{
 			"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"via": "", "distance": 1}}}}}})
 		a.Message("m-down", "l2", nil)

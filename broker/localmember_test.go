@@ -12,7 +12,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/layers/layertest"
 )
 
@@ -157,7 +157,7 @@ func TestEnsureLocalMemberRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect.NoError(t, b.Close)
+	cmbstest.NoError(t, b.Close)
 
 	oldL2 := spec.Sockets[broker.L2]
 	spec.Sockets[broker.L2] = layertest.FreeEndpoint(t)
@@ -199,7 +199,7 @@ func TestEnsureLocalMemberRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer expect.NoError(t, taken.Close)
+	defer cmbstest.NoError(t, taken.Close)
 
 	tests := []struct {
 		name string

@@ -10,7 +10,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -124,7 +124,7 @@ func TestReady(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { expect.NoError(t, b.Close) })
+		t.Cleanup(func() { cmbstest.NoError(t, b.Close) })
 		checks := b.Ready(ctx)
 		if len(checks) != 1 || checks[0].Name != "layers" || checks[0].Err != nil {
 			t.Fatalf("Ready = %+v, want one passing layers check", checks)
@@ -158,7 +158,7 @@ func TestReady(t *testing.T) {
 		},
 		{
 			name:    "broker closed",
-			prepare: func(t *testing.T) { expect.NoError(t, m.CloseBroker) },
+			prepare: func(t *testing.T) { cmbstest.NoError(t, m.CloseBroker) },
 			failing: []string{"layer l1", "layer l2"},
 		},
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/layers"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
@@ -26,7 +26,7 @@ func TestDeliverRefusesUnusableMessageIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer expect.NoError(t, c.Close)
+	defer cmbstest.NoError(t, c.Close)
 	for _, id := range []string{"", "a/b", "../member/x", "-x", "x y"} {
 		t.Run(id, func(t *testing.T) {
 			payload, err := json.Marshal(map[string]any{
@@ -57,7 +57,7 @@ func TestDescribeRefusesUnusableMemberIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer expect.NoError(t, c.Close)
+	defer cmbstest.NoError(t, c.Close)
 	for _, id := range []string{"..", ".", "-x", "~"} {
 		t.Run(id, func(t *testing.T) {
 			payload, err := json.Marshal(map[string]any{
@@ -85,7 +85,7 @@ func TestDescribeRefusesUndialableAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer expect.NoError(t, c.Close)
+	defer cmbstest.NoError(t, c.Close)
 	for _, tc := range []struct {
 		id        string
 		sockets   map[string]any
@@ -126,7 +126,7 @@ func TestReceiversBoundRequestSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer expect.NoError(t, c.Close)
+	defer cmbstest.NoError(t, c.Close)
 	huge := make([]byte, 65<<20)
 	for i := range huge {
 		huge[i] = 'x'
@@ -184,7 +184,7 @@ func TestConcurrentDuplicateRunsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer expect.NoError(t, c.Close)
+	defer cmbstest.NoError(t, c.Close)
 	payload, err := json.Marshal(map[string]any{
 		"type": "deliver", "layer": "l2", "from": map[string]any{"id": "member-s", "sockets": map[string]any{}},
 		"message": map[string]any{"id": "m-twice", "mixins": []any{"http://houssem.org/cmbs#l2"}, "attributes": map[string]any{}},

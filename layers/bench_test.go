@@ -11,7 +11,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 // The benchmarks come in pairs: a bare pebbe/zmq4 ROUTER/DEALER exchange
@@ -139,8 +139,8 @@ func BenchmarkBareRouterDealerRoundTrip(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			expect.NoError(b, d.sock.Close)
-			expect.NoError(b, zctx.Term)
+			cmbstest.NoError(b, d.sock.Close)
+			cmbstest.NoError(b, zctx.Term)
 		})
 	}
 }
@@ -175,14 +175,14 @@ func BenchmarkBareRouterDealerThroughput(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer expect.NoError(b, zctx.Term)
+	defer cmbstest.NoError(b, zctx.Term)
 	payload := make([]byte, 64)
 	var failed atomic.Value
 	b.SetParallelism(benchParallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		d := newBareDealer(b, zctx, ep)
-		defer expect.NoError(b, d.sock.Close)
+		defer cmbstest.NoError(b, d.sock.Close)
 		for pb.Next() {
 			if _, err := d.roundTrip(payload); err != nil {
 				failed.Store(err)

@@ -15,7 +15,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 func TestRequestRoundTrip(t *testing.T) {
@@ -235,7 +235,7 @@ func TestRequestDiscardsStaleReplies(t *testing.T) {
 	if err != nil || string(reply) != "current" {
 		t.Fatalf("Request = %q, %v, want the reply carrying our request id", reply, err)
 	}
-	expect.NoError(t, c.Close)
+	cmbstest.NoError(t, c.Close)
 	wait()
 }
 
@@ -263,7 +263,7 @@ func TestRequestProtocolErrors(t *testing.T) {
 			if e := asError(t, err); e.Attempts != 1 {
 				t.Fatalf("protocol error after %d attempts, want 1 (not retried)", e.Attempts)
 			}
-			expect.NoError(t, c.Close)
+			cmbstest.NoError(t, c.Close)
 			wait()
 		})
 	}
@@ -436,6 +436,6 @@ func TestRequestBoundsReplySize(t *testing.T) {
 	if err == nil {
 		t.Fatalf("Request read a %d-byte reply beyond MaxMessageSize", len(reply))
 	}
-	expect.NoError(t, c.Close)
+	cmbstest.NoError(t, c.Close)
 	stop()
 }

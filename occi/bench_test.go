@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/occitest"
 )
@@ -87,7 +87,7 @@ func send(b *testing.B, c *http.Client, method, url, body string, want int) {
 		b.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
-	expect.NoError(b, res.Body.Close)
+	cmbstest.NoError(b, res.Body.Close)
 	if res.StatusCode != want {
 		b.Fatalf("%s %s: %d", method, url, res.StatusCode)
 	}

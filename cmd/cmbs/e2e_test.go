@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/layers/layertest"
 )
 
@@ -297,7 +297,7 @@ func (n *e2eNode) do(t *testing.T, method, path string, body any) (int, map[stri
 	if err != nil {
 		t.Fatalf("%s %s on %s: %v", method, path, n.spec.name, err)
 	}
-	defer expect.NoError(t, res.Body.Close)
+	defer cmbstest.NoError(t, res.Body.Close)
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatalf("%s %s on %s: %v", method, path, n.spec.name, err)

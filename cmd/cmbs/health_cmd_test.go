@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 func TestProbeURL(t *testing.T) {
@@ -59,7 +59,7 @@ func hcDo(t *testing.T, method, url string, body any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect.NoError(t, resp.Body.Close)
+	cmbstest.NoError(t, resp.Body.Close)
 	return resp.StatusCode
 }
 
@@ -110,7 +110,7 @@ func TestServeProbesAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	l1 := "tcp://" + ln.Addr().String()
-	expect.NoError(t, ln.Close)
+	cmbstest.NoError(t, ln.Close)
 	if got := hcDo(t, "POST", s.url+"/cmbs/member/", map[string]any{"resources": []any{map[string]any{
 		"kind": "http://houssem.org/cmbs#member", "id": "hc-a",
 		"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"local": "true", "l1_socket": l1}}},
@@ -134,7 +134,7 @@ func TestServeProbesAndHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer expect.NoError(t, taken.Close)
+	defer cmbstest.NoError(t, taken.Close)
 	s = startServe(t, "--store", "file:"+dir)
 	_, err = hcHealth(t, "--url", s.url+"/health/ready")
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), `"layer l1"`) {

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/houssem/cmbs/config"
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi/auth"
 	"github.com/houssem/cmbs/store/bolt"
 	"github.com/houssem/cmbs/store/couch/couchtest"
@@ -203,7 +203,7 @@ func get(t *testing.T, url string, user, pw string) *http.Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { expect.NoError(t, resp.Body.Close) })
+	t.Cleanup(func() { cmbstest.NoError(t, resp.Body.Close) })
 	return resp
 }
 
@@ -326,7 +326,7 @@ func takenAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { expect.NoError(t, ln.Close) })
+	t.Cleanup(func() { cmbstest.NoError(t, ln.Close) })
 	return ln.Addr().String()
 }
 
@@ -364,7 +364,7 @@ func TestGracefulShutdown(t *testing.T) {
 			got <- err.Error()
 			return
 		}
-		defer expect.NoError(t, resp.Body.Close)
+		defer cmbstest.NoError(t, resp.Body.Close)
 		b, _ := io.ReadAll(resp.Body)
 		got <- string(b)
 	}()
@@ -399,7 +399,7 @@ func TestShutdownTimeout(t *testing.T) {
 	addr := <-addrc
 	go func() {
 		if resp, err := http.Get("http://" + addr.String() + "/"); err == nil {
-			expect.NoError(t, resp.Body.Close)
+			cmbstest.NoError(t, resp.Body.Close)
 		}
 	}()
 	<-entered

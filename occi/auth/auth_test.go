@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 // quickHash hashes at bcrypt's minimum cost so tests stay fast; the prefix
@@ -225,7 +225,7 @@ func TestMiddleware(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer expect.NoError(t, resp.Body.Close)
+			defer cmbstest.NoError(t, resp.Body.Close)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.wantStatus)
 			}

@@ -18,7 +18,7 @@ import (
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/cmd/cmbs/ops"
-	"github.com/houssem/cmbs/config/expect"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -337,7 +337,7 @@ func TestWebSocketThroughMiddleware(t *testing.T) {
 	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "event" {
 		t.Fatalf("read %q, %v", msg, err)
 	}
-	expect.NoError(t, c.Close)
+	cmbstest.NoError(t, c.Close)
 	families, err := o.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

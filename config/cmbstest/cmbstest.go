@@ -1,13 +1,13 @@
-// Package expect holds the checks that every package's tests share:
+// Package cmbstest holds the checks that every package's tests share:
 // waiting, with a deadline, for something that happens in the background,
 // and checking the error of a deferred Close.
 //
 // It imports nothing of cmbs, so the tests of any package may use it
 // without bending the import rules (layers never reach occi or store, store
 // reaches none of the others). It lives under config/ because that folder,
-// like expect, sits at the bottom of the import graph: nothing in it
+// like cmbstest, sits at the bottom of the import graph: nothing in it
 // belongs to a layer.
-package expect
+package cmbstest
 
 import (
 	"testing"
@@ -48,8 +48,8 @@ func EventuallyWithin(t testing.TB, within time.Duration, what string, cond func
 // for closing what a test opened, where the error would otherwise go
 // unseen:
 //
-//	defer expect.NoError(t, st.Close)
-//	t.Cleanup(func() { expect.NoError(t, resp.Body.Close) })
+//	defer cmbstest.NoError(t, st.Close)
+//	t.Cleanup(func() { cmbstest.NoError(t, resp.Body.Close) })
 func NoError(t testing.TB, f func() error) {
 	t.Helper()
 	if err := f(); err != nil {
