@@ -11,6 +11,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,7 @@ func (recordExecutor) Execute(_ context.Context, member string, msg *occi.Entity
 type Config struct {
 	// Store is where members and messages are kept. Required.
 	Store store.Store
-	// Logger; logrus's standard logger when nil.
+	// Logger receives the broker's logs; nothing is logged when nil.
 	Logger logrus.FieldLogger
 	// Timeout bounds one attempt of a request to a member (default 1s) and
 	// Attempts how many are made (default 3) before it is reported failed.
@@ -104,7 +105,7 @@ func New(cfg Config) (*Broker, error) {
 		return nil, errors.New("broker: a store is required")
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = logrus.StandardLogger()
+		cfg.Logger = discardLogger()
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = time.Second
@@ -265,3 +266,12 @@ func (b *Broker) remoteMembers(ctx context.Context) ([]*occi.Entity, error) {
 }
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
+// discardLogger is the logger of a broker built without one: it drops
+// everything, so the package never writes to logrus's global logger behind
+// its caller's back.
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}

@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -75,7 +76,8 @@ func WithPageSize(n int) Option {
 	return func(c *config) { c.pageSize = max(n, 1) }
 }
 
-// WithLogger sets where the store reports broken change feeds.
+// WithLogger sets where the store reports broken change feeds; without it,
+// or with nil, nothing is logged.
 func WithLogger(l logrus.FieldLogger) Option {
 	return func(c *config) { c.log = l }
 }
@@ -115,9 +117,12 @@ var (
 // e.g. "http://user:pass@host:5984/cmbs", creating it if it does not exist.
 // Credentials in the URL are sent with HTTP basic authentication.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
-	cfg := config{pageSize: DefaultPageSize, log: logrus.StandardLogger()}
+	cfg := config{pageSize: DefaultPageSize}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.log == nil {
+		cfg.log = discardLogger()
 	}
 	base, name, user, err := splitURL(rawURL)
 	if err != nil {
@@ -704,4 +709,13 @@ func encodeJSON(v any) (json.RawMessage, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// discardLogger is the logger of a store built without one: it drops
+// everything, so the package never writes to logrus's global logger behind
+// its caller's back.
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
 }
