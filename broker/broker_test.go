@@ -9,6 +9,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -181,7 +182,7 @@ func TestLayers(t *testing.T) {
 	})
 
 	t.Run("member down", func(t *testing.T) {
-		c.Close()
+		cmbstest.NoError(t, c.Close)
 		a.Must(http.StatusOK, "POST", "/cmbs/member/member-c", map[string]any{"resources": []any{map[string]any{
 			"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"via": "", "distance": 1}}}}}})
 		// Retried until it expires; the outcome says why it never got

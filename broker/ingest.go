@@ -19,7 +19,7 @@ func (b *Broker) handler(l Layer) layers.Handler {
 	return func(ctx context.Context, payload []byte) ([]byte, error) {
 		var env envelope
 		if err := json.Unmarshal(payload, &env); err != nil {
-			return nil, fmt.Errorf("malformed envelope: %v", err)
+			return nil, fmt.Errorf("malformed envelope: %w", err)
 		}
 		ms, err := b.table.get(ctx)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -92,11 +93,15 @@ func TestMetricsFollowTraffic(t *testing.T) {
 		{a, "cmbs_layer_messages_sent_total", layer("l31"), 0},
 		{a, "cmbs_layer_receiver_running", layer("l4"), 1},
 	}
-	for _, ck := range checks {
-		if got := ck.who.value(ck.name, ck.labels); got != ck.want {
-			t.Errorf("%s: %s%v = %v, want %v", ck.who.ID, ck.name, ck.labels, got, ck.want)
+	// The metrics follow the commits the outcome shows, a moment later.
+	brokertest.WaitFor(t, "the metrics of obs-1", func() bool {
+		for _, ck := range checks {
+			if ck.who.value(ck.name, ck.labels) != ck.want {
+				return false
+			}
 		}
-	}
+		return true
+	})
 
 	// A stops listening on l2: the next l2 send from B expires before A
 	// takes it, and A no longer counts as reachable.
@@ -124,7 +129,7 @@ func TestReady(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { b.Close() })
+		t.Cleanup(func() { cmbstest.NoError(t, b.Close) })
 		checks := b.Ready(ctx)
 		if len(checks) != 1 || checks[0].Name != "layers" || checks[0].Err != nil {
 			t.Fatalf("Ready = %+v, want one passing layers check", checks)
@@ -158,7 +163,7 @@ func TestReady(t *testing.T) {
 		},
 		{
 			name:    "broker closed",
-			prepare: func(t *testing.T) { m.CloseBroker() },
+			prepare: func(t *testing.T) { cmbstest.NoError(t, m.CloseBroker) },
 			failing: []string{"layer l1", "layer l2"},
 		},
 	}

@@ -78,9 +78,6 @@ const (
 	msgSendOnCreate = api.MessageSendOnCreate
 )
 
-// defaultHopLimit bounds forwarding when a message sets no hop_limit.
-const defaultHopLimit = api.DefaultHopLimit
-
 // Aliases are the original's other spellings: l3.1/l3.2 for l31/l32 in
 // socket attributes and start actions.
 func Aliases() occi.Aliases {

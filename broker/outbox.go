@@ -152,26 +152,6 @@ func decodeEntry(d store.Doc) (*entry, error) {
 	return e, nil
 }
 
-// wireEntry is the entry as a deliver request carries it.
-func (e *entry) wireEntry(seq uint64) (wireEntry, error) {
-	w := wireEntry{Seq: seq, Kind: e.Kind, To: e.To, Hops: e.Hops, Expires: e.Expires}
-	var err error
-	switch e.Kind {
-	case kindMessage:
-		w.Message = &wireMessage{}
-		err = json.Unmarshal(e.Payload, w.Message)
-	case kindReceipt:
-		w.Receipt = &receipt{}
-		err = json.Unmarshal(e.Payload, w.Receipt)
-	default:
-		err = fmt.Errorf("unknown kind %q", e.Kind)
-	}
-	if err != nil {
-		return wireEntry{}, fmt.Errorf("outbox entry %s: %w", e.id, err)
-	}
-	return w, nil
-}
-
 // newEntry builds an entry for stream k, with a key that sorts after
 // every key this broker made before.
 func (b *Broker) newEntry(k streamKey, kind string, to []string, hops int, expires time.Time, msgLocation string, payload any) (*entry, error) {

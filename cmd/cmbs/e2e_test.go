@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/layers/layertest"
 )
 
@@ -76,7 +77,7 @@ func (b *e2eBuild) get(t testing.TB) string {
 
 func (b *e2eBuild) remove() {
 	if b.dir != "" {
-		os.RemoveAll(b.dir)
+		_ = os.RemoveAll(b.dir) // a temporary directory; the test's verdict is in
 	}
 }
 
@@ -105,7 +106,7 @@ func e2ePortFree(addr string) bool {
 	if err != nil {
 		return false
 	}
-	ln.Close()
+	_ = ln.Close()
 	return true
 }
 
@@ -296,7 +297,7 @@ func (n *e2eNode) do(t *testing.T, method, path string, body any) (int, map[stri
 	if err != nil {
 		t.Fatalf("%s %s on %s: %v", method, path, n.spec.name, err)
 	}
-	defer res.Body.Close()
+	defer cmbstest.NoError(t, res.Body.Close)
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatalf("%s %s on %s: %v", method, path, n.spec.name, err)
@@ -671,7 +672,7 @@ func TestE2EBroker(t *testing.T) {
 	t.Run("member down", func(t *testing.T) {
 		// l4 stopped, so the restart below shows only running layers come back.
 		c.action(t, http.StatusOK, "stop_l4")
-		c.stop(t, syscall.SIGKILL)
+		_ = c.stop(t, syscall.SIGKILL) // killed: its exit status says only that
 		// Kept for C, which gets it when it is back (next subtest).
 		a.message(t, "e2e-down", "l2", nil)
 		a.sendPending(t, "e2e-down", "l2", map[string]string{"member-b": "delivered"}, "member-c")
