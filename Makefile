@@ -38,8 +38,13 @@ deps-run: check-go
 		$(APT) update && $(APT) install -y --no-install-recommends $$missing >/dev/null; \
 	fi
 
-## deps: deps-run plus what the tests need: pouchdb-server (a CouchDB-protocol server).
+## deps: deps-run plus what the tests need: pouchdb-server (a CouchDB-protocol server)
+## and Chromium (the dashboard's browser tests drive it headless).
 deps: deps-run
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+		echo "deps: installing chromium"; \
+		$(APT) update && $(APT) install -y --no-install-recommends chromium >/dev/null; \
+	fi
 	@if ! command -v pouchdb-server >/dev/null; then \
 		if ! command -v npm >/dev/null; then \
 			echo "deps: installing nodejs npm"; \
