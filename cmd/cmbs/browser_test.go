@@ -227,14 +227,19 @@ func (b *browser) noConsoleErrors() {
 
 // shot saves a screenshot of the window as name.png in the test's output
 // folder (kept with go test -artifacts) and in -screenshots when set.
-func (b *browser) shot(name string) {
+func (b *browser) shot(name string) { b.screenshot(name, chromedp.CaptureScreenshot()) }
+
+// shotPage is shot of the whole page, below the window's edge too.
+func (b *browser) shotPage(name string) { b.screenshot(name, chromedp.FullScreenshot(100)) }
+
+func (b *browser) screenshot(name string, capture chromedp.Action[[]byte]) {
 	b.t.Helper()
 	// Two frames, so what the last change scheduled is drawn.
 	b.do("settle before "+name, chromedp.Evaluate[chromedp.Void](
 		`new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))`, chromedp.EvalAwaitPromise))
 	ctx, cancel := context.WithTimeout(b.tab, browserWait)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	png, err := chromedp.Run(ctx, capture)
 	if err != nil {
 		b.t.Fatalf("screenshot %s: %v", name, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -84,6 +85,16 @@ func TestDashboard(t *testing.T) {
 	b := startUIMember(t, config.Member{ID: "member-b", Title: "member B", Topics: []string{"weather.*"}, Providers: []string{"compute"},
 		Neighbors: []string{c.sockets["l1"]}})
 	a := startUIMember(t, config.Member{ID: "member-a", Title: "member A", Neighbors: []string{b.sockets["l1"]}})
+	// Messages from before the page opened: the page knows no time for
+	// them, so they come after the others, by id.
+	bulk := []any{}
+	for i := range 23 {
+		bulk = append(bulk, map[string]any{"kind": "http://houssem.org/cmbs#message", "id": fmt.Sprintf("bulk-%02d", i),
+			"mixins": []string{"http://houssem.org/cmbs#l32"},
+			"attributes": map[string]any{"cmbs": map[string]any{"message": map[string]any{
+				"cmbs_layer": "l32", "topics": []string{"news.sport"}, "message_content": i}}}})
+	}
+	a.http.Must(http.StatusCreated, "POST", "/cmbs/message/", map[string]any{"resources": bulk})
 	br := startBrowser(t, nil)
 
 	// A browser asking for / is sent to the dashboard.
@@ -94,8 +105,7 @@ func TestDashboard(t *testing.T) {
 	br.wait("three members counted", `document.querySelector("#count-members .value")?.textContent === "3"`)
 	br.wait("the event stream", `document.querySelector("#conn").dataset.state === "live"`)
 	br.wait("the metrics", `document.querySelector("#traffic") !== null`)
-	br.wait("the counts", `document.querySelector("#count-messages .value")?.textContent === "0"`)
-	br.shot("overview")
+	br.wait("the counts", `document.querySelector("#count-messages .value")?.textContent === "23"`)
 
 	t.Log("members and routes")
 	br.show("#/members", `document.querySelectorAll("#graph [data-member]").length === 3`)
@@ -120,6 +130,15 @@ func TestDashboard(t *testing.T) {
 	br.wait("the selection in the address", `location.hash === "#/members/member-b"`)
 	br.wait("focus kept on the node", `document.activeElement?.dataset.member === "member-b"`)
 	br.shot("members")
+	if _, err := chromedp.Call(br.tab, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	br.shot("members-dark")
+	if _, err := chromedp.Call(br.tab, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}}); err != nil {
+		t.Fatal(err)
+	}
 
 	t.Log("stop and start a layer")
 	br.show("#/overview", `document.querySelector('[data-action="stop_l2"]') !== null`)
@@ -136,6 +155,8 @@ func TestDashboard(t *testing.T) {
 	if got := a.layerState("l2"); got != "running" {
 		t.Errorf("after Start, member-a's l2 is %q, want running", got)
 	}
+	br.do("click Check neighbours", chromedp.Click(chromedp.CSS(`[data-action="check_neighbors"]`)))
+	br.wait("discovery's outcome", `document.querySelector("#announce").textContent === "Discovery: 2 members discovered, 0 sockets unreachable"`)
 
 	t.Log("send an L2 message from the form")
 	br.show("#/send", `document.querySelector("#send-form") !== null`)
@@ -190,17 +211,16 @@ func TestDashboard(t *testing.T) {
 		chromedp.Click(chromedp.ID("send-submit")))
 	br.wait("C's reply", `/"content": "ping"/.test(document.querySelector("#send-reply")?.textContent) &&
 		/"member": "member-c"/.test(document.querySelector("#send-reply").textContent)`)
+	br.do("scroll to the outcome", chromedp.Evaluate[chromedp.Void](`document.querySelector("#send-result").scrollIntoView()`))
 	br.shot("send-l1")
 
+	t.Log("the overview after some traffic")
+	br.show("#/overview", `document.querySelector("#rate-sent .value")?.textContent.endsWith("/s") &&
+		document.querySelector('#traffic tr[data-layer="l1"] td:nth-of-type(5)')?.textContent === "1"`)
+	br.do("scroll to the top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+	br.shotPage("overview")
+
 	t.Log("messages, paged in the page")
-	bulk := []any{}
-	for i := range 23 {
-		bulk = append(bulk, map[string]any{"kind": "http://houssem.org/cmbs#message", "id": fmt.Sprintf("bulk-%02d", i),
-			"mixins": []string{"http://houssem.org/cmbs#l32"},
-			"attributes": map[string]any{"cmbs": map[string]any{"message": map[string]any{
-				"cmbs_layer": "l32", "topics": []string{"news.sport"}, "message_content": i}}}})
-	}
-	a.http.Must(http.StatusCreated, "POST", "/cmbs/message/", map[string]any{"resources": bulk})
 	total := len(a.http.MustRequest(http.StatusOK, "GET", "/cmbs/message/", nil).Locations())
 	br.show("#/messages", fmt.Sprintf(`document.querySelector("#page-info")?.textContent.startsWith("1–20 of %d,")`, total))
 	br.shot("messages")
@@ -243,6 +263,9 @@ func TestDashboard(t *testing.T) {
 	for _, v := range []string{"overview", "members", "messages", "send", "events", "categories"} {
 		br.show("#/"+v, fmt.Sprintf(`!document.querySelector("#view-%s").hidden`, v))
 		br.wait(v+" fits a narrow window", `document.documentElement.scrollWidth <= window.innerWidth`)
+		if v == "overview" {
+			br.shot("narrow-overview")
+		}
 	}
 	br.show("#/members/member-c", `document.querySelector("#member-detail-title")?.textContent.startsWith("member-c")`)
 	br.shot("narrow-members")

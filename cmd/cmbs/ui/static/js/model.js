@@ -382,12 +382,13 @@ function fit(pts, width, height, pad) {
   const ys = pts.map((p) => p.y);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   const w = width - 2 * pad;
-  const h = height - 2 * pad - 16;
+  // Room for a label above the top row and below the bottom one.
+  const h = height - 2 * pad - 32;
   const scale = Math.min(2, x1 > x0 ? w / (x1 - x0) : 2, y1 > y0 ? h / (y1 - y0) : 2);
   for (const p of pts) {
     out.set(p.id, {
       x: width / 2 + (p.x - (x0 + x1) / 2) * scale,
-      y: pad + h / 2 + (p.y - (y0 + y1) / 2) * scale,
+      y: pad + 16 + h / 2 + (p.y - (y0 + y1) / 2) * scale,
     });
   }
   return out;

@@ -69,7 +69,9 @@ export function members(app) {
         s('title', {}, label),
         s('circle', { r: R }),
         s('text', { class: 'glyph', 'text-anchor': 'middle', dy: '0.35em', 'aria-hidden': 'true' }, GLYPH[status] || '?'),
-        s('text', { class: 'label', 'text-anchor': 'middle', y: R + 16, 'aria-hidden': 'true' }, shorten(n.label, 24)));
+        // Labels go on the outer side, away from the edges towards the
+        // middle.
+        s('text', { class: 'label', 'text-anchor': 'middle', y: p.y < H / 2 - 1 ? -R - 8 : R + 16, 'aria-hidden': 'true' }, shorten(n.label, 24)));
     });
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, role: 'group', 'aria-label': `Graph of ${g.nodes.length} members and ${g.edges.length} links` },
       s('g', { class: 'edges' }, edges), s('g', { class: 'nodes' }, nodes));

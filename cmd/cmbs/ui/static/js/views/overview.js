@@ -44,8 +44,8 @@ export function overview(app) {
       const name = `${running ? 'stop' : 'start'}_${l}`;
       const busy = pending.has(name);
       return h('tr', { dataset: { layer: l } },
-        h('th', { scope: 'row' }, l, h('span.sub', {}, LAYER_NAMES[l])),
-        h('td.mono', {}, socket(local, l) || '–'),
+        h('th', { scope: 'row' }, l, h('span.sub', {}, LAYER_NAMES[l]), h('span.sub.mono.narrow-only', {}, socket(local, l) || '–')),
+        h('td.mono.wide-only', {}, socket(local, l) || '–'),
         h('td', {}, h(`span.badge.state-${running ? 'running' : 'stopped'}`, { dataset: { state: states[l] } }, states[l])),
         h('td', {}, h('button', {
           type: 'button', dataset: { action: name, key: `layer-${l}` }, disabled: busy || !socket(local, l),
@@ -96,7 +96,7 @@ export function overview(app) {
     });
     fill(trafficBox,
       h('dl.stats', {},
-        stat('Sent', fmt.rate(s.sentRate), 'messages started, last 5 s', 'rate-sent'),
+        stat('Sent', fmt.rate(s.sentRate), 'messages started here, since the last scrape', 'rate-sent'),
         stat('Received', fmt.rate(s.receivedRate), 'messages taken here', 'rate-received'),
         stat('Failed', fmt.rate(s.failedRate), 'destinations not reached', 'rate-failed'),
         stat('Delivery latency', lat.count ? fmt.seconds(lat.p95) : '–',
