@@ -252,6 +252,24 @@ func TestDashboard(t *testing.T) {
 	br.do("scroll to the top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 	br.shot("message")
 
+	t.Log("a member goes down")
+	if err := b.stop(t); err != nil {
+		t.Fatalf("stop member-b: %v", err)
+	}
+	br.show("#/send", `document.querySelector("#send-form") !== null`)
+	br.do("send an L2 message with B down",
+		br.set("send-layer", "l2"),
+		br.set("send-content", "anyone there?"),
+		br.set("send-id", "ui-l2-down"),
+		chromedp.Click(chromedp.ID("send-submit")))
+	br.wait("B failed, C delivered", `document.querySelector("#send-result .summary")?.dataset.state === "done" &&
+		document.querySelector('#send-result tr[data-destination="member-b"]')?.dataset.status === "failed" &&
+		document.querySelector('#send-result tr[data-destination="member-c"]')?.dataset.status === "delivered"`)
+	br.show("#/members/member-b", `document.querySelector('#graph [data-member="member-b"]')?.dataset.status === "unreachable" &&
+		document.querySelector('#graph [data-member="member-c"]')?.dataset.status === "reachable"`)
+	br.shot("members-unreachable")
+	br.show("#/events", `document.querySelector('#events-list li[data-event="delivery_failed"][data-location="/cmbs/message/ui-l2-down"]') !== null`)
+
 	t.Log("categories")
 	br.show("#/categories", `document.querySelector('[data-category="http://houssem.org/cmbs#member"]') !== null`)
 	br.do("open the member kind", chromedp.Click(chromedp.CSS(`[data-category="http://houssem.org/cmbs#member"] summary`)))

@@ -8,7 +8,7 @@ import { isLocal, observe, observeDelivery, reachability } from './model.js';
 import { EventStream } from './stream.js';
 
 const METRICS_EVERY = 5000;
-const COUNTS_EVERY = 15000;
+const COUNTS_EVERY = 30000;
 const MAX_EVENTS = 1000;
 // More changed messages than this at once reload the whole collection.
 const MAX_SINGLE_READS = 25;
@@ -64,8 +64,9 @@ export class App {
   start() {
     this.stream.start();
     this.loadMetrics();
-    setInterval(() => this.loadMetrics(), METRICS_EVERY);
-    setInterval(() => this.refreshCounts(), COUNTS_EVERY);
+    // A hidden tab asks nothing; the next scrape's rates cover the gap.
+    setInterval(() => document.hidden || this.loadMetrics(), METRICS_EVERY);
+    setInterval(() => document.hidden || this.refreshCounts(), COUNTS_EVERY);
   }
 
   reload() {
@@ -200,8 +201,19 @@ export class App {
       }
       this.emit('members');
     }
-    if (ev.event === 'created' || ev.event === 'deleted') this.refreshCounts();
+    if (ev.event === 'created' || ev.event === 'deleted') this.countEvent(ev);
     this.emit('event', ev);
+  }
+
+  /**
+   * countEvent keeps the counts current from created and deleted events;
+   * the periodic count corrects them, reading the locations again.
+   */
+  countEvent(ev) {
+    const key = { [api.MEMBER_KIND]: 'members', [api.MESSAGE_KIND]: 'messages', [api.SUBSCRIPTION_KIND]: 'subscriptions' }[ev.kind];
+    if (!key || this.counts[key] === null) return;
+    this.counts[key] = Math.max(0, this.counts[key] + (ev.event === 'created' ? 1 : -1));
+    this.emit('counts');
   }
 
   async loadCategories() {

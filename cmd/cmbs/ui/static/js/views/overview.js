@@ -108,10 +108,13 @@ export function overview(app) {
 
   const v = view(app, {
     id: 'overview', title: 'Overview', topics: ['members', 'counts', 'metrics'],
-    render() {
-      renderLocal();
-      renderCounts();
-      renderTraffic();
+    // Each part is redrawn only when what it shows changed, so the
+    // five-second scrape leaves the layer buttons alone.
+    render(_, changed) {
+      const all = !changed || changed.has('self');
+      if (all || changed.has('members')) renderLocal();
+      if (all || changed.has('members') || changed.has('counts') || changed.has('metrics')) renderCounts();
+      if (all || changed.has('metrics')) renderTraffic();
     },
   });
   v.el.append(

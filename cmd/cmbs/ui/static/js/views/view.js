@@ -5,7 +5,9 @@ import { h } from '../dom.js';
 
 /**
  * view builds a view: topics are the App topics whose changes re-render it;
- * render(param) fills it in; shown(param) runs whenever it comes on screen.
+ * render(param, changed) fills it in, changed being the topics that changed
+ * since the last render (null when the view just came on screen: render
+ * everything); shown(param) runs whenever it comes on screen.
  */
 export function view(app, { id, title, topics = [], render, shown }) {
   const heading = h('h1', { id: `${id}-title`, tabindex: -1 }, title);
@@ -13,14 +15,19 @@ export function view(app, { id, title, topics = [], render, shown }) {
   let visible = false;
   let frame = 0;
   let param = '';
-  const schedule = () => {
+  let changed = new Set();
+  const schedule = (topic = 'self') => {
+    changed.add(topic);
     if (!visible || frame) return;
     frame = requestAnimationFrame(() => {
       frame = 0;
-      if (visible) render(param);
+      if (!visible) return;
+      const now = changed;
+      changed = new Set();
+      render(param, now);
     });
   };
-  for (const t of topics) app.on(t, schedule);
+  for (const t of topics) app.on(t, () => schedule(t));
   return {
     id,
     title,
@@ -31,7 +38,8 @@ export function view(app, { id, title, topics = [], render, shown }) {
       visible = true;
       el.hidden = false;
       if (shown) shown(param);
-      render(param);
+      changed = new Set();
+      render(param, null);
     },
     hide() {
       visible = false;
@@ -40,6 +48,6 @@ export function view(app, { id, title, topics = [], render, shown }) {
     get visible() {
       return visible;
     },
-    schedule,
+    schedule: () => schedule('self'),
   };
 }
