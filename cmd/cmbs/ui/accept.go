@@ -1,10 +1,6 @@
 package ui
 
-import (
-	"mime"
-	"strconv"
-	"strings"
-)
+import "github.com/houssem/cmbs/occi"
 
 // apiMedia are the media types the OCCI interface answers in; a request
 // preferring one of them to HTML wants the API, not the page.
@@ -22,26 +18,12 @@ var apiMedia = map[string]bool{
 // and a missing Accept keep getting the API's JSON.
 func WantsHTML(accept []string) bool {
 	html, api := 0.0, 0.0
-	for _, v := range accept {
-		for part := range strings.SplitSeq(v, ",") {
-			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-			if err != nil {
-				continue
-			}
-			q := 1.0
-			if s, ok := params["q"]; ok {
-				f, err := strconv.ParseFloat(s, 64)
-				if err != nil || f < 0 || f > 1 {
-					continue
-				}
-				q = f
-			}
-			switch {
-			case mt == "text/html" || mt == "application/xhtml+xml":
-				html = max(html, q)
-			case apiMedia[mt]:
-				api = max(api, q)
-			}
+	for _, r := range occi.ParseAccept(accept) {
+		switch mt := r.Type + "/" + r.Subtype; {
+		case mt == "text/html" || mt == "application/xhtml+xml":
+			html = max(html, r.Quality)
+		case apiMedia[mt]:
+			api = max(api, r.Quality)
 		}
 	}
 	return html > 0 && html >= api

@@ -1,6 +1,8 @@
 // Reading the server's Prometheus metrics: the text format's samples, and
 // from two scrapes the per-layer rates and the delivery latency.
 
+import { LAYERS } from './model.js';
+
 /**
  * parse reads the Prometheus text exposition format into a Map from metric
  * name to its samples, each {labels, value}. Comments and malformed lines
@@ -139,8 +141,6 @@ function latency(cur, prev, layer) {
   if (!(count > 0)) return { count: 0, window };
   return { count, window, mean: total / count, p50: quantile(0.5, bs), p95: quantile(0.95, bs) };
 }
-
-export const LAYERS = ['l1', 'l2', 'l31', 'l32', 'l4'];
 
 const COUNTERS = {
   sent: 'cmbs_layer_messages_sent_total',

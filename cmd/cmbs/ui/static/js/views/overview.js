@@ -4,7 +4,7 @@
 
 import { h, fill, table } from '../dom.js';
 import * as fmt from '../format.js';
-import { LAYERS, LAYER_NAMES, layerStates, socket } from '../model.js';
+import { LAYERS, LAYER_NAMES, attr, layerStates, socket, strings } from '../model.js';
 import { view } from './view.js';
 
 export function overview(app) {
@@ -132,8 +132,8 @@ function stat(label, value, note, id) {
 }
 
 function neighbourList(local) {
-  const v = local.attributes['cmbs.member.neighbors_socket'];
-  return Array.isArray(v) && v.length ? v.join(', ') : 'none';
+  const v = strings(attr(local, 'cmbs.member.neighbors_socket'));
+  return v.length ? v.join(', ') : 'none';
 }
 
 function describe(res, label) {
