@@ -62,10 +62,16 @@ export class App {
   }
 
   start() {
+    // Read at once rather than when the stream opens: a page whose stream
+    // cannot open (a proxy that refuses WebSockets) still shows the state,
+    // refreshed every half minute. Every (re)opening reads it again, for
+    // what changed before the stream was there.
+    this.reload();
     this.stream.start();
     this.loadMetrics();
     // A hidden tab asks nothing; the next scrape's rates cover the gap.
     setInterval(() => document.hidden || this.loadMetrics(), METRICS_EVERY);
+    setInterval(() => document.hidden || this.conn.state === 'live' || this.refreshMembers(), COUNTS_EVERY);
     setInterval(() => document.hidden || this.refreshCounts(), COUNTS_EVERY);
   }
 
