@@ -169,7 +169,7 @@ func TestDashboard(t *testing.T) {
 	br.wait("the L2 outcome", `document.querySelector("#send-result .summary")?.dataset.state === "done"`)
 	br.wait("delivered to B and C", `["member-b", "member-c"].every((m) => document.querySelector(`+
 		"`#send-result tr[data-destination=\"${m}\"]`"+`)?.dataset.status === "delivered")`)
-	br.shot("send")
+	br.shotPage("send")
 	for _, m := range []*uiMember{b, c} {
 		content, _ := m.attrs("/cmbs/message/ui-l2")["cmbs.message.message_content"].(map[string]any)
 		if content["text"] != "hello from the dashboard" {
@@ -211,8 +211,7 @@ func TestDashboard(t *testing.T) {
 		chromedp.Click(chromedp.ID("send-submit")))
 	br.wait("C's reply", `/"content": "ping"/.test(document.querySelector("#send-reply")?.textContent) &&
 		/"member": "member-c"/.test(document.querySelector("#send-reply").textContent)`)
-	br.do("scroll to the outcome", chromedp.Evaluate[chromedp.Void](`document.querySelector("#send-result").scrollIntoView()`))
-	br.shot("send-l1")
+	br.shotPage("send-l1")
 
 	t.Log("the overview after some traffic")
 	br.show("#/overview", `document.querySelector("#rate-sent .value")?.textContent.endsWith("/s") &&
