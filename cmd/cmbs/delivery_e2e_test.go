@@ -245,3 +245,56 @@ func e2eDeliveryAcrossCrashes(t *testing.T, bin string, spec func(string) e2eNod
 		}
 	}
 }
+
+// TestE2EMemberDownReceivesInOrder stops B for 30 seconds while A sends to
+// it: when B is back it receives everything sent meanwhile, in the order A
+// sent it.
+func TestE2EMemberDownReceivesInOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs cmbs processes")
+	}
+	bin := e2eBinary.get(t)
+	spec := func(name string) e2eNodeSpec { return e2eNodeSpec{name: name, httpAddr: "127.0.0.1:0"} }
+	a, b := e2eStartNode(t, bin, spec("A")), e2eStartNode(t, bin, spec("B"))
+	b.createMember(t, "member-b", e2eSockets(t), nil, nil, nil)
+	a.createMember(t, "member-a", e2eSockets(t), []*e2eNode{b}, nil, nil)
+	if found, _ := a.discover(t); len(found) != 1 {
+		t.Fatalf("A discovered %v", found)
+	}
+	if err := b.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	down := time.Now()
+	for i := range n {
+		if err := e2ePost(a, e2eBatch("d", i, i+1)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Second / n)
+	}
+	d, _ := a.attrs(t, "/cmbs/message/d00000", "message")["delivery"].(map[string]any)
+	if got := e2eStatuses(d)["member-b"]; got != "pending" {
+		t.Fatalf("with B down, the first message is %q for B: %v", got, d)
+	}
+	b.start(t)
+	t.Logf("B was down for %v", time.Since(down).Round(time.Second))
+	last := fmt.Sprintf("d%05d", n-1)
+	e2eEventually(t, time.Minute, "B to receive what was sent while it was down", func() bool {
+		d, _ := a.attrs(t, "/cmbs/message/"+last, "message")["delivery"].(map[string]any)
+		return d["state"] == "done"
+	})
+	var prev time.Time
+	for i := range n {
+		id := fmt.Sprintf("d%05d", i)
+		m := b.attrs(t, "/cmbs/message/"+id, "message")
+		executed, _ := m["executed"].(string)
+		at, err := time.Parse(time.RFC3339Nano, executed)
+		if err != nil {
+			t.Fatalf("B did not run %s: %v", id, m)
+		}
+		if at.Before(prev) {
+			t.Fatalf("B ran %s at %s, before the message sent ahead of it (%s)", id, executed, prev.Format(time.RFC3339Nano))
+		}
+		prev = at
+	}
+}
