@@ -95,21 +95,41 @@ type keyed struct {
 	fields [][]string
 	name   []byte // JSON encoding of fields
 	number []byte // uvarint
-	// keys holds, for each field's first name, how it is written as a
-	// key in canonical JSON: "name":.
-	keys map[string][]byte
+	// keys holds, for each field's first name, how a stored body may
+	// write it as a key: "name": (see jsonStrings).
+	keys map[string][][]byte
 }
 
-// keyOf returns how the object key name is written in canonical JSON.
-func (k keyed) keyOf(name string) []byte {
+// keysOf returns how a stored body may write the object key name.
+func (k keyed) keysOf(name string) [][]byte {
 	if b, ok := k.keys[name]; ok {
 		return b
 	}
-	enc, err := encodeJSON(name)
+	return keyForms(name)
+}
+
+// keyForms are the ways a stored body may write the key name.
+func keyForms(name string) [][]byte {
+	forms := jsonStrings(name)
+	for i := range forms {
+		forms[i] = append(forms[i], ':')
+	}
+	return forms
+}
+
+// jsonStrings returns the ways encoding/json writes s as a JSON string:
+// with HTML characters escaped (json.Marshal) and without (an Encoder told
+// not to), the same bytes when s has none.
+func jsonStrings(s string) [][]byte {
+	escaped, err := json.Marshal(s)
 	if err != nil {
 		return nil
 	}
-	return append(enc, ':')
+	plain, err := encodeJSON(s)
+	if err != nil || bytes.Equal(plain, escaped) {
+		return [][]byte{escaped}
+	}
+	return [][]byte{escaped, plain}
 }
 
 // indexSet is every distinct list of indexed fields, as of definitions
@@ -158,11 +178,9 @@ func (set *indexSet) add(fields [][]string) (keyed, bool) {
 		return keyed{}, false
 	}
 	set.byName[string(name)] = true
-	k := keyed{fields: fields, name: name, keys: map[string][]byte{}}
+	k := keyed{fields: fields, name: name, keys: map[string][][]byte{}}
 	for _, f := range fields {
-		if enc, err := encodeJSON(f[0]); err == nil {
-			k.keys[f[0]] = append(enc, ':')
-		}
+		k.keys[f[0]] = keyForms(f[0])
 	}
 	set.all = append(set.all, k)
 	return k, true
@@ -404,6 +422,13 @@ func indexEntries(body []byte, ks []keyed) ([][][]byte, error) {
 	if err := dec.Decode(&root); err != nil {
 		return nil, err
 	}
+	return entriesOf(root, ks), nil
+}
+
+// entriesOf returns, for each of ks, the distinct entry keys of the
+// decoded body root, without the id.
+func entriesOf(root any, ks []keyed) [][][]byte {
+	out := make([][][]byte, len(ks))
 	for i, k := range ks {
 		if len(k.fields) == 1 {
 			out[i] = fieldEntries(root, k)
@@ -423,22 +448,28 @@ func indexEntries(body []byte, ks []keyed) ([][][]byte, error) {
 			out[i] = [][]byte{entryKey(k.number, entryWhole, values...)}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // mayIndex reports whether body may have entries in k: it holds, as a key,
-// the first name of each of k's fields. Bodies are stored in canonical
-// JSON (see canonical), where a key named n is written "n": with nothing
-// in between, and where such bytes inside a string are escaped, so a body
+// the first name of each of k's fields. Bodies are stored compact, with
+// only the escapes encoding/json writes (see prepare), where a key named n
+// is written "n" (with its HTML characters escaped or not) followed by a
+// colon, and where such bytes inside a string are escaped, so a body
 // without them has no such key. Documents that no index concerns (an
 // outbox entry, say) are then written without being decoded.
 func mayIndex(body []byte, k keyed) bool {
 	for _, f := range k.fields {
-		if !bytes.Contains(body, k.keyOf(f[0])) {
+		if !containsAny(body, k.keysOf(f[0])) {
 			return false
 		}
 	}
 	return true
+}
+
+// containsAny reports whether body holds one of alts.
+func containsAny(body []byte, alts [][]byte) bool {
+	return slices.ContainsFunc(alts, func(a []byte) bool { return bytes.Contains(body, a) })
 }
 
 // fieldEntries returns the entries of k, an index on one field: one for a
