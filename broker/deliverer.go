@@ -60,8 +60,8 @@ type deliverer struct {
 	// pausedUntil holds back new batches after the peer said it is busy.
 	pausedUntil time.Time
 	// expired is when the queue was last looked at for expired entries.
-	expired time.Time
-	lastUsed    time.Time
+	expired  time.Time
+	lastUsed time.Time
 }
 
 // batch is one deliver request in flight.

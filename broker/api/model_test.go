@@ -139,7 +139,7 @@ func TestParseLayer(t *testing.T) {
 func TestDeliveryGeneric(t *testing.T) {
 	d := Delivery{Layer: L1, State: DeliveryDone, Started: "s", Finished: "f", Expires: "e", Delivered: 1, Expired: 1,
 		Destinations: map[string]Destination{
-			"b": {Member: "b", Status: StatusDelivered, Stored: true, Executed: true, Result: map[string]any{"k": "v"}, Path: []string{"a", "b"}, Attempts: 2, Updated: "u"},
+			"b":         {Member: "b", Status: StatusDelivered, Stored: true, Executed: true, Result: map[string]any{"k": "v"}, Path: []string{"a", "b"}, Attempts: 2, Updated: "u"},
 			"tcp://x:1": {Member: "tcp://x:1", Status: StatusExpired, Reason: "r", Endpoint: "tcp://x:1"},
 		}}
 	var viaJSON map[string]any
