@@ -416,13 +416,134 @@ func indexEntries(body []byte, ks []keyed) ([][][]byte, error) {
 	if body == nil || !slices.ContainsFunc(ks, func(k keyed) bool { return mayIndex(body, k) }) {
 		return out, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var root any
-	if err := dec.Decode(&root); err != nil {
+	root, err := decodeMembers(body, firstNames(ks))
+	if err != nil {
 		return nil, err
 	}
 	return entriesOf(root, ks), nil
+}
+
+// firstNames lists the top-level keys the fields of ks start with.
+func firstNames(ks []keyed) map[string]bool {
+	names := map[string]bool{}
+	for _, k := range ks {
+		for _, f := range k.fields {
+			names[f[0]] = true
+		}
+	}
+	return names
+}
+
+// decodeMembers decodes, of the compact JSON object body, the members
+// whose keys are in names, and skips the others without decoding them:
+// index entries need a few fields of a document, not all of it.
+func decodeMembers(body []byte, names map[string]bool) (map[string]any, error) {
+	root := map[string]any{}
+	err := eachMember(body, func(key string, value []byte) error {
+		if !names[key] {
+			return nil
+		}
+		dec := json.NewDecoder(bytes.NewReader(value))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("member %q: %w", key, err)
+		}
+		root[key] = v
+		return nil
+	})
+	return root, err
+}
+
+// eachMember calls fn with the key and the raw value of each member of the
+// compact JSON object body, in order.
+func eachMember(body []byte, fn func(key string, value []byte) error) error {
+	if len(body) < 2 || body[0] != '{' {
+		return fmt.Errorf("not a JSON object")
+	}
+	i := 1
+	for i < len(body) && body[i] != '}' {
+		end := stringEnd(body, i)
+		if end < 0 || end+1 >= len(body) || body[end+1] != ':' {
+			return fmt.Errorf("malformed object at byte %d", i)
+		}
+		rawKey := body[i : end+1]
+		key := string(rawKey[1 : len(rawKey)-1])
+		if bytes.IndexByte(rawKey, '\\') >= 0 {
+			if err := json.Unmarshal(rawKey, &key); err != nil {
+				return fmt.Errorf("key at byte %d: %w", i, err)
+			}
+		}
+		start := end + 2
+		stop := valueEnd(body, start)
+		if stop < 0 {
+			return fmt.Errorf("malformed value at byte %d", start)
+		}
+		if err := fn(key, body[start:stop]); err != nil {
+			return err
+		}
+		i = stop
+		if i < len(body) && body[i] == ',' {
+			i++
+		}
+	}
+	return nil
+}
+
+// stringEnd returns the index of the quote closing the JSON string that
+// starts at body[i], or -1.
+func stringEnd(body []byte, i int) int {
+	if i >= len(body) || body[i] != '"' {
+		return -1
+	}
+	for j := i + 1; j < len(body); j++ {
+		switch body[j] {
+		case '\\':
+			j++
+		case '"':
+			return j
+		}
+	}
+	return -1
+}
+
+// valueEnd returns the index just past the compact JSON value starting at
+// body[i], or -1.
+func valueEnd(body []byte, i int) int {
+	if i >= len(body) {
+		return -1
+	}
+	switch body[i] {
+	case '"':
+		if e := stringEnd(body, i); e >= 0 {
+			return e + 1
+		}
+		return -1
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(body); j++ {
+			switch body[j] {
+			case '"':
+				if j = stringEnd(body, j); j < 0 {
+					return -1
+				}
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default: // a number, true, false or null
+		for j := i; j < len(body); j++ {
+			if c := body[j]; c == ',' || c == '}' || c == ']' {
+				return j
+			}
+		}
+		return -1
+	}
 }
 
 // entriesOf returns, for each of ks, the distinct entry keys of the
