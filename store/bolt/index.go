@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"unicode/utf8"
 
 	"go.etcd.io/bbolt"
 
@@ -443,16 +444,36 @@ func decodeMembers(body []byte, names map[string]bool) (map[string]any, error) {
 		if !names[key] {
 			return nil
 		}
-		dec := json.NewDecoder(bytes.NewReader(value))
-		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
+		v, err := decodeValue(value)
+		if err != nil {
 			return fmt.Errorf("member %q: %w", key, err)
 		}
 		root[key] = v
 		return nil
 	})
 	return root, err
+}
+
+// decodeValue decodes one JSON value as json.Decoder with UseNumber does,
+// without one for the scalars documents are mostly indexed by.
+func decodeValue(value []byte) (any, error) {
+	switch {
+	case len(value) >= 2 && value[0] == '"' && bytes.IndexByte(value, '\\') < 0 && utf8.Valid(value):
+		return string(value[1 : len(value)-1]), nil
+	case string(value) == "true":
+		return true, nil
+	case string(value) == "false":
+		return false, nil
+	case string(value) == "null":
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // eachMember calls fn with the key and the raw value of each member of the
