@@ -92,9 +92,9 @@ func (v *entityView) flat() map[string]any {
 // each action and each link it starts, and its attributes.
 func (s *Server) entityText(r *http.Request, v *entityView) *textOut {
 	t := &textOut{}
-	t.add(hdrCategory, s.categoryValue(r, v.es.kind, false))
+	t.add(hdrCategory, categoryValue(v.es.kind, false))
 	for _, m := range v.es.mixins {
-		t.add(hdrCategory, s.categoryValue(r, m, false))
+		t.add(hdrCategory, categoryValue(m, false))
 	}
 	for _, a := range v.actions {
 		t.add(hdrLink, fmt.Sprintf("<%s?action=%s>; rel=%s", v.e.Location, a[strings.LastIndexByte(a, '#')+1:], quote(a)))
@@ -249,7 +249,7 @@ func (s *Server) writeCategories(w http.ResponseWriter, r *http.Request, status 
 	sortCategories(cats)
 	t := &textOut{}
 	for _, c := range cats {
-		t.add(hdrCategory, s.categoryValue(r, c, true))
+		t.add(hdrCategory, categoryValue(c, true))
 	}
 	return t.write(w, rend, status)
 }
