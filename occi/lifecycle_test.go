@@ -287,7 +287,6 @@ func json12Dialect(t *testing.T) dialect {
 	}
 }
 
-
 // jsonCategoryLocation reads the location of category id from a query
 // interface answer in either JSON rendering: both list kinds, mixins and
 // actions as objects with term, scheme and location.
