@@ -59,6 +59,10 @@ type Server struct {
 	categories categoryCache
 	// kindLocks serialise writes of kinds with an Exclusive provider.
 	kindLocks sync.Map // kind id → *sync.Mutex
+	// builtin holds the ids of the categories the server and its
+	// providers registered with EnsureCategories: a client's POST adds
+	// attributes to them but keeps their definitions.
+	builtin sync.Map // category id → struct{}
 	// follow owns the goroutine keeping categories fresh; see Init, Close.
 	followMu   sync.Mutex
 	stopFollow context.CancelFunc

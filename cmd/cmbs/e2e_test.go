@@ -204,7 +204,10 @@ func e2eServeEnv() []string {
 func (n *e2eNode) start(t *testing.T) {
 	t.Helper()
 	args := append(append([]string{}, n.spec.wrap...), n.bin, "serve",
-		"--http", n.spec.httpAddr, "--store", "file:"+n.store, "--log-format", "json", "--shutdown-timeout", "5s")
+		"--http", n.spec.httpAddr, "--store", "file:"+n.store, "--log-format", "json", "--shutdown-timeout", "5s",
+		// Strict: the built-in kinds accept their own values, so every
+		// walk-through runs with types and patterns binding.
+		"--strict")
 	r := &e2eRun{cmd: exec.Command(args[0], args[1:]...), log: &syncBuffer{}, done: make(chan struct{})}
 	r.cmd.Env = e2eServeEnv()
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
