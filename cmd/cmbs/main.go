@@ -4,7 +4,7 @@
 //	cmbs passwd USER       print a users-file line for USER
 //	cmbs config check FILE check a config file; cmbs config schema prints its schema
 //	cmbs version           print the version
-//	cmbs health [--url U]  exit 0 when a running server is ready (Docker HEALTHCHECK)
+//	cmbs health            exit 0 when a running server is ready (Docker HEALTHCHECK)
 //	cmbs categories|member|members|message|watch
 //	                       client commands for a running server (cmbs help client)
 package main
