@@ -486,7 +486,11 @@ func TestClientHelp(t *testing.T) {
 	}{
 		{args: []string{"help"}, wantStdout: "Client commands"},
 		{args: []string{"help", "client"}, wantStdout: "--server URL (CMBS_SERVER"},
-		{args: []string{"member", "--help"}, wantStdout: "member start LAYER|all"},
+		{args: []string{"member", "--help"}, wantStdout: "start LAYER|all"},
+		{args: []string{"help", "client"}, wantStdout: "subscription create"},
+		{args: []string{"message", "resend", "--help"}, wantStderr: "Example:\n  cmbs message resend"},
+		{args: []string{"members", "--help"}, wantStderr: "Example:\n  cmbs members"},
+		{args: []string{"completion", "bash", "--help"}, wantStderr: "source <(cmbs completion bash)"},
 		{args: []string{"member", "create", "--help"}, wantStderr: "--neighbor"},
 		{args: []string{"message", "send", "-h"}, wantStderr: "--wait"},
 		{args: []string{"watch", "--help"}, wantStderr: "--server"},

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -15,12 +14,16 @@ const (
 	QueryInterface  = "/-/"
 	MemberLocation  = "/cmbs/member/"
 	MessageLocation = "/cmbs/message/"
+	// SubscriptionLocation is where the server keeps event subscriptions.
+	SubscriptionLocation = "/cmbs/subscription/"
 )
 
 // Category identifiers the client builds entities with.
 const (
 	MemberKind  = "http://houssem.org/cmbs#member"
 	MessageKind = "http://houssem.org/cmbs#message"
+	// SubscriptionKind is an HTTP callback for the server's events.
+	SubscriptionKind = "http://houssem.org/cmbs#subscription"
 	// LayerMixinScheme followed by a layer name is the message mixin that
 	// lets a message go out on that layer.
 	LayerMixinScheme = "http://houssem.org/cmbs#"
@@ -198,6 +201,9 @@ const (
 	AttrLayers    = "cmbs.member.layers"
 	AttrVia       = "cmbs.member.via"
 	AttrDistance  = "cmbs.member.distance"
+	// AttrNeighborsState records what the last discovery found of each
+	// neighbour socket.
+	AttrNeighborsState = "cmbs.member.neighbors_state"
 )
 
 // SocketAttr is the member attribute holding a layer's socket.
@@ -224,22 +230,17 @@ func (m Member) LayerState(layer string) string {
 
 // Members reads every member the server knows, in location order.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
-	paths, err := c.List(ctx, MemberLocation)
+	entities, err := c.Entities(ctx, MemberLocation)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(paths)
-	out := make([]Member, 0, len(paths))
-	for _, p := range paths {
-		e, raw, err := c.Get(ctx, p)
+	out := make([]Member, 0, len(entities))
+	for _, e := range entities {
+		raw, err := json.Marshal(e)
 		if err != nil {
-			var prob *Problem
-			if errors.As(err, &prob) && prob.Status == http.StatusNotFound {
-				continue // deleted since it was listed
-			}
 			return nil, err
 		}
-		out = append(out, Member{Entity: e, Path: p, Raw: raw})
+		out = append(out, Member{Entity: e, Path: MemberLocation + e.ID, Raw: raw})
 	}
 	return out, nil
 }
@@ -324,8 +325,61 @@ func DeliveryOf(e *Entity) (*Delivery, error) {
 	return &d, nil
 }
 
-// Done reports whether the send has finished.
-func (d *Delivery) Done() bool { return d != nil && d.State == "done" }
+// Done reports whether the send has finished: it records when, or says
+// it is done. Other states (pending, sending…) are still running.
+func (d *Delivery) Done() bool { return d != nil && (d.Finished != "" || d.State == "done") }
+
+// Same reports whether d is the delivery other records: the same send,
+// started at the same time.
+func (d *Delivery) Same(other *Delivery) bool {
+	return d != nil && other != nil && d.Started == other.Started && d.Layer == other.Layer
+}
+
+// Statuses counts the destinations by status, whatever the statuses are.
+func (d *Delivery) Statuses() map[string]int {
+	out := map[string]int{}
+	for _, dest := range d.Destinations {
+		out[dest.Status]++
+	}
+	return out
+}
+
+// Counts says how many destinations got the message and how many did not
+// ("2 delivered, 0 failed"), then any other status the broker recorded
+// ("1 pending").
+func (d *Delivery) Counts() string {
+	by := d.Statuses()
+	delivered, failed := max(d.Delivered, by["delivered"]), max(d.Failed, by["failed"])
+	parts := []string{fmt.Sprintf("%d delivered", delivered), fmt.Sprintf("%d failed", failed)}
+	others := make([]string, 0, len(by))
+	for status := range by {
+		if status != "delivered" && status != "failed" && status != "" {
+			others = append(others, status)
+		}
+	}
+	sort.Strings(others)
+	for _, status := range others {
+		parts = append(parts, fmt.Sprintf("%d %s", by[status], status))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Missed counts the destinations a finished delivery did not reach,
+// whatever their status says (failed, expired…), out of all of them.
+func (d *Delivery) Missed() (missed, total int) {
+	if d == nil {
+		return 0, 0
+	}
+	if len(d.Destinations) == 0 {
+		return d.Failed, d.Failed + d.Delivered
+	}
+	for _, dest := range d.Destinations {
+		if dest.Status != "delivered" {
+			missed++
+		}
+	}
+	return missed, len(d.Destinations)
+}
 
 // SortedDestinations lists the destinations by member.
 func (d *Delivery) SortedDestinations() []Destination {
