@@ -83,8 +83,8 @@ func (b *Broker) send(ctx context.Context, e *occi.Entity, l Layer) (*occi.Actio
 	if !flag(e, msgSendable, true) {
 		return nil, occi.BadRequest(msgSendable, "message %s is not sendable", e.ID)
 	}
-	if !e.HasMixin(l.mixin()) {
-		return nil, occi.BadRequest("action", "message %s has no %s mixin, so it cannot be sent on %s", e.ID, l.mixin(), l)
+	if !e.HasMixin(l.Mixin()) {
+		return nil, occi.BadRequest("action", "message %s has no %s mixin, so it cannot be sent on %s", e.ID, l.Mixin(), l)
 	}
 	if declared := str(e, msgLayer); declared != "" && declared != "true" && declared != string(l) {
 		return nil, occi.BadRequest(msgLayer, "message %s is for layer %s, not %s", e.ID, declared, l)
@@ -165,7 +165,7 @@ func (b *Broker) sendL1(ctx context.Context, self, msg *occi.Entity, target stri
 	members, err := b.remoteMembers(ctx)
 	if err == nil {
 		for _, m := range members {
-			if str(m, L1.socketAttr()) == target && str(m, attrVia) != "" {
+			if str(m, L1.SocketAttr()) == target && str(m, attrVia) != "" {
 				return b.sendTo(ctx, self, L1, msg, []*occi.Entity{m}, 0, deadline)
 			}
 		}

@@ -234,7 +234,7 @@ func (b *Broker) Ready(ctx context.Context) []Check {
 		if states[string(l)] != stateRunning {
 			continue
 		}
-		c := Check{Name: "layer " + string(l), Detail: str(local, l.socketAttr())}
+		c := Check{Name: "layer " + string(l), Detail: str(local, l.SocketAttr())}
 		if live[string(l)] != stateRunning {
 			c.Err = errors.New("recorded running but no receiver is bound")
 		}

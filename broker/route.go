@@ -260,7 +260,7 @@ func (b *Broker) sendTo(ctx context.Context, self *occi.Entity, l Layer, msg *oc
 
 // sendGroup makes one request to a next hop for the destinations behind it.
 func (b *Broker) sendGroup(ctx context.Context, self *occi.Entity, l Layer, msg, hop *occi.Entity, ids []string, hops int, deadline time.Time) []destResult {
-	endpoint := str(hop, l.socketAttr())
+	endpoint := str(hop, l.SocketAttr())
 	via := ""
 	if len(ids) != 1 || ids[0] != hop.ID {
 		via = hop.ID

@@ -164,6 +164,11 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		endLife()
 		return fail(err)
 	}
+	// Batches a crash interrupted are completed before anyone reads.
+	if err := s.recover(ctx); err != nil {
+		endLife()
+		return fail(err)
+	}
 	return s, nil
 }
 
@@ -400,7 +405,13 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Doc, error) {
 // wanted reports whether id belongs in results for prefix: the server's
 // range is wider than the prefix, and design documents are not the store's.
 func wanted(id, prefix string) bool {
-	return strings.HasPrefix(id, prefix) && !strings.HasPrefix(id, "_")
+	return strings.HasPrefix(id, prefix) && !reserved(id)
+}
+
+// reserved reports ids that are not the store's callers': CouchDB's design
+// and local documents, and this backend's batch journals.
+func reserved(id string) bool {
+	return strings.HasPrefix(id, "_") || strings.HasPrefix(id, store.ReservedPrefix)
 }
 
 func sortDocs(docs []store.Doc) {
@@ -627,7 +638,7 @@ func (s *Store) followOnce(ctx context.Context, since string, out chan<- store.C
 			since = seq
 		}
 		revs := feed.Changes()
-		if strings.HasPrefix(id, "_") || len(revs) == 0 {
+		if reserved(id) || len(revs) == 0 {
 			continue
 		}
 		select {
