@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/houssem/cmbs/broker/api"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -101,7 +103,7 @@ func (a *app) categoriesDelete(c *command) func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		res, err := client.DoRaw(ctx, http.MethodDelete, cli.QueryInterface, bytes.NewReader(doc))
+		res, err := client.DoRaw(ctx, http.MethodDelete, api.QueryInterface, bytes.NewReader(doc))
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/houssem/cmbs/broker/api"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -47,7 +49,7 @@ func TestClientCommands(t *testing.T) {
 		if err := json.Unmarshal([]byte(must(t, b, "member", "show", "-o", "json")), &doc); err != nil || len(doc.Resources) != 1 {
 			t.Fatalf("member show -o json: %v", err)
 		}
-		l1B = doc.Resources[0].Text(cli.SocketAttr("l1"))
+		l1B = doc.Resources[0].Text(api.Layer("l1").SocketAttr())
 		if !strings.Contains(out, l1B) {
 			t.Errorf("the printed sockets are not the member's: %s\n%s", l1B, out)
 		}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/houssem/cmbs/broker/api"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -99,14 +101,14 @@ func (a *app) memberCreate(c *command) func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		res, path, err := client.Create(ctx, cli.MemberLocation, o.entity())
+		res, path, err := client.Create(ctx, api.MemberLocation, o.entity())
 		if err != nil {
 			return err
 		}
 		if c.flags.json() {
 			return cli.WriteJSON(a.stdout, res.Body)
 		}
-		fmt.Fprintf(a.stdout, "created member %s at %s\n", strings.TrimPrefix(path, cli.MemberLocation), client.URL(path))
+		fmt.Fprintf(a.stdout, "created member %s at %s\n", strings.TrimPrefix(path, api.MemberLocation), client.URL(path))
 		if picked {
 			t := cli.NewTable(a.stdout, "LAYER", "SOCKET")
 			for _, l := range cli.Layers() {
@@ -152,21 +154,16 @@ func (o *memberOptions) pickSockets(server string) (bool, error) {
 	return true, nil
 }
 
-// entity is the member the options describe. Layers without a socket get
-// an empty one, so the kind's defaults do not fill them in.
+// entity is the member the options describe, as the broker's wire
+// contract writes it. Layers without a socket get an empty one, so the
+// kind's defaults do not fill them in.
 func (o *memberOptions) entity() *cli.Entity {
-	attrs := map[string]any{
-		"state":            o.state,
-		"local":            fmt.Sprint(o.local),
-		"neighbors_socket": nonNil(o.neighbors),
-		"topics":           nonNil(o.topics),
-		"providers":        nonNil(o.providers),
+	m := api.Member{Local: o.local, State: o.state, Sockets: map[api.Layer]string{},
+		Neighbors: nonNil(o.neighbors), Topics: nonNil(o.topics), Providers: nonNil(o.providers)}
+	for _, l := range api.Layers() {
+		m.Sockets[l] = strings.TrimSpace(*o.sockets[string(l)])
 	}
-	for _, l := range cli.Layers() {
-		attrs[l+"_socket"] = strings.TrimSpace(*o.sockets[l])
-	}
-	return &cli.Entity{Kind: cli.MemberKind, Mixins: []string{}, ID: o.id, Title: o.title,
-		Attributes: map[string]any{"cmbs": map[string]any{"member": attrs}}}
+	return &cli.Entity{Kind: api.MemberKind, Mixins: []string{}, ID: o.id, Title: o.title, Attributes: m.Attributes()}
 }
 
 // nonNil keeps an empty list an empty JSON array rather than null.
@@ -247,7 +244,7 @@ func layersToChange(m cli.Member, verb, which string) []string {
 	var out []string
 	for _, l := range cli.Layers() {
 		running := m.LayerState(l) == "running"
-		if m.Text(cli.SocketAttr(l)) != "" && running == (verb == "stop") {
+		if m.Text(api.Layer(l).SocketAttr()) != "" && running == (verb == "stop") {
 			out = append(out, l)
 		}
 	}
@@ -318,12 +315,12 @@ func (a *app) membersList(c *command) func(context.Context) error {
 		}
 		t := cli.NewTable(a.stdout, "ID", "LOCAL", "STATE", "L1 SOCKET", "VIA", "DISTANCE", "TOPICS", "PROVIDERS", "LAYERS")
 		for _, m := range members {
-			distance := m.Text(cli.AttrDistance)
+			distance := m.Text(api.MemberDistance)
 			if distance == "" && m.Local() {
 				distance = "0"
 			}
-			t.Row(m.ID, m.Text(cli.AttrLocal), m.Text(cli.AttrState), m.Text(cli.SocketAttr("l1")),
-				m.Text(cli.AttrVia), distance, m.Text(cli.AttrTopics), m.Text(cli.AttrProviders), runningLayers(m))
+			t.Row(m.ID, m.Text(api.MemberLocal), m.Text(api.MemberState), m.Text(api.Layer("l1").SocketAttr()),
+				m.Text(api.MemberVia), distance, m.Text(api.MemberTopics), m.Text(api.MemberProviders), runningLayers(m))
 		}
 		return t.Flush()
 	}
@@ -369,13 +366,13 @@ func (a *app) memberShow(c *command) func(context.Context) error {
 			fmt.Fprintln(a.stdout)
 			t := cli.NewTable(a.stdout, "LAYER", "SOCKET", "STATE")
 			for _, l := range cli.Layers() {
-				t.Row(l, m.Text(cli.SocketAttr(l)), m.LayerState(l))
+				t.Row(l, m.Text(api.Layer(l).SocketAttr()), m.LayerState(l))
 			}
 			if err := t.Flush(); err != nil {
 				return err
 			}
 		}
-		v, _ := m.Attr(cli.AttrNeighborsState)
+		v, _ := m.Attr(api.MemberNeighborsState)
 		states, _ := v.(map[string]any)
 		if len(states) == 0 {
 			return nil
@@ -396,7 +393,7 @@ func (a *app) memberDelete(c *command) func(context.Context) error {
 			if strings.Contains(ref, "/") {
 				return cli.Path(ref)
 			}
-			return cli.MemberLocation + ref
+			return api.MemberLocation + ref
 		})
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/houssem/cmbs/broker/api"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,32 +129,27 @@ func (o *sendOptions) check(hasContent bool) error {
 	return nil
 }
 
-// entity is the message the options describe.
+// entity is the message the options describe, as the broker's wire
+// contract writes it.
 func (o *sendOptions) entity() *cli.Entity {
-	attrs := map[string]any{
-		"cmbs_layer":      o.layer,
-		"message_content": contentValue(o.content),
+	m := api.Message{
+		Layer: api.Layer(o.layer), Executable: true, Sendable: true, Storable: true,
+		Content: contentValue(o.content), Receiver: o.to, HopLimit: o.hopLimit,
 	}
 	if len(o.topics) > 0 {
-		attrs["topics"] = o.topics
+		m.Topics = o.topics
 	}
 	if len(o.providers) > 0 {
-		attrs["providers"] = o.providers
+		m.Providers = o.providers
 	}
-	if o.to != "" {
-		attrs["l1_socket_receiver_member"] = o.to
-	}
-	if o.hopLimit > 0 {
-		attrs["hop_limit"] = o.hopLimit
-	}
-	return &cli.Entity{Kind: cli.MessageKind, Mixins: []string{cli.LayerMixinScheme + o.layer}, ID: o.id, Title: o.title,
-		Attributes: map[string]any{"cmbs": map[string]any{"message": attrs}}}
+	return &cli.Entity{Kind: api.MessageKind, Mixins: []string{api.Layer(o.layer).Mixin()}, ID: o.id, Title: o.title,
+		Attributes: m.Attributes()}
 }
 
 // createMessage creates the message and returns its path. An id taken
 // already is pointed at resend.
 func createMessage(ctx context.Context, client *cli.Client, o *sendOptions) (string, error) {
-	_, path, err := client.Create(ctx, cli.MessageLocation, o.entity())
+	_, path, err := client.Create(ctx, api.MessageLocation, o.entity())
 	var p *cli.Problem
 	if errors.As(err, &p) && p.Status == 409 && o.id != "" {
 		return "", fmt.Errorf("%w; to send it again: cmbs message resend %s", err, o.id)
@@ -163,9 +160,9 @@ func createMessage(ctx context.Context, client *cli.Client, o *sendOptions) (str
 // sendAndReport triggers send_LAYER on the message at path, then, with
 // --wait, follows the delivery that send started (not before, the one
 // recorded as before) and reports its outcome.
-func (a *app) sendAndReport(ctx context.Context, c *command, client *cli.Client, path, layer string, w waitOptions, before *cli.Delivery) error {
-	msgID := strings.TrimPrefix(path, cli.MessageLocation)
-	res, err := client.Action(ctx, path, "send_"+layer)
+func (a *app) sendAndReport(ctx context.Context, c *command, client *cli.Client, path, layer string, w waitOptions, before *api.Delivery) error {
+	msgID := strings.TrimPrefix(path, api.MessageLocation)
+	res, err := client.Action(ctx, path, api.Layer(layer).SendAction())
 	if err != nil {
 		return fmt.Errorf("message %s was not sent: %w", msgID, err)
 	}
@@ -190,7 +187,7 @@ func (a *app) sendAndReport(ctx context.Context, c *command, client *cli.Client,
 		return err
 	}
 	d, _ := cli.DeliveryOf(msg)
-	if missed, total := d.Missed(); missed > 0 {
+	if missed, total := cli.Missed(d); missed > 0 {
 		return fmt.Errorf("message %s: %d of %d deliveries failed", msgID, missed, total)
 	}
 	return nil
@@ -199,13 +196,13 @@ func (a *app) sendAndReport(ctx context.Context, c *command, client *cli.Client,
 // progress returns what --wait calls with each delivery read, and with
 // nil once done: on a terminal it keeps one line on standard error up to
 // date, elsewhere it writes nothing, so scripts read outcomes only.
-func (a *app) progress(msgID string) func(*cli.Delivery) {
+func (a *app) progress(msgID string) func(*api.Delivery) {
 	if !isTerminal(a.stderr) {
-		return func(*cli.Delivery) {}
+		return func(*api.Delivery) {}
 	}
 	start := time.Now()
 	shown := false
-	return func(d *cli.Delivery) {
+	return func(d *api.Delivery) {
 		if d == nil {
 			if shown {
 				fmt.Fprint(a.stderr, "\r\033[K")
@@ -214,7 +211,7 @@ func (a *app) progress(msgID string) func(*cli.Delivery) {
 		}
 		state := "waiting for the send to start"
 		if d.State != "" {
-			state = d.State + ", " + d.Counts()
+			state = d.State + ", " + cli.Counts(d)
 		}
 		fmt.Fprintf(a.stderr, "\r\033[Kmessage %s: %s (%.1fs)", msgID, state, time.Since(start).Seconds())
 		shown = true
@@ -233,7 +230,7 @@ func contentValue(s string) any {
 
 // waitDelivered reads the message until a delivery other than before is
 // done, telling progress what it read each time.
-func waitDelivered(ctx context.Context, client *cli.Client, path string, timeout time.Duration, before *cli.Delivery, progress func(*cli.Delivery)) (*cli.Entity, json.RawMessage, error) {
+func waitDelivered(ctx context.Context, client *cli.Client, path string, timeout time.Duration, before *api.Delivery, progress func(*api.Delivery)) (*cli.Entity, json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(pollInterval)
@@ -250,7 +247,7 @@ func waitDelivered(ctx context.Context, client *cli.Client, path string, timeout
 		if err != nil {
 			return nil, nil, err
 		}
-		if d.Same(before) {
+		if cli.SameDelivery(d, before) {
 			d = nil // the earlier send's outcome: this one has not started
 		}
 		if d.Done() {
@@ -272,9 +269,9 @@ func waitDelivered(ctx context.Context, client *cli.Client, path string, timeout
 	}
 }
 
-func orEmpty(d *cli.Delivery) *cli.Delivery {
+func orEmpty(d *api.Delivery) *api.Delivery {
 	if d == nil {
-		return &cli.Delivery{}
+		return &api.Delivery{}
 	}
 	return d
 }
@@ -287,14 +284,14 @@ func writeDelivery(w io.Writer, msg *cli.Entity, times bool) error {
 		return err
 	}
 	if d == nil {
-		if origin := msg.Text(cli.MsgOrigin); origin != "" {
+		if origin := msg.Text(api.MessageOrigin); origin != "" {
 			fmt.Fprintf(w, "message %s was received from %s; it was not sent from here\n", msg.ID, origin)
 		} else {
 			fmt.Fprintf(w, "message %s has not been sent\n", msg.ID)
 		}
 		return nil
 	}
-	fmt.Fprintf(w, "message %s on %s: %s, %s\n", msg.ID, d.Layer, d.State, d.Counts())
+	fmt.Fprintf(w, "message %s on %s: %s, %s\n", msg.ID, d.Layer, d.State, cli.Counts(d))
 	if times {
 		fmt.Fprintf(w, "started %s, finished %s\n", d.Started, orDash(d.Finished))
 	}
@@ -320,7 +317,7 @@ func messagePath(ref string) string {
 	if strings.Contains(ref, "/") {
 		return cli.Path(ref)
 	}
-	return cli.MessageLocation + ref
+	return api.MessageLocation + ref
 }
 
 // messageResend sends an existing message again.
@@ -340,7 +337,7 @@ func (a *app) messageResend(c *command) func(context.Context) error {
 		}
 		l := *layer
 		if l == "" {
-			l = msg.Text(cli.MsgLayer)
+			l = msg.Text(api.MessageLayer)
 		}
 		if !cli.IsLayer(l) {
 			return fmt.Errorf("%w: message resend: message %s names no layer (cmbs_layer %q); give one with --layer", errUsage, msg.ID, l)
@@ -361,13 +358,13 @@ func (a *app) messageList(c *command) func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		msgs, err := client.Entities(ctx, cli.MessageLocation)
+		msgs, err := client.Entities(ctx, api.MessageLocation)
 		if err != nil {
 			return err
 		}
 		kept := msgs[:0]
 		for _, m := range msgs {
-			if *layer == "" || m.Text(cli.MsgLayer) == *layer {
+			if *layer == "" || m.Text(api.MessageLayer) == *layer {
 				kept = append(kept, m)
 			}
 		}
@@ -378,14 +375,14 @@ func (a *app) messageList(c *command) func(context.Context) error {
 		for _, m := range kept {
 			state, outcome := "", ""
 			if d, err := cli.DeliveryOf(m); err == nil && d != nil {
-				state, outcome = d.State, d.Counts()
+				state, outcome = d.State, cli.Counts(d)
 			}
 			content := ""
-			if v, ok := m.Attr(cli.MsgContent); ok {
+			if v, ok := m.Attr(api.MessageContent); ok {
 				raw, _ := json.Marshal(v)
 				content = clip(string(raw), 40)
 			}
-			t.Row(m.ID, m.Text(cli.MsgLayer), m.Text(cli.MsgOrigin), state, outcome, content)
+			t.Row(m.ID, m.Text(api.MessageLayer), m.Text(api.MessageOrigin), state, outcome, content)
 		}
 		return t.Flush()
 	}
@@ -421,7 +418,7 @@ func (a *app) messageShow(c *command) func(context.Context) error {
 		if err := writeDelivery(a.stdout, msg, true); err != nil {
 			return err
 		}
-		if result, ok := msg.Attr(cli.MsgResult); ok && !isEmpty(result) {
+		if result, ok := msg.Attr(api.MessageResult); ok && !isEmpty(result) {
 			fmt.Fprintln(a.stdout, "\nresult:")
 			raw, err := json.MarshalIndent(result, "", "    ")
 			if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/houssem/cmbs/broker/api"
+
 	"context"
 	"fmt"
 	"strings"
@@ -43,7 +45,7 @@ func subscriptionPath(ref string) string {
 	if strings.Contains(ref, "/") {
 		return cli.Path(ref)
 	}
-	return cli.SubscriptionLocation + ref
+	return api.SubscriptionLocation + ref
 }
 
 // subscriptionCreate creates a subscription from flags.
@@ -85,9 +87,9 @@ func (a *app) subscriptionCreate(c *command) func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		e := &cli.Entity{Kind: cli.SubscriptionKind, Mixins: []string{}, ID: *id,
+		e := &cli.Entity{Kind: api.SubscriptionKind, Mixins: []string{}, ID: *id,
 			Attributes: map[string]any{"cmbs": map[string]any{"subscription": attrs}}}
-		res, path, err := client.Create(ctx, cli.SubscriptionLocation, e)
+		res, path, err := client.Create(ctx, api.SubscriptionLocation, e)
 		if err != nil {
 			return err
 		}
@@ -118,7 +120,7 @@ func (a *app) subscriptionList(c *command) func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		subs, err := client.Entities(ctx, cli.SubscriptionLocation)
+		subs, err := client.Entities(ctx, api.SubscriptionLocation)
 		if err != nil {
 			return err
 		}

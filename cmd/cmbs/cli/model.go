@@ -7,39 +7,23 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+
+	"github.com/houssem/cmbs/broker/api"
 )
 
-// Locations of the query interface and of the broker's kinds.
-const (
-	QueryInterface  = "/-/"
-	MemberLocation  = "/cmbs/member/"
-	MessageLocation = "/cmbs/message/"
-	// SubscriptionLocation is where the server keeps event subscriptions.
-	SubscriptionLocation = "/cmbs/subscription/"
-)
-
-// Category identifiers the client builds entities with.
-const (
-	MemberKind  = "http://houssem.org/cmbs#member"
-	MessageKind = "http://houssem.org/cmbs#message"
-	// SubscriptionKind is an HTTP callback for the server's events.
-	SubscriptionKind = "http://houssem.org/cmbs#subscription"
-	// LayerMixinScheme followed by a layer name is the message mixin that
-	// lets a message go out on that layer.
-	LayerMixinScheme = "http://houssem.org/cmbs#"
-)
-
-// Layers lists the broker's layers in order.
-func Layers() []string { return []string{"l1", "l2", "l31", "l32", "l4"} }
-
-// IsLayer reports whether s names a layer.
-func IsLayer(s string) bool {
-	for _, l := range Layers() {
-		if s == l {
-			return true
-		}
+// Layers lists the broker's layers by name, in order.
+func Layers() []string {
+	out := make([]string, 0, len(api.Layers()))
+	for _, l := range api.Layers() {
+		out = append(out, string(l))
 	}
-	return false
+	return out
+}
+
+// IsLayer reports whether s names a layer exactly as the broker spells it.
+func IsLayer(s string) bool {
+	l, ok := api.ParseLayer(s)
+	return ok && string(l) == s
 }
 
 // Entity is a resource or link as the server renders it.
@@ -157,7 +141,7 @@ type Categories struct {
 
 // Categories lists what the server has registered.
 func (c *Client) Categories(ctx context.Context) (*Categories, *Response, error) {
-	res, err := c.Do(ctx, http.MethodGet, QueryInterface, nil)
+	res, err := c.Do(ctx, http.MethodGet, api.QueryInterface, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,7 +164,7 @@ func (c *Client) ApplyCategories(ctx context.Context, doc []byte) (*Categories, 
 	if _, ok := probe["providers"]; ok {
 		method = http.MethodPut
 	}
-	res, err := c.DoRaw(ctx, method, QueryInterface, strings.NewReader(string(doc)))
+	res, err := c.DoRaw(ctx, method, api.QueryInterface, strings.NewReader(string(doc)))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -191,24 +175,6 @@ func (c *Client) ApplyCategories(ctx context.Context, doc []byte) (*Categories, 
 	return &cats, res, nil
 }
 
-// Member attribute names.
-const (
-	AttrState     = "cmbs.member.state"
-	AttrLocal     = "cmbs.member.local"
-	AttrNeighbors = "cmbs.member.neighbors_socket"
-	AttrTopics    = "cmbs.member.topics"
-	AttrProviders = "cmbs.member.providers"
-	AttrLayers    = "cmbs.member.layers"
-	AttrVia       = "cmbs.member.via"
-	AttrDistance  = "cmbs.member.distance"
-	// AttrNeighborsState records what the last discovery found of each
-	// neighbour socket.
-	AttrNeighborsState = "cmbs.member.neighbors_state"
-)
-
-// SocketAttr is the member attribute holding a layer's socket.
-func SocketAttr(layer string) string { return "cmbs.member." + layer + "_socket" }
-
 // Member is a member entity with the document the server sent for it.
 type Member struct {
 	*Entity
@@ -217,12 +183,21 @@ type Member struct {
 }
 
 // Local reports whether the member is the server's own.
-func (m Member) Local() bool { return m.Text(AttrLocal) == "true" }
+func (m Member) Local() bool {
+	v, _ := m.Attr(api.MemberLocal)
+	switch t := v.(type) {
+	case bool:
+		return t
+	case string:
+		return strings.EqualFold(t, "true")
+	}
+	return false
+}
 
-// LayerState is the state ("running", "stopped") the server reports for
-// one of a local member's layers.
+// LayerState is the state (api.LayerRunning, api.LayerStopped) the server
+// reports for one of a local member's layers.
 func (m Member) LayerState(layer string) string {
-	v, _ := m.Attr(AttrLayers)
+	v, _ := m.Attr(api.MemberLayers)
 	states, _ := v.(map[string]any)
 	s, _ := states[layer].(string)
 	return s
@@ -230,7 +205,7 @@ func (m Member) LayerState(layer string) string {
 
 // Members reads every member the server knows, in location order.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
-	entities, err := c.Entities(ctx, MemberLocation)
+	entities, err := c.Entities(ctx, api.MemberLocation)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +215,7 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Member{Entity: e, Path: MemberLocation + e.ID, Raw: raw})
+		out = append(out, Member{Entity: e, Path: api.MemberLocation + e.ID, Raw: raw})
 	}
 	return out, nil
 }
@@ -249,7 +224,7 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 // when id is empty the one whose local attribute is "true".
 func (c *Client) LocalMember(ctx context.Context, id string) (Member, error) {
 	if id != "" {
-		p := MemberLocation + id
+		p := api.MemberLocation + id
 		e, raw, err := c.Get(ctx, p)
 		if err != nil {
 			return Member{}, err
@@ -268,49 +243,10 @@ func (c *Client) LocalMember(ctx context.Context, id string) (Member, error) {
 	return Member{}, fmt.Errorf("%s has no local member; create one with 'cmbs member create'", c.Server())
 }
 
-// Message attribute names.
-const (
-	MsgLayer     = "cmbs.message.cmbs_layer"
-	MsgContent   = "cmbs.message.message_content"
-	MsgTopics    = "cmbs.message.topics"
-	MsgProviders = "cmbs.message.providers"
-	MsgReceiver  = "cmbs.message.l1_socket_receiver_member"
-	MsgHopLimit  = "cmbs.message.hop_limit"
-	MsgDelivery  = "cmbs.message.delivery"
-	MsgResult    = "cmbs.message.result"
-	MsgOrigin    = "cmbs.message.origin"
-)
-
-// Delivery is a send's outcome as the broker records it in the message.
-type Delivery struct {
-	Layer        string                 `json:"layer"`
-	State        string                 `json:"state"`
-	Started      string                 `json:"started"`
-	Finished     string                 `json:"finished,omitempty"`
-	Note         string                 `json:"note,omitempty"`
-	Delivered    int                    `json:"delivered"`
-	Failed       int                    `json:"failed"`
-	Destinations map[string]Destination `json:"destinations"`
-}
-
-// Destination is the outcome for one member.
-type Destination struct {
-	Member    string   `json:"member"`
-	Status    string   `json:"status"`
-	Reason    string   `json:"reason,omitempty"`
-	Endpoint  string   `json:"endpoint,omitempty"`
-	Via       string   `json:"via,omitempty"`
-	Stored    bool     `json:"stored"`
-	Duplicate bool     `json:"duplicate,omitempty"`
-	Executed  bool     `json:"executed,omitempty"`
-	Result    any      `json:"result,omitempty"`
-	Path      []string `json:"path,omitempty"`
-}
-
-// DeliveryOf reads a message's delivery attribute; nil when it was never
+// DeliveryOf reads a message's delivery outcome; nil when it was never
 // sent.
-func DeliveryOf(e *Entity) (*Delivery, error) {
-	v, ok := e.Attr(MsgDelivery)
+func DeliveryOf(e *Entity) (*api.Delivery, error) {
+	v, ok := e.Attr(api.MessageDelivery)
 	if !ok || v == nil {
 		return nil, nil
 	}
@@ -318,42 +254,32 @@ func DeliveryOf(e *Entity) (*Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
-	var d Delivery
+	var d api.Delivery
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return nil, fmt.Errorf("message %s: reading %s: %w", e.ID, MsgDelivery, err)
+		return nil, fmt.Errorf("message %s: reading %s: %w", e.ID, api.MessageDelivery, err)
 	}
 	return &d, nil
 }
 
-// Done reports whether the send has finished: it records when, or says
-// it is done. Other states (pending, sending…) are still running.
-func (d *Delivery) Done() bool { return d != nil && (d.Finished != "" || d.State == "done") }
-
-// Same reports whether d is the delivery other records: the same send,
-// started at the same time.
-func (d *Delivery) Same(other *Delivery) bool {
+// SameDelivery reports whether d is the delivery other records: the same
+// send, started at the same time.
+func SameDelivery(d, other *api.Delivery) bool {
 	return d != nil && other != nil && d.Started == other.Started && d.Layer == other.Layer
-}
-
-// Statuses counts the destinations by status, whatever the statuses are.
-func (d *Delivery) Statuses() map[string]int {
-	out := map[string]int{}
-	for _, dest := range d.Destinations {
-		out[dest.Status]++
-	}
-	return out
 }
 
 // Counts says how many destinations got the message and how many did not
 // ("2 delivered, 0 failed"), then any other status the broker recorded
-// ("1 pending").
-func (d *Delivery) Counts() string {
-	by := d.Statuses()
-	delivered, failed := max(d.Delivered, by["delivered"]), max(d.Failed, by["failed"])
+// ("1 pending", "1 expired"), whatever the statuses are.
+func Counts(d *api.Delivery) string {
+	by := map[string]int{}
+	for _, dest := range d.Destinations {
+		by[dest.Status]++
+	}
+	delivered, failed := max(d.Delivered, by[api.StatusDelivered]), max(d.Failed, by[api.StatusFailed])
 	parts := []string{fmt.Sprintf("%d delivered", delivered), fmt.Sprintf("%d failed", failed)}
 	others := make([]string, 0, len(by))
 	for status := range by {
-		if status != "delivered" && status != "failed" && status != "" {
+		if status != api.StatusDelivered && status != api.StatusFailed && status != "" {
 			others = append(others, status)
 		}
 	}
@@ -366,35 +292,17 @@ func (d *Delivery) Counts() string {
 
 // Missed counts the destinations a finished delivery did not reach,
 // whatever their status says (failed, expired…), out of all of them.
-func (d *Delivery) Missed() (missed, total int) {
+func Missed(d *api.Delivery) (missed, total int) {
 	if d == nil {
 		return 0, 0
 	}
 	if len(d.Destinations) == 0 {
-		return d.Failed, d.Failed + d.Delivered
+		return d.Failed + d.Expired, d.Failed + d.Expired + d.Delivered
 	}
 	for _, dest := range d.Destinations {
-		if dest.Status != "delivered" {
+		if dest.Status != api.StatusDelivered {
 			missed++
 		}
 	}
 	return missed, len(d.Destinations)
-}
-
-// SortedDestinations lists the destinations by member.
-func (d *Delivery) SortedDestinations() []Destination {
-	keys := make([]string, 0, len(d.Destinations))
-	for k := range d.Destinations {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]Destination, 0, len(keys))
-	for _, k := range keys {
-		dest := d.Destinations[k]
-		if dest.Member == "" {
-			dest.Member = k
-		}
-		out = append(out, dest)
-	}
-	return out
 }
