@@ -78,6 +78,9 @@ type Config struct {
 	// StreamBuffer bounds each /events client's waiting events (default
 	// 256); a client that lets it fill is disconnected.
 	StreamBuffer int
+	// History is how many recent events are kept for /events clients that
+	// resume with Last-Event-ID (default 1024).
+	History int
 	// StatusInterval is how often, at most, a busy subscription's counters
 	// are written to the store (default 1s); state changes are written at
 	// once.
@@ -101,6 +104,10 @@ type Notifier struct {
 	closed  bool
 	subs    map[string]*subscription
 	streams map[*stream]struct{}
+	// history holds the latest events, oldest first, for streams that
+	// resume; guarded by mu's write lock or histMu under its read lock.
+	histMu  sync.Mutex
+	history []*Event
 
 	// Owned by the change-feed goroutine (and Start before it runs).
 	kinds   map[string]string // kind location -> kind id
@@ -137,6 +144,9 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = time.Second
+	}
+	if cfg.History <= 0 {
+		cfg.History = 1024
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Notifier{cfg: cfg, st: cfg.Store, log: cfg.Logger.WithField("component", "notify"),
@@ -432,6 +442,7 @@ func (n *Notifier) publish(ev *Event) {
 	if n.closed {
 		return
 	}
+	n.remember(ev)
 	for _, s := range n.subs {
 		s.offer(ev)
 	}

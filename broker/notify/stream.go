@@ -48,7 +48,8 @@ func (st *stream) offer(ev *Event) {
 
 // Handler serves GET /events: a WebSocket stream of the events matching
 // the query's filter (kind, location, topics, providers, events), one JSON
-// event per text frame. A client that falls StreamBuffer events behind is
+// event per text frame; or, for a plain GET accepting text/event-stream
+// (curl -N does), the same events as Server-Sent Events (serveEvents). A client that falls StreamBuffer events behind is
 // sent a close frame with code 1008 (CloseTooSlow) and disconnected, so it
 // never holds up others; it may reconnect. Closing the notifier closes
 // every stream with 1001 (going away).
@@ -67,8 +68,12 @@ func (n *Notifier) Handler() http.Handler {
 			return
 		}
 		if !websocket.IsWebSocketUpgrade(r) {
+			if wantsEventStream(r) {
+				n.serveEvents(w, r, f)
+				return
+			}
 			occi.WriteProblem(w, &occi.Error{Status: http.StatusUpgradeRequired,
-				Detail: "/events is a WebSocket stream; open it with a WebSocket client"})
+				Detail: "/events is a WebSocket stream, or Server-Sent Events for a client accepting " + MediaEventStream})
 			return
 		}
 		st := &stream{filter: f, ch: make(chan *Event, n.cfg.StreamBuffer), overflow: make(chan struct{})}
