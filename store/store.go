@@ -23,6 +23,12 @@ var ErrNotFound = errors.New("document not found")
 // document's current one, or creates a document whose id already exists.
 var ErrConflict = errors.New("document update conflict")
 
+// ErrUnavailable is wrapped by a backend's error when the database cannot
+// be reached or says it cannot serve now (a network error, CouchDB
+// answering 502, 503 or 504): the request may succeed if tried again
+// later, and nothing was written.
+var ErrUnavailable = errors.New("store unavailable")
+
 // Doc is one stored document. Body is a JSON object; its top-level keys must
 // not start with an underscore (CouchDB reserves those).
 type Doc struct {
