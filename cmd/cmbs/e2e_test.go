@@ -132,6 +132,8 @@ type e2eNodeSpec struct {
 	httpAddr string
 	// client reaches the server; http.DefaultClient-like when nil.
 	client *http.Client
+	// args are more flags for serve.
+	args []string
 }
 
 // e2eNode is a cmbs serve process, restartable on the same store.
@@ -208,6 +210,7 @@ func (n *e2eNode) start(t *testing.T) {
 		// Strict: the built-in kinds accept their own values, so every
 		// walk-through runs with types and patterns binding.
 		"--strict")
+	args = append(args, n.spec.args...)
 	r := &e2eRun{cmd: exec.Command(args[0], args[1:]...), log: &syncBuffer{}, done: make(chan struct{})}
 	r.cmd.Env = e2eServeEnv()
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
