@@ -1,9 +1,3 @@
-// Package occi is cmbs's OCCI model and HTTP interface: categories (kinds,
-// mixins, actions) registered on the query interface, entities (resources and
-// links) created, read, updated, filtered and deleted at their kind's
-// location, providers called around every store write, and the OCCI
-// renderings: pyOCNI's JSON and OCCI 1.2 JSON (application/occi+json),
-// text/plain, text/occi and text/uri-list, negotiated per request.
 package occi
 
 import (

@@ -1,12 +1,3 @@
-// Package store defines the document store cmbs keeps its categories and
-// entities in, and the behaviour every backend must share.
-//
-// Callers (occi, broker) see one small interface, Store. Backends live in
-// subpackages: store/bolt (embedded, the default) and store/couch (CouchDB
-// through kivik). Abilities a backend may implement natively, such as
-// attribute queries (Finder) and index creation (Indexer), are separate
-// interfaces; the package-level Find falls back to a scan when a backend
-// lacks Finder, in the manner of database/sql and kivik drivers.
 package store
 
 import (

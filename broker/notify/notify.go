@@ -1,17 +1,3 @@
-// Package notify tells clients what happens in cmbs: entities created,
-// updated and deleted (from the store's change feed) and messages received
-// or not delivered (from the broker). Clients subscribe in two ways:
-//
-//   - a subscription resource (kind http://houssem.org/cmbs#subscription at
-//     /cmbs/subscription/) whose matching events are POSTed to its callback
-//     URL, signed with HMAC-SHA256 when it has a secret, retried with
-//     exponential backoff, in the manner of MEC subscriptions;
-//   - the WebSocket stream of Handler (GET /events), filtered by query
-//     parameters, for clients that cannot expose a callback.
-//
-// Nothing blocks the request or delivery paths: each subscription has a
-// bounded queue and one worker, and each stream a bounded buffer. Events
-// are not persisted: those queued when the server stops are lost.
 package notify
 
 import (
