@@ -82,30 +82,13 @@ func wantsEventStream(r *http.Request) bool {
 // clients, after a "close" event, when the notifier closes.
 func (n *Notifier) serveEvents(w http.ResponseWriter, r *http.Request, f Filter) {
 	rc := http.NewResponseController(w)
-	st := &stream{filter: f, ch: make(chan *Event, n.cfg.StreamBuffer), overflow: make(chan struct{})}
 	last := strings.TrimSpace(r.Header.Get("Last-Event-ID"))
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		occi.WriteProblem(w, &occi.Error{Status: http.StatusServiceUnavailable, Detail: "the server is shutting down"})
+	st, backlog, gap, release, err := n.openStream(f, last)
+	if err != nil {
+		occi.WriteProblem(w, err)
 		return
 	}
-	var backlog []*Event
-	gap := false
-	if last != "" {
-		var kept bool
-		backlog, kept = n.since(last, f)
-		gap = !kept
-	}
-	n.streams[st] = struct{}{}
-	n.wg.Add(1)
-	n.mu.Unlock()
-	defer n.wg.Done()
-	defer func() {
-		n.mu.Lock()
-		delete(n.streams, st)
-		n.mu.Unlock()
-	}()
+	defer release()
 
 	h := w.Header()
 	h.Set("Content-Type", MediaEventStream)

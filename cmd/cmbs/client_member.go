@@ -201,10 +201,10 @@ func (a *app) memberLayers(c *command, verb string) func(context.Context) error 
 		if err != nil {
 			return err
 		}
-		todo := layersToChange(m, verb, which)
-		results := make([]json.RawMessage, 0, len(todo))
+		changing := layersToChange(m, verb, which)
+		results := make([]json.RawMessage, 0, len(changing))
 		t := cli.NewTable(a.stdout, "MEMBER", "LAYER", "ENDPOINT", "STATE")
-		for _, l := range todo {
+		for _, l := range changing {
 			res, err := client.Action(ctx, m.Path, verb+"_"+l)
 			if err != nil {
 				// What did change is worth showing before the failure.
@@ -223,7 +223,7 @@ func (a *app) memberLayers(c *command, verb string) func(context.Context) error 
 		if c.flags.json() {
 			return cli.WriteValue(a.stdout, results)
 		}
-		if len(todo) == 0 {
+		if len(changing) == 0 {
 			state := "running"
 			if verb == "stop" {
 				state = "stopped"

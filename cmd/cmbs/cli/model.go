@@ -49,19 +49,7 @@ type EntityAction struct {
 
 // Attr returns the attribute with the dotted name, reading the nested
 // objects the server renders ({"cmbs":{"member":{"state":…}}}).
-func (e *Entity) Attr(name string) (any, bool) {
-	var v any = e.Attributes
-	for _, part := range strings.Split(name, ".") {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = m[part]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
-}
+func (e *Entity) Attr(name string) (any, bool) { return api.Lookup(e.Attributes, name) }
 
 // Text renders the attribute as one line: strings as they are, numbers
 // and booleans in JSON, lists of strings joined by commas, anything else
