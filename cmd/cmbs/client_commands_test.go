@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/houssem/cmbs/cmd/cmbs/cli"
+	"github.com/houssem/cmbs/layers/layertest"
 )
 
 // TestClientCommands runs the commands beyond the demo against two
@@ -139,6 +140,25 @@ func TestClientCommands(t *testing.T) {
 			t.Errorf("categories delete: %q", got)
 		}
 		fails(t, a, "no category http://example.org/cmbs/test#fast", "categories", "delete", "http://example.org/cmbs/test#fast")
+	})
+
+	t.Run("wait shows progress on a terminal", func(t *testing.T) {
+		// An l1 send to nowhere takes the client's attempts: progress shows.
+		var stdout, stderr bytes.Buffer
+		term := &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, terminal: func(any) bool { return true }}
+		err := term.run(t.Context(), []string{"message", "send", "--layer", "l1", "--id", "slow", "--to", layertest.FreeEndpoint(t),
+			"--content", "x", "--wait", "--server", a.URL})
+		if err == nil || !strings.Contains(stderr.String(), "\r\033[Kmessage slow: ") || !strings.HasSuffix(stderr.String(), "\r\033[K") {
+			t.Errorf("send --wait on a terminal: %v, stderr %q", err, stderr.String())
+		}
+		if strings.Contains(stdout.String(), "\033") || !strings.Contains(stdout.String(), "0 delivered, 1 failed") {
+			t.Errorf("the outcome on stdout: %q", stdout.String())
+		}
+		// Not a terminal: no progress at all.
+		stderr.Reset()
+		if _, errOut, _ := clRun(t, t.Context(), a.URL, "message", "resend", "slow", "--wait"); errOut != "" {
+			t.Errorf("progress written off a terminal: %q", errOut)
+		}
 	})
 
 	t.Run("errors as JSON", func(t *testing.T) {

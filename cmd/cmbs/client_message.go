@@ -197,7 +197,7 @@ func (a *app) sendAndReport(ctx context.Context, c *command, client *cli.Client,
 // nil once done: on a terminal it keeps one line on standard error up to
 // date, elsewhere it writes nothing, so scripts read outcomes only.
 func (a *app) progress(msgID string) func(*api.Delivery) {
-	if !isTerminal(a.stderr) {
+	if !a.isTerminal(a.stderr) {
 		return func(*api.Delivery) {}
 	}
 	start := time.Now()

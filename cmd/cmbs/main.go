@@ -75,6 +75,17 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	listening      func(net.Addr)
+	// terminal, when set, says which streams are terminals in place of
+	// isTerminal, so tests see what a terminal would show.
+	terminal func(stream any) bool
+}
+
+// isTerminal reports whether one of the app's streams is a terminal.
+func (a *app) isTerminal(stream any) bool {
+	if a.terminal != nil {
+		return a.terminal(stream)
+	}
+	return isTerminal(stream)
 }
 
 // run executes the command line args (without the program name) until it

@@ -37,7 +37,7 @@ func (a *app) passwd(args []string) error {
 	user := fs.Arg(0)
 	pw := *password
 	if !fs.Changed("password") {
-		if isTerminal(a.stdin) {
+		if a.isTerminal(a.stdin) {
 			fmt.Fprintf(a.stderr, "Password for %s (shown as typed): ", user)
 		}
 		var err error
