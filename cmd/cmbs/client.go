@@ -176,7 +176,7 @@ func (f *clientFlags) client() (*cli.Client, error) {
 	}
 	c, err := cli.New(f.server, f.user, &http.Client{Timeout: f.timeout})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return c, nil
 }
@@ -216,7 +216,7 @@ func (c *command) parse(args []string, v verb) (help bool, err error) {
 		if errors.Is(err, pflag.ErrHelp) {
 			return true, nil
 		}
-		return false, fmt.Errorf("%w: %s: %v", errUsage, c.fs.Name(), err)
+		return false, fmt.Errorf("%w: %s: %w", errUsage, c.fs.Name(), err)
 	}
 	if n := c.fs.NArg(); n < v.minArgs || (v.maxArgs >= 0 && n > v.maxArgs) {
 		c.fs.Usage()

@@ -70,6 +70,7 @@ type sendOptions struct {
 	layer, id, title, content, to string
 	topics, providers             []string
 	hopLimit                      int
+	expires                       string
 	wait                          waitOptions
 }
 
@@ -96,6 +97,7 @@ func (a *app) messageSend(c *command) func(context.Context) error {
 	fs.StringSliceVar(&o.providers, "provider", nil, "provider the message is for (repeatable)")
 	fs.StringVar(&o.to, "to", "", "l1 only: the L1 socket of the member to send to")
 	fs.IntVar(&o.hopLimit, "hop-limit", 0, "how many members may forward the message (0: the server's default)")
+	fs.StringVar(&o.expires, "expires", "", "when the message stops being retried: an RFC 3339 time or a duration such as 10m (the server's default when empty)")
 	o.wait.bind(c)
 	return func(ctx context.Context) error {
 		if err := o.check(fs.Changed("content")); err != nil {
@@ -134,7 +136,7 @@ func (o *sendOptions) check(hasContent bool) error {
 func (o *sendOptions) entity() *cli.Entity {
 	m := api.Message{
 		Layer: api.Layer(o.layer), Executable: true, Sendable: true, Storable: true,
-		Content: contentValue(o.content), Receiver: o.to, HopLimit: o.hopLimit,
+		Content: contentValue(o.content), Receiver: o.to, HopLimit: o.hopLimit, Expires: o.expires,
 	}
 	if len(o.topics) > 0 {
 		m.Topics = o.topics

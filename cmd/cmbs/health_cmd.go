@@ -53,7 +53,7 @@ func (a *app) health(ctx context.Context, args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: health: %v", errUsage, err)
+		return fmt.Errorf("%w: health: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: health takes no arguments, got %q", errUsage, fs.Args())
@@ -68,7 +68,7 @@ func (a *app) health(ctx context.Context, args []string) error {
 	}
 	probe, err := probeTarget(base, path)
 	if err != nil {
-		return fmt.Errorf("%w: health: %v", errUsage, err)
+		return fmt.Errorf("%w: health: %w", errUsage, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -93,7 +93,7 @@ func askProbe(ctx context.Context, probe, want string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	// Probe answers are small; a bound keeps a wrong URL from flooding.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 func TestLocalURL(t *testing.T) {
@@ -106,7 +108,7 @@ func hcDo(t *testing.T, method, url string, body any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	cmbstest.NoError(t, resp.Body.Close)
 	return resp.StatusCode
 }
 
@@ -157,7 +159,7 @@ func TestServeProbesAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	l1 := "tcp://" + ln.Addr().String()
-	ln.Close()
+	cmbstest.NoError(t, ln.Close)
 	if got := hcDo(t, "POST", s.url+"/cmbs/member/", map[string]any{"resources": []any{map[string]any{
 		"kind": "http://houssem.org/cmbs#member", "id": "hc-a",
 		"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"local": "true", "l1_socket": l1}}},
@@ -181,7 +183,7 @@ func TestServeProbesAndHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer taken.Close()
+	defer cmbstest.NoError(t, taken.Close)
 	s = startServe(t, "--store", "file:"+dir)
 	_, err = hcHealth(t, "--server", s.url)
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), `"layer l1"`) {
