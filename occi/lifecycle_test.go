@@ -169,7 +169,7 @@ func textDialect(t *testing.T, media string) dialect {
 		},
 		location: func(r occitest.Response, id string) string {
 			for _, l := range lines(r, "Category") {
-				if m := categoryLine.FindStringSubmatch(l); m == nil || m[2]+m[1] != id {
+				if m := categoryLine.FindStringSubmatch(l); len(m) < 3 || m[2]+m[1] != id {
 					continue
 				}
 				for _, p := range categoryParam.FindAllStringSubmatch(l, -1) {

@@ -47,7 +47,7 @@ func (e *env) sse(t *testing.T, query, lastID string) *sseClient {
 	c := &sseClient{t: t, cancel: cancel, blocks: make(chan sseEvent, 64)}
 	t.Cleanup(cancel)
 	go func() {
-		defer res.Body.Close()
+		defer func() { _ = res.Body.Close() }()
 		defer close(c.blocks)
 		sc := bufio.NewScanner(res.Body)
 		sc.Buffer(nil, 1<<20)
@@ -144,7 +144,7 @@ func TestStreamSSE(t *testing.T) {
 	if err != nil || res.StatusCode != http.StatusBadRequest {
 		t.Errorf("invalid filter: %v, %v", res.Status, err)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 
 	e.close()
 	for {

@@ -139,7 +139,7 @@ func (o *memberOptions) pickSockets(server string) (bool, error) {
 	var held []net.Listener
 	defer func() {
 		for _, ln := range held {
-			ln.Close()
+			_ = ln.Close()
 		}
 	}()
 	// Each port is held until all are picked, so no two are the same.

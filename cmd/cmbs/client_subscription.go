@@ -79,7 +79,7 @@ func (a *app) subscriptionCreate(c *command) func(context.Context) error {
 		if *expires != "" {
 			at, err := expiry(*expires, time.Now())
 			if err != nil {
-				return fmt.Errorf("%w: subscription create: --expires: %v", errUsage, err)
+				return fmt.Errorf("%w: subscription create: --expires: %w", errUsage, err)
 			}
 			attrs["expires"] = at
 		}

@@ -744,14 +744,6 @@ func TestE2EBroker(t *testing.T) {
 	t.Logf("TestE2EBroker scenario took %v", time.Since(start).Round(time.Millisecond))
 }
 
-// e2eShort cuts a body down for an error message.
-func e2eShort(body []byte) string {
-	if len(body) > 300 {
-		return string(body[:300]) + "..."
-	}
-	return string(body)
-}
-
 func e2eBoth(provider, topic string) map[string]any {
 	return map[string]any{"providers": []string{provider}, "topics": []string{topic}}
 }
@@ -835,7 +827,7 @@ func TestE2EScripts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer ln.Close()
+		defer func() { _ = ln.Close() }()
 		out, err = script("run_test.sh", "CMBS_URL="+n.url, fmt.Sprintf("PORT_BASE=%d", base))
 		if err == nil || !strings.Contains(out, fmt.Sprintf("run_test.sh: port %d (the member's sockets) is taken", base+20)) {
 			t.Errorf("run_test.sh with a port taken: %v\n%s", err, out)

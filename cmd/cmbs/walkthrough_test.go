@@ -262,10 +262,10 @@ func (w *wtEnv) shell(bash string) *wtShell {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() {
-		in.Close()
+		_ = in.Close()
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
-		pw.Close()
+		_ = pw.Close()
 	})
 	return &wtShell{t: w.t, in: in, out: bufio.NewReader(pr)}
 }
