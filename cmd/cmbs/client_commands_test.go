@@ -147,16 +147,16 @@ func TestClientCommands(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		term := &app{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, terminal: func(any) bool { return true }}
 		err := term.run(t.Context(), []string{"message", "send", "--layer", "l1", "--id", "slow", "--to", layertest.FreeEndpoint(t),
-			"--content", "x", "--wait", "--server", a.URL})
+			"--content", "x", "--expires", "1s", "--wait", "--server", a.URL})
 		if err == nil || !strings.Contains(stderr.String(), "\r\033[Kmessage slow: ") || !strings.HasSuffix(stderr.String(), "\r\033[K") {
 			t.Errorf("send --wait on a terminal: %v, stderr %q", err, stderr.String())
 		}
-		if strings.Contains(stdout.String(), "\033") || !strings.Contains(stdout.String(), "0 delivered, 1 failed") {
+		if strings.Contains(stdout.String(), "\033") || !strings.Contains(stdout.String(), "0 delivered, 0 failed, 1 expired") {
 			t.Errorf("the outcome on stdout: %q", stdout.String())
 		}
 		// Not a terminal: no progress at all.
 		stderr.Reset()
-		if _, errOut, _ := clRun(t, t.Context(), a.URL, "message", "resend", "slow", "--wait"); errOut != "" {
+		if _, errOut, _ := clRun(t, t.Context(), a.URL, "message", "resend", "slow", "--wait", "--timeout", "300ms"); errOut != "" {
 			t.Errorf("progress written off a terminal: %q", errOut)
 		}
 	})
