@@ -66,8 +66,11 @@ type Config struct {
 	// 256); a client that lets it fill is disconnected.
 	StreamBuffer int
 	// History is how many recent events are kept for /events clients that
-	// resume with Last-Event-ID (default 1024).
-	History int
+	// resume with Last-Event-ID (default 1024), and HistoryBytes about how
+	// much memory they may take in all (default 16 MiB): the oldest go
+	// first.
+	History      int
+	HistoryBytes int
 	// StatusInterval is how often, at most, a busy subscription's counters
 	// are written to the store (default 1s); state changes are written at
 	// once.
@@ -93,8 +96,9 @@ type Notifier struct {
 	streams map[*stream]struct{}
 	// history holds the latest events, oldest first, for streams that
 	// resume; guarded by mu's write lock or histMu under its read lock.
-	histMu  sync.Mutex
-	history []*Event
+	histMu    sync.Mutex
+	history   []kept
+	histBytes int
 
 	// Owned by the change-feed goroutine (and Start before it runs).
 	kinds   map[string]string // kind location -> kind id
@@ -134,6 +138,9 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	if cfg.History <= 0 {
 		cfg.History = 1024
+	}
+	if cfg.HistoryBytes <= 0 {
+		cfg.HistoryBytes = 16 << 20
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Notifier{cfg: cfg, st: cfg.Store, log: cfg.Logger.WithField("component", "notify"),

@@ -19,17 +19,68 @@ const MediaEventStream = "text/event-stream"
 // proxies and clients see the connection alive.
 const ssePing = 25 * time.Second
 
-// remember keeps ev in the history resuming streams read. Called by
-// publish under the read lock.
+// approxSize estimates the bytes an event holds: its strings, and those
+// of its entity's attributes, walked without encoding anything, so the
+// publish path stays cheap.
+func approxSize(ev *Event) int {
+	size := 128 + len(ev.ID) + len(ev.Type) + len(ev.Location) + len(ev.Kind) + len(ev.Subscription) +
+		len(ev.Layer) + len(ev.Member) + len(ev.From) + len(ev.Reason) + len(ev.Endpoint) + len(ev.Via)
+	if e := ev.Entity; e != nil {
+		size += len(e.ID) + len(e.Location) + len(e.Kind) + len(e.Title) + len(e.Summary) + len(e.Source) + len(e.Target)
+		for _, m := range e.Mixins {
+			size += len(m)
+		}
+		size += valueSize(e.Attributes)
+	}
+	return size
+}
+
+// valueSize estimates the bytes of a decoded JSON value.
+func valueSize(v any) int {
+	switch t := v.(type) {
+	case string:
+		return len(t) + 2
+	case map[string]any:
+		n := 2
+		for k, x := range t {
+			n += len(k) + 4 + valueSize(x)
+		}
+		return n
+	case []any:
+		n := 2
+		for _, x := range t {
+			n += 1 + valueSize(x)
+		}
+		return n
+	}
+	return 8
+}
+
+// kept is an event of the history with an estimate of its size.
+type kept struct {
+	ev   *Event
+	size int
+}
+
+// remember keeps ev in the history resuming streams read, within
+// Config.History events and about Config.HistoryBytes. Called by publish
+// under the read lock.
 func (n *Notifier) remember(ev *Event) {
+	size := approxSize(ev)
 	n.histMu.Lock()
 	defer n.histMu.Unlock()
-	if len(n.history) >= n.cfg.History {
-		// Drop the oldest quarter at once rather than shift every time.
-		drop := max(1, n.cfg.History/4)
-		n.history = append(n.history[:0], n.history[drop:]...)
+	n.history = append(n.history, kept{ev, size})
+	n.histBytes += size
+	drop := 0
+	for drop < len(n.history) && (len(n.history)-drop > n.cfg.History || n.histBytes > n.cfg.HistoryBytes) {
+		n.histBytes -= n.history[drop].size
+		drop++
 	}
-	n.history = append(n.history, ev)
+	if drop > 0 {
+		// Copied down so the dropped events are not kept alive.
+		n.history = append(n.history[:0], n.history[drop:]...)
+		clear(n.history[len(n.history):cap(n.history)])
+	}
 }
 
 // since returns the kept events after the one with id that f matches, and
@@ -39,13 +90,13 @@ func (n *Notifier) since(id string, f Filter) ([]*Event, bool) {
 	n.histMu.Lock()
 	defer n.histMu.Unlock()
 	for i := len(n.history) - 1; i >= 0; i-- {
-		if n.history[i].ID != id {
+		if n.history[i].ev.ID != id {
 			continue
 		}
 		var out []*Event
-		for _, ev := range n.history[i+1:] {
-			if f.Match(ev) {
-				out = append(out, ev)
+		for _, k := range n.history[i+1:] {
+			if f.Match(k.ev) {
+				out = append(out, k.ev)
 			}
 		}
 		return out, true

@@ -128,6 +128,12 @@ func TestStreamSSE(t *testing.T) {
 		e.resource(id, id)
 	}
 	gone := e.sse(t, "events=created", first.id)
+	// HistoryBytes bounds the history too: one event over it keeps none.
+	small := newEnv(t, brokertest.OpenBolt(t), notify.Config{HistoryBytes: 10})
+	small.resource("x1", "one")
+	if got := small.sse(t, "", "any-id").next(); got.event != "gap" {
+		t.Errorf("with HistoryBytes 10: %+v, want a gap", got)
+	}
 	if got := gone.next(); got.event != "gap" || !strings.Contains(got.data, first.id) {
 		t.Errorf("resuming from a forgotten id: %+v, want a gap event", got)
 	}
