@@ -230,7 +230,7 @@ func (w *wtEnv) serve(args []string) {
 	if strings.HasPrefix(httpAddr, ":") {
 		httpAddr = "127.0.0.1" + httpAddr
 	}
-	n := e2eStartNode(w.t, w.bin, e2eNodeSpec{name: "cmbs serve " + strings.Join(args, " "), httpAddr: httpAddr, args: extra})
+	n := e2eStartNode(w.t, w.bin, e2eNodeSpec{name: "cmbs serve " + strings.Join(args, " "), httpAddr: httpAddr, extra: extra})
 	w.nodes = append(w.nodes, n)
 }
 
