@@ -276,7 +276,6 @@ func anyList(list []string) []any {
 	return out
 }
 
-
 // reader reads typed values out of nested attributes, keeping the first
 // error and giving zero values after it.
 type reader struct {
