@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/houssem/cmbs/store"
 )
@@ -18,6 +19,8 @@ type Error struct {
 	Detail string
 	// Allow lists the methods a 405 answer names in its Allow header.
 	Allow string
+	// RetryAfter, when positive, is the Retry-After (seconds) of a 503.
+	RetryAfter int
 	// Err is the underlying cause, kept for logs and errors.Is.
 	Err error
 }
@@ -49,6 +52,11 @@ func NotFound(field, format string, args ...any) *Error {
 // Conflict reports a clash with what is stored.
 func Conflict(field, format string, args ...any) *Error {
 	return Errorf(http.StatusConflict, field, format, args...)
+}
+
+// tooLarge refuses a request body over the size limit.
+func tooLarge(limit int64) *Error {
+	return Errorf(http.StatusRequestEntityTooLarge, "", "the request body is larger than %d bytes, the most this server accepts (max_message_bytes)", limit)
 }
 
 // Problem is the application/problem+json body (RFC 9457) of every error.
@@ -97,12 +105,24 @@ func ProblemOf(err error) Problem {
 // WriteProblem writes err as application/problem+json.
 func WriteProblem(w http.ResponseWriter, err error) {
 	p := ProblemOf(err)
-	var oe *Error
-	if errors.As(err, &oe) && oe.Allow != "" {
-		w.Header().Set("Allow", oe.Allow)
-	}
+	setErrorHeaders(w, err)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
+}
+
+// setErrorHeaders sets the headers an error answer carries besides its
+// body: Allow of a 405, Retry-After of a 503.
+func setErrorHeaders(w http.ResponseWriter, err error) {
+	var oe *Error
+	if !errors.As(err, &oe) {
+		return
+	}
+	if oe.Allow != "" {
+		w.Header().Set("Allow", oe.Allow)
+	}
+	if oe.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(oe.RetryAfter))
+	}
 }

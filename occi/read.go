@@ -25,7 +25,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, Errorf(http.StatusRequestEntityTooLarge, "", "request body is larger than %d bytes", tooBig.Limit)
+			return nil, tooLarge(tooBig.Limit)
 		}
 		return nil, BadRequest("", "reading request body: %v", err)
 	}

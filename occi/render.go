@@ -3,7 +3,6 @@ package occi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -316,10 +315,7 @@ func writeError(w http.ResponseWriter, x *exchange, err error) {
 	if x != nil {
 		if rend, aerr := x.answer(false); aerr == nil && rend != renderPyOCNI && rend != renderJSON12 {
 			p := ProblemOf(err)
-			var oe *Error
-			if errors.As(err, &oe) && oe.Allow != "" {
-				w.Header().Set("Allow", oe.Allow)
-			}
+			setErrorHeaders(w, err)
 			w.Header().Set("Content-Type", mediaTextPlain)
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 			w.WriteHeader(p.Status)
