@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -20,6 +19,9 @@ const (
 	defaultServer = "http://127.0.0.1:8090"
 	envServer     = "CMBS_SERVER"
 	envUser       = "CMBS_USER"
+	envCACert     = "CMBS_CACERT"
+	envCert       = "CMBS_CERT"
+	envKey        = "CMBS_KEY"
 	outputTable   = "table"
 	outputJSON    = "json"
 )
@@ -37,7 +39,9 @@ const clientUsage = `Client commands (they talk to a running server):
   watch [filters]               print the server's events as they happen
 
 Every client command takes --server URL (CMBS_SERVER, default ` + defaultServer + `),
---user NAME:PASSWORD (CMBS_USER) and -o table|json.
+--user NAME:PASSWORD (CMBS_USER) and -o table|json; for https, --cacert FILE
+(CMBS_CACERT) or --insecure, and --cert/--key (CMBS_CERT, CMBS_KEY) when the
+server asks for a client certificate.
 `
 
 // clientFlags are the connection and output flags of every client command.
@@ -46,6 +50,7 @@ type clientFlags struct {
 	user    string
 	output  string
 	timeout time.Duration
+	tls     cli.TLS
 }
 
 func bindClientFlags(fs *pflag.FlagSet) *clientFlags {
@@ -58,6 +63,10 @@ func bindClientFlags(fs *pflag.FlagSet) *clientFlags {
 	fs.StringVar(&f.user, "user", os.Getenv(envUser), "NAME:PASSWORD for HTTP Basic authentication (env "+envUser+")")
 	fs.StringVarP(&f.output, "output", "o", outputTable, "output format: table or json (the server's JSON)")
 	fs.DurationVar(&f.timeout, "request-timeout", 30*time.Second, "bound on each HTTP request")
+	fs.StringVar(&f.tls.CACert, "cacert", os.Getenv(envCACert), "PEM certificate authorities to check an https server with, instead of the system's (env "+envCACert+")")
+	fs.BoolVarP(&f.tls.Insecure, "insecure", "k", false, "do not check the https server's certificate")
+	fs.StringVar(&f.tls.Cert, "cert", os.Getenv(envCert), "PEM client certificate, for a server that asks for one (env "+envCert+")")
+	fs.StringVar(&f.tls.Key, "key", os.Getenv(envKey), "PEM private key of --cert (env "+envKey+")")
 	return f
 }
 
@@ -67,7 +76,11 @@ func (f *clientFlags) client() (*cli.Client, error) {
 	if f.output != outputTable && f.output != outputJSON {
 		return nil, fmt.Errorf("%w: -o %q: want table or json", errUsage, f.output)
 	}
-	c, err := cli.New(f.server, f.user, &http.Client{Timeout: f.timeout})
+	hc, err := cli.HTTPClient(f.timeout, f.tls)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	c, err := cli.New(f.server, f.user, hc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
