@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
@@ -181,21 +180,6 @@ func (es *entitySchema) providerNames() []string {
 	return dedupe(out)
 }
 
-// lockKind serialises writes of es's kind when one of its providers is
-// Exclusive; the returned function unlocks.
-func (s *Server) lockKind(es *entitySchema) func() {
-	for _, name := range es.providerNames() {
-		p, ok := s.providers.Lookup(name)
-		if _, exclusive := p.(Exclusive); ok && exclusive {
-			v, _ := s.kindLocks.LoadOrStore(es.kind.ID(), &sync.Mutex{})
-			mu := v.(*sync.Mutex)
-			mu.Lock()
-			return mu.Unlock
-		}
-	}
-	return func() {}
-}
-
 // eachProvider calls fn for every registered provider of es, stopping at the
 // first error.
 func (s *Server) eachProvider(es *entitySchema, fn func(name string, p Provider) error) error {
@@ -343,16 +327,21 @@ func (s *Server) resolveEnds(ctx context.Context, e *Entity, in entityInput, fie
 	return nil
 }
 
+// planned is an entity a request writes, checked, with the schema that
+// applies to it and the field of the request it came from.
+type planned struct {
+	e     *Entity
+	es    *entitySchema
+	field string
+}
+
 // createEntities stores new entities posted to a kind's location. All are
-// validated before any is written, and a failure undoes the earlier writes.
+// validated, and their providers called, before they are all written in
+// one transaction.
 func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitiesInput) ([]*Entity, error) {
 	inputs := in.entities()
 	if len(inputs) == 0 {
 		return nil, BadRequest("resources", "the body must list resources or links to create")
-	}
-	type planned struct {
-		e  *Entity
-		es *entitySchema
 	}
 	var plan []planned
 	seen := map[string]bool{}
@@ -372,7 +361,7 @@ func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitie
 			inputs = append(inputs, typedInput{typ: TypeLink, field: fmt.Sprintf("%s.links[%d]", ti.field, j), in: l, inline: true})
 		}
 		if seen[e.Location] {
-			return nil, Conflict(ti.field+".id", "id %s appears twice in the request", e.ID)
+			return nil, BadRequest(ti.field+".id", "id %s appears twice in the request", e.ID)
 		}
 		seen[e.Location] = true
 		if _, err := s.store.Get(ctx, e.Location); err == nil {
@@ -380,41 +369,41 @@ func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitie
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		plan = append(plan, planned{e, es})
+		plan = append(plan, planned{e, es, ti.field})
 	}
-	var created []*Entity
+	return s.createAll(ctx, plan)
+}
+
+// createAll runs the providers' Create for each planned entity and stores
+// them all in one transaction, under the locks of their kinds when a
+// provider asks for one.
+func (s *Server) createAll(ctx context.Context, plan []planned) ([]*Entity, error) {
+	ents := make([]*Entity, len(plan))
+	schemas := make([]*entitySchema, len(plan))
+	for i, p := range plan {
+		ents[i], schemas[i] = p.e, p.es
+	}
+	defer s.lockKinds(schemas)()
+	bctx := withBatch(ctx, ents)
 	for _, p := range plan {
-		if err := s.createOne(ctx, p.e, p.es); err != nil {
-			s.undoCreates(ctx, created)
+		if err := s.eachProvider(p.es, func(_ string, pr Provider) error { return pr.Create(bctx, p.e) }); err != nil {
 			return nil, err
 		}
-		created = append(created, p.e)
 	}
-	return created, nil
+	err := s.putAll(ctx, ents, func(i int) error {
+		return Conflict(plan[i].field+".id", "%s already exists", ents[i].Location)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ents, nil
 }
 
 // createOne runs the providers' Create and stores e, under the kind's lock
 // when a provider asks for one.
 func (s *Server) createOne(ctx context.Context, e *Entity, es *entitySchema) error {
-	defer s.lockKind(es)()
-	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Create(ctx, e) }); err != nil {
-		return err
-	}
-	if err := PutEntity(ctx, s.store, e); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return Conflict("id", "%s already exists", e.Location)
-		}
-		return err
-	}
-	return nil
-}
-
-func (s *Server) undoCreates(ctx context.Context, created []*Entity) {
-	for _, e := range created {
-		if err := s.store.Delete(ctx, e.Location, e.Rev); err != nil {
-			s.log.WithError(err).WithField("entity", e.Location).Error("undo of a failed create")
-		}
-	}
+	_, err := s.createAll(ctx, []planned{{e: e, es: es, field: "entity"}})
+	return err
 }
 
 // loadEntity reads a stored entity and the schema that applies to it.
@@ -436,31 +425,7 @@ func (s *Server) loadEntity(ctx context.Context, location string) (*Entity, *ent
 // replace validates updated against old's schema rules, calls the
 // providers and writes it at old's revision.
 func (s *Server) replace(ctx context.Context, old, updated *Entity, es *entitySchema) error {
-	if err := checkImmutable(es.attrs, old, updated); err != nil {
-		return err
-	}
-	defer s.lockKind(es)()
-	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Update(ctx, old, updated) }); err != nil {
-		return err
-	}
-	updated.Rev = old.Rev
-	if err := PutEntity(ctx, s.store, updated); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return Conflict("", "%s changed while it was being updated; retry", old.Location)
-		}
-		return err
-	}
-	return nil
-}
-
-// undoReplace writes old back over updated, which replace stored, when a
-// later write of the same request fails.
-func (s *Server) undoReplace(ctx context.Context, old, updated *Entity) {
-	restored := *old
-	restored.Rev = updated.Rev
-	if err := PutEntity(ctx, s.store, &restored); err != nil {
-		s.log.WithError(err).WithField("entity", old.Location).Error("undo of a failed update")
-	}
+	return s.replaceAll(ctx, []replacement{{old, updated, es}})
 }
 
 // fullUpdate replaces an entity with the one in the body (PUT).
@@ -539,69 +504,6 @@ func (s *Server) partialUpdate(ctx context.Context, old *Entity, ti typedInput) 
 	return &updated, nil
 }
 
-// deleteEntity removes an entity and every link that starts or ends at it.
-// A failure stores again the links it had deleted, so the request changes
-// nothing.
-func (s *Server) deleteEntity(ctx context.Context, e *Entity, es *entitySchema) (deleted []*Entity, err error) {
-	defer func() {
-		if err != nil {
-			s.undoDeletes(ctx, deleted)
-			deleted = nil
-		}
-	}()
-	if e.Type == TypeResource {
-		links, err := s.linksOf(ctx, e.Location, true)
-		if err != nil {
-			return deleted, err
-		}
-		for _, l := range links {
-			les, err := s.resolveSchema(ctx, l.Kind, l.Mixins, "link")
-			if err != nil {
-				return deleted, err
-			}
-			d, err := s.deleteEntity(ctx, l, les)
-			if err != nil {
-				return deleted, err
-			}
-			deleted = append(deleted, d...)
-		}
-	}
-	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Delete(ctx, e) }); err != nil {
-		return deleted, err
-	}
-	if err := s.deleteLatest(ctx, e); err != nil {
-		return deleted, err
-	}
-	return append(deleted, e), nil
-}
-
-// deleteLatest removes e from the store. A DELETE names no revision, so
-// one written meanwhile (a provider's own bookkeeping, say) is deleted too:
-// the entity is read again and deleted at its new revision, a few times at
-// most before the conflict is reported.
-func (s *Server) deleteLatest(ctx context.Context, e *Entity) error {
-	rev := e.Rev
-	for attempt := 0; ; attempt++ {
-		err := s.store.Delete(ctx, e.Location, rev)
-		switch {
-		case err == nil, errors.Is(err, store.ErrNotFound):
-			return nil
-		case !errors.Is(err, store.ErrConflict):
-			return fmt.Errorf("delete %s: %w", e.Location, err)
-		case attempt == 3:
-			return Conflict("", "%s keeps changing while it is being deleted; retry", e.Location)
-		}
-		d, err := s.store.Get(ctx, e.Location)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("delete %s: %w", e.Location, err)
-		}
-		rev = d.Rev
-	}
-}
-
 // locationsOf lists the entities' locations.
 func locationsOf(ents []*Entity) []string {
 	out := make([]string, len(ents))
@@ -609,17 +511,6 @@ func locationsOf(ents []*Entity) []string {
 		out[i] = e.Location
 	}
 	return out
-}
-
-// undoDeletes stores again entities a failed request deleted.
-func (s *Server) undoDeletes(ctx context.Context, gone []*Entity) {
-	for _, e := range gone {
-		restored := *e
-		restored.Rev = ""
-		if err := PutEntity(ctx, s.store, &restored); err != nil {
-			s.log.WithError(err).WithField("entity", e.Location).Error("undo of a failed delete")
-		}
-	}
 }
 
 // linksOf lists links whose source (and, with both, target) is location.

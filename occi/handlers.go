@@ -178,7 +178,7 @@ func (s *Server) postEntity(w http.ResponseWriter, r *http.Request, old *Entity)
 }
 
 func (s *Server) deleteEntityHandler(w http.ResponseWriter, r *http.Request, m member) error {
-	deleted, err := s.deleteEntity(r.Context(), m.e, m.es)
+	deleted, err := s.deleteMembers(r.Context(), []member{m})
 	if err != nil {
 		return err
 	}
@@ -535,22 +535,9 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, c *Cat
 }
 
 func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request, ms []member) error {
-	var deleted []*Entity
-	gone := map[string]bool{}
-	for _, m := range ms {
-		if gone[m.e.Location] {
-			continue
-		}
-		d, err := s.deleteEntity(r.Context(), m.e, m.es)
-		if err != nil && statusOf(err) != http.StatusNotFound {
-			// Nothing is half done: what this request deleted comes back.
-			s.undoDeletes(r.Context(), deleted)
-			return err
-		}
-		for _, e := range d {
-			gone[e.Location] = true
-		}
-		deleted = append(deleted, d...)
+	deleted, err := s.deleteMembers(r.Context(), ms)
+	if err != nil {
+		return err
 	}
 	return s.writeLocations(w, r, http.StatusOK, locationsOf(deleted))
 }
@@ -612,11 +599,7 @@ func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Catego
 			}
 		}
 	}
-	type planned struct {
-		old, updated *Entity
-		es           *entitySchema
-	}
-	var plan []planned
+	var plan []replacement
 	for _, c := range changes {
 		updated := *c.m.e
 		updated.Attributes, _ = deepCopy(c.m.e.Attributes).(map[string]any)
@@ -640,16 +623,13 @@ func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Catego
 			return err
 		}
 		s.warn(&updated, warnings)
-		plan = append(plan, planned{c.m.e, &updated, es})
+		plan = append(plan, replacement{c.m.e, &updated, es})
 	}
-	paths := []string{}
-	for i, p := range plan {
-		if err := s.replace(ctx, p.old, p.updated, p.es); err != nil {
-			for _, d := range plan[:i] {
-				s.undoReplace(ctx, d.old, d.updated)
-			}
-			return err
-		}
+	if err := s.replaceAll(ctx, plan); err != nil {
+		return err
+	}
+	paths := make([]string, 0, len(plan))
+	for _, p := range plan {
 		paths = append(paths, p.old.Location)
 	}
 	return s.writeLocations(w, r, http.StatusOK, paths)
