@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"sync"
 
 	"github.com/houssem/cmbs/store"
 )
@@ -34,46 +32,6 @@ func withBatch(ctx context.Context, ents []*Entity) context.Context {
 		return ctx
 	}
 	return context.WithValue(ctx, batchKey{}, ents)
-}
-
-// lockKinds serialises writes of the kinds among schemas that have an
-// Exclusive provider, taking their locks in one order so two batches
-// cannot deadlock; the returned function unlocks.
-func (s *Server) lockKinds(schemas []*entitySchema) func() {
-	ids := map[string]bool{}
-	for _, es := range schemas {
-		if s.exclusive(es) {
-			ids[es.kind.ID()] = true
-		}
-	}
-	sorted := make([]string, 0, len(ids))
-	for id := range ids {
-		sorted = append(sorted, id)
-	}
-	sort.Strings(sorted)
-	var held []*sync.Mutex
-	for _, id := range sorted {
-		v, _ := s.kindLocks.LoadOrStore(id, &sync.Mutex{})
-		mu := v.(*sync.Mutex)
-		mu.Lock()
-		held = append(held, mu)
-	}
-	return func() {
-		for i := len(held) - 1; i >= 0; i-- {
-			held[i].Unlock()
-		}
-	}
-}
-
-// exclusive reports whether one of es's providers is Exclusive.
-func (s *Server) exclusive(es *entitySchema) bool {
-	for _, name := range es.providerNames() {
-		p, ok := s.providers.Lookup(name)
-		if _, exclusive := p.(Exclusive); ok && exclusive {
-			return true
-		}
-	}
-	return false
 }
 
 // putAll stores ents at their revisions (empty to create them) in one
@@ -209,7 +167,7 @@ func (s *Server) replaceAll(ctx context.Context, plan []replacement) error {
 		p.updated.Rev = p.old.Rev
 		ents[i], schemas[i] = p.updated, p.es
 	}
-	defer s.lockKinds(schemas)()
+	defer s.lockKinds(schemas...)()
 	bctx := withBatch(ctx, ents)
 	for _, p := range plan {
 		if err := s.eachProvider(p.es, func(_ string, pr Provider) error { return pr.Update(bctx, p.old, p.updated) }); err != nil {

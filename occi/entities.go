@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
@@ -180,6 +182,42 @@ func (es *entitySchema) providerNames() []string {
 	return dedupe(out)
 }
 
+// lockKinds takes the locks of every kind among schemas that has an
+// Exclusive provider, in the order of their ids so that requests locking
+// several cannot deadlock; the returned function unlocks them.
+func (s *Server) lockKinds(schemas ...*entitySchema) func() {
+	var ids []string
+	for _, es := range schemas {
+		if s.exclusive(es) && !slices.Contains(ids, es.kind.ID()) {
+			ids = append(ids, es.kind.ID())
+		}
+	}
+	sort.Strings(ids)
+	unlocks := make([]func(), 0, len(ids))
+	for _, id := range ids {
+		v, _ := s.kindLocks.LoadOrStore(id, &sync.Mutex{})
+		mu := v.(*sync.Mutex)
+		mu.Lock()
+		unlocks = append(unlocks, mu.Unlock)
+	}
+	return func() {
+		for i := len(unlocks) - 1; i >= 0; i-- {
+			unlocks[i]()
+		}
+	}
+}
+
+// exclusive reports whether one of es's providers is Exclusive.
+func (s *Server) exclusive(es *entitySchema) bool {
+	for _, name := range es.providerNames() {
+		p, ok := s.providers.Lookup(name)
+		if _, exclusive := p.(Exclusive); ok && exclusive {
+			return true
+		}
+	}
+	return false
+}
+
 // eachProvider calls fn for every registered provider of es, stopping at the
 // first error.
 func (s *Server) eachProvider(es *entitySchema, fn func(name string, p Provider) error) error {
@@ -327,23 +365,16 @@ func (s *Server) resolveEnds(ctx context.Context, e *Entity, in entityInput, fie
 	return nil
 }
 
-// planned is an entity a request writes, checked, with the schema that
-// applies to it and the field of the request it came from.
-type planned struct {
-	e     *Entity
-	es    *entitySchema
-	field string
-}
-
 // createEntities stores new entities posted to a kind's location. All are
-// validated, and their providers called, before they are all written in
-// one transaction.
-func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitiesInput) ([]*Entity, error) {
+// validated and passed to their providers before any is written, and all
+// are written in one store transaction, with what Stager providers add, so
+// a request creates every entity it lists or none.
+func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitiesInput) (*created, error) {
 	inputs := in.entities()
 	if len(inputs) == 0 {
 		return nil, BadRequest("resources", "the body must list resources or links to create")
 	}
-	var plan []planned
+	var plan []plannedCreate
 	seen := map[string]bool{}
 	for i := 0; i < len(inputs); i++ {
 		ti := inputs[i]
@@ -369,41 +400,105 @@ func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitie
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		plan = append(plan, planned{e, es, ti.field})
+		plan = append(plan, plannedCreate{e, es, ti.field})
 	}
-	return s.createAll(ctx, plan)
+	return s.commitCreates(ctx, plan)
 }
 
-// createAll runs the providers' Create for each planned entity and stores
-// them all in one transaction, under the locks of their kinds when a
-// provider asks for one.
-func (s *Server) createAll(ctx context.Context, plan []planned) ([]*Entity, error) {
-	ents := make([]*Entity, len(plan))
+// plannedCreate is an entity built and checked, to be created, with the
+// field of the request it came from.
+type plannedCreate struct {
+	e     *Entity
+	es    *entitySchema
+	field string
+}
+
+// created is the outcome of a create: the entities and what their
+// providers want done once they are committed.
+type created struct {
+	entities  []*Entity
+	committed []func(context.Context) string
+}
+
+// commitCreates runs the providers' Create (or StageCreate) of every
+// planned entity and writes them all, with the providers' own writes, in
+// one store transaction, under the locks of their kinds that have an
+// Exclusive provider.
+func (s *Server) commitCreates(ctx context.Context, plan []plannedCreate) (*created, error) {
 	schemas := make([]*entitySchema, len(plan))
 	for i, p := range plan {
-		ents[i], schemas[i] = p.e, p.es
+		schemas[i] = p.es
 	}
-	defer s.lockKinds(schemas)()
+	defer s.lockKinds(schemas...)()
+	out := &created{}
+	ents := make([]*Entity, len(plan))
+	for i, p := range plan {
+		ents[i] = p.e
+	}
 	bctx := withBatch(ctx, ents)
+	var writes []store.Write
 	for _, p := range plan {
-		if err := s.eachProvider(p.es, func(_ string, pr Provider) error { return pr.Create(bctx, p.e) }); err != nil {
+		var staged []*Stage
+		err := s.eachProvider(p.es, func(_ string, pr Provider) error {
+			if st, ok := pr.(Stager); ok {
+				stage, err := st.StageCreate(bctx, p.e)
+				if stage != nil {
+					staged = append(staged, stage)
+				}
+				return err
+			}
+			return pr.Create(bctx, p.e)
+		})
+		if err != nil {
 			return nil, err
 		}
+		d, err := EncodeEntity(p.e)
+		if err != nil {
+			return nil, err
+		}
+		writes = append(writes, store.Put(d))
+		for _, stage := range staged {
+			writes = append(writes, stage.Writes...)
+			if stage.Committed != nil {
+				out.committed = append(out.committed, stage.Committed)
+			}
+		}
+		out.entities = append(out.entities, p.e)
 	}
-	err := s.putAll(ctx, ents, func(i int) error {
-		return Conflict(plan[i].field+".id", "%s already exists", ents[i].Location)
-	})
+	revs, err := s.store.Write(ctx, writes)
 	if err != nil {
+		var we *store.WriteError
+		if errors.As(err, &we) && errors.Is(err, store.ErrConflict) {
+			field := "id"
+			for _, p := range plan {
+				if p.e.Location == we.ID {
+					field = p.field + ".id"
+				}
+			}
+			return nil, Conflict(field, "%s already exists", we.ID)
+		}
 		return nil, err
 	}
-	return ents, nil
+	// The entities come first in each entity's group of writes.
+	i := 0
+	for _, e := range out.entities {
+		for ; writes[i].Doc.ID != e.Location; i++ {
+		}
+		e.Rev = revs[i]
+	}
+	return out, nil
 }
 
-// createOne runs the providers' Create and stores e, under the kind's lock
-// when a provider asks for one.
-func (s *Server) createOne(ctx context.Context, e *Entity, es *entitySchema) error {
-	_, err := s.createAll(ctx, []planned{{e: e, es: es, field: "entity"}})
-	return err
+// afterCommit runs what providers asked to run once the entities are
+// stored, and returns the Preference-Applied value, if any honoured one.
+func (c *created) afterCommit(ctx context.Context) string {
+	applied := ""
+	for _, fn := range c.committed {
+		if a := fn(ctx); a != "" {
+			applied = a
+		}
+	}
+	return applied
 }
 
 // loadEntity reads a stored entity and the schema that applies to it.
