@@ -50,10 +50,6 @@ func (a Aliases) canonicalAttrs(attrs map[string]any) {
 
 var termPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]*$`)
 
-// reservedLocations cannot hold kinds or mixins: the query interface and the
-// service's own endpoints live there.
-var reservedLocations = []string{"/-/", "/.well-known/", "/health/", "/metrics/", "/events/"}
-
 func (s *Server) getCategory(ctx context.Context, id string) (*Category, string, error) {
 	byID, _, cached, err := s.categories.snapshot(ctx, s.store)
 	if err != nil {
@@ -197,10 +193,8 @@ func (s *Server) prepareCategory(c *Category, field string, known func(string) b
 		if c.Location == "/" {
 			return nil, BadRequest(field+".location", "location / is the root of the path interface, not a %s location", c.Class)
 		}
-		for _, r := range reservedLocations {
-			if strings.HasPrefix(c.Location, r) {
-				return nil, BadRequest(field+".location", "location %s is reserved", c.Location)
-			}
+		if err := checkLocation(c.Location); err != nil {
+			return nil, BadRequest(field+".location", "%v", err)
 		}
 	}
 	for _, a := range c.Actions {

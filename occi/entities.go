@@ -260,7 +260,9 @@ func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category
 	in := ti.in
 	kind := ""
 	if in.Kind != nil {
-		kind = strings.TrimSpace(*in.Kind)
+		if kind = strings.TrimSpace(*in.Kind); kind == "" {
+			return nil, nil, BadRequest(ti.field+".kind", "kind is empty; name the entity's kind, or leave kind out for the kind of the location it is posted to")
+		}
 	}
 	if kind == "" && defaultKind != nil {
 		kind = defaultKind.ID()
@@ -270,7 +272,10 @@ func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category
 	}
 	var mixins []string
 	if in.Mixins != nil {
-		mixins = dedupe(append([]string{}, *in.Mixins...))
+		if err := checkMixinList(ti.field, *in.Mixins); err != nil {
+			return nil, nil, err
+		}
+		mixins = append([]string{}, *in.Mixins...)
 	}
 	es, err := s.resolveSchema(ctx, kind, mixins, ti.field)
 	if err != nil {
@@ -302,8 +307,8 @@ func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category
 	case e.ID == "":
 		e.ID = uuid.NewString()
 	}
-	if !idPattern.MatchString(e.ID) {
-		return nil, nil, BadRequest(ti.field+".id", "id %q may hold only letters, digits and _.:~@- and start with a letter or digit", e.ID)
+	if err := checkID(ti.field+".id", e.ID); err != nil {
+		return nil, nil, err
 	}
 	if es.kind.Location == "" {
 		return nil, nil, BadRequest(ti.field+".kind", "kind %s has no location, so it has no instances", kind)
@@ -562,6 +567,9 @@ func (s *Server) partialUpdate(ctx context.Context, old *Entity, ti typedInput) 
 	updated.Attributes, _ = deepCopy(old.Attributes).(map[string]any)
 	updated.Mixins = append([]string{}, old.Mixins...)
 	if in.Mixins != nil {
+		if err := checkMixinList(ti.field, *in.Mixins); err != nil {
+			return nil, err
+		}
 		updated.Mixins = dedupe(append(updated.Mixins, *in.Mixins...))
 	}
 	if in.Title != nil {

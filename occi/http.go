@@ -113,6 +113,9 @@ func readJSON(r *http.Request, v any) (bool, error) {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return false, nil
 	}
+	if err := checkUTF8JSON(data); err != nil {
+		return false, err
+	}
 	if err := decodeJSON(data, v); err != nil {
 		return false, err
 	}

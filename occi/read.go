@@ -312,6 +312,9 @@ func readEntities(r *http.Request) (*entitiesInput, bool, error) {
 			return nil, true, BadRequest(k, "unknown member %q; expected resources, links, X-OCCI-Location, locations or attributes (or an OCCI 1.2 entity with kind)", k)
 		}
 	}
+	if err := checkEntityLists(raw); err != nil {
+		return nil, true, err
+	}
 	var in entitiesInput
 	data, _ := json.Marshal(raw)
 	if err := decodeJSON(data, &in); err != nil {
