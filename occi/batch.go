@@ -120,7 +120,7 @@ func (s *Server) deleteMembers(ctx context.Context, ms []member) ([]*Entity, err
 	for i, e := range ents {
 		writes[i] = store.Remove(e.Location, e.Rev)
 	}
-	for attempt := 0; len(writes) > 0; attempt++ {
+	for conflicts := 0; len(writes) > 0; {
 		_, err := s.store.Write(ctx, writes)
 		if err == nil {
 			break
@@ -129,18 +129,17 @@ func (s *Server) deleteMembers(ctx context.Context, ms []member) ([]*Entity, err
 		if !errors.As(err, &we) || (!errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound)) {
 			return nil, fmt.Errorf("delete %d entities: %w", len(writes), err)
 		}
-		if attempt == 3 {
-			return nil, Conflict("", "%s keeps changing while it is being deleted; retry", we.ID)
-		}
 		d, gerr := s.store.Get(ctx, we.ID)
 		switch {
 		case errors.Is(gerr, store.ErrNotFound):
 			writes = append(writes[:we.Index], writes[we.Index+1:]...)
 			ents = append(ents[:we.Index], ents[we.Index+1:]...)
-			attempt-- // progress: one fewer to delete
 		case gerr != nil:
 			return nil, fmt.Errorf("delete %s: %w", we.ID, gerr)
+		case conflicts == 3:
+			return nil, Conflict("", "%s keeps changing while it is being deleted; retry", we.ID)
 		default:
+			conflicts++
 			writes[we.Index].Doc.Rev = d.Rev
 		}
 	}
