@@ -134,12 +134,12 @@ func (cn *conn) timeoutError(timeout time.Duration) *Error {
 // monitor is still attached.
 func (cn *conn) close() {
 	if cn.sock != nil {
-		cn.sock.Monitor("", 0)
+		_ = cn.sock.Monitor("", 0)
 	}
 	if cn.mon != nil {
-		cn.mon.Close()
+		_ = cn.mon.Close()
 	}
 	if cn.sock != nil {
-		cn.sock.Close()
+		_ = cn.sock.Close()
 	}
 }

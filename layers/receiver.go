@@ -221,16 +221,16 @@ func (r *Receiver) open() (_ *receiverSockets, bound string, err error) {
 // is only used on a failed open, before any goroutine has taken ownership.
 func (s *receiverSockets) closeAll() {
 	for _, p := range s.pushes {
-		p.Close()
+		_ = p.Close()
 	}
 	if s.pull != nil {
-		s.pull.Close()
+		_ = s.pull.Close()
 	}
 	if s.router != nil {
-		s.router.Close()
+		_ = s.router.Close()
 	}
 	if s.ownCtx {
-		s.zctx.Term()
+		_ = s.zctx.Term()
 	}
 }
 
@@ -242,7 +242,7 @@ func newSocket(zctx *zmq.Context, t zmq.Type) (*zmq.Socket, error) {
 		return nil, fmt.Errorf("new %s socket: %w", t, osError(err))
 	}
 	if err := s.SetLinger(0); err != nil {
-		s.Close()
+		_ = s.Close()
 		return nil, fmt.Errorf("set LINGER on %s socket: %w", t, err)
 	}
 	return s, nil
@@ -346,12 +346,12 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 		}
 	}
 
-	s.router.Close()
+	_ = s.router.Close()
 	for _, q := range queues {
 		close(q)
 	}
 	workers.Wait()
-	s.pull.Close()
+	_ = s.pull.Close()
 	if s.ownCtx {
 		// Term returns once libzmq has really closed the listener, which is
 		// what lets a later Start bind the same port.
@@ -455,7 +455,7 @@ func (r *Receiver) send(router *zmq.Socket, frames [][]byte) {
 // owns push, its wake-up line to the loop.
 func (r *Receiver) worker(ctx context.Context, push *zmq.Socket, jobs <-chan job, replies chan<- [][]byte, wg *sync.WaitGroup) {
 	defer wg.Done()
-	defer push.Close()
+	defer func() { _ = push.Close() }()
 	for j := range jobs {
 		if ctx.Err() != nil {
 			// Shutting down: the ROUTER is closed, nobody could get a reply.

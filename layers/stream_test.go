@@ -100,7 +100,7 @@ func TestStreamPeerOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.Close()
+		t.Cleanup(s.Close)
 		for i := range n {
 			if _, err := s.Send([]byte(fmt.Sprintf("%s %d", peer, i))); err != nil {
 				t.Fatal(err)

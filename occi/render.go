@@ -133,7 +133,7 @@ func (s *Server) writeLocations(w http.ResponseWriter, r *http.Request, status i
 	case renderPyOCNI:
 		return writeJSON(w, status, loc)
 	case renderJSON12:
-		return writeJSON12(w, status, locations12{Locations: loc.Locations})
+		return writeJSON12(w, status, locations12(loc))
 	}
 	t := &textOut{}
 	for _, u := range loc.Locations {

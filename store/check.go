@@ -33,7 +33,7 @@ func CheckDoc(doc Doc) (json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: id %q: body is not a JSON object", ErrInvalid, doc.ID)
 	}
 	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, fmt.Errorf("%w: id %q: body: %v", ErrInvalid, doc.ID, err)
+		return nil, fmt.Errorf("%w: id %q: body: %w", ErrInvalid, doc.ID, err)
 	}
 	for k := range fields {
 		if strings.HasPrefix(k, "_") {
@@ -42,7 +42,7 @@ func CheckDoc(doc Doc) (json.RawMessage, error) {
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, body); err != nil {
-		return nil, fmt.Errorf("%w: id %q: body: %v", ErrInvalid, doc.ID, err)
+		return nil, fmt.Errorf("%w: id %q: body: %w", ErrInvalid, doc.ID, err)
 	}
 	return buf.Bytes(), nil
 }

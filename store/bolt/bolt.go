@@ -35,6 +35,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -95,7 +96,8 @@ func WithWatchBuffer(n int) Option {
 	return func(c *config) { c.watchBuffer = max(n, 1) }
 }
 
-// WithLogger sets where the store reports dropped subscribers.
+// WithLogger sets where the store reports dropped subscribers; without
+// it, or with nil, nothing is logged.
 func WithLogger(l logrus.FieldLogger) Option {
 	return func(c *config) { c.log = l }
 }
@@ -144,10 +146,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 		lockTimeout: DefaultLockTimeout,
 		batchDelay:  DefaultBatchDelay,
 		watchBuffer: DefaultWatchBuffer,
-		log:         logrus.StandardLogger(),
 	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.log == nil {
+		cfg.log = discardLogger()
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("bolt: open %s: create directory: %w", path, err)
@@ -638,7 +642,7 @@ func canonical(body []byte) ([]byte, error) {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("%w: body: %v", store.ErrInvalid, err)
+		return nil, fmt.Errorf("%w: body: %w", store.ErrInvalid, err)
 	}
 	return encodeJSON(v)
 }
@@ -695,4 +699,13 @@ func wellFormed(where []store.Cond) bool {
 		}
 	}
 	return true
+}
+
+// discardLogger is the logger of a store built without one: it drops
+// everything, so the package never writes to logrus's global logger behind
+// its caller's back.
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
 }

@@ -176,7 +176,7 @@ func newJournalID() (string, error) {
 // none) in one request.
 func (s *Store) currentDocs(ctx context.Context, ids []string) (map[string]current, error) {
 	rs := s.db.AllDocs(ctx, kivik.Params(map[string]any{"keys": ids, "include_docs": true}))
-	defer rs.Close()
+	defer func() { _ = rs.Close() }()
 	out := make(map[string]current, len(ids))
 	for rs.Next() {
 		id, err := rs.ID()
@@ -430,7 +430,7 @@ func (s *Store) scanRaw(ctx context.Context, prefix, after string, limit int) ([
 		params["startkey"] = start
 	}
 	rs := s.db.AllDocs(ctx, kivik.Params(params))
-	defer rs.Close()
+	defer func() { _ = rs.Close() }()
 	var docs []store.Doc
 	for rs.Next() {
 		id, err := rs.ID()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/couch/couchtest"
 )
@@ -66,7 +67,7 @@ func TestRecoverBatch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open after the crash: %v", err)
 	}
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	for id, want := range map[string]string{"new": `{"v":1}`, "upd": `{"v":1}`, "moved": `{"v":"other"}`} {
 		doc, err := s.Get(ctx, id)
 		if err != nil || string(doc.Body) != want {
