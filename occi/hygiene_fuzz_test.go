@@ -2,6 +2,7 @@ package occi
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"unicode/utf8"
 )
@@ -33,7 +34,8 @@ func FuzzCheckUTF8JSON(f *testing.F) {
 			return
 		}
 		// The path names members of the document: walking it finds a value.
-		if _, inKey := jsonPathAt(data, invalidAt(data)); !inKey && err.(*Error).Field == "" {
+		var oe *Error
+		if _, inKey := jsonPathAt(data, invalidAt(data)); !inKey && errors.As(err, &oe) && oe.Field == "" {
 			if _, isObj := v.(map[string]any); isObj {
 				t.Fatalf("no field named for invalid UTF-8 in %q", data)
 			}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/occitest"
 )
@@ -113,7 +114,7 @@ func TestInvalidUTF8Headers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
+	cmbstest.NoError(t, res.Body.Close)
 	if res.StatusCode != http.StatusBadRequest {
 		t.Errorf("status %d, want 400", res.StatusCode)
 	}

@@ -17,24 +17,52 @@ import (
 // layout json.Encoder gives a built document (four-space indent), so
 // streaming changes nothing a client sees.
 
+// sticky buffers writes and keeps the first error, which flush returns,
+// so a stream of small writes is checked once.
+type sticky struct {
+	w   *bufio.Writer
+	err error
+}
+
+func newSticky(w io.Writer) sticky { return sticky{w: bufio.NewWriterSize(w, 32<<10)} }
+
+func (s *sticky) str(v string) {
+	if s.err == nil {
+		_, s.err = s.w.WriteString(v)
+	}
+}
+
+func (s *sticky) raw(b []byte) {
+	if s.err == nil {
+		_, s.err = s.w.Write(b)
+	}
+}
+
+func (s *sticky) flush() error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.w.Flush()
+}
+
 // jsonStream writes a JSON object whose members are arrays, one element at
 // a time.
 type jsonStream struct {
-	w       *bufio.Writer
+	sticky
 	members int
 	items   int
 }
 
 func newJSONStream(w io.Writer) *jsonStream {
-	return &jsonStream{w: bufio.NewWriterSize(w, 32<<10)}
+	return &jsonStream{sticky: newSticky(w)}
 }
 
 // open starts the member key, an array.
 func (j *jsonStream) open(key string) error {
 	if j.members == 0 {
-		j.w.WriteString("{\n")
+		j.str("{\n")
 	} else {
-		j.w.WriteString(",\n")
+		j.str(",\n")
 	}
 	j.members++
 	j.items = 0
@@ -42,10 +70,10 @@ func (j *jsonStream) open(key string) error {
 	if err != nil {
 		return err
 	}
-	j.w.WriteString("    ")
-	j.w.Write(k)
-	_, err = j.w.WriteString(": [")
-	return err
+	j.str("    ")
+	j.raw(k)
+	j.str(": [")
+	return j.err
 }
 
 // item adds v to the array open.
@@ -58,30 +86,30 @@ func (j *jsonStream) item(v any) error {
 		return fmt.Errorf("encode answer: %w", err)
 	}
 	if j.items > 0 {
-		j.w.WriteString(",")
+		j.str(",")
 	}
 	j.items++
-	j.w.WriteString("\n        ")
-	_, err := j.w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-	return err
+	j.str("\n        ")
+	j.raw(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	return j.err
 }
 
 // close ends the array open.
 func (j *jsonStream) close() error {
 	if j.items > 0 {
-		j.w.WriteString("\n    ")
+		j.str("\n    ")
 	}
-	_, err := j.w.WriteString("]")
-	return err
+	j.str("]")
+	return j.err
 }
 
 // end closes the object and sends what is buffered.
 func (j *jsonStream) end() error {
 	if j.members == 0 {
-		j.w.WriteString("{")
+		j.str("{")
 	}
-	j.w.WriteString("\n}\n")
-	return j.w.Flush()
+	j.str("\n}\n")
+	return j.flush()
 }
 
 func compactJSON(v any) ([]byte, error) {
@@ -131,13 +159,13 @@ func (s *Server) streamLocations(w http.ResponseWriter, r *http.Request, rend re
 	}
 	w.Header().Set("Content-Type", media)
 	w.WriteHeader(status)
-	bw := bufio.NewWriterSize(w, 32<<10)
+	out := newSticky(w)
 	for _, p := range paths {
-		bw.WriteString(prefix)
-		bw.WriteString(s.absURL(r, p))
-		bw.WriteString("\n")
+		out.str(prefix)
+		out.str(s.absURL(r, p))
+		out.str("\n")
 	}
-	return bw.Flush()
+	return out.flush()
 }
 
 // streamEntities12 answers a page of entities in full, in the OCCI 1.2

@@ -16,7 +16,11 @@ func TestCollectionTurn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
 	s, err := NewServer(Options{Store: st, MaxCollectionRequests: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ func (f *clientFlags) client() (*cli.Client, error) {
 	}
 	hc, err := cli.HTTPClient(f.timeout, f.tls)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	c, err := cli.New(f.server, f.user, hc)
 	if err != nil {

@@ -111,8 +111,10 @@ func (p *guardProc) request(method, path, accept, body string) (int, http.Header
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
+	if cerr := res.Body.Close(); err == nil {
+		err = cerr
+	}
 	return res.StatusCode, res.Header, raw, err
 }
 
@@ -135,7 +137,7 @@ func (p *guardProc) readAll(path, accept string) ([]string, int, error) {
 	for next := path; next != ""; pages++ {
 		code, h, raw, err := p.request("GET", next, accept, "")
 		if err != nil || code != http.StatusOK {
-			return nil, pages, fmt.Errorf("GET %s (%s): %d, %v: %.300s", next, accept, code, err, raw)
+			return nil, pages, fmt.Errorf("GET %s (%s): %d: %.300s: %w", next, accept, code, raw, err)
 		}
 		got, err := guardEntries(accept, h, raw)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/config/tlstest"
 )
 
@@ -46,7 +47,7 @@ func status(t *testing.T, hc *http.Client, method, url, body string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	defer res.Body.Close()
+	defer cmbstest.NoError(t, res.Body.Close)
 	_, _ = io.Copy(io.Discard, res.Body)
 	return res.StatusCode, nil
 }
@@ -68,7 +69,7 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
+	cmbstest.NoError(t, res.Body.Close)
 	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusCreated || !strings.HasPrefix(loc, "https://") {
 		t.Errorf("create over https: %d, Location %q", res.StatusCode, loc)
 	}
@@ -170,7 +171,7 @@ func TestServeBodyLimit(t *testing.T) {
 			Detail string `json:"detail"`
 		}
 		err = json.NewDecoder(res.Body).Decode(&p)
-		res.Body.Close()
+		cmbstest.NoError(t, res.Body.Close)
 		if res.StatusCode != http.StatusRequestEntityTooLarge || err != nil || res.Header.Get("Content-Type") != "application/problem+json" ||
 			!strings.Contains(p.Detail, "2048") {
 			t.Errorf("chunked=%v: %d %s %+v (%v)", chunked, res.StatusCode, res.Header.Get("Content-Type"), p, err)
