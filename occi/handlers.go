@@ -131,7 +131,7 @@ func (s *Server) createAt(w http.ResponseWriter, r *http.Request, path string, k
 	if err != nil {
 		return err
 	}
-	c, err := s.commitCreates(ctx, []plannedCreate{{e, es, "entity"}})
+	c, err := s.commitCreates(ctx, []plannedCreate{{e, es, ti.field}})
 	if err != nil {
 		return err
 	}
