@@ -2,6 +2,7 @@ package occi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -113,14 +114,23 @@ func copyCategory(cc cachedCategory) (*Category, string) {
 	return &cat, cc.rev
 }
 
-// putCategory and deleteCategory are the only category writes; each
+// putCategory and writeCategoryDocs are the only category writes; each
 // empties the cache so this server reads its own writes.
 func (s *Server) putCategory(ctx context.Context, doc store.Doc) (string, error) {
 	defer s.categories.invalidate()
 	return s.store.Put(ctx, doc)
 }
 
-func (s *Server) deleteCategory(ctx context.Context, id, rev string) error {
+// writeCategoryDocs commits category writes in one transaction. A
+// conflict means another writer changed one of them since it was read.
+func (s *Server) writeCategoryDocs(ctx context.Context, writes []store.Write) error {
 	defer s.categories.invalidate()
-	return s.store.Delete(ctx, id, rev)
+	if _, err := s.store.Write(ctx, writes); err != nil {
+		var we *store.WriteError
+		if errors.As(err, &we) && errors.Is(err, store.ErrConflict) {
+			return Conflict("", "category %s changed while this request was changing it; retry", strings.TrimPrefix(we.ID, categoryPrefix))
+		}
+		return fmt.Errorf("store categories: %w", err)
+	}
+	return nil
 }
