@@ -24,6 +24,9 @@ type categoryCache struct {
 	loaded     bool
 	byID       map[string]cachedCategory
 	byLocation map[string]string
+	// schemas are the entity schemas resolved from the cached categories,
+	// by kind and mixins (see Server.resolveSchema); they go with them.
+	schemas map[string]*entitySchema
 }
 
 type cachedCategory struct {
@@ -76,7 +79,7 @@ func (c *categoryCache) snapshot(ctx context.Context, st store.Store) (map[strin
 func (c *categoryCache) invalidate() {
 	c.mu.Lock()
 	c.generation++
-	c.loaded, c.byID, c.byLocation = false, nil, nil
+	c.loaded, c.byID, c.byLocation, c.schemas = false, nil, nil, nil
 	c.mu.Unlock()
 }
 
@@ -84,7 +87,7 @@ func (c *categoryCache) setFollowing(on bool) {
 	c.mu.Lock()
 	c.following = on
 	c.generation++
-	c.loaded, c.byID, c.byLocation = false, nil, nil
+	c.loaded, c.byID, c.byLocation, c.schemas = false, nil, nil, nil
 	c.mu.Unlock()
 }
 
@@ -105,6 +108,27 @@ func (c *categoryCache) follow(ctx context.Context, changes <-chan store.Change)
 			}
 		}
 	}
+}
+
+// schema returns the schema cached under key, if the cache is current.
+func (c *categoryCache) schema(key string) (*entitySchema, uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	es, ok := c.schemas[key]
+	return es, c.generation, ok && c.following && c.loaded
+}
+
+// keepSchema caches es under key unless the categories changed since gen.
+func (c *categoryCache) keepSchema(key string, gen uint64, es *entitySchema) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.following || c.generation != gen {
+		return
+	}
+	if c.schemas == nil {
+		c.schemas = map[string]*entitySchema{}
+	}
+	c.schemas[key] = es
 }
 
 // copyCategory gives callers their own Category to change; the attribute

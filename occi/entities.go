@@ -128,7 +128,26 @@ type entitySchema struct {
 
 // resolveSchema loads an entity's kind (with its parents) and mixins,
 // refusing unknown ones with 400 naming the field.
+//
+// Schemas are kept with the cached categories, so that a request creating
+// many entities of one kind resolves it once; they are shared, and read
+// only.
 func (s *Server) resolveSchema(ctx context.Context, kind string, mixins []string, field string) (*entitySchema, error) {
+	key := kind + "\x00" + strings.Join(mixins, "\x00")
+	es, gen, ok := s.categories.schema(key)
+	if ok {
+		return es, nil
+	}
+	es, err := s.loadSchema(ctx, kind, mixins, field)
+	if err != nil {
+		return nil, err
+	}
+	s.categories.keepSchema(key, gen, es)
+	return es, nil
+}
+
+// loadSchema resolves a schema from the categories.
+func (s *Server) loadSchema(ctx context.Context, kind string, mixins []string, field string) (*entitySchema, error) {
 	k, _, err := s.getCategory(ctx, kind)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Class != ClassKind) {
 		return nil, BadRequest(field+".kind", "unknown kind %q", kind)
