@@ -93,24 +93,30 @@ func TestVersionFromLinker(t *testing.T) {
 }
 
 func TestPasswd(t *testing.T) {
+	t.Parallel()
+	// Every case but "default cost" hashes at bcrypt's lowest cost: under
+	// the race detector a hash at the default cost takes seconds.
 	tests := []struct {
-		name    string
-		args    []string
-		stdin   string
-		wantPW  string
-		wantErr string
+		name     string
+		args     []string
+		stdin    string
+		wantPW   string
+		wantCost int
+		wantErr  string
 	}{
-		{name: "stdin line", args: []string{"passwd", "user_1"}, stdin: "pass\nignored\n", wantPW: "pass"},
-		{name: "stdin CRLF", args: []string{"passwd", "user_1"}, stdin: "pass\r\n", wantPW: "pass"},
-		{name: "stdin without newline", args: []string{"passwd", "user_1"}, stdin: "pass", wantPW: "pass"},
-		{name: "flag", args: []string{"passwd", "--password", "p w", "user_1"}, stdin: "other\n", wantPW: "p w"},
+		{name: "stdin line", args: []string{"passwd", "--cost", "4", "user_1"}, stdin: "pass\nignored\n", wantPW: "pass"},
+		{name: "stdin CRLF", args: []string{"passwd", "--cost", "4", "user_1"}, stdin: "pass\r\n", wantPW: "pass"},
+		{name: "stdin without newline", args: []string{"passwd", "--cost", "4", "user_1"}, stdin: "pass", wantPW: "pass"},
+		{name: "flag", args: []string{"passwd", "--cost", "4", "--password", "p w", "user_1"}, stdin: "other\n", wantPW: "p w"},
+		{name: "default cost", args: []string{"passwd", "user_1"}, stdin: "pass\n", wantPW: "pass", wantCost: bcrypt.DefaultCost},
 		{name: "empty stdin", args: []string{"passwd", "user_1"}, stdin: "", wantErr: "read password"},
 		{name: "empty line", args: []string{"passwd", "user_1"}, stdin: "\n", wantErr: "empty password"},
 		{name: "bad user", args: []string{"passwd", "a:b"}, stdin: "pass\n", wantErr: "contains ':'"},
+		{name: "cost too low", args: []string{"passwd", "--cost", "3", "user_1"}, stdin: "pass\n", wantErr: "bcrypt cost 3 is outside 4 to 31"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel() // bcrypt dominates; use both cores
+			t.Parallel()
 			var stdout bytes.Buffer
 			err := run(t.Context(), tt.args, strings.NewReader(tt.stdin), &stdout, io.Discard)
 			if tt.wantErr != "" {
@@ -126,10 +132,17 @@ func TestPasswd(t *testing.T) {
 				t.Fatalf("output = %q, want one user_1:bcrypt line", stdout.String())
 			}
 			// auth's tests show Entry's lines load; here the password read
-			// is the one hashed.
+			// is the one hashed, at the cost asked for.
 			_, hash, _ := strings.Cut(strings.TrimSpace(stdout.String()), ":")
-			if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(tt.wantPW)); err != nil {
-				t.Errorf("password %q does not match the hash: %v", tt.wantPW, err)
+			wantCost := tt.wantCost
+			if wantCost == 0 {
+				wantCost = bcrypt.MinCost
+				if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(tt.wantPW)); err != nil {
+					t.Errorf("password %q does not match the hash: %v", tt.wantPW, err)
+				}
+			}
+			if cost, err := bcrypt.Cost([]byte(hash)); err != nil || cost != wantCost {
+				t.Errorf("hashed at cost %d, %v; want %d", cost, err, wantCost)
 			}
 		})
 	}
@@ -254,7 +267,7 @@ func TestServeCouchStore(t *testing.T) {
 }
 
 func TestServeAuth(t *testing.T) {
-	line, err := auth.Entry("user_1", "pass")
+	line, err := auth.Entry("user_1", "pass", bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -257,23 +257,40 @@ func TestMiddleware(t *testing.T) {
 }
 
 func TestHashPassword(t *testing.T) {
-	h, err := HashPassword("s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bcrypt.CompareHashAndPassword([]byte(h), []byte("s3cret")); err != nil {
-		t.Errorf("hash does not verify: %v", err)
+	t.Parallel()
+	for _, cost := range []int{0, bcrypt.MinCost} {
+		h, err := HashPassword("s3cret", cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := cost
+		if cost == 0 {
+			want = bcrypt.DefaultCost
+		} else if err := bcrypt.CompareHashAndPassword([]byte(h), []byte("s3cret")); err != nil {
+			// Checked at the lowest cost only: under the race detector a
+			// check at the default cost takes seconds.
+			t.Errorf("hash does not verify: %v", err)
+		}
+		if got, err := bcrypt.Cost([]byte(h)); err != nil || got != want {
+			t.Errorf("HashPassword at cost %d hashed at %d, %v; want %d", cost, got, err, want)
+		}
 	}
 	for _, pw := range []string{"", strings.Repeat("x", 73)} {
-		if _, err := HashPassword(pw); err == nil {
+		if _, err := HashPassword(pw, bcrypt.MinCost); err == nil {
 			t.Errorf("HashPassword(%d bytes) succeeded", len(pw))
+		}
+	}
+	for _, cost := range []int{-1, bcrypt.MinCost - 1, bcrypt.MaxCost + 1} {
+		if _, err := HashPassword("s3cret", cost); err == nil || !strings.Contains(err.Error(), "outside") {
+			t.Errorf("HashPassword at cost %d = %v, want it refused", cost, err)
 		}
 	}
 }
 
 // TestEntryRoundTrip checks a line from Entry is one Load accepts.
 func TestEntryRoundTrip(t *testing.T) {
-	line, err := Entry("user_1", "pass")
+	t.Parallel()
+	line, err := Entry("user_1", "pass", bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +302,7 @@ func TestEntryRoundTrip(t *testing.T) {
 		t.Error("entry does not verify")
 	}
 	for _, bad := range []string{"", "a:b", "a b", "a\nb"} {
-		if _, err := Entry(bad, "pw"); err == nil {
+		if _, err := Entry(bad, "pw", bcrypt.MinCost); err == nil {
 			t.Errorf("Entry(%q) succeeded", bad)
 		}
 	}
