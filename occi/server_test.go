@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
@@ -449,11 +450,11 @@ func TestCategoriesSharedStore(t *testing.T) {
 		b := newEnv(t, st, occi.Options{})
 		b.MustRequest(http.StatusOK, "GET", "/-/", "") // b caches what there is
 		a.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
-		occitest.WaitFor(t, "b to serve /compute/", func() bool { return b.Request("GET", "/compute/", "").Status == http.StatusOK })
+		cmbstest.Eventually(t, "b to serve /compute/", func() bool { return b.Request("GET", "/compute/", "").Status == http.StatusOK })
 		b.MustRequest(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"x"}]}`)
 		b.MustRequest(http.StatusOK, "DELETE", "/compute/x", "")
 		a.MustRequest(http.StatusOK, "DELETE", "/-/", example(t, "delete_kinds.json"))
-		occitest.WaitFor(t, "b to refuse /compute/", func() bool {
+		cmbstest.Eventually(t, "b to refuse /compute/", func() bool {
 			return b.Request("POST", "/compute/", `{"resources":[{"id":"y"}]}`).Status == http.StatusMethodNotAllowed
 		})
 	})

@@ -9,14 +9,12 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/layers/layertest"
 	"github.com/houssem/cmbs/occi/auth"
 	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
 )
-
-// Patience is how long WaitFor, and so Send, wait before failing a test.
-const Patience = occitest.Patience
 
 // Quiet returns a logger that discards everything, as occitest.Quiet.
 func Quiet() *logrus.Logger { return occitest.Quiet() }
@@ -51,7 +49,7 @@ func FreeSockets(t testing.TB) map[broker.Layer]string {
 // after Patience, as occitest.WaitFor.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	occitest.WaitFor(t, what, cond)
+	cmbstest.Eventually(t, what, cond)
 }
 
 // UsersFile writes a users file in t.TempDir() holding user with password

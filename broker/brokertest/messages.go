@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 // Attrs returns the cmbs.<kind> attributes of the entity at path, e.g.
@@ -40,7 +41,7 @@ func (s *Server) Send(id, layer string) map[string]any {
 		s.T.Fatalf("send of %s on %s answered location %v", id, layer, out["Location"])
 	}
 	var delivery map[string]any
-	WaitFor(s.T, "the outcome of "+id+" on "+layer, func() bool {
+	cmbstest.Eventually(s.T, "the outcome of "+id+" on "+layer, func() bool {
 		delivery, _ = s.Attrs(loc, "message")["delivery"].(map[string]any)
 		return delivery["state"] == "done"
 	})

@@ -81,19 +81,6 @@ func (b *e2eBuild) remove() {
 	}
 }
 
-// e2eEventually polls cond until it holds, failing the test with what when the
-// deadline passes first.
-func e2eEventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // e2eFreePort returns a TCP port nothing listens on at the moment.
 func e2eFreePort(t testing.TB) int {
 	t.Helper()
@@ -220,7 +207,7 @@ func (n *e2eNode) start(t *testing.T) {
 		close(r.done)
 	}()
 	var addr string
-	e2eEventually(t, 30*time.Second, n.spec.name+" serves", func() bool {
+	cmbstest.EventuallyWithin(t, 30*time.Second, n.spec.name+" serves", func() bool {
 		select {
 		case <-r.done:
 			t.Fatalf("%s exited before serving: %v\n%s", n.spec.name, r.err, r.log)
@@ -409,7 +396,7 @@ func (n *e2eNode) send(t *testing.T, id, layer string) map[string]any {
 	t.Helper()
 	n.must(t, http.StatusAccepted, "POST", "/cmbs/message/"+id+"?action=send_"+layer, map[string]any{})
 	var d map[string]any
-	e2eEventually(t, 30*time.Second, "outcome of "+id+" on "+n.spec.name, func() bool {
+	cmbstest.EventuallyWithin(t, 30*time.Second, "outcome of "+id+" on "+n.spec.name, func() bool {
 		d, _ = n.attrs(t, "/cmbs/message/"+id, "message")["delivery"].(map[string]any)
 		return d["state"] == "done"
 	})
@@ -551,6 +538,7 @@ func e2eStrings(v any) []string {
 // checks every layer between them, a stopped layer, a killed member and a
 // restart on the same store.
 func TestE2EBroker(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs cmbs processes")
 	}
@@ -724,6 +712,7 @@ func e2eBoth(provider, topic string) map[string]any {
 // 127.0.0.1:8090 and its member binds 5010-5040; a temporary copy has any of
 // those ports that is taken here replaced by a free one.
 func TestE2ERunTestScript(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs a cmbs process")
 	}

@@ -19,6 +19,7 @@ import (
 )
 
 func TestProbeURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ addr, want string }{
 		{"", "http://127.0.0.1:8090/health/ready"},
 		{":9000", "http://127.0.0.1:9000/health/ready"},

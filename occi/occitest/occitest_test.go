@@ -197,12 +197,3 @@ func TestTry(t *testing.T) {
 		t.Errorf("Try of the query interface = %v", err)
 	}
 }
-
-// TestWaitFor returns once the condition holds.
-func TestWaitFor(t *testing.T) {
-	n := 0
-	occitest.WaitFor(t, "three polls", func() bool { n++; return n == 3 })
-	if n != 3 {
-		t.Errorf("polled %d times", n)
-	}
-}

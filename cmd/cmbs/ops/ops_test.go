@@ -229,7 +229,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	b.Must(http.StatusOK, "GET", "/cmbs/member/"+a.ID, nil)
 	b.Message("hello", "l2", map[string]any{"message_content": "hello from b"})
 	b.Must(http.StatusAccepted, "POST", "/cmbs/message/hello?action=send_l2", map[string]any{})
-	brokertest.WaitFor(t, "B's l2 delivery counted", func() bool {
+	cmbstest.Eventually(t, "B's l2 delivery counted", func() bool {
 		return series(b.scrape()["cmbs_layer_delivery_duration_seconds"], map[string]string{"layer": "l2"}) == 1
 	})
 	if status, _ := b.anon("GET", "/cmbs/member/"); status != http.StatusUnauthorized {
