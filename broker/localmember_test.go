@@ -22,7 +22,7 @@ import (
 // server is closed when the test ends, or earlier by Close.
 func bootDeclared(t *testing.T, dbPath string, spec broker.LocalMemberSpec) (*brokertest.Member, error) {
 	t.Helper()
-	m := brokertest.Start(t, brokertest.Options{ID: spec.ID, DBPath: dbPath, Sockets: spec.Sockets, NoMember: true, StartBroker: true})
+	m := brokertest.Start(t, brokertest.Options{ID: spec.ID, DBPath: dbPath, Sockets: spec.Sockets, NoMember: true})
 	return m, m.Broker.EnsureLocalMember(context.Background(), spec)
 }
 

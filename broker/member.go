@@ -227,7 +227,9 @@ func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (
 		Endpoint:       endpoint,
 		Handler:        b.handler(l),
 		Logger:         b.log.WithField("layer", l),
-		MaxMessageSize: maxRequestBytes,
+		MaxMessageSize: b.cfg.MaxMessageSize,
+		// A peer's deliveries are taken in the order it sent them.
+		PeerOrder: true,
 	})
 	if err != nil {
 		return "", occi.BadRequest(l.SocketAttr(), "layer %s: %v", l, err)

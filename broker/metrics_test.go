@@ -99,19 +99,20 @@ func TestMetricsFollowTraffic(t *testing.T) {
 		}
 	}
 
-	// A stops listening on l2: the next l2 send from B fails for A, which
-	// no longer counts as reachable.
+	// A stops listening on l2: the next l2 send from B expires before A
+	// takes it, and A no longer counts as reachable.
 	a.Must(http.StatusOK, "POST", "/cmbs/member/obs-a?action=stop_l2", map[string]any{})
 	if got := a.value("cmbs_layer_receiver_running", layer("l2")); got != 0 {
 		t.Errorf("A's l2 receiver running = %v after stop", got)
 	}
-	b.Message("obs-2", "l2", nil)
-	if got := brokertest.Outcome(b.Send("obs-2", "l2")); got["obs-a"] != "failed" {
-		t.Fatalf("outcome %v, want failed for obs-a", got)
+	b.Message("obs-2", "l2", map[string]any{"expires": "1s"})
+	if got := brokertest.Outcome(b.Send("obs-2", "l2")); got["obs-a"] != "expired" {
+		t.Fatalf("outcome %v, want expired for obs-a", got)
 	}
-	if got := b.value("cmbs_layer_messages_failed_total", layer("l2")); got != 1 {
-		t.Errorf("B failed{l2} = %v, want 1", got)
-	}
+	// Metrics follow the commit that the outcome shows.
+	cmbstest.Eventually(t, "B to count the expired delivery", func() bool {
+		return b.value("cmbs_layer_messages_failed_total", layer("l2")) == 1
+	})
 	if got := b.value("cmbs_members_reachable", nil); got != 1 {
 		t.Errorf("B reaches %v members, want 1 (C only)", got)
 	}

@@ -60,24 +60,23 @@ const (
 
 // Message attribute names.
 const (
-	msgLayer      = api.MessageLayer
-	msgExecutable = api.MessageExecutable
-	msgSendable   = api.MessageSendable
-	msgStorable   = api.MessageStorable
-	msgPath       = api.MessagePath
-	msgContent    = api.MessageContent
-	msgResult     = api.MessageResult
-	msgReceiver   = api.MessageReceiver
-	msgProviders  = api.MessageProviders
-	msgTopics     = api.MessageTopics
-	msgHopLimit   = api.MessageHopLimit
-	msgDelivery   = api.MessageDelivery
-	msgExecuted   = api.MessageExecuted
-	msgOrigin     = api.MessageOrigin
+	msgLayer        = api.MessageLayer
+	msgExecutable   = api.MessageExecutable
+	msgSendable     = api.MessageSendable
+	msgStorable     = api.MessageStorable
+	msgPath         = api.MessagePath
+	msgContent      = api.MessageContent
+	msgResult       = api.MessageResult
+	msgReceiver     = api.MessageReceiver
+	msgProviders    = api.MessageProviders
+	msgTopics       = api.MessageTopics
+	msgHopLimit     = api.MessageHopLimit
+	msgDelivery     = api.MessageDelivery
+	msgExecuted     = api.MessageExecuted
+	msgOrigin       = api.MessageOrigin
+	msgExpires      = api.MessageExpires
+	msgSendOnCreate = api.MessageSendOnCreate
 )
-
-// defaultHopLimit bounds forwarding when a message sets no hop_limit.
-const defaultHopLimit = api.DefaultHopLimit
 
 // Aliases are the original's other spellings: l3.1/l3.2 for l31/l32 in
 // socket attributes and start actions.

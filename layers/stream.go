@@ -148,6 +148,13 @@ func (s *Stream) read() (*StreamReply, error) {
 	return out, nil
 }
 
+// Connected reports whether the connection to the receiver is up: its
+// ZeroMQ handshake done and not dropped since.
+func (s *Stream) Connected() bool {
+	s.cn.drainEvents()
+	return s.cn.ready
+}
+
 // Stalled explains why replies have not come for as long as waited: the
 // connection never came up (KindUnreachable, with what the monitor saw) or
 // it is up and the receiver is silent (KindTimeout).

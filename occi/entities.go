@@ -419,7 +419,14 @@ type plannedCreate struct {
 // providers want done once they are committed.
 type created struct {
 	entities  []*Entity
-	committed []func(context.Context) string
+	committed []committedStage
+}
+
+// committedStage is a Stage's Committed function with the revisions of its
+// writes.
+type committedStage struct {
+	fn   func(context.Context, []string) string
+	revs []string
 }
 
 // commitCreates runs the providers' Create (or StageCreate) of every
@@ -434,6 +441,11 @@ func (s *Server) commitCreates(ctx context.Context, plan []plannedCreate) (*crea
 	defer s.lockKinds(schemas...)()
 	out := &created{}
 	var writes []store.Write
+	type span struct {
+		stage      *Stage
+		start, end int
+	}
+	var spans []span
 	for _, p := range plan {
 		var staged []*Stage
 		err := s.eachProvider(p.es, func(_ string, pr Provider) error {
@@ -455,10 +467,8 @@ func (s *Server) commitCreates(ctx context.Context, plan []plannedCreate) (*crea
 		}
 		writes = append(writes, store.Put(d))
 		for _, stage := range staged {
+			spans = append(spans, span{stage, len(writes), len(writes) + len(stage.Writes)})
 			writes = append(writes, stage.Writes...)
-			if stage.Committed != nil {
-				out.committed = append(out.committed, stage.Committed)
-			}
 		}
 		out.entities = append(out.entities, p.e)
 	}
@@ -477,6 +487,11 @@ func (s *Server) commitCreates(ctx context.Context, plan []plannedCreate) (*crea
 		}
 		e.Rev = revs[i]
 	}
+	for _, sp := range spans {
+		if sp.stage.Committed != nil {
+			out.committed = append(out.committed, committedStage{sp.stage.Committed, revs[sp.start:sp.end]})
+		}
+	}
 	return out, nil
 }
 
@@ -484,8 +499,8 @@ func (s *Server) commitCreates(ctx context.Context, plan []plannedCreate) (*crea
 // stored, and returns the Preference-Applied value, if any honoured one.
 func (c *created) afterCommit(ctx context.Context) string {
 	applied := ""
-	for _, fn := range c.committed {
-		if a := fn(ctx); a != "" {
+	for _, c := range c.committed {
+		if a := c.fn(ctx, c.revs); a != "" {
 			applied = a
 		}
 	}

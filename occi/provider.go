@@ -57,11 +57,12 @@ type Stage struct {
 	// Writes are committed in the entity's transaction.
 	Writes []store.Write
 	// Committed, when set, runs once the transaction is committed and
-	// before the answer is written; it may wait within ctx (under a Prefer
-	// wait, for the result of what the create started). It returns the
+	// before the answer is written, with the revisions the commit gave
+	// Writes, in order. It may wait within ctx (under a Prefer wait, for
+	// the result of what the create started), and returns the
 	// Preference-Applied value when it honoured a preference; the answer
 	// then shows the created entities as they are after it.
-	Committed func(ctx context.Context) (preferenceApplied string)
+	Committed func(ctx context.Context, revs []string) (preferenceApplied string)
 }
 
 // ActionInvocation is one triggered action.

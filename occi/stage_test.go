@@ -34,14 +34,15 @@ func (p *stager) StageCreate(ctx context.Context, e *occi.Entity) (*occi.Stage, 
 	e.SetAttr("staged", "yes")
 	return &occi.Stage{
 		Writes: []store.Write{store.Put(store.Doc{ID: "companion" + e.Location, Body: body})},
-		Committed: func(ctx context.Context) string {
-			// The entity and its companion are both stored by now.
+		Committed: func(ctx context.Context, revs []string) string {
+			// The entity and its companion are both stored by now, and
+			// revs holds the companion's revision.
 			_, errE := p.st.Get(ctx, e.Location)
 			_, errC := p.st.Get(ctx, "companion"+e.Location)
 			wait := occi.PreferencesOf(ctx).Wait
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			if errE == nil && errC == nil {
+			if errE == nil && errC == nil && len(revs) == 1 && revs[0] != "" {
 				p.committed = append(p.committed, e.ID)
 			}
 			p.waits = append(p.waits, wait)

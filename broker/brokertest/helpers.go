@@ -9,7 +9,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/houssem/cmbs/broker"
-	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/layers/layertest"
 	"github.com/houssem/cmbs/occi/auth"
 	"github.com/houssem/cmbs/occi/occitest"
@@ -43,13 +42,6 @@ func FreeSockets(t testing.TB) map[broker.Layer]string {
 		out[l] = layertest.FreeEndpoint(t)
 	}
 	return out
-}
-
-// WaitFor polls cond until it holds, failing t when it still does not
-// after Patience, as occitest.WaitFor.
-func WaitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	cmbstest.Eventually(t, what, cond)
 }
 
 // UsersFile writes a users file in t.TempDir() holding user with password

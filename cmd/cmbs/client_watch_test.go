@@ -281,7 +281,7 @@ func TestClientWatchLive(t *testing.T) {
 	}
 
 	nowhere := layertest.FreeEndpoint(t)
-	if _, _, err := clRun(t, ctx, a.URL, "message", "send", "--layer", "l1", "--id", "live-2", "--to", nowhere, "--content", "x", "--wait"); err == nil {
+	if _, _, err := clRun(t, ctx, a.URL, "message", "send", "--layer", "l1", "--id", "live-2", "--to", nowhere, "--content", "x", "--expires", "1s", "--wait"); err == nil {
 		t.Fatal("a send to nowhere succeeded")
 	}
 	var ev struct {
