@@ -69,7 +69,9 @@ lint: deps-run
 	@echo "== go mod tidy -diff"; \
 	if ! go mod tidy -diff; then echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; exit 1; fi; \
 	echo "ok  go.mod and go.sum are tidy"
-	@echo "== golangci-lint $(GOLANGCI_LINT_VERSION)"; $(GOLANGCI_LINT) run ./...
+	@# Other checkouts on the machine may lint at the same moment: wait for
+	@# them instead of failing.
+	@echo "== golangci-lint $(GOLANGCI_LINT_VERSION)"; $(GOLANGCI_LINT) run --allow-serial-runners ./...
 
 ## test: lint, formatting, vet, a short fuzz run of every fuzz target, then the race-enabled
 ## tests (last, so the closing line counts every test).
