@@ -584,19 +584,54 @@ func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request, ms []member) 
 // any changes.
 func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Category) error {
 	ctx := r.Context()
-	in, present, err := readEntities(r)
+	refs, err := associationRefs(r, mixin)
 	if err != nil {
 		return err
 	}
+	targets, listed, err := s.loadListed(ctx, refs)
+	if err != nil {
+		return err
+	}
+	changes, err := s.mixinChanges(ctx, r.Method, mixin, targets, listed)
+	if err != nil {
+		return err
+	}
+	plan, err := s.planMixinChanges(ctx, mixin, changes)
+	if err != nil {
+		return err
+	}
+	if err := s.replaceAll(ctx, plan); err != nil {
+		return err
+	}
+	paths := []string{}
+	for _, p := range plan {
+		paths = append(paths, p.old.Location)
+	}
+	return s.writeLocations(w, r, http.StatusOK, paths)
+}
+
+// associationRefs reads the entity locations an association request lists
+// in X-OCCI-Location.
+func associationRefs(r *http.Request, mixin *Category) ([]string, error) {
+	in, present, err := readEntities(r)
+	if err != nil {
+		return nil, err
+	}
 	if !present || in.Locations == nil {
 		if r.Method == http.MethodPost && present && len(in.entities()) > 0 {
-			return BadRequest("resources", "%s is a mixin location; create entities at their kind's location and list them here in X-OCCI-Location", mixin.Location)
+			return nil, BadRequest("resources", "%s is a mixin location; create entities at their kind's location and list them here in X-OCCI-Location", mixin.Location)
 		}
-		return BadRequest("X-OCCI-Location", "the body must list entity locations in X-OCCI-Location")
+		return nil, BadRequest("X-OCCI-Location", "the body must list entity locations in X-OCCI-Location")
 	}
+	return in.Locations, nil
+}
+
+// loadListed loads the entity at each of refs once, and returns the set of
+// their paths too. A location with no entity is the request's mistake.
+func (s *Server) loadListed(ctx context.Context, refs []string) ([]member, map[string]bool, error) {
 	listed := map[string]bool{}
 	var targets []member
-	for i, ref := range in.Locations {
+	for i, ref := range refs {
 		path := pathOf(strings.TrimSpace(ref))
 		if listed[path] {
 			continue
@@ -605,68 +640,95 @@ func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Catego
 		e, es, err := s.loadEntity(ctx, path)
 		if err != nil {
 			if statusOf(err) == http.StatusNotFound {
-				return BadRequest(fmt.Sprintf("X-OCCI-Location[%d]", i), "no entity at %s", ref)
+				return nil, nil, BadRequest(fmt.Sprintf("X-OCCI-Location[%d]", i), "no entity at %s", ref)
 			}
-			return err
+			return nil, nil, err
 		}
 		targets = append(targets, member{e, es})
 	}
-	type change struct {
-		m   member
-		add bool
-	}
-	var changes []change
+	return targets, listed, nil
+}
+
+// mixinChange is one entity gaining (add) or losing the mixin.
+type mixinChange struct {
+	m   member
+	add bool
+}
+
+// mixinChanges is what method asks of the listed targets: POST and PUT add
+// the mixin where it is missing, DELETE removes it where it is present, and
+// PUT also removes it from the entities that have it but are not listed.
+func (s *Server) mixinChanges(ctx context.Context, method string, mixin *Category, targets []member, listed map[string]bool) ([]mixinChange, error) {
+	var changes []mixinChange
 	for _, m := range targets {
 		has := m.e.HasMixin(mixin.ID())
 		switch {
-		case r.Method == http.MethodDelete && has:
-			changes = append(changes, change{m, false})
-		case r.Method != http.MethodDelete && !has:
-			changes = append(changes, change{m, true})
+		case method == http.MethodDelete && has:
+			changes = append(changes, mixinChange{m, false})
+		case method != http.MethodDelete && !has:
+			changes = append(changes, mixinChange{m, true})
 		}
 	}
-	if r.Method == http.MethodPut {
-		current, err := s.members(ctx, mixin)
-		if err != nil {
-			return err
-		}
-		for _, m := range current {
-			if !listed[m.e.Location] {
-				changes = append(changes, change{m, false})
-			}
+	if method != http.MethodPut {
+		return changes, nil
+	}
+	current, err := s.members(ctx, mixin)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range current {
+		if !listed[m.e.Location] {
+			changes = append(changes, mixinChange{m, false})
 		}
 	}
-	type planned struct {
-		old, updated *Entity
-		es           *entitySchema
-	}
-	var plan []planned
+	return changes, nil
+}
+
+// plannedReplace is an entity as stored and as a request updates it, with
+// the schema the update was checked against.
+type plannedReplace struct {
+	old, updated *Entity
+	es           *entitySchema
+}
+
+// planMixinChanges builds and checks every updated entity before any is
+// stored, so a change the schema refuses leaves all of them as they were.
+func (s *Server) planMixinChanges(ctx context.Context, mixin *Category, changes []mixinChange) ([]plannedReplace, error) {
+	var plan []plannedReplace
 	for _, c := range changes {
 		updated := *c.m.e
 		updated.Attributes, _ = deepCopy(c.m.e.Attributes).(map[string]any)
 		if c.add {
 			updated.Mixins = append(append([]string{}, c.m.e.Mixins...), mixin.ID())
 		} else {
-			updated.Mixins = nil
-			for _, m := range c.m.e.Mixins {
-				if m != mixin.ID() {
-					updated.Mixins = append(updated.Mixins, m)
-				}
-			}
+			updated.Mixins = withoutMixin(c.m.e.Mixins, mixin.ID())
 		}
 		es, err := s.resolveSchema(ctx, updated.Kind, updated.Mixins, "X-OCCI-Location")
 		if err != nil {
-			return err
+			return nil, err
 		}
-		es.attrs.fillDefaults(&updated)
-		warnings, err := s.valid.check(es.attrs, &updated)
-		if err != nil {
-			return err
+		if err := s.complete(es, &updated); err != nil {
+			return nil, err
 		}
-		s.warn(&updated, warnings)
-		plan = append(plan, planned{c.m.e, &updated, es})
+		plan = append(plan, plannedReplace{c.m.e, &updated, es})
 	}
-	paths := []string{}
+	return plan, nil
+}
+
+// withoutMixin is mixins less id, in a new slice (nil when none is left).
+func withoutMixin(mixins []string, id string) []string {
+	var out []string
+	for _, m := range mixins {
+		if m != id {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// replaceAll stores the plan's updates in order. When one fails, those
+// already stored are put back, so the request changes nothing.
+func (s *Server) replaceAll(ctx context.Context, plan []plannedReplace) error {
 	for i, p := range plan {
 		if err := s.replace(ctx, p.old, p.updated, p.es); err != nil {
 			for _, d := range plan[:i] {
@@ -674,9 +736,8 @@ func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Catego
 			}
 			return err
 		}
-		paths = append(paths, p.old.Location)
 	}
-	return s.writeLocations(w, r, http.StatusOK, paths)
+	return nil
 }
 
 func (s *Server) pathRoute(w http.ResponseWriter, r *http.Request, path string) error {
