@@ -153,16 +153,43 @@ func normalizeLocation(loc string) string {
 // prepareCategory checks one category of a registration and normalises it.
 // known resolves ids registered earlier or in the same request.
 func (s *Server) prepareCategory(c *Category, field string, known func(string) bool) ([]string, error) {
-	var warnings []string
+	if err := checkCategoryID(c, field); err != nil {
+		return nil, err
+	}
+	warnings, err := s.checkPatterns(c, field)
+	if err != nil {
+		return nil, err
+	}
+	s.canonicalCategory(c)
+	if err := placeCategory(c, field); err != nil {
+		return nil, err
+	}
+	refWarnings, err := s.checkReferences(c, field, known)
+	if err != nil {
+		return nil, err
+	}
+	return append(warnings, refWarnings...), nil
+}
+
+// checkCategoryID checks the term and scheme that make a category's id.
+func checkCategoryID(c *Category, field string) error {
 	if c.Term == "" || c.Scheme == "" {
-		return nil, BadRequest(field, "%s needs both term and scheme", field)
+		return BadRequest(field, "%s needs both term and scheme", field)
 	}
 	if !termPattern.MatchString(c.Term) {
-		return nil, BadRequest(field+".term", "term %q may hold only letters, digits, '_', '.' and '-'", c.Term)
+		return BadRequest(field+".term", "term %q may hold only letters, digits, '_', '.' and '-'", c.Term)
 	}
 	if !strings.Contains(c.Scheme, ":") || strings.ContainsAny(c.Scheme, " \t\n") {
-		return nil, BadRequest(field+".scheme", "scheme %q is not a URI", c.Scheme)
+		return BadRequest(field+".scheme", "scheme %q is not a URI", c.Scheme)
 	}
+	return nil
+}
+
+// checkPatterns compiles the patterns of c's attribute definitions. One
+// that does not compile is refused when validation is strict and left
+// unenforced, with a warning, when it is lenient.
+func (s *Server) checkPatterns(c *Category, field string) ([]string, error) {
+	var warnings []string
 	for _, d := range Definitions(c.Attributes) {
 		if d.Pattern == "" {
 			continue
@@ -174,6 +201,12 @@ func (s *Server) prepareCategory(c *Category, field string, known func(string) b
 			warnings = append(warnings, fmt.Sprintf("%s: %v; the pattern is not enforced", d.Name, err))
 		}
 	}
+	return warnings, nil
+}
+
+// canonicalCategory spells the action names and attribute names of c the
+// way the server stores them, whichever alias the request used.
+func (s *Server) canonicalCategory(c *Category) {
 	if c.Class == ClassAction {
 		c.Term = strings.TrimPrefix(s.aliases.action(c.ID()), c.Scheme)
 	}
@@ -184,40 +217,54 @@ func (s *Server) prepareCategory(c *Category, field string, known func(string) b
 		s.aliases.canonicalAttrs(c.Attributes)
 	}
 	c.Actions = dedupe(c.Actions)
-	switch c.Class {
-	case ClassAction:
+}
+
+// placeCategory gives a kind or mixin its location (by default /term/) and
+// refuses one for an action, the root or a reserved location.
+func placeCategory(c *Category, field string) error {
+	if c.Class == ClassAction {
 		if c.Location != "" || len(c.Actions) > 0 {
-			return nil, BadRequest(field, "action %s cannot have a location or actions", c.ID())
+			return BadRequest(field, "action %s cannot have a location or actions", c.ID())
 		}
-	default:
-		if c.Location == "" {
-			c.Location = "/" + c.Term + "/"
-		}
-		c.Location = normalizeLocation(c.Location)
-		if c.Location == "/" {
-			return nil, BadRequest(field+".location", "location / is the root of the path interface, not a %s location", c.Class)
-		}
-		for _, r := range reservedLocations {
-			if strings.HasPrefix(c.Location, r) {
-				return nil, BadRequest(field+".location", "location %s is reserved", c.Location)
-			}
+		return nil
+	}
+	if c.Location == "" {
+		c.Location = "/" + c.Term + "/"
+	}
+	c.Location = normalizeLocation(c.Location)
+	if c.Location == "/" {
+		return BadRequest(field+".location", "location / is the root of the path interface, not a %s location", c.Class)
+	}
+	for _, r := range reservedLocations {
+		if strings.HasPrefix(c.Location, r) {
+			return BadRequest(field+".location", "location %s is reserved", c.Location)
 		}
 	}
+	return nil
+}
+
+// checkReferences checks that the actions and related categories c names
+// are known: an unknown one is refused when validation is strict and a
+// warning when it is lenient.
+func (s *Server) checkReferences(c *Category, field string, known func(string) bool) ([]string, error) {
+	var warnings []string
 	for _, a := range c.Actions {
-		if !known(a) {
-			if s.valid.strict {
-				return nil, BadRequest(field+".actions", "unknown action %s; register it first", a)
-			}
-			warnings = append(warnings, fmt.Sprintf("%s refers to action %s, which is not registered", c.ID(), a))
+		if known(a) {
+			continue
 		}
+		if s.valid.strict {
+			return nil, BadRequest(field+".actions", "unknown action %s; register it first", a)
+		}
+		warnings = append(warnings, fmt.Sprintf("%s refers to action %s, which is not registered", c.ID(), a))
 	}
 	for _, r := range c.Related {
-		if !known(r) {
-			if s.valid.strict {
-				return nil, BadRequest(field+".related", "unknown related category %s", r)
-			}
-			warnings = append(warnings, fmt.Sprintf("%s is related to %s, which is not registered", c.ID(), r))
+		if known(r) {
+			continue
 		}
+		if s.valid.strict {
+			return nil, BadRequest(field+".related", "unknown related category %s", r)
+		}
+		warnings = append(warnings, fmt.Sprintf("%s is related to %s, which is not registered", c.ID(), r))
 	}
 	return warnings, nil
 }
@@ -280,17 +327,7 @@ func (s *Server) EnsureCategories(ctx context.Context, cats []*Category) error {
 // registerCategories validates every category first and writes only when all
 // are valid; a failed write undoes the earlier ones.
 func (s *Server) registerCategories(ctx context.Context, cats []*Category) (written []*Category, warnings []string, err error) {
-	inRequest := map[string]bool{}
-	for _, c := range cats {
-		inRequest[c.ID()] = true
-	}
-	known := func(id string) bool {
-		if inRequest[id] {
-			return true
-		}
-		_, _, err := s.getCategory(ctx, id)
-		return err == nil
-	}
+	known := s.knownOrIn(ctx, cats)
 	locations := map[string]string{}
 	var plan []categoryWrite
 	for i, c := range cats {
@@ -300,57 +337,105 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category) (writ
 			return nil, nil, err
 		}
 		warnings = append(warnings, w...)
-		stored, rev, err := s.getCategory(ctx, c.ID())
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			plan = append(plan, categoryWrite{cat: c, created: true})
-		case err != nil:
+		write, unchanged, err := s.planRegistration(ctx, c, field)
+		if err != nil {
 			return nil, nil, err
-		default:
-			merged, err := mergeCategory(stored, c, field)
-			if err != nil {
-				return nil, nil, err
-			}
-			if reflect.DeepEqual(merged, stored) {
-				written = append(written, stored)
-				continue
-			}
-			plan = append(plan, categoryWrite{cat: merged, rev: rev, before: stored})
 		}
-		if c.Location == "" {
+		if unchanged != nil {
+			written = append(written, unchanged)
 			continue
 		}
-		if other, dup := locations[c.Location]; dup && other != c.ID() {
-			return nil, nil, Conflict(field+".location", "%s and %s cannot share location %s", other, c.ID(), c.Location)
-		}
-		locations[c.Location] = c.ID()
-		holder, err := s.categoryAt(ctx, c.Location)
-		if err != nil {
+		plan = append(plan, write)
+		if err := s.claimLocation(ctx, c, field, locations); err != nil {
 			return nil, nil, err
-		}
-		if holder != nil && holder.ID() != c.ID() {
-			return nil, nil, Conflict(field+".location", "location %s already belongs to %s", c.Location, holder.ID())
 		}
 	}
-	var done []categoryWrite
-	for _, w := range plan {
-		doc, err := encodeCategory(w.cat, w.rev)
-		if err != nil {
-			return nil, nil, err
-		}
-		rev, err := s.putCategory(ctx, doc)
-		if err != nil {
-			s.undoCategories(ctx, done)
-			return nil, nil, fmt.Errorf("store category %s: %w", w.cat.ID(), err)
-		}
-		w.rev = rev
-		done = append(done, w)
-		written = append(written, w.cat)
+	stored, err := s.writeRegistration(ctx, plan)
+	if err != nil {
+		return nil, nil, err
 	}
 	for _, w := range warnings {
 		s.log.WithField("warning", w).Warn("category registered with a lenient check")
 	}
-	return written, warnings, nil
+	return append(written, stored...), warnings, nil
+}
+
+// knownOrIn reports whether a category id is registered or among cats,
+// which a registration may refer to before they are stored.
+func (s *Server) knownOrIn(ctx context.Context, cats []*Category) func(string) bool {
+	inRequest := map[string]bool{}
+	for _, c := range cats {
+		inRequest[c.ID()] = true
+	}
+	return func(id string) bool {
+		if inRequest[id] {
+			return true
+		}
+		_, _, err := s.getCategory(ctx, id)
+		return err == nil
+	}
+}
+
+// planRegistration is the write that registers c: a new category, or c
+// merged into the stored one. When the merge changes nothing it returns
+// the stored category as unchanged instead, and there is nothing to write.
+func (s *Server) planRegistration(ctx context.Context, c *Category, field string) (w categoryWrite, unchanged *Category, err error) {
+	stored, rev, err := s.getCategory(ctx, c.ID())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return categoryWrite{cat: c, created: true}, nil, nil
+	case err != nil:
+		return categoryWrite{}, nil, err
+	}
+	merged, err := mergeCategory(stored, c, field)
+	if err != nil {
+		return categoryWrite{}, nil, err
+	}
+	if reflect.DeepEqual(merged, stored) {
+		return categoryWrite{}, stored, nil
+	}
+	return categoryWrite{cat: merged, rev: rev, before: stored}, nil, nil
+}
+
+// claimLocation checks that c's location is its own: neither another
+// category of the request (taken maps their locations to their ids) nor a
+// registered one holds it.
+func (s *Server) claimLocation(ctx context.Context, c *Category, field string, taken map[string]string) error {
+	if c.Location == "" {
+		return nil
+	}
+	if other, dup := taken[c.Location]; dup && other != c.ID() {
+		return Conflict(field+".location", "%s and %s cannot share location %s", other, c.ID(), c.Location)
+	}
+	taken[c.Location] = c.ID()
+	holder, err := s.categoryAt(ctx, c.Location)
+	if err != nil {
+		return err
+	}
+	if holder != nil && holder.ID() != c.ID() {
+		return Conflict(field+".location", "location %s already belongs to %s", c.Location, holder.ID())
+	}
+	return nil
+}
+
+// writeRegistration stores the plan's categories in order. When one
+// cannot be stored, those written before it are undone.
+func (s *Server) writeRegistration(ctx context.Context, plan []categoryWrite) ([]*Category, error) {
+	var done []categoryWrite
+	var written []*Category
+	for _, w := range plan {
+		doc, err := encodeCategory(w.cat, w.rev)
+		if err == nil {
+			w.rev, err = s.putCategory(ctx, doc)
+		}
+		if err != nil {
+			s.undoCategories(ctx, done)
+			return nil, fmt.Errorf("store category %s: %w", w.cat.ID(), err)
+		}
+		done = append(done, w)
+		written = append(written, w.cat)
+	}
+	return written, nil
 }
 
 // undoCategories takes back what a failed registration wrote: categories it
@@ -372,57 +457,78 @@ func (s *Server) undoCategories(ctx context.Context, done []categoryWrite) {
 // updateCategories replaces the given members of existing categories (PUT).
 // Term, scheme and location cannot change.
 func (s *Server) updateCategories(ctx context.Context, cats []*Category) ([]*Category, error) {
-	type update struct {
-		cat, stored *Category
-		rev         string
-	}
-	var plan []update
+	var plan []categoryUpdate
 	for i, c := range cats {
-		field := fmt.Sprintf("%ss[%d]", c.Class, i)
-		stored, rev, err := s.getCategory(ctx, c.ID())
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, NotFound(field, "%s %s is not registered; POST it to the query interface first", c.Class, c.ID())
-		}
+		u, err := s.planUpdate(ctx, c, fmt.Sprintf("%ss[%d]", c.Class, i))
 		if err != nil {
 			return nil, err
 		}
-		if stored.Class != c.Class {
-			return nil, Conflict(field, "%s is registered as a %s, not a %s", c.ID(), stored.Class, c.Class)
-		}
-		loc := c.Location
-		if loc == "" {
-			loc = stored.Location
-		}
-		c.Location = loc
-		if _, err := s.prepareCategory(c, field, func(id string) bool {
-			_, _, err := s.getCategory(ctx, id)
-			return err == nil || id == c.ID()
-		}); err != nil {
-			return nil, err
-		}
-		if c.Location != stored.Location {
-			return nil, BadRequest(field+".location", "the location of %s cannot change (%s)", c.ID(), stored.Location)
-		}
-		updated := *stored
-		if c.Title != "" {
-			updated.Title = c.Title
-		}
-		if c.Attributes != nil {
-			updated.Attributes = c.Attributes
-		}
-		if c.Actions != nil {
-			updated.Actions = c.Actions
-		}
-		if c.Related != nil {
-			updated.Related = c.Related
-		}
-		if c.Applies != nil {
-			updated.Applies = c.Applies
-		}
-		plan = append(plan, update{&updated, stored, rev})
+		plan = append(plan, u)
 	}
+	return s.writeUpdates(ctx, plan)
+}
+
+// categoryUpdate is a stored category, at revision rev, and what a PUT
+// makes of it.
+type categoryUpdate struct {
+	cat, stored *Category
+	rev         string
+}
+
+// planUpdate checks c, a PUT of a registered category, and returns the
+// category it updates with what c replaces.
+func (s *Server) planUpdate(ctx context.Context, c *Category, field string) (categoryUpdate, error) {
+	stored, rev, err := s.getCategory(ctx, c.ID())
+	if errors.Is(err, store.ErrNotFound) {
+		return categoryUpdate{}, NotFound(field, "%s %s is not registered; POST it to the query interface first", c.Class, c.ID())
+	}
+	if err != nil {
+		return categoryUpdate{}, err
+	}
+	if stored.Class != c.Class {
+		return categoryUpdate{}, Conflict(field, "%s is registered as a %s, not a %s", c.ID(), stored.Class, c.Class)
+	}
+	if c.Location == "" {
+		c.Location = stored.Location
+	}
+	if _, err := s.prepareCategory(c, field, func(id string) bool {
+		_, _, err := s.getCategory(ctx, id)
+		return err == nil || id == c.ID()
+	}); err != nil {
+		return categoryUpdate{}, err
+	}
+	if c.Location != stored.Location {
+		return categoryUpdate{}, BadRequest(field+".location", "the location of %s cannot change (%s)", c.ID(), stored.Location)
+	}
+	return categoryUpdate{cat: replaceMembers(stored, c), stored: stored, rev: rev}, nil
+}
+
+// replaceMembers is stored with the members c sets (title, attributes,
+// actions, related, applies) replaced by c's.
+func replaceMembers(stored, c *Category) *Category {
+	updated := *stored
+	if c.Title != "" {
+		updated.Title = c.Title
+	}
+	if c.Attributes != nil {
+		updated.Attributes = c.Attributes
+	}
+	if c.Actions != nil {
+		updated.Actions = c.Actions
+	}
+	if c.Related != nil {
+		updated.Related = c.Related
+	}
+	if c.Applies != nil {
+		updated.Applies = c.Applies
+	}
+	return &updated
+}
+
+// writeUpdates stores the plan's categories in order. When one cannot be
+// stored, those written before it get their earlier content back.
+func (s *Server) writeUpdates(ctx context.Context, plan []categoryUpdate) ([]*Category, error) {
 	out := make([]*Category, 0, len(plan))
-	// A failed write puts back what the earlier ones replaced.
 	var done []categoryWrite
 	for _, u := range plan {
 		doc, err := encodeCategory(u.cat, u.rev)
