@@ -261,6 +261,7 @@ func json12Dialect(t *testing.T) dialect {
 // interface, reads of entities and collections, a partial update, action
 // start, deletes and 404 after them.
 func TestInfrastructureLifecycle(t *testing.T) {
+	t.Parallel()
 	for _, mk := range []func(*testing.T) dialect{
 		func(t *testing.T) dialect { return textDialect(t, "text/plain") },
 		func(t *testing.T) dialect { return textDialect(t, "text/occi") },

@@ -39,6 +39,7 @@ func writeUsers(t testing.TB, content string) string {
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	a := quickHash(t, "pa", "$2a$")
 	b := quickHash(t, "pb", "$2b$")
 	y := quickHash(t, "py", "$2y$")
@@ -94,6 +95,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
 	if _, err := Load(filepath.Join(t.TempDir(), "absent")); err == nil || !strings.Contains(err.Error(), "users file") {
 		t.Fatalf("Load error = %v", err)
 	}
@@ -113,6 +115,7 @@ func loadUsers(t testing.TB, pairs ...string) *Users {
 }
 
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	u := loadUsers(t, "alice", "wonderland", "bob", "builder")
 	tests := []struct {
 		user, pw string
@@ -141,6 +144,7 @@ func TestVerify(t *testing.T) {
 // TestVerifyCache shows a remembered verification skips bcrypt: once alice's
 // hash is replaced by garbage, only the cache can still accept her.
 func TestVerifyCache(t *testing.T) {
+	t.Parallel()
 	u := loadUsers(t, "alice", "wonderland")
 	if !u.Verify("alice", "wonderland") {
 		t.Fatal("first Verify failed")
@@ -155,6 +159,7 @@ func TestVerifyCache(t *testing.T) {
 }
 
 func TestVerifyCacheBounded(t *testing.T) {
+	t.Parallel()
 	u := loadUsers(t, "a", "1", "b", "2", "c", "3", "d", "4")
 	u.cacheLimit = 2
 	for _, p := range [][2]string{{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}, {"a", "1"}} {
@@ -168,6 +173,7 @@ func TestVerifyCacheBounded(t *testing.T) {
 }
 
 func TestVerifyConcurrent(t *testing.T) {
+	t.Parallel()
 	u := loadUsers(t, "alice", "wonderland")
 	u.cacheLimit = 1
 	var wg sync.WaitGroup
@@ -188,6 +194,7 @@ func TestVerifyConcurrent(t *testing.T) {
 }
 
 func TestMiddleware(t *testing.T) {
+	t.Parallel()
 	u := loadUsers(t, "user_1", "pass")
 	h := u.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := User(r.Context())
