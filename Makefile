@@ -42,8 +42,13 @@ deps-run: check-go
 		$(APT) update && $(APT) install -y --no-install-recommends $$missing >/dev/null; \
 	fi
 
-## deps: deps-run plus what the tests need: pouchdb-server (a CouchDB-protocol server).
+## deps: deps-run plus what the tests need: pouchdb-server (a CouchDB-protocol server)
+## and Chromium (the dashboard's browser tests drive it headless).
 deps: deps-run
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+		echo "deps: installing chromium"; \
+		$(APT) update && $(APT) install -y --no-install-recommends chromium >/dev/null; \
+	fi
 	@if ! command -v pouchdb-server >/dev/null; then \
 		if ! command -v npm >/dev/null; then \
 			echo "deps: installing nodejs npm"; \
@@ -69,9 +74,7 @@ lint: deps-run
 	@echo "== go mod tidy -diff"; \
 	if ! go mod tidy -diff; then echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; exit 1; fi; \
 	echo "ok  go.mod and go.sum are tidy"
-	@# Other checkouts on the machine may lint at the same moment: wait for
-	@# them instead of failing.
-	@echo "== golangci-lint $(GOLANGCI_LINT_VERSION)"; $(GOLANGCI_LINT) run --allow-serial-runners ./...
+	@echo "== golangci-lint $(GOLANGCI_LINT_VERSION)"; $(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
 ## test: lint, formatting, vet, a short fuzz run of every fuzz target, then the race-enabled
 ## tests (last, so the closing line counts every test).
