@@ -42,7 +42,7 @@ func e2ePost(n *e2eNode, body map[string]any) error {
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		req, err := http.NewRequest(http.MethodPost, n.url+"/cmbs/message/", strings.NewReader(string(raw)))
+		req, err := http.NewRequest(http.MethodPost, n.currentURL()+"/cmbs/message/", strings.NewReader(string(raw)))
 		if err != nil {
 			return err
 		}

@@ -129,9 +129,12 @@ type e2eNodeSpec struct {
 
 // e2eNode is a cmbs serve process, restartable on the same store.
 type e2eNode struct {
-	spec   e2eNodeSpec
-	bin    string
-	store  string
+	spec  e2eNodeSpec
+	bin   string
+	store string
+	// url changes when a restart binds port 0 anew; a goroutine other than
+	// the test's reads it with currentURL, under urlMu.
+	urlMu  sync.Mutex
 	url    string
 	client *http.Client
 	runs   []*e2eRun
@@ -226,7 +229,17 @@ func (n *e2eNode) start(t *testing.T) {
 		addr = e2eServingAddr(r.log.String())
 		return addr != ""
 	})
+	n.urlMu.Lock()
 	n.url = "http://" + addr
+	n.urlMu.Unlock()
+}
+
+// currentURL is the node's URL, for goroutines other than the test's, which
+// may restart the node meanwhile.
+func (n *e2eNode) currentURL() string {
+	n.urlMu.Lock()
+	defer n.urlMu.Unlock()
+	return n.url
 }
 
 // e2eServingAddr finds the address in the server's "serving OCCI" JSON log line.
