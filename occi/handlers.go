@@ -507,22 +507,51 @@ func (s *Server) collectionAction(w http.ResponseWriter, r *http.Request, c *Cat
 		return err
 	}
 	name := r.URL.Query().Get("action")
+	invs, err := s.invocations(ms, name, named, attrs)
+	if err != nil {
+		return err
+	}
+	done, paths, err := s.runOnAll(r, ms, invs, name)
+	if err != nil {
+		return err
+	}
+	if rend, err := s.answer(r, false); err != nil {
+		return err
+	} else if rend != renderPyOCNI {
+		return s.writeLocations(w, r, http.StatusOK, paths)
+	}
+	return writeJSON(w, http.StatusOK, done)
+}
+
+// invocations finds the action name on each of ms, so that an entity
+// without it fails the request before the action runs anywhere.
+func (s *Server) invocations(ms []member, name, named string, attrs map[string]any) ([]ActionInvocation, error) {
 	invs := make([]ActionInvocation, len(ms))
 	for i, m := range ms {
-		if invs[i], err = s.findAction(m.es, name, m.e.Location); err != nil {
-			return err
+		inv, err := s.findAction(m.es, name, m.e.Location)
+		if err != nil {
+			return nil, err
 		}
-		if err := checkNamedAction(named, invs[i]); err != nil {
-			return err
+		if err := checkNamedAction(named, inv); err != nil {
+			return nil, err
 		}
-		invs[i].Attributes = attrs
+		inv.Attributes = attrs
+		invs[i] = inv
 	}
+	return invs, nil
+}
+
+// runOnAll runs each invocation on its entity, all of them even when some
+// fail, and returns what the answer lists: the entities it ran on, with
+// their results. Any failure fails the request, naming every entity that
+// failed.
+func (s *Server) runOnAll(r *http.Request, ms []member, invs []ActionInvocation, name string) (actionDone, []string, error) {
 	done := actionDone{Action: name, Locations: []string{}}
 	var paths []string
 	var failures []string
 	var firstErr error
 	for i, m := range ms {
-		res, err := s.runAction(ctx, m.e, m.es, invs[i])
+		res, err := s.runAction(r.Context(), m.e, m.es, invs[i])
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("%s: %v", m.e.Location, err))
 			if firstErr == nil {
@@ -538,15 +567,10 @@ func (s *Server) collectionAction(w http.ResponseWriter, r *http.Request, c *Cat
 		}
 	}
 	if firstErr != nil {
-		return &Error{Status: statusOf(firstErr), Field: "action", Err: firstErr,
+		return done, nil, &Error{Status: statusOf(firstErr), Field: "action", Err: firstErr,
 			Detail: fmt.Sprintf("action %s failed on %d of %d entities: %s", name, len(failures), len(ms), strings.Join(failures, "; "))}
 	}
-	if rend, err := s.answer(r, false); err != nil {
-		return err
-	} else if rend != renderPyOCNI {
-		return s.writeLocations(w, r, http.StatusOK, paths)
-	}
-	return writeJSON(w, http.StatusOK, done)
+	return done, paths, nil
 }
 
 // deleteCollection deletes every entity of a kind.
