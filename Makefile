@@ -112,7 +112,7 @@ test: deps lint
 	echo "fuzz: $$n passed, 0 failed"
 	@echo "== go test -race"; \
 	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
-	status=0; go test -race -count=1 -v ./... >"$$log" 2>&1 || status=$$?; \
+	status=0; go test -race -count=1 -timeout 30m -v ./... >"$$log" 2>&1 || status=$$?; \
 	if [ $$status -ne 0 ]; then \
 		grep -vE '^[[:space:]]*(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$$)' "$$log"; \
 	else \

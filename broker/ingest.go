@@ -267,12 +267,7 @@ func (in *intake) takeMessage(ctx context.Context, w wireEntry) {
 		in.failAll(w, fmt.Sprintf("message id %q: want letters, digits and _.:~@-, starting with a letter or digit", id))
 		return
 	}
-	e, err := w.Message.entity()
-	if err != nil {
-		in.failAll(w, err.Error())
-		return
-	}
-	msg, err := decodeMessage(e)
+	msg, err := decodeMessage(w.Message.entity())
 	if err != nil {
 		in.failAll(w, fmt.Sprintf("message %s: %v", id, err))
 		return
