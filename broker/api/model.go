@@ -276,15 +276,6 @@ func anyList(list []string) []any {
 	return out
 }
 
-// remarshal converts between a typed value and its generic JSON shape.
-func remarshal(from, to any) error {
-	raw, err := json.Marshal(from)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, to)
-}
-
 // reader reads typed values out of nested attributes, keeping the first
 // error and giving zero values after it.
 type reader struct {
