@@ -284,7 +284,12 @@ func dedupe(in []string) []string {
 // mergeCategory folds a re-registration into the stored category: new
 // attribute definitions and actions are added, nothing is removed, so
 // posting the same file twice (or two spellings of it) leaves one copy.
-func mergeCategory(stored, posted *Category, field string) (*Category, error) {
+//
+// With keepDefs the stored definitions of attributes win over the posted
+// ones, which only add attributes: a client posting the original's
+// category files again (whose patterns their own values break) must not
+// undo the definitions of a built-in kind.
+func mergeCategory(stored, posted *Category, field string, keepDefs bool) (*Category, error) {
 	if stored.Class != posted.Class {
 		return nil, Conflict(field, "%s is registered as a %s, not a %s", posted.ID(), stored.Class, posted.Class)
 	}
@@ -299,7 +304,17 @@ func mergeCategory(stored, posted *Category, field string) (*Category, error) {
 	if merged.Attributes == nil {
 		merged.Attributes = map[string]any{}
 	}
-	deepMerge(merged.Attributes, posted.Attributes, "", newSchema(posted).isLeaf)
+	added := posted.Attributes
+	if keepDefs {
+		stored := newSchema(stored)
+		added, _ = deepCopy(posted.Attributes).(map[string]any)
+		for _, d := range Definitions(posted.Attributes) {
+			if _, ok := stored[d.Name]; ok {
+				deletePath(added, d.Path)
+			}
+		}
+	}
+	deepMerge(merged.Attributes, added, "", newSchema(posted).isLeaf)
 	merged.Actions = dedupe(append(append([]string{}, stored.Actions...), posted.Actions...))
 	merged.Related = dedupe(append(append([]string{}, stored.Related...), posted.Related...))
 	if len(posted.Applies) > 0 {
@@ -318,15 +333,25 @@ type categoryWrite struct {
 }
 
 // EnsureCategories registers cats the way a POST on the query interface
-// does: absent ones are created, present ones merged.
+// does: absent ones are created, present ones merged, their attribute
+// definitions over the stored ones. They become built-in: a client's POST
+// may add attributes to them but keeps these definitions.
 func (s *Server) EnsureCategories(ctx context.Context, cats []*Category) error {
-	_, _, err := s.registerCategories(ctx, cats)
-	return err
+	if _, _, err := s.registerCategories(ctx, cats, true); err != nil {
+		return err
+	}
+	for _, c := range cats {
+		s.builtin.Store(c.ID(), struct{}{})
+	}
+	return nil
 }
 
 // registerCategories validates every category first and writes only when all
 // are valid; a failed write undoes the earlier ones.
-func (s *Server) registerCategories(ctx context.Context, cats []*Category) (written []*Category, warnings []string, err error) {
+// own is true for the server's own categories (EnsureCategories), whose
+// definitions replace the stored ones; a client's keep those of built-in
+// categories.
+func (s *Server) registerCategories(ctx context.Context, cats []*Category, own bool) (written []*Category, warnings []string, err error) {
 	known := s.knownOrIn(ctx, cats)
 	locations := map[string]string{}
 	var plan []categoryWrite
@@ -337,7 +362,7 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category) (writ
 			return nil, nil, err
 		}
 		warnings = append(warnings, w...)
-		write, unchanged, err := s.planRegistration(ctx, c, field)
+		write, unchanged, err := s.planRegistration(ctx, c, field, own)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -377,9 +402,11 @@ func (s *Server) knownOrIn(ctx context.Context, cats []*Category) func(string) b
 }
 
 // planRegistration is the write that registers c: a new category, or c
-// merged into the stored one. When the merge changes nothing it returns
-// the stored category as unchanged instead, and there is nothing to write.
-func (s *Server) planRegistration(ctx context.Context, c *Category, field string) (w categoryWrite, unchanged *Category, err error) {
+// merged into the stored one (keeping a built-in category's definitions
+// unless own, as registerCategories). When the merge changes nothing it
+// returns the stored category as unchanged instead, and there is nothing
+// to write.
+func (s *Server) planRegistration(ctx context.Context, c *Category, field string, own bool) (w categoryWrite, unchanged *Category, err error) {
 	stored, rev, err := s.getCategory(ctx, c.ID())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -387,7 +414,8 @@ func (s *Server) planRegistration(ctx context.Context, c *Category, field string
 	case err != nil:
 		return categoryWrite{}, nil, err
 	}
-	merged, err := mergeCategory(stored, c, field)
+	_, builtin := s.builtin.Load(c.ID())
+	merged, err := mergeCategory(stored, c, field, builtin && !own)
 	if err != nil {
 		return categoryWrite{}, nil, err
 	}
