@@ -50,10 +50,6 @@ func (a Aliases) canonicalAttrs(attrs map[string]any) {
 
 var termPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]*$`)
 
-// reservedLocations cannot hold kinds or mixins: the query interface and the
-// service's own endpoints live there.
-var reservedLocations = []string{"/-/", "/.well-known/", "/health/", "/metrics/", "/events/", "/ui/"}
-
 func (s *Server) getCategory(ctx context.Context, id string) (*Category, string, error) {
 	byID, _, cached, err := s.categories.snapshot(ctx, s.store)
 	if err != nil {
@@ -235,10 +231,8 @@ func placeCategory(c *Category, field string) error {
 	if c.Location == "/" {
 		return BadRequest(field+".location", "location / is the root of the path interface, not a %s location", c.Class)
 	}
-	for _, r := range reservedLocations {
-		if strings.HasPrefix(c.Location, r) {
-			return BadRequest(field+".location", "location %s is reserved", c.Location)
-		}
+	if err := checkLocation(c.Location); err != nil {
+		return BadRequest(field+".location", "%v", err)
 	}
 	return nil
 }
@@ -323,13 +317,11 @@ func mergeCategory(stored, posted *Category, field string, keepDefs bool) (*Cate
 	return &merged, nil
 }
 
-// categoryWrite is one pending write of a registration.
+// categoryWrite is one pending write of a registration: the category
+// and the revision it replaces ("" to create it).
 type categoryWrite struct {
-	cat     *Category
-	rev     string
-	created bool
-	// before is what a merge replaced, restored if the request fails.
-	before *Category
+	cat *Category
+	rev string
 }
 
 // EnsureCategories registers cats the way a POST on the query interface
@@ -346,247 +338,156 @@ func (s *Server) EnsureCategories(ctx context.Context, cats []*Category) error {
 	return nil
 }
 
-// registerCategories validates every category first and writes only when all
-// are valid; a failed write undoes the earlier ones.
-// own is true for the server's own categories (EnsureCategories), whose
-// definitions replace the stored ones; a client's keep those of built-in
-// categories.
+// registerCategories validates every category first and writes them all in
+// one transaction. own is true for the server's own categories
+// (EnsureCategories), whose definitions replace the stored ones; a client's
+// keep those of built-in categories.
 func (s *Server) registerCategories(ctx context.Context, cats []*Category, own bool) (written []*Category, warnings []string, err error) {
-	known := s.knownOrIn(ctx, cats)
-	locations := map[string]string{}
-	var plan []categoryWrite
-	for i, c := range cats {
-		field := fmt.Sprintf("%ss[%d]", c.Class, i)
-		w, err := s.prepareCategory(c, field, known)
-		if err != nil {
-			return nil, nil, err
-		}
-		warnings = append(warnings, w...)
-		write, unchanged, err := s.planRegistration(ctx, c, field, own)
-		if err != nil {
-			return nil, nil, err
-		}
-		if unchanged != nil {
-			written = append(written, unchanged)
-			continue
-		}
-		plan = append(plan, write)
-		if err := s.claimLocation(ctx, c, field, locations); err != nil {
-			return nil, nil, err
-		}
-	}
-	stored, err := s.writeRegistration(ctx, plan)
+	fields, err := categoryFields(cats)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, w := range warnings {
-		s.log.WithField("warning", w).Warn("category registered with a lenient check")
-	}
-	return append(written, stored...), warnings, nil
-}
-
-// knownOrIn reports whether a category id is registered or among cats,
-// which a registration may refer to before they are stored.
-func (s *Server) knownOrIn(ctx context.Context, cats []*Category) func(string) bool {
 	inRequest := map[string]bool{}
 	for _, c := range cats {
 		inRequest[c.ID()] = true
 	}
-	return func(id string) bool {
+	known := func(id string) bool {
 		if inRequest[id] {
 			return true
 		}
 		_, _, err := s.getCategory(ctx, id)
 		return err == nil
 	}
-}
-
-// planRegistration is the write that registers c: a new category, or c
-// merged into the stored one (keeping a built-in category's definitions
-// unless own, as registerCategories). When the merge changes nothing it
-// returns the stored category as unchanged instead, and there is nothing
-// to write.
-func (s *Server) planRegistration(ctx context.Context, c *Category, field string, own bool) (w categoryWrite, unchanged *Category, err error) {
-	stored, rev, err := s.getCategory(ctx, c.ID())
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return categoryWrite{cat: c, created: true}, nil, nil
-	case err != nil:
-		return categoryWrite{}, nil, err
-	}
-	_, builtin := s.builtin.Load(c.ID())
-	merged, err := mergeCategory(stored, c, field, builtin && !own)
-	if err != nil {
-		return categoryWrite{}, nil, err
-	}
-	if reflect.DeepEqual(merged, stored) {
-		return categoryWrite{}, stored, nil
-	}
-	return categoryWrite{cat: merged, rev: rev, before: stored}, nil, nil
-}
-
-// claimLocation checks that c's location is its own: neither another
-// category of the request (taken maps their locations to their ids) nor a
-// registered one holds it.
-func (s *Server) claimLocation(ctx context.Context, c *Category, field string, taken map[string]string) error {
-	if c.Location == "" {
-		return nil
-	}
-	if other, dup := taken[c.Location]; dup && other != c.ID() {
-		return Conflict(field+".location", "%s and %s cannot share location %s", other, c.ID(), c.Location)
-	}
-	taken[c.Location] = c.ID()
-	holder, err := s.categoryAt(ctx, c.Location)
-	if err != nil {
-		return err
-	}
-	if holder != nil && holder.ID() != c.ID() {
-		return Conflict(field+".location", "location %s already belongs to %s", c.Location, holder.ID())
-	}
-	return nil
-}
-
-// writeRegistration stores the plan's categories in order. When one
-// cannot be stored, those written before it are undone.
-func (s *Server) writeRegistration(ctx context.Context, plan []categoryWrite) ([]*Category, error) {
-	var done []categoryWrite
-	var written []*Category
-	for _, w := range plan {
-		doc, err := encodeCategory(w.cat, w.rev)
-		if err == nil {
-			w.rev, err = s.putCategory(ctx, doc)
-		}
+	locations := map[string]string{}
+	var plan []categoryWrite
+	for i, c := range cats {
+		field := fields[i]
+		w, err := s.prepareCategory(c, field, known)
 		if err != nil {
-			s.undoCategories(ctx, done)
-			return nil, fmt.Errorf("store category %s: %w", w.cat.ID(), err)
+			return nil, nil, err
 		}
-		done = append(done, w)
-		written = append(written, w.cat)
-	}
-	return written, nil
-}
-
-// undoCategories takes back what a failed registration wrote: categories it
-// created are removed, categories it merged into get their earlier content.
-func (s *Server) undoCategories(ctx context.Context, done []categoryWrite) {
-	var merged []categoryWrite
-	for _, w := range done {
-		if !w.created {
-			merged = append(merged, categoryWrite{cat: w.before, rev: w.rev})
+		warnings = append(warnings, w...)
+		stored, rev, err := s.getCategory(ctx, c.ID())
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			plan = append(plan, categoryWrite{cat: c})
+		case err != nil:
+			return nil, nil, err
+		default:
+			_, builtin := s.builtin.Load(c.ID())
+			merged, err := mergeCategory(stored, c, field, builtin && !own)
+			if err != nil {
+				return nil, nil, err
+			}
+			if reflect.DeepEqual(merged, stored) {
+				written = append(written, stored)
+				continue
+			}
+			plan = append(plan, categoryWrite{cat: merged, rev: rev})
+		}
+		if c.Location == "" {
 			continue
 		}
-		if err := s.deleteCategory(ctx, categoryDocID(w.cat.ID()), w.rev); err != nil {
-			s.log.WithError(err).WithField("category", w.cat.ID()).Error("undo of a failed registration")
+		if other, dup := locations[c.Location]; dup && other != c.ID() {
+			return nil, nil, Conflict(field+".location", "%s and %s cannot share location %s", other, c.ID(), c.Location)
+		}
+		locations[c.Location] = c.ID()
+		holder, err := s.categoryAt(ctx, c.Location)
+		if err != nil {
+			return nil, nil, err
+		}
+		if holder != nil && holder.ID() != c.ID() {
+			return nil, nil, Conflict(field+".location", "location %s already belongs to %s", c.Location, holder.ID())
 		}
 	}
-	s.restoreCategories(ctx, merged)
+	writes := make([]store.Write, len(plan))
+	for i, w := range plan {
+		doc, err := encodeCategory(w.cat, w.rev)
+		if err != nil {
+			return nil, nil, err
+		}
+		writes[i] = store.Put(doc)
+		written = append(written, w.cat)
+	}
+	if err := s.writeCategoryDocs(ctx, writes); err != nil {
+		return nil, nil, err
+	}
+	for _, w := range warnings {
+		s.log.WithField("warning", w).Warn("category registered with a lenient check")
+	}
+	return written, warnings, nil
 }
 
 // updateCategories replaces the given members of existing categories (PUT).
 // Term, scheme and location cannot change.
 func (s *Server) updateCategories(ctx context.Context, cats []*Category) ([]*Category, error) {
-	var plan []categoryUpdate
+	fields, err := categoryFields(cats)
+	if err != nil {
+		return nil, err
+	}
+	type update struct {
+		cat, stored *Category
+		rev         string
+	}
+	var plan []update
 	for i, c := range cats {
-		u, err := s.planUpdate(ctx, c, fmt.Sprintf("%ss[%d]", c.Class, i))
+		field := fields[i]
+		stored, rev, err := s.getCategory(ctx, c.ID())
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, NotFound(field, "%s %s is not registered; POST it to the query interface first", c.Class, c.ID())
+		}
 		if err != nil {
 			return nil, err
 		}
-		plan = append(plan, u)
-	}
-	return s.writeUpdates(ctx, plan)
-}
-
-// categoryUpdate is a stored category, at revision rev, and what a PUT
-// makes of it.
-type categoryUpdate struct {
-	cat, stored *Category
-	rev         string
-}
-
-// planUpdate checks c, a PUT of a registered category, and returns the
-// category it updates with what c replaces.
-func (s *Server) planUpdate(ctx context.Context, c *Category, field string) (categoryUpdate, error) {
-	stored, rev, err := s.getCategory(ctx, c.ID())
-	if errors.Is(err, store.ErrNotFound) {
-		return categoryUpdate{}, NotFound(field, "%s %s is not registered; POST it to the query interface first", c.Class, c.ID())
-	}
-	if err != nil {
-		return categoryUpdate{}, err
-	}
-	if stored.Class != c.Class {
-		return categoryUpdate{}, Conflict(field, "%s is registered as a %s, not a %s", c.ID(), stored.Class, c.Class)
-	}
-	if c.Location == "" {
-		c.Location = stored.Location
-	}
-	if _, err := s.prepareCategory(c, field, func(id string) bool {
-		_, _, err := s.getCategory(ctx, id)
-		return err == nil || id == c.ID()
-	}); err != nil {
-		return categoryUpdate{}, err
-	}
-	if c.Location != stored.Location {
-		return categoryUpdate{}, BadRequest(field+".location", "the location of %s cannot change (%s)", c.ID(), stored.Location)
-	}
-	return categoryUpdate{cat: replaceMembers(stored, c), stored: stored, rev: rev}, nil
-}
-
-// replaceMembers is stored with the members c sets (title, attributes,
-// actions, related, applies) replaced by c's.
-func replaceMembers(stored, c *Category) *Category {
-	updated := *stored
-	if c.Title != "" {
-		updated.Title = c.Title
-	}
-	if c.Attributes != nil {
-		updated.Attributes = c.Attributes
-	}
-	if c.Actions != nil {
-		updated.Actions = c.Actions
-	}
-	if c.Related != nil {
-		updated.Related = c.Related
-	}
-	if c.Applies != nil {
-		updated.Applies = c.Applies
-	}
-	return &updated
-}
-
-// writeUpdates stores the plan's categories in order. When one cannot be
-// stored, those written before it get their earlier content back.
-func (s *Server) writeUpdates(ctx context.Context, plan []categoryUpdate) ([]*Category, error) {
-	out := make([]*Category, 0, len(plan))
-	var done []categoryWrite
-	for _, u := range plan {
-		doc, err := encodeCategory(u.cat, u.rev)
-		if err == nil {
-			var rev string
-			if rev, err = s.putCategory(ctx, doc); err == nil {
-				done = append(done, categoryWrite{cat: u.stored, rev: rev})
-				out = append(out, u.cat)
-				continue
-			}
-			err = fmt.Errorf("store category %s: %w", u.cat.ID(), err)
+		if stored.Class != c.Class {
+			return nil, Conflict(field, "%s is registered as a %s, not a %s", c.ID(), stored.Class, c.Class)
 		}
-		s.restoreCategories(ctx, done)
+		loc := c.Location
+		if loc == "" {
+			loc = stored.Location
+		}
+		c.Location = loc
+		if _, err := s.prepareCategory(c, field, func(id string) bool {
+			_, _, err := s.getCategory(ctx, id)
+			return err == nil || id == c.ID()
+		}); err != nil {
+			return nil, err
+		}
+		if c.Location != stored.Location {
+			return nil, BadRequest(field+".location", "the location of %s cannot change (%s)", c.ID(), stored.Location)
+		}
+		updated := *stored
+		if c.Title != "" {
+			updated.Title = c.Title
+		}
+		if c.Attributes != nil {
+			updated.Attributes = c.Attributes
+		}
+		if c.Actions != nil {
+			updated.Actions = c.Actions
+		}
+		if c.Related != nil {
+			updated.Related = c.Related
+		}
+		if c.Applies != nil {
+			updated.Applies = c.Applies
+		}
+		plan = append(plan, update{&updated, stored, rev})
+	}
+	out := make([]*Category, 0, len(plan))
+	writes := make([]store.Write, len(plan))
+	for i, u := range plan {
+		doc, err := encodeCategory(u.cat, u.rev)
+		if err != nil {
+			return nil, err
+		}
+		writes[i] = store.Put(doc)
+		out = append(out, u.cat)
+	}
+	if err := s.writeCategoryDocs(ctx, writes); err != nil {
 		return nil, err
 	}
 	return out, nil
-}
-
-// restoreCategories writes back categories a failed request replaced (at
-// the revision it left, w.rev) or removed (w.rev empty).
-func (s *Server) restoreCategories(ctx context.Context, done []categoryWrite) {
-	for _, w := range done {
-		doc, err := encodeCategory(w.cat, w.rev)
-		if err == nil {
-			_, err = s.putCategory(ctx, doc)
-		}
-		if err != nil {
-			s.log.WithError(err).WithField("category", w.cat.ID()).Error("undo of a failed category change")
-		}
-	}
 }
 
 // AttachProviders sets the providers of a kind or mixin (PUT with
@@ -650,13 +551,17 @@ func (s *Server) checkProviders(id string, p Providers) error {
 // deleteCategories removes categories. Kinds and mixins in use, and the
 // OCCI Core kinds, are refused; nothing is removed unless all can be.
 func (s *Server) deleteCategories(ctx context.Context, cats []*Category) ([]*Category, error) {
+	fields, err := categoryFields(cats)
+	if err != nil {
+		return nil, err
+	}
 	type del struct {
 		cat *Category
 		rev string
 	}
 	var plan []del
 	for i, c := range cats {
-		field := fmt.Sprintf("%ss[%d]", c.Class, i)
+		field := fields[i]
 		stored, rev, err := s.getCategory(ctx, c.ID())
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, NotFound(field, "%s %s is not registered", c.Class, c.ID())
@@ -686,16 +591,33 @@ func (s *Server) deleteCategories(ctx context.Context, cats []*Category) ([]*Cat
 		plan = append(plan, del{stored, rev})
 	}
 	out := make([]*Category, 0, len(plan))
-	var done []categoryWrite
-	for _, d := range plan {
-		if err := s.deleteCategory(ctx, categoryDocID(d.cat.ID()), d.rev); err != nil {
-			s.restoreCategories(ctx, done)
-			return nil, fmt.Errorf("delete category %s: %w", d.cat.ID(), err)
-		}
-		done = append(done, categoryWrite{cat: d.cat})
+	writes := make([]store.Write, len(plan))
+	for i, d := range plan {
+		writes[i] = store.Remove(categoryDocID(d.cat.ID()), d.rev)
 		out = append(out, d.cat)
 	}
+	if err := s.writeCategoryDocs(ctx, writes); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// categoryFields names each category of a request as the request does,
+// kinds[0], mixins[1]…, and refuses a category listed twice: its two
+// entries could only be merged in some order the client did not choose.
+func categoryFields(cats []*Category) ([]string, error) {
+	fields := make([]string, len(cats))
+	counts := map[string]int{}
+	first := map[string]string{}
+	for i, c := range cats {
+		fields[i] = fmt.Sprintf("%ss[%d]", c.Class, counts[c.Class])
+		counts[c.Class]++
+		if f, dup := first[c.ID()]; dup {
+			return nil, BadRequest(fields[i], "%s appears twice in the request (first as %s); list each category once", c.ID(), f)
+		}
+		first[c.ID()] = fields[i]
+	}
+	return fields, nil
 }
 
 func sortCategories(cats []*Category) {

@@ -41,6 +41,17 @@ func newSchema(cats ...*Category) schema {
 			}
 		}
 	}
+	// Patterns are compiled once here, not at every check: schemas are
+	// kept with the categories they come from (see resolveSchema).
+	for name, d := range s {
+		if d.Pattern == "" {
+			continue
+		}
+		if re, err := compilePattern(d.Pattern); err == nil {
+			d.pattern = re
+			s[name] = d
+		}
+	}
 	return s
 }
 
@@ -152,7 +163,7 @@ func conforms(d AttrDef, val any) string {
 	if d.Pattern == "" {
 		return ""
 	}
-	return patternMismatch(d.Pattern, val)
+	return patternMismatch(d, val)
 }
 
 // typeMismatch explains how val is not of the declared type typ, or
@@ -193,11 +204,15 @@ func article(typ string) string {
 }
 
 // patternMismatch explains how val, a string or the strings of an array,
-// does not match pattern, or returns "".
-func patternMismatch(pattern string, val any) string {
-	re, err := compilePattern(pattern)
-	if err != nil {
-		return err.Error()
+// does not match d's pattern, or returns "". The pattern is the one
+// newSchema compiled, or compiled here for a definition made otherwise.
+func patternMismatch(d AttrDef, val any) string {
+	re := d.pattern
+	if re == nil {
+		var err error
+		if re, err = compilePattern(d.Pattern); err != nil {
+			return err.Error()
+		}
 	}
 	var values []string
 	switch t := val.(type) {
@@ -212,7 +227,7 @@ func patternMismatch(pattern string, val any) string {
 	}
 	for _, s := range values {
 		if !re.MatchString(s) {
-			return fmt.Sprintf("value %q does not match pattern %s", s, pattern)
+			return fmt.Sprintf("value %q does not match pattern %s", s, d.Pattern)
 		}
 	}
 	return ""
