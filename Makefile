@@ -70,7 +70,7 @@ build: deps-run
 run: build
 	./$(BIN) serve $(if $(STORE),--store '$(STORE)') $(ARGS)
 
-## lint: go.mod and go.sum are tidy, and golangci-lint (.golangci.yml) finds nothing.
+## lint: go.mod and go.sum are tidy, and golangci-lint (.ci/golangci.yml) finds nothing.
 lint: deps-run
 	@echo "== go mod tidy -diff"; \
 	if ! go mod tidy -diff; then echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; exit 1; fi; \
