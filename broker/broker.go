@@ -82,6 +82,7 @@ type Broker struct {
 	mu        sync.Mutex
 	receivers map[Layer]*layers.Receiver
 	closed    bool
+	draining  bool      // set by Drain: no delivery starts any more
 	sink      EventSink // see SetEventSink
 
 	// delivering holds the messages being delivered here, so deliveries of
@@ -212,7 +213,7 @@ func (b *Broker) Close() error {
 func (b *Broker) background(fn func(ctx context.Context)) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed || b.draining {
 		return false
 	}
 	b.wg.Add(1)

@@ -80,6 +80,9 @@ type delivery struct {
 // send checks a message can go out on layer l, records it pending and
 // delivers it in the background. It answers 202 at once.
 func (b *Broker) send(ctx context.Context, e *occi.Entity, l Layer) (*occi.ActionResult, error) {
+	if err := b.refuseWhileDraining(); err != nil {
+		return nil, err
+	}
 	if !flag(e, msgSendable, true) {
 		return nil, occi.BadRequest(msgSendable, "message %s is not sendable", e.ID)
 	}
