@@ -30,9 +30,10 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	flags := config.BindFlags(fs)
+	xappConfig := fs.String("xapp-config", "", "O-RAN xApp descriptor (config-file.json) whose controls and messaging ports configure the server, instead of --config")
 	fs.Usage = func() {
 		fmt.Fprint(a.stderr, "Usage: cmbs serve [flags]\n\n"+
-			"Settings come from defaults, then --config FILE, then CMBS_* variables, then flags.\n\n"+fs.FlagUsages())
+			"Settings come from defaults, then --config FILE (or --xapp-config FILE), then CMBS_* variables, then flags.\n\n"+fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -43,7 +44,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
 	}
-	cfg, err := flags.Load()
+	cfg, err := loadServeConfig(flags, *xappConfig)
 	if err != nil {
 		return err
 	}
