@@ -132,6 +132,8 @@ type e2eNodeSpec struct {
 	httpAddr string
 	// client reaches the server; http.DefaultClient-like when nil.
 	client *http.Client
+	// args are further flags of serve.
+	args []string
 }
 
 // e2eNode is a cmbs serve process, restartable on the same store.
@@ -205,6 +207,7 @@ func (n *e2eNode) start(t *testing.T) {
 	t.Helper()
 	args := append(append([]string{}, n.spec.wrap...), n.bin, "serve",
 		"--http", n.spec.httpAddr, "--store", "file:"+n.store, "--log-format", "json", "--shutdown-timeout", "5s")
+	args = append(args, n.spec.args...)
 	r := &e2eRun{cmd: exec.Command(args[0], args[1:]...), log: &syncBuffer{}, done: make(chan struct{})}
 	r.cmd.Env = e2eServeEnv()
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log

@@ -129,13 +129,20 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := applyConfigSections(ctx, cfg, srv, brk, logger); err != nil {
 		return err
 	}
+	// The MEC life cycle (edge.go): its readiness probe, and its callback
+	// ahead of authentication.
+	edge, err := newEdge(cfg, brk, operations, logger)
+	if err != nil {
+		return err
+	}
 	var handler http.Handler = withEvents(events, srv.Handler())
 	if users != nil {
 		handler = users.Middleware(handler)
 	}
+	handler = edge.handler(handler)
 	// Probes and /metrics answer ahead of authentication (cmd/cmbs/ops).
 	handler = operations.Handler(handler)
-	return a.listenAndServe(ctx, cfg, handler, logger)
+	return a.listenAndServeWith(ctx, cfg, handler, logger, edge.companion())
 }
 
 func newLogger(cfg config.Config, out io.Writer) *logrus.Logger {
@@ -184,6 +191,14 @@ func openStore(ctx context.Context, raw string, logger logrus.FieldLogger) (stor
 // listenAndServe serves handler on cfg.HTTP until ctx is cancelled, then
 // shuts the HTTP server down gracefully.
 func (a *app) listenAndServe(ctx context.Context, cfg config.Config, handler http.Handler, logger *logrus.Logger) error {
+	return a.listenAndServeWith(ctx, cfg, handler, logger, nil)
+}
+
+// listenAndServeWith is listenAndServe with a companion, when not nil,
+// run once the server listens: the server stops when it returns (with its
+// error), and when ctx ends first the shutdown waits for it to return.
+func (a *app) listenAndServeWith(ctx context.Context, cfg config.Config, handler http.Handler, logger *logrus.Logger,
+	companion func(ctx context.Context, addr net.Addr) error) error {
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -203,12 +218,31 @@ func (a *app) listenAndServe(ctx context.Context, cfg config.Config, handler htt
 	if a.listening != nil {
 		a.listening(ln.Addr())
 	}
-
+	// The companion's result: a nil channel, never ready, without one.
+	var companionDone chan error
+	stopCompanion := func() {}
+	if companion != nil {
+		companionDone = make(chan error, 1)
+		cctx, cancel := context.WithCancel(ctx)
+		stopCompanion = cancel
+		go func() { companionDone <- companion(cctx, ln.Addr()) }()
+	}
+	var stopErr error
 	select {
 	case err := <-served:
+		if companion != nil {
+			stopCompanion()
+			<-companionDone
+		}
 		return fmt.Errorf("http: %w", err)
+	case stopErr = <-companionDone:
 	case <-ctx.Done():
+		if companion != nil {
+			// The companion sees ctx end too: wait for what it does then.
+			stopErr = <-companionDone
+		}
 	}
+	stopCompanion()
 	logger.WithField("timeout", cfg.ShutdownTimeout).Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -217,7 +251,10 @@ func (a *app) listenAndServe(ctx context.Context, cfg config.Config, handler htt
 	if err != nil {
 		// Requests still running are cut off so the store can close.
 		hs.Close()
-		return fmt.Errorf("shutdown: requests still running after %v: %w", cfg.ShutdownTimeout, err)
+		return errors.Join(stopErr, fmt.Errorf("shutdown: requests still running after %v: %w", cfg.ShutdownTimeout, err))
+	}
+	if stopErr != nil {
+		return stopErr
 	}
 	logger.Info("stopped")
 	return nil
