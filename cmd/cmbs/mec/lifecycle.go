@@ -271,12 +271,7 @@ func (l *Lifecycle) deregister(ctx context.Context) {
 	l.services, l.subscription = nil, ""
 	l.mu.Unlock()
 	for _, id := range services {
-		target := l.client.appURL(l.client.serviceMgmt, "services", id)
-		err := l.retry(ctx, "deregister service "+id, func(ctx context.Context) error {
-			_, err := l.client.do(ctx, http.MethodDelete, target, nil, nil, http.StatusNoContent)
-			return ignoreNotFound(err)
-		})
-		if err != nil {
+		if err := l.remove(ctx, "deregister service "+id, l.client.appURL(l.client.serviceMgmt, "services", id)); err != nil {
 			l.log.WithError(err).Warn("MEC platform: service not deregistered")
 			continue
 		}
@@ -285,16 +280,20 @@ func (l *Lifecycle) deregister(ctx context.Context) {
 	if sub == "" {
 		return
 	}
-	target := l.client.appURL(l.client.appSupport, "subscriptions", sub)
-	err := l.retry(ctx, "unsubscribe "+sub, func(ctx context.Context) error {
-		_, err := l.client.do(ctx, http.MethodDelete, target, nil, nil, http.StatusNoContent)
-		return ignoreNotFound(err)
-	})
-	if err != nil {
+	if err := l.remove(ctx, "unsubscribe "+sub, l.client.appURL(l.client.appSupport, "subscriptions", sub)); err != nil {
 		l.log.WithError(err).Warn("MEC platform: termination subscription not deleted")
 		return
 	}
 	l.log.WithField("subscription", sub).Info("MEC platform: termination subscription deleted")
+}
+
+// remove deletes a resource of the application instance; one already
+// gone counts as deleted.
+func (l *Lifecycle) remove(ctx context.Context, what, target string) error {
+	return l.retry(ctx, what, func(ctx context.Context) error {
+		_, err := l.client.do(ctx, http.MethodDelete, target, nil, nil, http.StatusNoContent)
+		return ignoreNotFound(err)
+	})
 }
 
 // ignoreNotFound treats a 404 on a deletion as done.

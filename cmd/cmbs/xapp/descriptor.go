@@ -2,7 +2,6 @@ package xapp
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -386,6 +385,3 @@ var (
 	gitHash       = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
 	buildUnsafe   = regexp.MustCompile(`[^0-9A-Za-z.-]`)
 )
-
-// errNoDescriptor wraps what keeps a file from being read as a descriptor.
-var errNoDescriptor = errors.New("not an xApp descriptor")

@@ -2,6 +2,7 @@ package xapp
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/houssem/cmbs/config"
 )
+
+// errNoDescriptor wraps what keeps a file from being read as a descriptor.
+var errNoDescriptor = errors.New("not an xApp descriptor")
 
 // ReadConfig reads the descriptor at path as cmbs's configuration: its
 // controls checked against cmbs's config schema (a *config.FileError
