@@ -20,12 +20,16 @@ ARGS     ?=
 # spuriously with "context deadline exceeded" on a loaded machine.
 FUZZTIME ?= 100000x
 POUCHDB_SERVER_VERSION := 4.2.0
+# golangci-lint is built from the module proxy at this version (go run caches
+# the binary), so every machine lints with the same checks.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 # apt-get needs root; use sudo when not root and it exists.
 SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
 APT  := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -qq -o=Dpkg::Use-Pty=0
 
-.PHONY: build run test bench deps deps-run check-go clean
+.PHONY: build run test lint bench deps deps-run check-go clean
 
 ## deps-run: what building and running need: Go, a C compiler and libzmq (cgo).
 deps-run: check-go
@@ -60,9 +64,16 @@ build: deps-run
 run: build
 	./$(BIN) serve --store '$(STORE)' $(ARGS)
 
-## test: formatting, vet, a short fuzz run of every fuzz target, then the race-enabled tests
-## (last, so the closing line counts every test).
-test: deps
+## lint: go.mod and go.sum are tidy, and golangci-lint (.golangci.yml) finds nothing.
+lint: deps-run
+	@echo "== go mod tidy -diff"; \
+	if ! go mod tidy -diff; then echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; exit 1; fi; \
+	echo "ok  go.mod and go.sum are tidy"
+	@echo "== golangci-lint $(GOLANGCI_LINT_VERSION)"; $(GOLANGCI_LINT) run ./...
+
+## test: lint, formatting, vet, a short fuzz run of every fuzz target, then the race-enabled
+## tests (last, so the closing line counts every test).
+test: deps lint
 	@echo "== gofmt"; \
 	unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi

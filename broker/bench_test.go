@@ -40,6 +40,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/layers"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/bolt"
@@ -86,16 +87,16 @@ func startBareServer(repSize int) (*bareServer, error) {
 	}
 	if err != nil {
 		if router != nil {
-			router.Close()
+			_ = router.Close()
 		}
-		zctx.Term()
+		_ = zctx.Term()
 		return nil, fmt.Errorf("bare server: %w", err)
 	}
 	s := &bareServer{endpoint: endpoint, quit: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		defer zctx.Term()
-		defer router.Close()
+		defer func() { _ = zctx.Term() }()
+		defer func() { _ = router.Close() }()
 		poller := zmq.NewPoller()
 		poller.Add(router, zmq.POLLIN)
 		ok, body := []byte("OK"), make([]byte, repSize)
@@ -175,7 +176,7 @@ func openBare(ex exchange, conc int) (*barePair, error) {
 	}
 	p := &barePair{srv: srv, payload: make([]byte, ex.req)}
 	if p.zctx, err = zmq.NewContext(); err != nil {
-		srv.close()
+		_ = srv.close()
 		return nil, fmt.Errorf("bare dealers: %w", err)
 	}
 	for range conc {
@@ -203,10 +204,11 @@ func (p *barePair) run(n int) (run, error) {
 }
 
 func (p *barePair) close() error {
+	var errs []error
 	for _, d := range p.dealers {
-		d.sock.Close()
+		errs = append(errs, d.sock.Close())
 	}
-	return errors.Join(p.zctx.Term(), p.srv.close())
+	return errors.Join(append(errs, p.zctx.Term(), p.srv.close())...)
 }
 
 // baseline measures the bare exchange's mean latency.
@@ -411,7 +413,7 @@ func newLayersClient(tb testing.TB) *layers.Client {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { c.Close() })
+	tb.Cleanup(func() { cmbstest.NoError(tb, c.Close) })
 	return c
 }
 
@@ -495,8 +497,8 @@ func inRounds(b *testing.B, size, conc int, setup func(b *testing.B, count int) 
 
 func closePair(sender, receiver *benchMember) func() {
 	return func() {
-		sender.Close()
-		receiver.Close()
+		_ = sender.Close()
+		_ = receiver.Close()
 	}
 }
 
@@ -566,7 +568,7 @@ func BenchmarkL1RoundTrip(b *testing.B) {
 						return err
 					},
 					use:   receiver.st.use,
-					close: func() { c.Close(); closePair(sender, receiver)() },
+					close: func() { _ = c.Close(); closePair(sender, receiver)() },
 				}
 			})
 			report(b, r, base)
@@ -711,7 +713,7 @@ func BenchmarkStoreCommit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer st.Close()
+			defer cmbstest.NoError(b, st.Close)
 			ctx := context.Background()
 			for i := 0; b.Loop(); i++ {
 				if _, err := st.Put(ctx, store.Doc{ID: fmt.Sprint("/d/", i), Body: body}); err != nil {
@@ -730,7 +732,7 @@ func BenchmarkStoreCommit(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer db.Close()
+			defer cmbstest.NoError(b, db.Close)
 			db.NoSync = noSync
 			for i := 0; b.Loop(); i++ {
 				if err := db.Update(func(tx *bbolt.Tx) error {

@@ -164,7 +164,7 @@ func startBenchMember(tb testing.TB, spec brokertest.Options, opts ...bolt.Optio
 		st = &meteredStore{Store: inner, watched: map[string]*watch{}}
 		return st
 	}
-	spec.Broker = broker.Config{Timeout: 5 * time.Second, Attempts: 1, RouteTimeout: 10 * time.Second}
+	spec.Broker = broker.Config{Timeout: 5 * time.Second, Attempts: 1}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
 	spec.HTTP = client
 	m := brokertest.Start(tb, spec)

@@ -9,8 +9,10 @@ package broker
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,43 +52,107 @@ func (recordExecutor) Execute(_ context.Context, member string, msg *occi.Entity
 		"executed_at": time.Now().UTC().Format(time.RFC3339Nano), "content": content}, nil
 }
 
-// Config configures a Broker.
+// Config configures a Broker. Zero values select the defaults.
 type Config struct {
-	// Store is where members and messages are kept. Required.
+	// Store is where members, messages and the outbox are kept. Required.
 	Store store.Store
-	// Logger; logrus's standard logger when nil.
+	// Logger receives the broker's logs; nil discards them.
 	Logger logrus.FieldLogger
-	// Timeout bounds one attempt of a request to a member (default 1s) and
-	// Attempts how many are made (default 3) before it is reported failed.
+	// Timeout bounds one attempt of a discovery request (default 1s) and
+	// Attempts how many are made (default 3).
 	Timeout  time.Duration
 	Attempts int
-	// RouteTimeout bounds a delivery forwarded through other members
-	// (default 10s); each hop passes on what remains of it.
-	RouteTimeout time.Duration
+	// Window bounds the entries in flight to one peer on one layer
+	// (default 256), sent in batches of at most Batch (default 64).
+	Window int
+	Batch  int
+	// AckTimeout is how long a peer may leave a batch unanswered before
+	// the connection counts as broken and the batch is sent again
+	// (default 10s).
+	AckTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts to reach a
+	// peer (defaults 100ms and 30s).
+	RetryMin, RetryMax time.Duration
+	// Expiry is how long a message that sets no cmbs.message.expires is
+	// retried (default 24h).
+	Expiry time.Duration
+	// MaxWait caps the wait a client may ask for with Prefer: wait
+	// (default 30s).
+	MaxWait time.Duration
+	// MaxMessageSize bounds what one layer request, or one reply, may
+	// hold (default 64 MiB).
+	MaxMessageSize int64
 	// Executor runs executable messages; the default records and echoes.
 	Executor Executor
 	// Metrics counts traffic per layer (see NewMetrics); nil counts nothing.
 	Metrics *Metrics
 }
 
-// Broker owns the layers' receivers and clients and the deliveries running
-// in the background. Start it after registering it; Close stops
-// everything it started.
+// Defaults of Config.
+const (
+	DefaultWindow     = 256
+	DefaultBatch      = 64
+	DefaultAckTimeout = 10 * time.Second
+	DefaultRetryMin   = 100 * time.Millisecond
+	DefaultRetryMax   = 30 * time.Second
+	DefaultExpiry     = 24 * time.Hour
+	DefaultMaxWait    = 30 * time.Second
+)
+
+func (c *Config) applyDefaults() {
+	if c.Logger == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		c.Logger = l
+	}
+	setDefault(&c.Timeout, time.Second)
+	setDefault(&c.Attempts, 3)
+	setDefault(&c.Window, DefaultWindow)
+	setDefault(&c.Batch, DefaultBatch)
+	setDefault(&c.AckTimeout, DefaultAckTimeout)
+	setDefault(&c.RetryMin, DefaultRetryMin)
+	setDefault(&c.RetryMax, DefaultRetryMax)
+	setDefault(&c.Expiry, DefaultExpiry)
+	setDefault(&c.MaxWait, DefaultMaxWait)
+	setDefault(&c.MaxMessageSize, maxRequestBytes)
+	if c.Executor == nil {
+		c.Executor = recordExecutor{}
+	}
+}
+
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Broker owns the layers' receivers, the deliverers draining the outbox,
+// the recorder of outcomes and the clients they use. Start it after
+// registering it; Close stops everything it started.
 type Broker struct {
 	cfg    Config
 	st     store.Store
 	log    logrus.FieldLogger
 	direct *layers.Client
-	routed *layers.Client
+	table  *memberTable
+	rec    *recorder
+	keys   keygen
+	waits  waiters
+	// sessions are the deliver sessions peers opened with this member.
+	sessions sessions
 
-	mu        sync.Mutex
-	receivers map[Layer]*layers.Receiver
-	closed    bool
-	draining  bool      // set by Drain: no delivery starts any more
-	sink      EventSink // see SetEventSink
+	mu         sync.Mutex
+	receivers  map[Layer]*layers.Receiver
+	deliverers map[streamKey]*deliverer
+	started    bool
+	closed     bool
+	sink       EventSink // see SetEventSink
 
-	// delivering holds the messages being delivered here, so deliveries of
-	// one message take turns (see claim).
+	// draining refuses new sends (see Drain).
+	draining atomic.Bool
+
+	// delivering holds the messages being taken here, so copies of one
+	// message take turns (see claim).
 	dmu        sync.Mutex
 	delivering map[string]chan struct{}
 
@@ -104,36 +170,19 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("broker: a store is required")
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = logrus.StandardLogger()
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = time.Second
-	}
-	if cfg.Attempts <= 0 {
-		cfg.Attempts = 3
-	}
-	if cfg.RouteTimeout <= 0 {
-		cfg.RouteTimeout = 10 * time.Second
-	}
-	if cfg.Executor == nil {
-		cfg.Executor = recordExecutor{}
-	}
+	cfg.applyDefaults()
 	log := cfg.Logger.WithField("component", "broker")
-	direct, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: maxRequestBytes, Logger: log})
+	direct, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: cfg.MaxMessageSize, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
-	}
-	// Forwarded deliveries are not retried end to end: the hops retry
-	// among themselves, and a retry from here would only race them.
-	routed, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.RouteTimeout, Attempts: 1, MaxMessageSize: maxRequestBytes, Logger: log})
-	if err != nil {
-		direct.Close()
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Broker{cfg: cfg, st: cfg.Store, log: log, direct: direct, routed: routed,
-		receivers: map[Layer]*layers.Receiver{}, delivering: map[string]chan struct{}{}, ctx: ctx, cancel: cancel}, nil
+	b := &Broker{cfg: cfg, st: cfg.Store, log: log, direct: direct,
+		table:     &memberTable{st: cfg.Store, log: log},
+		receivers: map[Layer]*layers.Receiver{}, deliverers: map[streamKey]*deliverer{},
+		delivering: map[string]chan struct{}{}, ctx: ctx, cancel: cancel}
+	b.rec = newRecorder(b)
+	return b, nil
 }
 
 // Register adds the broker's providers to srv, registers its categories
@@ -164,10 +213,26 @@ func (b *Broker) Register(ctx context.Context, srv *occi.Server) error {
 	return nil
 }
 
-// Start restarts the layers the local member had running when the server
-// last stopped. A layer that cannot bind is logged and stays recorded as
-// running, so the readiness probe reports it; it does not stop the server.
+// Start resumes the work the broker had when the server last stopped: it
+// follows member changes, starts the recorder, hands every pending outbox
+// entry and receipt back to its deliverer or to the recorder, and restarts
+// the layers the local member had running. A layer that cannot bind is
+// logged and stays recorded as running, so the readiness probe reports
+// it; it does not stop the server.
 func (b *Broker) Start(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed || b.started {
+		b.mu.Unlock()
+		return errors.New("broker: already started or closed")
+	}
+	b.started = true
+	b.mu.Unlock()
+	b.background(b.table.follow)
+	b.background(b.rec.run)
+	b.background(b.pruneSeen)
+	if err := b.resume(ctx); err != nil {
+		return err
+	}
 	local, err := b.localMember(ctx)
 	if err != nil || local == nil {
 		return err
@@ -185,8 +250,78 @@ func (b *Broker) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops every receiver, waits for background deliveries and closes
-// the clients.
+// resume starts a deliverer for every stream with pending entries, and
+// hands the receipts not folded in yet to the recorder.
+func (b *Broker) resume(ctx context.Context) error {
+	streams, err := b.pendingStreams(ctx)
+	if err != nil {
+		return fmt.Errorf("broker: resume: %w", err)
+	}
+	for _, k := range streams {
+		b.deliverer(k).poke()
+	}
+	if len(streams) > 0 {
+		b.log.WithField("streams", len(streams)).Info("resuming the deliveries of the outbox")
+	}
+	after := ""
+	for {
+		docs, err := b.st.Scan(ctx, receiptPrefix, after, 1000)
+		if err != nil {
+			return fmt.Errorf("broker: resume receipts: %w", err)
+		}
+		if len(docs) == 0 {
+			return nil
+		}
+		for _, d := range docs {
+			var rd receiptDoc
+			if err := json.Unmarshal(d.Body, &rd); err != nil {
+				b.log.WithError(err).WithField("id", d.ID).Error("skipping an unreadable receipt")
+				continue
+			}
+			b.rec.add(outcome{receipt: &store.Doc{ID: d.ID, Rev: d.Rev}, message: rd.Message, layer: rd.Layer, results: []destResult{rd.Result}})
+		}
+		after = docs[len(docs)-1].ID
+	}
+}
+
+// deliverer returns the deliverer of stream k, starting it if needed.
+func (b *Broker) deliverer(k streamKey) *deliverer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if d, ok := b.deliverers[k]; ok {
+		return d
+	}
+	d := newDeliverer(b, k)
+	b.deliverers[k] = d
+	if !b.closed {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			d.run(b.ctx)
+		}()
+	}
+	return d
+}
+
+// enqueue hands committed entries to their deliverers.
+func (b *Broker) enqueue(entries []*entry) {
+	byStream := map[streamKey][]*entry{}
+	var order []streamKey
+	for _, e := range entries {
+		k := e.stream()
+		if _, ok := byStream[k]; !ok {
+			order = append(order, k)
+		}
+		byStream[k] = append(byStream[k], e)
+	}
+	for _, k := range order {
+		b.deliverer(k).offer(byStream[k]...)
+	}
+}
+
+// Close stops every receiver, the deliverers and the recorder (which
+// records what it holds first), and closes the clients. Entries not
+// delivered stay in the outbox for the next start.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -205,15 +340,52 @@ func (b *Broker) Close() error {
 	}
 	b.cancel()
 	b.wg.Wait()
-	errs = append(errs, b.direct.Close(), b.routed.Close())
+	errs = append(errs, b.direct.Close())
 	return errors.Join(errs...)
+}
+
+// Drain prepares a graceful termination: from its call on, a send answers
+// 503, while the outbox keeps being delivered. It returns nil once every
+// entry is settled and recorded, or ctx's error when ctx ends first; what
+// is left stays in the outbox, delivered at the next start. The receivers
+// keep serving until Close. A broker never accepts sends again after it.
+func (b *Broker) Drain(ctx context.Context) error {
+	b.draining.Store(true)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if b.drained() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker: outbox not drained: %w", context.Cause(ctx))
+		case <-tick.C:
+		}
+	}
+}
+
+// drained reports whether no delivery or outcome is pending in memory.
+func (b *Broker) drained() bool {
+	b.mu.Lock()
+	ds := make([]*deliverer, 0, len(b.deliverers))
+	for _, d := range b.deliverers {
+		ds = append(ds, d)
+	}
+	b.mu.Unlock()
+	for _, d := range ds {
+		if !d.idle() {
+			return false
+		}
+	}
+	return b.rec.idle()
 }
 
 // background runs fn on a goroutine the broker waits for on Close.
 func (b *Broker) background(fn func(ctx context.Context)) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || b.draining {
+	if b.closed {
 		return false
 	}
 	b.wg.Add(1)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -123,15 +124,22 @@ func TestLayers(t *testing.T) {
 		if got := b.Attrs("/cmbs/member/member-b", "member")["layers"].(map[string]any)["l2"]; got != "stopped" {
 			t.Errorf("layers state %v", got)
 		}
+		// Store and forward: B gets what was sent while its l2 was down
+		// once it is up again.
 		a.Message("m-stopped", "l2", nil)
-		d := a.Send("m-stopped", "l2")
-		if got := brokertest.Outcome(d); got["member-b"] != "failed" || got["member-c"] != "delivered" {
+		a.Must(http.StatusAccepted, "POST", "/cmbs/message/m-stopped?action=send_l2", map[string]any{})
+		brokertest.WaitFor(t, "C to take m-stopped", func() bool { return c.Has("m-stopped") })
+		d := a.Attrs("/cmbs/message/m-stopped", "message")["delivery"].(map[string]any)
+		if got := brokertest.Outcome(d); got["member-b"] != "pending" || d["state"] != "pending" {
 			t.Fatalf("outcome with B's l2 stopped: %v", d)
 		}
 		b.Must(http.StatusOK, "POST", "/cmbs/member/member-b?action=start_l2", map[string]any{})
-		a.Message("m-restarted", "l2", nil)
-		if got := brokertest.Outcome(a.Send("m-restarted", "l2")); got["member-b"] != "delivered" {
-			t.Fatalf("after restart: %v", got)
+		d = a.WaitDelivery("m-stopped")
+		if got := brokertest.Outcome(d); got["member-b"] != "delivered" || got["member-c"] != "delivered" {
+			t.Fatalf("after B's l2 started again: %v", d)
+		}
+		if !b.Has("m-stopped") {
+			t.Error("B does not hold the message sent while its l2 was down")
 		}
 	})
 
@@ -174,13 +182,15 @@ func TestLayers(t *testing.T) {
 	})
 
 	t.Run("member down", func(t *testing.T) {
-		c.Close()
+		cmbstest.NoError(t, c.Close)
 		a.Must(http.StatusOK, "POST", "/cmbs/member/member-c", map[string]any{"resources": []any{map[string]any{
 			"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"via": "", "distance": 1}}}}}})
-		a.Message("m-down", "l2", nil)
+		// Retried until it expires; the outcome says why it never got
+		// there.
+		a.Message("m-down", "l2", map[string]any{"expires": "1500ms"})
 		d := a.Send("m-down", "l2")
 		r := d["destinations"].(map[string]any)["member-c"].(map[string]any)
-		if r["status"] != "failed" || r["reason"] == "" || brokertest.Outcome(d)["member-b"] != "delivered" {
+		if r["status"] != "expired" || !strings.Contains(r["reason"].(string), "last attempt") || brokertest.Outcome(d)["member-b"] != "delivered" {
 			t.Fatalf("outcome with C down: %v", d)
 		}
 		b.Discover()

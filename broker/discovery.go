@@ -129,7 +129,7 @@ func idOK(id string) bool {
 // nobody else.
 func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionResult, error) {
 	res := memberActionResult{Member: self.ID, Action: "check_neighbors", Discovered: []string{}, Unreachable: map[string]string{}}
-	visited := map[string]bool{str(self, L1.socketAttr()): true}
+	visited := map[string]bool{str(self, L1.SocketAttr()): true}
 	level := strs(self, attrNeighbors)
 	states := map[string]any{}
 	discovered := map[string]bool{}

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"time"
 
 	"github.com/houssem/cmbs/occi"
@@ -13,7 +12,8 @@ const (
 	// (stored and/or executed). Duplicates are not reported again.
 	EventMessageReceived = "message_received"
 	// EventDeliveryFailed: a send from this member did not reach one of
-	// its destinations; one event per failed destination.
+	// its destinations: refused there or on the way, or expired before
+	// it was acknowledged; one event per destination.
 	EventDeliveryFailed = "delivery_failed"
 )
 
@@ -70,28 +70,26 @@ func (b *Broker) emitReceived(env envelope, e *occi.Entity, res destResult) {
 		Message: copyEntity(e), Layer: env.Layer, Member: res.Member, From: env.From.ID})
 }
 
-// emitFailures reports each destination a send at location did not reach.
-func (b *Broker) emitFailures(ctx context.Context, location string, d delivery, results []destResult) {
+// emitFailures reports each destination that a send of the message at
+// location did not reach (failed or expired). updated holds the messages
+// just written, the message among them when it still exists.
+func (b *Broker) emitFailures(location string, l Layer, results []destResult, updated []*occi.Entity) {
 	sink := b.eventSink()
 	if sink == nil {
 		return
 	}
 	var msg *occi.Entity
-	read := false
+	for _, e := range updated {
+		if e.Location == location {
+			msg = e
+		}
+	}
 	for _, r := range results {
-		if r.Status == statusDelivered {
+		if r.Status != statusFailed && r.Status != statusExpired {
 			continue
 		}
-		if !read {
-			read = true
-			if m, err := occi.GetEntity(ctx, b.st, location); err == nil {
-				msg = m
-			} else {
-				b.log.WithError(err).WithField("message", location).Debug("failed delivery reported without the message")
-			}
-		}
 		sink.Emit(Event{Type: EventDeliveryFailed, Time: time.Now().UTC(), Location: location, Message: copyEntity(msg),
-			Layer: d.Layer, Member: r.Member, Reason: r.Reason, Endpoint: r.Endpoint, Via: r.Via})
+			Layer: l, Member: r.Member, Reason: r.Reason, Endpoint: r.Endpoint, Via: r.Via})
 	}
 }
 

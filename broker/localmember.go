@@ -100,7 +100,7 @@ func (b *Broker) EnsureLocalMember(ctx context.Context, spec LocalMemberSpec) er
 		switch {
 		case err == nil:
 			return fmt.Errorf("local member %s: %s is a member learned from the network (via %q, l1 socket %q), so the id is taken: "+
-				"choose another id, or delete %s if that member is gone", spec.ID, location, str(known, attrVia), str(known, L1.socketAttr()), location)
+				"choose another id, or delete %s if that member is gone", spec.ID, location, str(known, attrVia), str(known, L1.SocketAttr()), location)
 		case !errors.Is(err, store.ErrNotFound):
 			return fmt.Errorf("local member %s: %w", spec.ID, err)
 		}
@@ -110,7 +110,7 @@ func (b *Broker) EnsureLocalMember(ctx context.Context, spec LocalMemberSpec) er
 	// socket moving from one layer to another is free when it starts.
 	for _, name := range b.running() {
 		l := Layer(name)
-		if slices.Contains(spec.Start, l) && local != nil && str(local, l.socketAttr()) == spec.Sockets[l] {
+		if slices.Contains(spec.Start, l) && local != nil && str(local, l.SocketAttr()) == spec.Sockets[l] {
 			continue
 		}
 		if err := b.stopLayer(l); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/layers/layertest"
 )
 
@@ -21,7 +22,7 @@ import (
 // server is closed when the test ends, or earlier by Close.
 func bootDeclared(t *testing.T, dbPath string, spec broker.LocalMemberSpec) (*brokertest.Member, error) {
 	t.Helper()
-	m := brokertest.Start(t, brokertest.Options{ID: spec.ID, DBPath: dbPath, Sockets: spec.Sockets, NoMember: true, StartBroker: true})
+	m := brokertest.Start(t, brokertest.Options{ID: spec.ID, DBPath: dbPath, Sockets: spec.Sockets, NoMember: true})
 	return m, m.Broker.EnsureLocalMember(context.Background(), spec)
 }
 
@@ -63,7 +64,7 @@ func accepts(endpoint string) bool {
 	if err != nil {
 		return false
 	}
-	c.Close()
+	_ = c.Close()
 	return true
 }
 
@@ -156,7 +157,7 @@ func TestEnsureLocalMemberRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Close()
+	cmbstest.NoError(t, b.Close)
 
 	oldL2 := spec.Sockets[broker.L2]
 	spec.Sockets[broker.L2] = layertest.FreeEndpoint(t)
@@ -198,7 +199,7 @@ func TestEnsureLocalMemberRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer taken.Close()
+	defer cmbstest.NoError(t, taken.Close)
 
 	tests := []struct {
 		name string

@@ -30,9 +30,9 @@ type memberProvider struct{ b *Broker }
 
 func checkSockets(e *occi.Entity) error {
 	for _, l := range Layers() {
-		if s := str(e, l.socketAttr()); s != "" {
+		if s := str(e, l.SocketAttr()); s != "" {
 			if err := layers.ValidateEndpoint(s); err != nil {
-				return occi.BadRequest(l.socketAttr(), "%s: %v", l.socketAttr(), err)
+				return occi.BadRequest(l.SocketAttr(), "%s: %v", l.SocketAttr(), err)
 			}
 		}
 	}
@@ -104,8 +104,8 @@ func (p memberProvider) Update(ctx context.Context, old, updated *occi.Entity) e
 	}
 	for _, name := range running {
 		l := Layer(name)
-		if str(old, l.socketAttr()) != str(updated, l.socketAttr()) {
-			return occi.Conflict(l.socketAttr(), "layer %s is running on %s; stop it before changing its socket", l, str(old, l.socketAttr()))
+		if str(old, l.SocketAttr()) != str(updated, l.SocketAttr()) {
+			return occi.Conflict(l.SocketAttr(), "layer %s is running on %s; stop it before changing its socket", l, str(old, l.SocketAttr()))
 		}
 	}
 	if flag(updated, attrLocal, false) {
@@ -156,7 +156,7 @@ func (p memberProvider) Action(ctx context.Context, e *occi.Entity, inv occi.Act
 			return nil, occi.BadRequest("action", "no layer %q", layer)
 		}
 		var err error
-		res := memberActionResult{Member: e.ID, Action: inv.Term, Layer: l, Endpoint: str(e, l.socketAttr())}
+		res := memberActionResult{Member: e.ID, Action: inv.Term, Layer: l, Endpoint: str(e, l.SocketAttr())}
 		if verb == "start" {
 			res.Endpoint, err = p.b.startLayer(ctx, e, l)
 			res.State = stateRunning
@@ -211,9 +211,9 @@ func (b *Broker) saveLayerStates(ctx context.Context, location string) error {
 
 // startLayer binds the layer's receiver on the member's socket for it.
 func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (string, error) {
-	endpoint := str(member, l.socketAttr())
+	endpoint := str(member, l.SocketAttr())
 	if endpoint == "" {
-		return "", occi.BadRequest(l.socketAttr(), "the member has no %s; set it before starting layer %s", l.socketAttr(), l)
+		return "", occi.BadRequest(l.SocketAttr(), "the member has no %s; set it before starting layer %s", l.SocketAttr(), l)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -227,13 +227,15 @@ func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (
 		Endpoint:       endpoint,
 		Handler:        b.handler(l),
 		Logger:         b.log.WithField("layer", l),
-		MaxMessageSize: maxRequestBytes,
+		MaxMessageSize: b.cfg.MaxMessageSize,
+		// A peer's deliveries are taken in the order it sent them.
+		PeerOrder: true,
 	})
 	if err != nil {
-		return "", occi.BadRequest(l.socketAttr(), "layer %s: %v", l, err)
+		return "", occi.BadRequest(l.SocketAttr(), "layer %s: %v", l, err)
 	}
 	if err := r.Start(); err != nil {
-		return "", &occi.Error{Status: http.StatusConflict, Field: l.socketAttr(), Err: err,
+		return "", &occi.Error{Status: http.StatusConflict, Field: l.SocketAttr(), Err: err,
 			Detail: fmt.Sprintf("layer %s cannot bind %s: %v", l, endpoint, err)}
 	}
 	b.receivers[l] = r

@@ -2,33 +2,68 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/houssem/cmbs/broker/api"
 	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/store"
 )
 
-// messageProvider is cmbs_message: it sends messages on the layers and
-// executes them.
+// messageProvider is cmbs_message: it checks messages, sends them on the
+// layers and executes them.
 type messageProvider struct{ b *Broker }
 
-func (messageProvider) Create(_ context.Context, e *occi.Entity) error {
-	if l := str(e, msgLayer); l != "" && l != "true" {
-		if _, ok := parseLayer(l); !ok {
-			return occi.BadRequest(msgLayer, "%s %q names no layer; use l1, l2, l31, l32 or l4", msgLayer, l)
-		}
+// StageCreate checks a new message and, with send_on_create, sends it:
+// its outbox entries are committed with it, so the 201 is as much a
+// promise as a send's 202.
+func (p messageProvider) StageCreate(ctx context.Context, e *occi.Entity) (*occi.Stage, error) {
+	msg, err := decodeMessage(e)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if !msg.SendOnCreate {
+		return nil, nil
+	}
+	if msg.Layer == "" {
+		return nil, occi.BadRequest(msgSendOnCreate, "%s needs the layer to send on: set %s (l1, l2, l31, l32 or l4) and its mixin", msgSendOnCreate, msgLayer)
+	}
+	plan, err := p.b.planSend(ctx, msg, msg.Layer)
+	if err != nil {
+		return nil, err
+	}
+	return &occi.Stage{Writes: plan.writes, Committed: func(ctx context.Context, revs []string) string {
+		plan.setRevs(revs)
+		p.b.sent(plan)
+		if msg.Layer != L1 {
+			return ""
+		}
+		applied, _ := p.b.awaitReply(ctx, e.Location)
+		return applied
+	}}, nil
 }
-func (messageProvider) Read(context.Context, *occi.Entity) error                 { return nil }
-func (messageProvider) Update(context.Context, *occi.Entity, *occi.Entity) error { return nil }
-func (messageProvider) Delete(context.Context, *occi.Entity) error               { return nil }
+
+// Create is never called: the server calls StageCreate instead.
+func (p messageProvider) Create(ctx context.Context, e *occi.Entity) error {
+	_, err := p.StageCreate(ctx, e)
+	return err
+}
+
+func (messageProvider) Read(context.Context, *occi.Entity) error { return nil }
+
+func (messageProvider) Update(_ context.Context, _, updated *occi.Entity) error {
+	_, err := decodeMessage(updated)
+	return err
+}
+
+func (messageProvider) Delete(context.Context, *occi.Entity) error { return nil }
 
 func (p messageProvider) Action(ctx context.Context, e *occi.Entity, inv occi.ActionInvocation) (*occi.ActionResult, error) {
-	if inv.Term == "execute" {
+	if inv.Term == api.ActionExecute {
 		return p.b.execute(ctx, e)
 	}
 	name, ok := strings.CutPrefix(inv.Term, "send_")
@@ -64,175 +99,246 @@ func (b *Broker) execute(ctx context.Context, e *occi.Entity) (*occi.ActionResul
 	return &occi.ActionResult{Status: http.StatusOK, Body: map[string]any{"message": e.ID, "member": member, "result": result}}, nil
 }
 
-// delivery is the outcome of a send, kept in the message's delivery
-// attribute.
-type delivery struct {
-	Layer        Layer                 `json:"layer"`
-	State        string                `json:"state"`
-	Started      string                `json:"started"`
-	Finished     string                `json:"finished,omitempty"`
-	Note         string                `json:"note,omitempty"`
-	Delivered    int                   `json:"delivered"`
-	Failed       int                   `json:"failed"`
-	Destinations map[string]destResult `json:"destinations"`
+// sendPlan is a send ready to commit: the message as it records the send,
+// and one outbox entry per next hop.
+type sendPlan struct {
+	msg     message
+	layer   Layer
+	entries []*entry
+	writes  []store.Write
 }
 
-// send checks a message can go out on layer l, records it pending and
-// delivers it in the background. It answers 202 at once.
+// send sends a stored message on layer l: the message's pending delivery
+// and its outbox entries are committed together, and the answer (202) says
+// they are. With Prefer: wait on L1, the answer waits for the reply.
 func (b *Broker) send(ctx context.Context, e *occi.Entity, l Layer) (*occi.ActionResult, error) {
-	if err := b.refuseWhileDraining(); err != nil {
-		return nil, err
+	var plan *sendPlan
+	for attempt := 1; ; attempt++ {
+		msg, err := decodeMessage(e)
+		if err != nil {
+			return nil, err
+		}
+		if plan, err = b.planSend(ctx, msg, l); err != nil {
+			return nil, err
+		}
+		d, err := occi.EncodeEntity(msg.e)
+		if err != nil {
+			return nil, err
+		}
+		revs, err := b.st.Write(ctx, append([]store.Write{store.Put(d)}, plan.writes...))
+		if err == nil {
+			plan.setRevs(revs[1:])
+			break
+		}
+		if !errors.Is(err, store.ErrConflict) || attempt == 3 {
+			return nil, err
+		}
+		// The message changed since it was read: send what it is now.
+		if e, err = occi.GetEntity(ctx, b.st, e.Location); err != nil {
+			return nil, err
+		}
 	}
-	if !flag(e, msgSendable, true) {
-		return nil, occi.BadRequest(msgSendable, "message %s is not sendable", e.ID)
+	b.sent(plan)
+	res := &occi.ActionResult{Status: http.StatusAccepted, Location: e.Location}
+	if l == L1 {
+		if applied, body := b.awaitReply(ctx, e.Location); applied != "" {
+			res.Status, res.Body, res.PreferenceApplied = http.StatusOK, body, applied
+		}
 	}
-	if !e.HasMixin(l.mixin()) {
-		return nil, occi.BadRequest("action", "message %s has no %s mixin, so it cannot be sent on %s", e.ID, l.mixin(), l)
+	return res, nil
+}
+
+// planSend checks that msg may go out on l, picks its destinations and
+// builds its outbox entries, and records the send in msg's entity (origin,
+// pending delivery).
+func (b *Broker) planSend(ctx context.Context, msg message, l Layer) (*sendPlan, error) {
+	if b.draining.Load() {
+		return nil, &occi.Error{Status: http.StatusServiceUnavailable, Field: "action",
+			Detail: "this member is terminating and accepts no new sends"}
 	}
-	if declared := str(e, msgLayer); declared != "" && declared != "true" && declared != string(l) {
-		return nil, occi.BadRequest(msgLayer, "message %s is for layer %s, not %s", e.ID, declared, l)
+	if !msg.Sendable {
+		return nil, occi.BadRequest(msgSendable, "message %s is not sendable", msg.ID)
 	}
-	self, err := b.localMember(ctx)
+	if !msg.e.HasMixin(l.Mixin()) {
+		return nil, occi.BadRequest("action", "message %s has no %s mixin, so it cannot be sent on %s", msg.ID, l.Mixin(), l)
+	}
+	if msg.Layer != "" && msg.Layer != l {
+		return nil, occi.BadRequest(msgLayer, "message %s is for layer %s, not %s", msg.ID, msg.Layer, l)
+	}
+	started := time.Now().UTC()
+	expires := started.Add(b.cfg.Expiry)
+	if msg.Expires != "" {
+		t, err := api.ParseExpires(msg.Expires, started)
+		if err != nil {
+			return nil, occi.BadRequest(msgExpires, "%s: %v", msgExpires, err)
+		}
+		expires = t
+	}
+	ms, err := b.table.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if self == nil {
+	if ms.local == nil {
 		return nil, occi.Conflict("action", "this server has no local member to send from; create one with %s \"true\"", attrLocal)
 	}
-	var target string
-	var dests []*occi.Entity
-	if l == L1 {
-		if target = str(e, msgReceiver); target == "" {
-			return nil, occi.BadRequest(msgReceiver, "an l1 message needs %s, the L1 socket of the member to ask", msgReceiver)
-		}
-	} else if dests, err = b.destinations(ctx, e, l); err != nil {
-		return nil, err
-	}
-	d := delivery{Layer: l, State: "pending", Started: now(), Destinations: map[string]destResult{}}
-	if _, err := occi.UpdateEntity(ctx, b.st, e.Location, func(m *occi.Entity) error {
-		if str(m, msgOrigin) == "" {
-			m.SetAttr(msgOrigin, self.ID)
-		}
-		m.SetAttr(msgDelivery, toMap(d))
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	if str(e, msgOrigin) == "" {
-		e.SetAttr(msgOrigin, self.ID)
-	}
-	msg := &occi.Entity{ID: e.ID, Title: e.Title, Summary: e.Summary, Mixins: e.Mixins, Attributes: e.Attributes}
-	msg.SetAttr(msgPath, toAny(append(pathOf(e), self.ID)))
-	started := b.background(func(ctx context.Context) {
-		deadline := time.Now().Add(b.cfg.RouteTimeout)
-		var results []destResult
-		if l == L1 {
-			results = b.sendL1(ctx, self, msg, target, deadline)
-		} else {
-			results = b.sendTo(ctx, self, l, msg, dests, 0, deadline)
-		}
-		b.recordDelivery(ctx, e.Location, d, results, len(dests) == 0 && l != L1)
-	})
-	if !started {
-		return nil, &occi.Error{Status: http.StatusServiceUnavailable, Detail: "the broker is shutting down"}
-	}
-	b.cfg.Metrics.sentOn(l)
-	return &occi.ActionResult{Status: http.StatusAccepted, Location: e.Location}, nil
-}
-
-// destinations selects the members a message goes to on layer l.
-func (b *Broker) destinations(ctx context.Context, e *occi.Entity, l Layer) ([]*occi.Entity, error) {
-	remotes, err := b.remoteMembers(ctx)
+	self := ms.local.ID
+	groups, err := b.destinations(ms, msg, l)
 	if err != nil {
 		return nil, err
 	}
-	providers, topics := strs(e, msgProviders), strs(e, msgTopics)
-	var out []*occi.Entity
-	for _, m := range remotes {
-		byProvider := intersects(strs(m, attrProviders), providers)
-		byTopic := anyTopicMatches(strs(m, attrTopics), topics)
-		switch {
-		case l == L2,
-			l == L31 && byProvider,
-			l == L32 && byTopic,
-			l == L4 && byProvider && byTopic:
-			out = append(out, m)
+	if msg.Origin == "" {
+		msg.Origin = self
+		msg.e.SetAttr(msgOrigin, self)
+	}
+	d := api.Delivery{Layer: l, State: api.DeliveryPending, Started: started.Format(time.RFC3339Nano),
+		Expires: expires.Format(time.RFC3339Nano), Destinations: map[string]destResult{}}
+	wire := toWire(msg.e)
+	(&occi.Entity{Attributes: wire.Attributes}).SetAttr(msgPath, toAny(append(slices.Clone(msg.Path), self)))
+	plan := &sendPlan{msg: msg, layer: l}
+	for _, g := range groups {
+		e, err := b.newEntry(g.key, kindMessage, g.to, 0, expires, msg.e.Location, wire)
+		if err != nil {
+			return nil, err
 		}
+		w, err := e.write()
+		if err != nil {
+			return nil, err
+		}
+		plan.entries = append(plan.entries, e)
+		plan.writes = append(plan.writes, w)
+		for _, id := range g.dests {
+			dest := destResult{Member: id, Status: statusPending, Endpoint: g.key.endpoint}
+			if g.key.peer != "" && g.key.peer != id {
+				dest.Via = g.key.peer
+			}
+			d.Destinations[id] = dest
+		}
+	}
+	d.Recount(started.Format(time.RFC3339Nano))
+	if len(groups) == 0 {
+		d.Note = "no known member matches this message on " + string(l)
+	}
+	if err := setDelivery(msg.e, d); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// setRevs records the revisions the commit gave the plan's entries.
+func (p *sendPlan) setRevs(revs []string) {
+	for i, e := range p.entries {
+		e.rev = revs[i]
+	}
+}
+
+// sent hands a committed send to its deliverers.
+func (b *Broker) sent(p *sendPlan) {
+	b.enqueue(p.entries)
+	b.cfg.Metrics.sentOn(p.layer)
+}
+
+// group is the destinations a message reaches through one next hop.
+type group struct {
+	key streamKey
+	to  []string // the ids the entry names
+	// dests are the delivery's keys for them: member ids, or the socket
+	// of an L1 request to a member that is not known.
+	dests []string
+}
+
+// destinations groups the members a message goes to on layer l by next
+// hop.
+func (b *Broker) destinations(ms *members, msg message, l Layer) ([]group, error) {
+	var targets []*member
+	if l == L1 {
+		socket := msg.Receiver
+		if socket == "" {
+			return nil, occi.BadRequest(msgReceiver, "an l1 message needs %s, the L1 socket of the member to ask", msgReceiver)
+		}
+		m := ms.remoteByL1(socket)
+		if m == nil {
+			// Not a member this server knows: ask the socket directly.
+			return []group{{key: streamKey{layer: L1, endpoint: socket}, dests: []string{socket}}}, nil
+		}
+		targets = []*member{m}
+	} else {
+		for _, m := range ms.remote {
+			byProvider := intersects(m.Providers, msg.Providers)
+			byTopic := anyTopicMatches(m.Topics, msg.Topics)
+			if l == L2 || l == L31 && byProvider || l == L32 && byTopic || l == L4 && byProvider && byTopic {
+				targets = append(targets, m)
+			}
+		}
+	}
+	var out []group
+	index := map[string]int{}
+	for _, m := range targets {
+		hop := m.nextHop()
+		i, ok := index[hop]
+		if !ok {
+			i = len(out)
+			index[hop] = i
+			out = append(out, group{key: streamKey{layer: l, peer: hop}})
+		}
+		out[i].to = append(out[i].to, m.ID)
+		out[i].dests = append(out[i].dests, m.ID)
 	}
 	return out, nil
 }
 
-// sendL1 asks the member at socket target, routing through its next hop
-// when discovery found it only through another member.
-func (b *Broker) sendL1(ctx context.Context, self, msg *occi.Entity, target string, deadline time.Time) []destResult {
-	members, err := b.remoteMembers(ctx)
-	if err == nil {
-		for _, m := range members {
-			if str(m, L1.socketAttr()) == target && str(m, attrVia) != "" {
-				return b.sendTo(ctx, self, L1, msg, []*occi.Entity{m}, 0, deadline)
-			}
-		}
+// awaitReply holds an L1 send's answer, under Prefer: wait, until the
+// reply is recorded or the wait (capped by MaxWait) is over. It returns the
+// Preference-Applied value and the answer's body, or "" without the
+// preference.
+func (b *Broker) awaitReply(ctx context.Context, location string) (string, any) {
+	wait := occi.PreferencesOf(ctx).Wait
+	if wait <= 0 {
+		return "", nil
 	}
-	payload, err := json.Marshal(envelope{Type: "deliver", Layer: L1, From: describe(self), Message: toWire(msg), Hops: 1, Deadline: deadline})
-	if err != nil {
-		return []destResult{{Member: target, Status: statusFailed, Reason: err.Error(), Endpoint: target}}
-	}
-	rctx, cancel := context.WithDeadline(ctx, deadline)
+	capped := wait > b.cfg.MaxWait
+	wait = min(wait, b.cfg.MaxWait)
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	raw, err := b.direct.Request(rctx, target, payload)
-	if err != nil {
-		return []destResult{{Member: target, Status: statusFailed, Reason: err.Error(), Endpoint: target}}
-	}
-	var rep deliverReply
-	if err := json.Unmarshal(raw, &rep); err != nil || len(rep.Results) == 0 {
-		return []destResult{{Member: target, Status: statusFailed, Endpoint: target, Reason: fmt.Sprintf("unreadable reply: %s", raw)}}
-	}
-	for i := range rep.Results {
-		rep.Results[i].Endpoint = target
-	}
-	return rep.Results
-}
-
-// recordDelivery writes a send's outcome into the message.
-func (b *Broker) recordDelivery(ctx context.Context, location string, d delivery, results []destResult, none bool) {
-	d.State, d.Finished = "done", now()
-	if none {
-		d.Note = "no known member matches this message on " + string(d.Layer)
-	}
-	var l1Result any
-	for _, r := range results {
-		d.Destinations[r.Member] = r
-		if r.Status == statusDelivered {
-			d.Delivered++
-			if r.Result != nil && l1Result == nil {
-				l1Result = r.Result
-			}
-		} else {
-			d.Failed++
+	var (
+		e   *occi.Entity
+		err error
+	)
+	for {
+		changed, stop := b.waits.watch(location)
+		e, err = occi.GetEntity(wctx, b.st, location)
+		if err != nil {
+			stop()
+			break
+		}
+		if d, _ := deliveryOf(e); d.Done() {
+			stop()
+			break
+		}
+		select {
+		case <-changed:
+		case <-wctx.Done():
+		}
+		stop()
+		if wctx.Err() != nil {
+			e, err = occi.GetEntity(context.WithoutCancel(ctx), b.st, location)
+			break
 		}
 	}
-	// The shutdown context may be done; the outcome is still worth saving.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_, err := occi.UpdateEntity(wctx, b.st, location, func(m *occi.Entity) error {
-		m.SetAttr(msgDelivery, toMap(d))
-		if d.Layer == L1 && l1Result != nil {
-			m.SetAttr(msgResult, l1Result)
-		}
-		return nil
-	})
+	body := map[string]any{"message": location}
 	if err != nil {
-		b.log.WithError(err).WithField("message", location).Warn("delivery outcome not recorded")
+		body["error"] = err.Error()
+	} else {
+		d, _ := deliveryOf(e)
+		body["delivery"] = d
+		if r, ok := e.Attr(msgResult); ok {
+			body["result"] = r
+		}
+		if !d.Done() {
+			body["note"] = fmt.Sprintf("no reply within %s; the delivery goes on", wait)
+		}
 	}
-	b.emitFailures(wctx, location, d, results)
-	b.cfg.Metrics.delivered(d, results)
-	b.log.WithFields(map[string]any{"message": location, "layer": d.Layer, "delivered": d.Delivered, "failed": d.Failed}).Info("message sent")
-}
-
-// toMap gives a typed value the generic JSON shape attributes hold.
-func toMap(v any) map[string]any {
-	raw, _ := json.Marshal(v)
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	return m
+	if capped {
+		body["wait"] = fmt.Sprintf("the wait asked for was capped at %s, this server's maximum", b.cfg.MaxWait)
+	}
+	return occi.WaitApplied(wait), body
 }

@@ -90,29 +90,38 @@ func (m *Metrics) forwardedOn(l Layer) {
 	m.forwarded.WithLabelValues(string(l)).Inc()
 }
 
-// delivered records a send's outcome: failed destinations, the time since
-// the send started and each destination's reachability.
-func (m *Metrics) delivered(d delivery, results []destResult) {
+// settled counts the outcomes of a message's destinations that became
+// final, and how long the message took to get there.
+func (m *Metrics) settled(l Layer, results []destResult) {
 	if m == nil {
 		return
 	}
-	layer := string(d.Layer)
-	if started, err := time.Parse(time.RFC3339Nano, d.Started); err == nil {
-		m.delivery.WithLabelValues(layer).Observe(time.Since(started).Seconds())
-	}
+	layer := string(l)
 	for _, r := range results {
-		ok := r.Status == statusDelivered
-		if !ok {
+		switch r.Status {
+		case statusDelivered:
+			m.contact(r.Member, true)
+			if r.Via != "" {
+				m.contact(r.Via, true)
+			}
+		case statusFailed, statusExpired:
 			m.failed.WithLabelValues(layer).Inc()
-		}
-		m.contact(r.Member, ok)
-		if ok && r.Via != "" {
-			m.contact(r.Via, true)
+			m.contact(r.Member, false)
 		}
 	}
 }
 
 // learned notes that a member was described, by itself or a neighbour.
+// completed observes a message whose delivery just became done.
+func (m *Metrics) completed(l Layer, started string) {
+	if m == nil {
+		return
+	}
+	if t, err := time.Parse(time.RFC3339Nano, started); err == nil {
+		m.delivery.WithLabelValues(string(l)).Observe(time.Since(t).Seconds())
+	}
+}
+
 func (m *Metrics) learned(id string, err error) {
 	if m == nil || err != nil {
 		return
@@ -121,7 +130,7 @@ func (m *Metrics) learned(id string, err error) {
 }
 
 func (m *Metrics) contact(id string, ok bool) {
-	if id == "" {
+	if m == nil || id == "" {
 		return
 	}
 	m.mu.Lock()
@@ -234,7 +243,7 @@ func (b *Broker) Ready(ctx context.Context) []Check {
 		if states[string(l)] != stateRunning {
 			continue
 		}
-		c := Check{Name: "layer " + string(l), Detail: str(local, l.socketAttr())}
+		c := Check{Name: "layer " + string(l), Detail: str(local, l.SocketAttr())}
 		if live[string(l)] != stateRunning {
 			c.Err = errors.New("recorded running but no receiver is bound")
 		}

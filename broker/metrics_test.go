@@ -10,6 +10,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -92,25 +93,30 @@ func TestMetricsFollowTraffic(t *testing.T) {
 		{a, "cmbs_layer_messages_sent_total", layer("l31"), 0},
 		{a, "cmbs_layer_receiver_running", layer("l4"), 1},
 	}
-	for _, ck := range checks {
-		if got := ck.who.value(ck.name, ck.labels); got != ck.want {
-			t.Errorf("%s: %s%v = %v, want %v", ck.who.ID, ck.name, ck.labels, got, ck.want)
+	// The metrics follow the commits the outcome shows, a moment later.
+	brokertest.WaitFor(t, "the metrics of obs-1", func() bool {
+		for _, ck := range checks {
+			if ck.who.value(ck.name, ck.labels) != ck.want {
+				return false
+			}
 		}
-	}
+		return true
+	})
 
-	// A stops listening on l2: the next l2 send from B fails for A, which
-	// no longer counts as reachable.
+	// A stops listening on l2: the next l2 send from B expires before A
+	// takes it, and A no longer counts as reachable.
 	a.Must(http.StatusOK, "POST", "/cmbs/member/obs-a?action=stop_l2", map[string]any{})
 	if got := a.value("cmbs_layer_receiver_running", layer("l2")); got != 0 {
 		t.Errorf("A's l2 receiver running = %v after stop", got)
 	}
-	b.Message("obs-2", "l2", nil)
-	if got := brokertest.Outcome(b.Send("obs-2", "l2")); got["obs-a"] != "failed" {
-		t.Fatalf("outcome %v, want failed for obs-a", got)
+	b.Message("obs-2", "l2", map[string]any{"expires": "1s"})
+	if got := brokertest.Outcome(b.Send("obs-2", "l2")); got["obs-a"] != "expired" {
+		t.Fatalf("outcome %v, want expired for obs-a", got)
 	}
-	if got := b.value("cmbs_layer_messages_failed_total", layer("l2")); got != 1 {
-		t.Errorf("B failed{l2} = %v, want 1", got)
-	}
+	// Metrics follow the commit that the outcome shows.
+	brokertest.WaitFor(t, "B to count the expired delivery", func() bool {
+		return b.value("cmbs_layer_messages_failed_total", layer("l2")) == 1
+	})
 	if got := b.value("cmbs_members_reachable", nil); got != 1 {
 		t.Errorf("B reaches %v members, want 1 (C only)", got)
 	}
@@ -123,7 +129,7 @@ func TestReady(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { b.Close() })
+		t.Cleanup(func() { cmbstest.NoError(t, b.Close) })
 		checks := b.Ready(ctx)
 		if len(checks) != 1 || checks[0].Name != "layers" || checks[0].Err != nil {
 			t.Fatalf("Ready = %+v, want one passing layers check", checks)
@@ -157,7 +163,7 @@ func TestReady(t *testing.T) {
 		},
 		{
 			name:    "broker closed",
-			prepare: func(t *testing.T) { m.CloseBroker() },
+			prepare: func(t *testing.T) { cmbstest.NoError(t, m.CloseBroker) },
 			failing: []string{"layer l1", "layer l2"},
 		},
 	}

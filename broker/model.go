@@ -5,87 +5,78 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/houssem/cmbs/broker/api"
 	"github.com/houssem/cmbs/occi"
 )
 
-// Category identifiers and locations of the broker's kinds.
+// Category identifiers and locations of the broker's kinds: the wire
+// contract's (package api), named here for the broker's own code.
 const (
-	MemberKind      = "http://houssem.org/cmbs#member"
-	MessageKind     = "http://houssem.org/cmbs#message"
-	MemberLocation  = "/cmbs/member/"
-	MessageLocation = "/cmbs/message/"
-	mixinScheme     = "http://houssem.org/cmbs#"
-	memberActions   = "http://houssem.org/cmbs/member/action#"
-	messageActions  = "http://houssem.org/cmbs/message/action#"
+	MemberKind      = api.MemberKind
+	MessageKind     = api.MessageKind
+	MemberLocation  = api.MemberLocation
+	MessageLocation = api.MessageLocation
+	memberActions   = api.MemberActions
 	// Provider names, as the original's put_provider files attach them.
-	MemberProvider  = "cmbs_member"
-	MessageProvider = "cmbs_message"
+	MemberProvider  = api.MemberProvider
+	MessageProvider = api.MessageProvider
 )
 
 // Layer names one of the broker's ZeroMQ layers.
-type Layer string
+type Layer = api.Layer
 
 // The layers, by the names their actions and mixins use.
 const (
-	L1  Layer = "l1"
-	L2  Layer = "l2"
-	L31 Layer = "l31"
-	L32 Layer = "l32"
-	L4  Layer = "l4"
+	L1  = api.L1
+	L2  = api.L2
+	L31 = api.L31
+	L32 = api.L32
+	L4  = api.L4
 )
 
 // Layers lists every layer in order.
-func Layers() []Layer { return []Layer{L1, L2, L31, L32, L4} }
+func Layers() []Layer { return api.Layers() }
 
 func parseLayer(s string) (Layer, bool) {
-	for _, l := range Layers() {
-		if string(l) == s {
-			return l, true
-		}
+	if strings.Contains(s, ".") {
+		return "", false
 	}
-	return "", false
+	return api.ParseLayer(s)
 }
-
-// socketAttr is the member attribute holding the layer's endpoint.
-func (l Layer) socketAttr() string { return "cmbs.member." + string(l) + "_socket" }
-
-// mixin is the message mixin that enables sending on the layer.
-func (l Layer) mixin() string { return mixinScheme + string(l) }
 
 // Member attribute names.
 const (
-	attrState          = "cmbs.member.state"
-	attrLocal          = "cmbs.member.local"
-	attrNeighbors      = "cmbs.member.neighbors_socket"
-	attrTopics         = "cmbs.member.topics"
-	attrProviders      = "cmbs.member.providers"
-	attrLayers         = "cmbs.member.layers"
-	attrNeighborsState = "cmbs.member.neighbors_state"
-	attrVia            = "cmbs.member.via"
-	attrDistance       = "cmbs.member.distance"
-	attrLastSeen       = "cmbs.member.last_seen"
+	attrState          = api.MemberState
+	attrLocal          = api.MemberLocal
+	attrNeighbors      = api.MemberNeighbors
+	attrTopics         = api.MemberTopics
+	attrProviders      = api.MemberProviders
+	attrLayers         = api.MemberLayers
+	attrNeighborsState = api.MemberNeighborsState
+	attrVia            = api.MemberVia
+	attrDistance       = api.MemberDistance
+	attrLastSeen       = api.MemberLastSeen
 )
 
 // Message attribute names.
 const (
-	msgLayer      = "cmbs.message.cmbs_layer"
-	msgExecutable = "cmbs.message.executable"
-	msgSendable   = "cmbs.message.sendable"
-	msgStorable   = "cmbs.message.storable"
-	msgPath       = "cmbs.message.path_history"
-	msgContent    = "cmbs.message.message_content"
-	msgResult     = "cmbs.message.result"
-	msgReceiver   = "cmbs.message.l1_socket_receiver_member"
-	msgProviders  = "cmbs.message.providers"
-	msgTopics     = "cmbs.message.topics"
-	msgHopLimit   = "cmbs.message.hop_limit"
-	msgDelivery   = "cmbs.message.delivery"
-	msgExecuted   = "cmbs.message.executed"
-	msgOrigin     = "cmbs.message.origin"
+	msgLayer        = api.MessageLayer
+	msgExecutable   = api.MessageExecutable
+	msgSendable     = api.MessageSendable
+	msgStorable     = api.MessageStorable
+	msgPath         = api.MessagePath
+	msgContent      = api.MessageContent
+	msgResult       = api.MessageResult
+	msgReceiver     = api.MessageReceiver
+	msgProviders    = api.MessageProviders
+	msgTopics       = api.MessageTopics
+	msgHopLimit     = api.MessageHopLimit
+	msgDelivery     = api.MessageDelivery
+	msgExecuted     = api.MessageExecuted
+	msgOrigin       = api.MessageOrigin
+	msgExpires      = api.MessageExpires
+	msgSendOnCreate = api.MessageSendOnCreate
 )
-
-// defaultHopLimit bounds forwarding when a message sets no hop_limit.
-const defaultHopLimit = 8
 
 // Aliases are the original's other spellings: l3.1/l3.2 for l31/l32 in
 // socket attributes and start actions.
@@ -183,7 +174,7 @@ func describe(e *occi.Entity) memberInfo {
 	info := memberInfo{ID: e.ID, Title: e.Title, Summary: e.Summary, Sockets: map[Layer]string{},
 		Neighbors: strs(e, attrNeighbors), Topics: strs(e, attrTopics), Providers: strs(e, attrProviders)}
 	for _, l := range Layers() {
-		if s := str(e, l.socketAttr()); s != "" {
+		if s := str(e, l.SocketAttr()); s != "" {
 			info.Sockets[l] = s
 		}
 	}
@@ -214,7 +205,7 @@ func (m memberInfo) describeInto(e *occi.Entity, local bool) {
 	e.SetAttr(attrLocal, strconv.FormatBool(local))
 	e.SetAttr(attrState, "active")
 	for _, l := range Layers() {
-		e.SetAttr(l.socketAttr(), m.Sockets[l])
+		e.SetAttr(l.SocketAttr(), m.Sockets[l])
 	}
 	e.SetAttr(attrNeighbors, toAny(m.Neighbors))
 	e.SetAttr(attrTopics, toAny(m.Topics))

@@ -2,26 +2,70 @@ package broker
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
+	"github.com/houssem/cmbs/broker/api"
 	"github.com/houssem/cmbs/occi"
 )
 
-// envelope is what members send each other over the layers, as JSON.
+// The protocol between members, carried as JSON over the layers' sockets.
+//
+// describe (L1, request/reply with retries): discovery; the answer
+// describes the member and those it knows.
+//
+// sync and deliver (every layer): a member delivers its outbox to a peer
+// over a layers.Stream, one stream per peer and layer. It opens a session
+// with sync, whose answer is the sequence number the peer expects next,
+// then sends deliver requests, each a batch of entries numbered from there
+// without gaps and pipelined up to a window. The peer handles a session's
+// requests in order, commits each batch in one store transaction before
+// answering, and answers a batch that does not start at the number it
+// expects with that number instead (a request lost or refused before it),
+// so entries are taken in the order sent. An entry whose answer never came
+// is sent again in a later session; the peer recognises it by message id
+// and acknowledges it without a second effect. Sequence numbers live only
+// as long as a session: the message ids make delivery exactly-once in
+// effect across sessions and restarts.
+const (
+	reqDescribe = "describe"
+	reqSync     = "sync"
+	reqDeliver  = "deliver"
+)
+
+// envelope is a request between members.
 type envelope struct {
-	// Type is "describe" (L1 discovery) or "deliver".
 	Type  string     `json:"type"`
 	Layer Layer      `json:"layer"`
 	From  memberInfo `json:"from"`
-	// Message is the message delivered, with the path it has taken so far.
+	// Session names the sender's stream (sync, deliver).
+	Session string `json:"session,omitempty"`
+	// Entries are a deliver request's batch, numbered without gaps.
+	Entries []wireEntry `json:"entries,omitempty"`
+}
+
+// Entry kinds: a message on its way to members, or a receipt on its way
+// back to the member that sent a message, saying how it went at a
+// destination reached through others.
+const (
+	kindMessage = "message"
+	kindReceipt = "receipt"
+)
+
+// wireEntry is one delivery of a batch.
+type wireEntry struct {
+	Seq  uint64 `json:"seq"`
+	Kind string `json:"kind"`
+	// To lists the members the entry is for; the receiver takes what is
+	// for it and forwards the rest.
+	To []string `json:"to"`
+	// Hops counts the members the entry crossed before this one.
+	Hops int `json:"hops"`
+	// Expires is when members stop retrying the entry.
+	Expires time.Time `json:"expires"`
+	// Message or Receipt, as Kind says.
 	Message *wireMessage `json:"message,omitempty"`
-	// To lists the member ids the message is for; empty means the member
-	// that receives it. Ids other than the receiver's are forwarded.
-	To []string `json:"to,omitempty"`
-	// Hops counts the members crossed so far; Deadline bounds the whole
-	// delivery so each hop knows how long it may wait for the next.
-	Hops     int       `json:"hops"`
-	Deadline time.Time `json:"deadline"`
+	Receipt *receipt     `json:"receipt,omitempty"`
 }
 
 // wireMessage is a message resource as it travels.
@@ -33,32 +77,34 @@ type wireMessage struct {
 	Attributes map[string]any `json:"attributes"`
 }
 
-func toWire(e *occi.Entity) *wireMessage {
-	w := &wireMessage{ID: e.ID, Title: e.Title, Summary: e.Summary, Mixins: e.Mixins, Attributes: map[string]any{}}
-	copyEntity := &occi.Entity{Attributes: w.Attributes}
-	for _, name := range []string{msgLayer, msgExecutable, msgSendable, msgStorable, msgPath, msgContent,
-		msgReceiver, msgProviders, msgTopics, msgHopLimit, msgOrigin} {
-		if v, ok := e.Attr(name); ok {
-			copyEntity.SetAttr(name, v)
-		}
-	}
-	return w
+// receipt reports a message's outcome at one destination to its origin.
+type receipt struct {
+	// Message is the message's id; Origin the member that sent it.
+	Message string     `json:"message"`
+	Origin  string     `json:"origin"`
+	Result  destResult `json:"result"`
 }
 
-// entity returns the message as a resource. Each call gets its own copy of
-// the attributes: a member that both keeps and forwards a message changes
-// the two copies' path_history differently.
-func (w *wireMessage) entity() *occi.Entity {
-	attrs := map[string]any{}
-	if raw, err := json.Marshal(w.Attributes); err == nil {
-		_ = json.Unmarshal(raw, &attrs)
-	}
-	mixins := w.Mixins
-	if mixins == nil {
-		mixins = []string{}
-	}
-	return &occi.Entity{Type: occi.TypeResource, ID: w.ID, Location: MessageLocation + w.ID, Kind: MessageKind,
-		Mixins: mixins, Title: w.Title, Summary: w.Summary, Attributes: attrs}
+// syncReply answers sync: the sequence number the receiver expects next
+// in the session.
+type syncReply struct {
+	Expect uint64 `json:"expect"`
+}
+
+// deliverReply answers a deliver request: one result per entry, or, when
+// the batch was not taken, why: Expect is the sequence number the receiver
+// expects (an earlier request of the session was lost or refused), Resync
+// that it knows no such session (it restarted) and wants a sync.
+type deliverReply struct {
+	Results []entryResult `json:"results,omitempty"`
+	Expect  uint64        `json:"expect,omitempty"`
+	Resync  bool          `json:"resync,omitempty"`
+}
+
+// entryResult is the outcome of one entry: one result per member in its To.
+type entryResult struct {
+	Seq     uint64       `json:"seq"`
+	Results []destResult `json:"results"`
 }
 
 // describeReply answers a describe: the member itself and the members it
@@ -68,27 +114,53 @@ type describeReply struct {
 	Known  []memberInfo `json:"known"`
 }
 
-// deliverReply answers a delivery with one result per destination.
-type deliverReply struct {
-	Results []destResult `json:"results"`
-}
+// destResult is the outcome of a delivery at one destination member, as
+// the wire contract defines it.
+type destResult = api.Destination
 
-// Delivery statuses.
+// Delivery statuses, from the wire contract.
 const (
-	statusDelivered = "delivered"
-	statusFailed    = "failed"
+	statusPending   = api.StatusPending
+	statusForwarded = api.StatusForwarded
+	statusDelivered = api.StatusDelivered
+	statusFailed    = api.StatusFailed
+	statusExpired   = api.StatusExpired
 )
 
-// destResult is the outcome of a delivery at one destination member.
-type destResult struct {
-	Member    string   `json:"member"`
-	Status    string   `json:"status"`
-	Reason    string   `json:"reason,omitempty"`
-	Endpoint  string   `json:"endpoint,omitempty"`
-	Via       string   `json:"via,omitempty"`
-	Stored    bool     `json:"stored"`
-	Duplicate bool     `json:"duplicate,omitempty"`
-	Executed  bool     `json:"executed,omitempty"`
-	Result    any      `json:"result,omitempty"`
-	Path      []string `json:"path,omitempty"`
+// wireAttributes are the message attributes that travel; what the sender
+// recorded about its own send (delivery, result) stays with it.
+var wireAttributes = []string{msgLayer, msgExecutable, msgSendable, msgStorable, msgPath, msgContent,
+	msgReceiver, msgProviders, msgTopics, msgHopLimit, msgOrigin, msgExpires}
+
+func toWire(e *occi.Entity) *wireMessage {
+	w := &wireMessage{ID: e.ID, Title: e.Title, Summary: e.Summary, Mixins: e.Mixins, Attributes: map[string]any{}}
+	copyEntity := &occi.Entity{Attributes: w.Attributes}
+	for _, name := range wireAttributes {
+		if v, ok := e.Attr(name); ok {
+			copyEntity.SetAttr(name, v)
+		}
+	}
+	return w
+}
+
+// entity returns the message as a resource, with attributes of its own:
+// the caller may change them (a member that both keeps and forwards a
+// message changes the two copies' path_history differently).
+func (w *wireMessage) entity() (*occi.Entity, error) {
+	attrs := map[string]any{}
+	if len(w.Attributes) > 0 {
+		raw, err := json.Marshal(w.Attributes)
+		if err != nil {
+			return nil, fmt.Errorf("message %s: attributes: %w", w.ID, err)
+		}
+		if err := json.Unmarshal(raw, &attrs); err != nil {
+			return nil, fmt.Errorf("message %s: attributes: %w", w.ID, err)
+		}
+	}
+	mixins := w.Mixins
+	if mixins == nil {
+		mixins = []string{}
+	}
+	return &occi.Entity{Type: occi.TypeResource, ID: w.ID, Location: MessageLocation + w.ID, Kind: MessageKind,
+		Mixins: mixins, Title: w.Title, Summary: w.Summary, Attributes: attrs}, nil
 }

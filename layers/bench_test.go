@@ -10,6 +10,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 // The benchmarks come in pairs: a bare pebbe/zmq4 ROUTER/DEALER exchange
@@ -46,8 +48,8 @@ func bareEchoServer(b *testing.B) string {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		defer zctx.Term()
-		defer router.Close()
+		defer func() { _ = zctx.Term() }()
+		defer func() { _ = router.Close() }()
 		poller := zmq.NewPoller()
 		poller.Add(router, zmq.POLLIN)
 		ok := []byte(statusOK)
@@ -137,8 +139,8 @@ func BenchmarkBareRouterDealerRoundTrip(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			d.sock.Close()
-			zctx.Term()
+			cmbstest.NoError(b, d.sock.Close)
+			cmbstest.NoError(b, zctx.Term)
 		})
 	}
 }
@@ -173,14 +175,14 @@ func BenchmarkBareRouterDealerThroughput(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer zctx.Term()
+	defer cmbstest.NoError(b, zctx.Term)
 	payload := make([]byte, 64)
 	var failed atomic.Value
 	b.SetParallelism(benchParallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		d := newBareDealer(b, zctx, ep)
-		defer d.sock.Close()
+		defer cmbstest.NoError(b, d.sock.Close)
 		for pb.Next() {
 			if _, err := d.roundTrip(payload); err != nil {
 				failed.Store(err)

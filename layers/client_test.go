@@ -14,6 +14,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 func TestRequestRoundTrip(t *testing.T) {
@@ -87,7 +89,7 @@ func TestRequestNonZeroMQPeer(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -96,8 +98,8 @@ func TestRequestNonZeroMQPeer(t *testing.T) {
 			if err != nil {
 				return
 			}
-			conn.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
-			conn.Close()
+			_, _ = conn.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+			_ = conn.Close()
 		}
 	}()
 	c := newTestClient(t, ClientConfig{Timeout: 300 * time.Millisecond, Attempts: 1})
@@ -173,8 +175,8 @@ func rawRouter(t *testing.T, respond func(envelope [][]byte, id []byte) [][][]by
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		defer zctx.Term()
-		defer router.Close()
+		defer func() { _ = zctx.Term() }()
+		defer func() { _ = router.Close() }()
 		poller := zmq.NewPoller()
 		poller.Add(router, zmq.POLLIN)
 		answered := false
@@ -233,7 +235,7 @@ func TestRequestDiscardsStaleReplies(t *testing.T) {
 	if err != nil || string(reply) != "current" {
 		t.Fatalf("Request = %q, %v, want the reply carrying our request id", reply, err)
 	}
-	c.Close()
+	cmbstest.NoError(t, c.Close)
 	wait()
 }
 
@@ -261,7 +263,7 @@ func TestRequestProtocolErrors(t *testing.T) {
 			if e := asError(t, err); e.Attempts != 1 {
 				t.Fatalf("protocol error after %d attempts, want 1 (not retried)", e.Attempts)
 			}
-			c.Close()
+			cmbstest.NoError(t, c.Close)
 			wait()
 		})
 	}
@@ -434,6 +436,6 @@ func TestRequestBoundsReplySize(t *testing.T) {
 	if err == nil {
 		t.Fatalf("Request read a %d-byte reply beyond MaxMessageSize", len(reply))
 	}
-	c.Close()
+	cmbstest.NoError(t, c.Close)
 	stop()
 }

@@ -35,7 +35,14 @@ type conn struct {
 }
 
 // dial opens a DEALER with a monitor and starts connecting to endpoint.
-func (c *Client) dial(endpoint string) (cn *conn, err error) {
+func (c *Client) dial(endpoint string) (*conn, error) {
+	addr := fmt.Sprintf("inproc://cmbs-layers-monitor-%x-%d", c.nonce, c.mons.Add(1))
+	return dialConn(c.zctx, endpoint, c.cfg.MaxMessageSize, addr)
+}
+
+// dialConn opens a DEALER in zctx with a monitor publishing on the inproc
+// address monitor, and starts connecting to endpoint.
+func dialConn(zctx *zmq.Context, endpoint string, maxMessageSize int64, monitor string) (cn *conn, err error) {
 	cn = &conn{endpoint: endpoint}
 	defer func() {
 		if err != nil {
@@ -43,24 +50,23 @@ func (c *Client) dial(endpoint string) (cn *conn, err error) {
 			cn = nil
 		}
 	}()
-	if cn.sock, err = newSocket(c.zctx, zmq.DEALER); err != nil {
+	if cn.sock, err = newSocket(zctx, zmq.DEALER); err != nil {
 		return nil, err
 	}
-	if c.cfg.MaxMessageSize > 0 {
-		if err = cn.sock.SetMaxmsgsize(c.cfg.MaxMessageSize); err != nil {
+	if maxMessageSize > 0 {
+		if err = cn.sock.SetMaxmsgsize(maxMessageSize); err != nil {
 			return nil, fmt.Errorf("set MAXMSGSIZE: %w", err)
 		}
 	}
 	// The monitor must be attached and its reader connected before Connect,
 	// or the first connection failures would go unseen.
-	addr := fmt.Sprintf("inproc://cmbs-layers-monitor-%x-%d", c.nonce, c.mons.Add(1))
-	if err = cn.sock.Monitor(addr, monitoredEvents); err != nil {
+	if err = cn.sock.Monitor(monitor, monitoredEvents); err != nil {
 		return nil, fmt.Errorf("monitor DEALER: %w", err)
 	}
-	if cn.mon, err = newSocket(c.zctx, zmq.PAIR); err != nil {
+	if cn.mon, err = newSocket(zctx, zmq.PAIR); err != nil {
 		return nil, err
 	}
-	if err = cn.mon.Connect(addr); err != nil {
+	if err = cn.mon.Connect(monitor); err != nil {
 		return nil, fmt.Errorf("connect monitor: %w", err)
 	}
 	if err = cn.sock.Connect(endpoint); err != nil {
@@ -128,12 +134,12 @@ func (cn *conn) timeoutError(timeout time.Duration) *Error {
 // monitor is still attached.
 func (cn *conn) close() {
 	if cn.sock != nil {
-		cn.sock.Monitor("", 0)
+		_ = cn.sock.Monitor("", 0)
 	}
 	if cn.mon != nil {
-		cn.mon.Close()
+		_ = cn.mon.Close()
 	}
 	if cn.sock != nil {
-		cn.sock.Close()
+		_ = cn.sock.Close()
 	}
 }

@@ -42,7 +42,7 @@ func validateEndpoint(s string, bind bool) error {
 	switch scheme {
 	case "tcp":
 		if err := validateTCP(rest, bind); err != nil {
-			return fmt.Errorf("%w %q: %s", ErrInvalidEndpoint, s, err)
+			return fmt.Errorf("%w %q: %w", ErrInvalidEndpoint, s, err)
 		}
 	case "ipc":
 		switch {
@@ -71,7 +71,7 @@ func validateTCP(hostport string, bind bool) error {
 	}
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return fmt.Errorf("want host:port: %v", err)
+		return fmt.Errorf("want host:port: %w", err)
 	}
 	switch {
 	case host == "":

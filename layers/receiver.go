@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -54,6 +55,11 @@ type ReceiverConfig struct {
 	// MaxMessageSize, if positive, makes libzmq drop peers that send larger
 	// messages, bounding the memory a misbehaving peer can consume.
 	MaxMessageSize int64
+	// PeerOrder makes the receiver handle the requests of one peer (one
+	// connected socket, such as a Stream) one at a time, in the order they
+	// arrived, while different peers still run in parallel. A sender that
+	// pipelines requests then sees them handled in the order it sent them.
+	PeerOrder bool
 	// Context is an optional ZeroMQ context to create sockets in. Leave it
 	// nil to give the Receiver its own context, which Close terminates: that
 	// is what guarantees the TCP port is released when Close returns (libzmq
@@ -215,16 +221,16 @@ func (r *Receiver) open() (_ *receiverSockets, bound string, err error) {
 // is only used on a failed open, before any goroutine has taken ownership.
 func (s *receiverSockets) closeAll() {
 	for _, p := range s.pushes {
-		p.Close()
+		_ = p.Close()
 	}
 	if s.pull != nil {
-		s.pull.Close()
+		_ = s.pull.Close()
 	}
 	if s.router != nil {
-		s.router.Close()
+		_ = s.router.Close()
 	}
 	if s.ownCtx {
-		s.zctx.Term()
+		_ = s.zctx.Term()
 	}
 }
 
@@ -236,7 +242,7 @@ func newSocket(zctx *zmq.Context, t zmq.Type) (*zmq.Socket, error) {
 		return nil, fmt.Errorf("new %s socket: %w", t, osError(err))
 	}
 	if err := s.SetLinger(0); err != nil {
-		s.Close()
+		_ = s.Close()
 		return nil, fmt.Errorf("set LINGER on %s socket: %w", t, err)
 	}
 	return s, nil
@@ -291,14 +297,22 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 	defer close(run.done)
 
 	capacity := r.cfg.Workers + r.cfg.QueueSize
-	// Both buffers equal the in-flight limit, so neither the loop handing
-	// over a job nor a worker handing back a reply ever blocks.
-	jobs := make(chan job, capacity)
+	// Every buffer equals the in-flight limit, so neither the loop handing
+	// over a job nor a worker handing back a reply ever blocks. Workers
+	// share one queue, or with PeerOrder each has its own and a peer's
+	// requests always go to the same one.
+	queues := make([]chan job, 1, len(s.pushes))
+	queues[0] = make(chan job, capacity)
+	if r.cfg.PeerOrder {
+		for range len(s.pushes) - 1 {
+			queues = append(queues, make(chan job, capacity))
+		}
+	}
 	replies := make(chan [][]byte, capacity)
 	var workers sync.WaitGroup
-	for _, push := range s.pushes {
+	for i, push := range s.pushes {
 		workers.Add(1)
-		go r.worker(ctx, push, jobs, replies, &workers)
+		go r.worker(ctx, push, queues[i%len(queues)], replies, &workers)
 	}
 
 	poller := zmq.NewPoller()
@@ -318,7 +332,7 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 			case s.pull:
 				inflight -= r.forwardReplies(s.pull, s.router, replies)
 			case s.router:
-				if n := r.acceptRequests(s.router, jobs, inflight, capacity); n > 0 {
+				if n := r.acceptRequests(s.router, queues, inflight, capacity); n > 0 {
 					inflight += n
 					// The woken worker sits in this P's run queue, and the
 					// loop is about to block in zmq_poll, a cgo call that
@@ -332,10 +346,12 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 		}
 	}
 
-	s.router.Close()
-	close(jobs)
+	_ = s.router.Close()
+	for _, q := range queues {
+		close(q)
+	}
 	workers.Wait()
-	s.pull.Close()
+	_ = s.pull.Close()
 	if s.ownCtx {
 		// Term returns once libzmq has really closed the listener, which is
 		// what lets a later Start bind the same port.
@@ -346,8 +362,8 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 }
 
 // acceptRequests reads up to a batch of requests and returns how many were
-// handed to workers.
-func (r *Receiver) acceptRequests(router *zmq.Socket, jobs chan<- job, inflight, capacity int) int {
+// handed to workers: to the one queue, or to the queue of the sending peer.
+func (r *Receiver) acceptRequests(router *zmq.Socket, queues []chan job, inflight, capacity int) int {
 	accepted := 0
 	for i := 0; i < requestDrainBatch; i++ {
 		frames, err := router.RecvMessageBytes(zmq.DONTWAIT)
@@ -375,10 +391,22 @@ func (r *Receiver) acceptRequests(router *zmq.Socket, jobs chan<- job, inflight,
 				[]byte(fmt.Sprintf("receiver queue full (%d requests in flight)", capacity)))
 			continue
 		}
-		jobs <- job{envelope: envelope, id: body[0], payload: body[1]}
+		queues[peerQueue(envelope, len(queues))] <- job{envelope: envelope, id: body[0], payload: body[1]}
 		accepted++
 	}
 	return accepted
+}
+
+// peerQueue picks the queue of the peer whose routing envelope is given.
+func peerQueue(envelope [][]byte, queues int) int {
+	if queues == 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	for _, frame := range envelope {
+		_, _ = h.Write(frame)
+	}
+	return int(h.Sum32() % uint32(queues))
 }
 
 // forwardReplies consumes the pending wake-ups, then moves every finished
@@ -427,7 +455,7 @@ func (r *Receiver) send(router *zmq.Socket, frames [][]byte) {
 // owns push, its wake-up line to the loop.
 func (r *Receiver) worker(ctx context.Context, push *zmq.Socket, jobs <-chan job, replies chan<- [][]byte, wg *sync.WaitGroup) {
 	defer wg.Done()
-	defer push.Close()
+	defer func() { _ = push.Close() }()
 	for j := range jobs {
 		if ctx.Err() != nil {
 			// Shutting down: the ROUTER is closed, nobody could get a reply.

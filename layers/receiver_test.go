@@ -14,6 +14,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 func TestNewReceiverValidates(t *testing.T) {
@@ -73,7 +75,7 @@ func TestReceiverBindFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close()
+	defer cmbstest.NoError(t, held.Close)
 	heldEP := "tcp://" + held.Addr().String()
 
 	taken := startReceiver(t, ReceiverConfig{Handler: echo})
@@ -96,7 +98,7 @@ func TestReceiverBindFailures(t *testing.T) {
 			}
 			err = r.Start()
 			if err == nil {
-				r.Close()
+				_ = r.Close()
 				t.Fatalf("Start on %s succeeded, want bind error", tt.endpoint)
 			}
 			if !strings.Contains(err.Error(), tt.endpoint) || !strings.Contains(err.Error(), "bind") {
@@ -140,7 +142,7 @@ func TestReceiverRestartSamePort(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: port not released by Close: %v", round, err)
 		}
-		l.Close()
+		cmbstest.NoError(t, l.Close)
 	}
 }
 
@@ -163,7 +165,7 @@ func TestReceiverInprocSharedContext(t *testing.T) {
 	}
 	// Registered first so it runs last, after receiver and client closed
 	// their sockets.
-	t.Cleanup(func() { zctx.Term() })
+	t.Cleanup(func() { cmbstest.NoError(t, zctx.Term) })
 	r := startReceiver(t, ReceiverConfig{Endpoint: "inproc://cmbs-test-l1", Handler: echo, Context: zctx})
 	c := newTestClient(t, ClientConfig{Context: zctx})
 	if reply, err := c.Request(testContext(t), r.Endpoint(), []byte("in")); err != nil || string(reply) != "echo:in" {
@@ -324,12 +326,12 @@ func TestReceiverMalformedRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer zctx.Term()
+	defer cmbstest.NoError(t, zctx.Term)
 	d, err := newSocket(zctx, zmq.DEALER)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer cmbstest.NoError(t, d.Close)
 	if err := d.Connect(r.Endpoint()); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/occitest"
 )
@@ -86,7 +87,7 @@ func send(b *testing.B, c *http.Client, method, url, body string, want int) {
 		b.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
+	cmbstest.NoError(b, res.Body.Close)
 	if res.StatusCode != want {
 		b.Fatalf("%s %s: %d", method, url, res.StatusCode)
 	}

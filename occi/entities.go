@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -183,17 +184,42 @@ func (es *entitySchema) providerNames() []string {
 
 // lockKind serialises writes of es's kind when one of its providers is
 // Exclusive; the returned function unlocks.
-func (s *Server) lockKind(es *entitySchema) func() {
+func (s *Server) lockKind(es *entitySchema) func() { return s.lockKinds(es) }
+
+// lockKinds takes the locks of every kind among schemas that has an
+// Exclusive provider, in the order of their ids so that requests locking
+// several cannot deadlock; the returned function unlocks them.
+func (s *Server) lockKinds(schemas ...*entitySchema) func() {
+	var ids []string
+	for _, es := range schemas {
+		if s.exclusive(es) && !slices.Contains(ids, es.kind.ID()) {
+			ids = append(ids, es.kind.ID())
+		}
+	}
+	sort.Strings(ids)
+	unlocks := make([]func(), 0, len(ids))
+	for _, id := range ids {
+		v, _ := s.kindLocks.LoadOrStore(id, &sync.Mutex{})
+		mu := v.(*sync.Mutex)
+		mu.Lock()
+		unlocks = append(unlocks, mu.Unlock)
+	}
+	return func() {
+		for i := len(unlocks) - 1; i >= 0; i-- {
+			unlocks[i]()
+		}
+	}
+}
+
+// exclusive reports whether one of es's providers is Exclusive.
+func (s *Server) exclusive(es *entitySchema) bool {
 	for _, name := range es.providerNames() {
 		p, ok := s.providers.Lookup(name)
 		if _, exclusive := p.(Exclusive); ok && exclusive {
-			v, _ := s.kindLocks.LoadOrStore(es.kind.ID(), &sync.Mutex{})
-			mu := v.(*sync.Mutex)
-			mu.Lock()
-			return mu.Unlock
+			return true
 		}
 	}
-	return func() {}
+	return false
 }
 
 // eachProvider calls fn for every registered provider of es, stopping at the
@@ -344,17 +370,15 @@ func (s *Server) resolveEnds(ctx context.Context, e *Entity, in entityInput, fie
 }
 
 // createEntities stores new entities posted to a kind's location. All are
-// validated before any is written, and a failure undoes the earlier writes.
-func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitiesInput) ([]*Entity, error) {
+// validated and passed to their providers before any is written, and all
+// are written in one store transaction, with what Stager providers add, so
+// a request creates every entity it lists or none.
+func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitiesInput) (*created, error) {
 	inputs := in.entities()
 	if len(inputs) == 0 {
 		return nil, BadRequest("resources", "the body must list resources or links to create")
 	}
-	type planned struct {
-		e  *Entity
-		es *entitySchema
-	}
-	var plan []planned
+	var plan []plannedCreate
 	seen := map[string]bool{}
 	for i := 0; i < len(inputs); i++ {
 		ti := inputs[i]
@@ -380,41 +404,107 @@ func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitie
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		plan = append(plan, planned{e, es})
+		plan = append(plan, plannedCreate{e, es})
 	}
-	var created []*Entity
+	return s.commitCreates(ctx, plan)
+}
+
+// plannedCreate is an entity built and checked, to be created.
+type plannedCreate struct {
+	e  *Entity
+	es *entitySchema
+}
+
+// created is the outcome of a create: the entities and what their
+// providers want done once they are committed.
+type created struct {
+	entities  []*Entity
+	committed []committedStage
+}
+
+// committedStage is a Stage's Committed function with the revisions of its
+// writes.
+type committedStage struct {
+	fn   func(context.Context, []string) string
+	revs []string
+}
+
+// commitCreates runs the providers' Create (or StageCreate) of every
+// planned entity and writes them all, with the providers' own writes, in
+// one store transaction, under the locks of their kinds that have an
+// Exclusive provider.
+func (s *Server) commitCreates(ctx context.Context, plan []plannedCreate) (*created, error) {
+	schemas := make([]*entitySchema, len(plan))
+	for i, p := range plan {
+		schemas[i] = p.es
+	}
+	defer s.lockKinds(schemas...)()
+	out := &created{}
+	var writes []store.Write
+	type span struct {
+		stage      *Stage
+		start, end int
+	}
+	var spans []span
 	for _, p := range plan {
-		if err := s.createOne(ctx, p.e, p.es); err != nil {
-			s.undoCreates(ctx, created)
+		var staged []*Stage
+		err := s.eachProvider(p.es, func(_ string, pr Provider) error {
+			if st, ok := pr.(Stager); ok {
+				stage, err := st.StageCreate(ctx, p.e)
+				if stage != nil {
+					staged = append(staged, stage)
+				}
+				return err
+			}
+			return pr.Create(ctx, p.e)
+		})
+		if err != nil {
 			return nil, err
 		}
-		created = append(created, p.e)
+		d, err := EncodeEntity(p.e)
+		if err != nil {
+			return nil, err
+		}
+		writes = append(writes, store.Put(d))
+		for _, stage := range staged {
+			spans = append(spans, span{stage, len(writes), len(writes) + len(stage.Writes)})
+			writes = append(writes, stage.Writes...)
+		}
+		out.entities = append(out.entities, p.e)
 	}
-	return created, nil
+	revs, err := s.store.Write(ctx, writes)
+	if err != nil {
+		var we *store.WriteError
+		if errors.As(err, &we) && errors.Is(err, store.ErrConflict) {
+			return nil, Conflict("id", "%s already exists", we.ID)
+		}
+		return nil, err
+	}
+	// The entities come first in each entity's group of writes.
+	i := 0
+	for _, e := range out.entities {
+		for ; writes[i].Doc.ID != e.Location; i++ {
+		}
+		e.Rev = revs[i]
+	}
+	for _, sp := range spans {
+		if sp.stage.Committed != nil {
+			out.committed = append(out.committed, committedStage{sp.stage.Committed, revs[sp.start:sp.end]})
+		}
+	}
+	return out, nil
 }
 
-// createOne runs the providers' Create and stores e, under the kind's lock
-// when a provider asks for one.
-func (s *Server) createOne(ctx context.Context, e *Entity, es *entitySchema) error {
-	defer s.lockKind(es)()
-	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Create(ctx, e) }); err != nil {
-		return err
-	}
-	if err := PutEntity(ctx, s.store, e); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return Conflict("id", "%s already exists", e.Location)
-		}
-		return err
-	}
-	return nil
-}
-
-func (s *Server) undoCreates(ctx context.Context, created []*Entity) {
-	for _, e := range created {
-		if err := s.store.Delete(ctx, e.Location, e.Rev); err != nil {
-			s.log.WithError(err).WithField("entity", e.Location).Error("undo of a failed create")
+// afterCommit runs what providers asked to run once the entities are
+// stored, and returns the Preference-Applied value, if any honoured one.
+func (c *created) afterCommit(ctx context.Context) string {
+	applied := ""
+	for _, c := range c.committed {
+		if a := c.fn(ctx, c.revs); a != "" {
+			applied = a
 		}
 	}
+	return applied
 }
 
 // loadEntity reads a stored entity and the schema that applies to it.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
@@ -113,7 +114,7 @@ func (e *env) replay(file string) string {
 	if err != nil {
 		e.T.Fatalf("%s: %v", file, err)
 	}
-	defer res.Body.Close()
+	defer cmbstest.NoError(e.T, res.Body.Close)
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
 		e.T.Fatal(err)

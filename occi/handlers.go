@@ -132,10 +132,33 @@ func (s *Server) createAt(w http.ResponseWriter, r *http.Request, path string, k
 	if err != nil {
 		return err
 	}
-	if err := s.createOne(ctx, e, es); err != nil {
+	c, err := s.commitCreates(ctx, []plannedCreate{{e, es}})
+	if err != nil {
 		return err
 	}
-	return s.writeCreated(w, r, []*Entity{e})
+	return s.finishCreate(w, r, c)
+}
+
+// finishCreate runs what the providers of created entities asked for once
+// they are stored, and answers 201. When that honoured a preference of the
+// request (Prefer: wait), the answer shows the entities as they are then,
+// in the rendering asked for, with Preference-Applied.
+func (s *Server) finishCreate(w http.ResponseWriter, r *http.Request, c *created) error {
+	applied := c.afterCommit(r.Context())
+	if applied == "" {
+		return s.writeCreated(w, r, c.entities)
+	}
+	w.Header().Set("Preference-Applied", applied)
+	now := make([]*Entity, 0, len(c.entities))
+	for _, e := range c.entities {
+		cur, err := GetEntity(r.Context(), s.store, e.Location)
+		if err != nil {
+			// Deleted meanwhile: show it as it was created.
+			cur = e
+		}
+		now = append(now, cur)
+	}
+	return s.writeEntities(w, r, http.StatusCreated, now)
 }
 
 // replaceEntity replaces a stored entity with the one in the body (PUT).
@@ -434,7 +457,7 @@ func (s *Server) postCollection(w http.ResponseWriter, r *http.Request, c *Categ
 	if err != nil {
 		return err
 	}
-	return s.writeCreated(w, r, created)
+	return s.finishCreate(w, r, created)
 }
 
 // typeOf is the entity type of a kind's instances: resource unless the

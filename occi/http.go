@@ -63,7 +63,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, x *exchange, h ha
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 	}
-	return h(w, r)
+	return h(w, withPreferences(r))
 }
 
 type statusRecorder struct {

@@ -1,6 +1,7 @@
 package occi
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -189,7 +190,7 @@ func TestParseText(t *testing.T) {
 		{"attribute JSON", "X-OCCI-Attribute: a=[1,", "line 1", "malformed JSON"},
 		{"attribute twice", "X-OCCI-Attribute: a=1\nX-OCCI-Attribute: a=2", "line 2", "appears twice"},
 		{"empty header", "Category:", "line 1", "has no value"},
-		{"unknown header", "X-OCCI-Atribute: a=1", "line 1", "unknown header"},
+		{"unknown header", "X-OCCI-Atribute: a=1", "line 1", "unknown header"}, //nolint:misspell // a misspelt header name is the case under test
 		{"not a header", "just words", "line 1", "is not a \"Name: value\" line"},
 		{"link without URI", "Link: /a; rel=\"x\"", "line 1", "must start with <URI>"},
 		{"link unclosed", "Link: </a; rel=\"x\"", "line 1", "unclosed <"},
@@ -226,9 +227,5 @@ func TestParseTextHeaders(t *testing.T) {
 }
 
 func asErr(err error, target **Error) bool {
-	e, ok := err.(*Error)
-	if ok {
-		*target = e
-	}
-	return ok
+	return errors.As(err, target)
 }

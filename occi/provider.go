@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/houssem/cmbs/store"
 )
 
 // Provider is a backend attached to kinds. The server calls it for every
@@ -39,6 +41,30 @@ type Exclusive interface {
 	Exclusive()
 }
 
+// Stager is implemented by providers whose Create adds writes of their own
+// to the store transaction that creates an entity, so that the entity and
+// what the provider derives from it (a message and its outbox entries) are
+// committed together or not at all.
+type Stager interface {
+	Provider
+	// StageCreate is called instead of Create. It may fill in attributes
+	// of e, and returns what to commit with it.
+	StageCreate(ctx context.Context, e *Entity) (*Stage, error)
+}
+
+// Stage is what a Stager adds to the creation of an entity.
+type Stage struct {
+	// Writes are committed in the entity's transaction.
+	Writes []store.Write
+	// Committed, when set, runs once the transaction is committed and
+	// before the answer is written, with the revisions the commit gave
+	// Writes, in order. It may wait within ctx (under a Prefer wait, for
+	// the result of what the create started), and returns the
+	// Preference-Applied value when it honoured a preference; the answer
+	// then shows the created entities as they are after it.
+	Committed func(ctx context.Context, revs []string) (preferenceApplied string)
+}
+
 // ActionInvocation is one triggered action.
 type ActionInvocation struct {
 	// ID is the action's category id (scheme+term); Term its term.
@@ -55,6 +81,9 @@ type ActionResult struct {
 	Status   int
 	Body     any
 	Location string
+	// PreferenceApplied is the Preference-Applied header (RFC 7240) when
+	// the action honoured a preference of the request (see PreferencesOf).
+	PreferenceApplied string
 }
 
 // Registry maps local provider names to providers. It is filled at start

@@ -134,7 +134,7 @@ func (s *Server) writeLocations(w http.ResponseWriter, r *http.Request, status i
 	case renderPyOCNI:
 		return writeJSON(w, status, loc)
 	case renderJSON12:
-		return writeJSON12(w, status, locations12{Locations: loc.Locations})
+		return writeJSON12(w, status, locations12(loc))
 	}
 	t := &textOut{}
 	for _, u := range loc.Locations {
@@ -266,6 +266,9 @@ func (s *Server) writeActionResult(w http.ResponseWriter, r *http.Request, res *
 	if status == 0 {
 		status = http.StatusOK
 	}
+	if res.PreferenceApplied != "" {
+		w.Header().Set("Preference-Applied", res.PreferenceApplied)
+	}
 	if rend == renderPyOCNI || rend == renderJSON12 {
 		if res.Location == "" {
 			return writeJSON(w, status, res.Body)
@@ -343,4 +346,52 @@ func onlyItsLinks(created []*Entity) bool {
 		}
 	}
 	return created[0].Type == TypeResource
+}
+
+// writeEntities answers the representation of entities just created: in
+// the JSON renderings all of them, in the text renderings the one entity,
+// or the locations of several (text carries one entity per answer).
+func (s *Server) writeEntities(w http.ResponseWriter, r *http.Request, status int, ents []*Entity) error {
+	rend, err := s.answer(r, true)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		w.Header().Add("Location", s.absURL(r, e.Location))
+	}
+	if len(ents) == 1 {
+		return s.writeEntity(w, r, rend, status, ents[0], nil)
+	}
+	ctx := r.Context()
+	switch rend {
+	case renderPyOCNI:
+		byType := map[string][]entityJSON{}
+		for _, e := range ents {
+			es, err := s.resolveSchema(ctx, e.Kind, e.Mixins, "entity")
+			if err != nil {
+				return err
+			}
+			out, err := s.render(ctx, r, e, es)
+			if err != nil {
+				return err
+			}
+			byType[e.Type+"s"] = append(byType[e.Type+"s"], out)
+		}
+		return writeJSON(w, status, byType)
+	case renderJSON12:
+		views := make([]*entityView, 0, len(ents))
+		for _, e := range ents {
+			v, err := s.viewOf(ctx, e)
+			if err != nil {
+				return err
+			}
+			views = append(views, v)
+		}
+		return writeJSON12(w, status, collectionOf12(views))
+	}
+	paths := make([]string, len(ents))
+	for i, e := range ents {
+		paths[i] = e.Location
+	}
+	return s.writeLocations(w, r, status, paths)
 }

@@ -9,6 +9,7 @@ package occi
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,8 +25,8 @@ import (
 type Options struct {
 	// Store holds categories and entities. Required.
 	Store store.Store
-	// Logger receives request and provider logs; logrus's standard logger
-	// when nil.
+	// Logger receives request and provider logs; nothing is logged when
+	// nil.
 	Logger logrus.FieldLogger
 	// PublicURL, when set, is the base of every absolute URL the server
 	// answers with; otherwise the request's scheme and host are used.
@@ -80,7 +81,7 @@ func NewServer(opts Options) (*Server, error) {
 		infra:     opts.WithInfrastructure,
 	}
 	if s.log == nil {
-		s.log = logrus.StandardLogger()
+		s.log = discardLogger()
 	}
 	if s.providers == nil {
 		s.providers = NewRegistry(s.log)
@@ -225,4 +226,13 @@ func coreCategories() []*Category {
 			}}},
 		},
 	}
+}
+
+// discardLogger is the logger of a server built without one: it drops
+// everything, so the package never writes to logrus's global logger behind
+// its caller's back.
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
 }

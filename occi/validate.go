@@ -202,7 +202,7 @@ func conforms(d AttrDef, val any) string {
 func compilePattern(p string) (*regexp.Regexp, error) {
 	re, err := regexp.Compile(`^(?:` + p + `)$`)
 	if err != nil {
-		return nil, fmt.Errorf("invalid pattern %q: %v", p, err)
+		return nil, fmt.Errorf("invalid pattern %q: %w", p, err)
 	}
 	return re, nil
 }

@@ -33,7 +33,7 @@ func CheckDoc(doc Doc) (json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: id %q: body is not a JSON object", ErrInvalid, doc.ID)
 	}
 	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil, fmt.Errorf("%w: id %q: body: %v", ErrInvalid, doc.ID, err)
+		return nil, fmt.Errorf("%w: id %q: body: %w", ErrInvalid, doc.ID, err)
 	}
 	for k := range fields {
 		if strings.HasPrefix(k, "_") {
@@ -42,14 +42,19 @@ func CheckDoc(doc Doc) (json.RawMessage, error) {
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, body); err != nil {
-		return nil, fmt.Errorf("%w: id %q: body: %v", ErrInvalid, doc.ID, err)
+		return nil, fmt.Errorf("%w: id %q: body: %w", ErrInvalid, doc.ID, err)
 	}
 	return buf.Bytes(), nil
 }
 
+// ReservedPrefix starts the ids of documents a backend keeps for itself
+// (the CouchDB backend's batch journals); no caller may write one, and
+// backends leave them out of every listing, query and change feed.
+const ReservedPrefix = "~store:"
+
 // CheckID validates a document id: it must be non-empty UTF-8 and must not
 // start with an underscore, which CouchDB reserves for design and local
-// documents. Backends answer Get and Delete of such an id with ErrNotFound,
+// documents, nor with ReservedPrefix. Backends answer Get and Delete of such an id with ErrNotFound,
 // since no document can have it.
 func CheckID(id string) error {
 	if id == "" {
@@ -60,6 +65,9 @@ func CheckID(id string) error {
 	}
 	if strings.HasPrefix(id, "_") {
 		return fmt.Errorf("%w: id %q starts with an underscore", ErrInvalid, id)
+	}
+	if strings.HasPrefix(id, ReservedPrefix) {
+		return fmt.Errorf("%w: id %q starts with %q, which the store reserves", ErrInvalid, id, ReservedPrefix)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 )
 
 // ErrNotFound is returned when a document does not exist.
@@ -28,6 +29,60 @@ type Doc struct {
 	ID   string
 	Rev  string
 	Body json.RawMessage
+}
+
+// Write is one change of a Store.Write: Doc written at Doc.Rev ("" to
+// create it), or, with Delete, the document Doc.ID removed at Doc.Rev
+// (Doc.Body is then ignored).
+type Write struct {
+	Doc    Doc
+	Delete bool
+}
+
+// Put is a Write that creates or updates doc.
+func Put(doc Doc) Write { return Write{Doc: doc} }
+
+// Remove is a Write that deletes the document id at revision rev.
+func Remove(id, rev string) Write { return Write{Doc: Doc{ID: id, Rev: rev}, Delete: true} }
+
+// WriteError is why a Store.Write wrote nothing: its Index-th write failed
+// with Err.
+type WriteError struct {
+	Index int
+	ID    string
+	Err   error
+}
+
+func (e *WriteError) Error() string {
+	return fmt.Sprintf("write %d (%q): %v", e.Index, e.ID, e.Err)
+}
+
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// CheckWrites checks what a Store.Write may hold whatever the backend:
+// documents Put would accept, and each id at most once. It returns the
+// compact bodies of the puts (nil for deletes).
+func CheckWrites(writes []Write) ([]json.RawMessage, error) {
+	bodies := make([]json.RawMessage, len(writes))
+	seen := make(map[string]bool, len(writes))
+	for i, w := range writes {
+		if seen[w.Doc.ID] {
+			return nil, &WriteError{Index: i, ID: w.Doc.ID, Err: fmt.Errorf("%w: id written twice in one batch", ErrInvalid)}
+		}
+		seen[w.Doc.ID] = true
+		if w.Delete {
+			if err := CheckID(w.Doc.ID); err != nil {
+				return nil, &WriteError{Index: i, ID: w.Doc.ID, Err: err}
+			}
+			continue
+		}
+		body, err := CheckDoc(w.Doc)
+		if err != nil {
+			return nil, &WriteError{Index: i, ID: w.Doc.ID, Err: err}
+		}
+		bodies[i] = body
+	}
+	return bodies, nil
 }
 
 // Change reports one write seen on the change feed.
@@ -48,8 +103,24 @@ type Store interface {
 	// Delete removes the document at revision rev; ErrNotFound when absent,
 	// ErrConflict when rev is stale.
 	Delete(ctx context.Context, id, rev string) error
+	// Write commits several writes atomically: all of them or none. Each
+	// is checked as Put or Delete would check it; when one fails, Write
+	// returns a *WriteError naming it (wrapping ErrConflict, ErrNotFound or
+	// ErrInvalid) and writes nothing. An id may appear once per call. It
+	// returns each write's new revision ("" for a delete), in order.
+	//
+	// Backends commit a Write with one durable commit (one fsync on the
+	// embedded store), so batching writes is how callers make many of
+	// them cheap.
+	Write(ctx context.Context, writes []Write) (revs []string, err error)
 	// List returns every document whose id starts with prefix, ordered by id.
 	List(ctx context.Context, prefix string) ([]Doc, error)
+	// Scan returns, ordered by id, at most limit documents whose id starts
+	// with prefix and sorts after after ("" to start at the first). Ids
+	// are ordered by their bytes. Paging with the last id a Scan returned
+	// visits each document present throughout exactly once, whatever is
+	// written meanwhile. A limit of zero or less means no limit.
+	Scan(ctx context.Context, prefix, after string, limit int) ([]Doc, error)
 	// Watch streams changes made after the call until ctx ends; the channel
 	// is closed then.
 	Watch(ctx context.Context) (<-chan Change, error)

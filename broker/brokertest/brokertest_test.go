@@ -47,7 +47,7 @@ func TestMembersExchange(t *testing.T) {
 // authentication, with an event stream.
 func TestNoMemberAuthAndEvents(t *testing.T) {
 	users := brokertest.Users(t, "op", "secret")
-	m := brokertest.Start(t, brokertest.Options{ID: "late", NoMember: true, StartBroker: true,
+	m := brokertest.Start(t, brokertest.Options{ID: "late", NoMember: true,
 		Events: &notify.Config{}, Wrap: users.Middleware, User: "op", Password: "secret"})
 	if status, _ := m.Anonymous().Do("GET", "/cmbs/member/", nil); status != http.StatusUnauthorized {
 		t.Errorf("anonymous read = %d, want 401", status)

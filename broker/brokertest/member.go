@@ -19,11 +19,13 @@ import (
 )
 
 // The broker settings a member gets when Options leave them zero: quick
-// attempts keep failed deliveries short, routes get room.
+// discovery attempts keep unreachable neighbours cheap, and short backoffs
+// bring a peer's deliveries back soon after it returns.
 const (
-	DefaultTimeout      = 300 * time.Millisecond
-	DefaultAttempts     = 2
-	DefaultRouteTimeout = 5 * time.Second
+	DefaultTimeout  = 300 * time.Millisecond
+	DefaultAttempts = 2
+	DefaultRetryMin = 20 * time.Millisecond
+	DefaultRetryMax = 500 * time.Millisecond
 )
 
 // Options describe a member Start brings up. The zero value but for ID is
@@ -60,12 +62,11 @@ type Options struct {
 	Logger logrus.FieldLogger
 
 	// Broker configures the broker; Store and Logger are set by Start,
-	// and a zero Timeout, Attempts or RouteTimeout takes the Default
-	// above.
+	// and a zero Timeout, Attempts, RetryMin or RetryMax takes the
+	// Default above. The broker is started as cmbs serve starts it: it
+	// resumes the outbox and restarts the layers the store records
+	// running.
 	Broker broker.Config
-	// StartBroker runs the broker's Start, which restarts the layers the
-	// store records running, as cmbs serve does.
-	StartBroker bool
 	// Events, when set, attaches a notifier built from it (Store and a nil
 	// Logger filled in): registered on the server, fed by the broker and
 	// serving EventsPath, as cmbs serve wires it.
@@ -146,8 +147,11 @@ func Start(t testing.TB, opts Options) *Member {
 	if cfg.Attempts == 0 {
 		cfg.Attempts = DefaultAttempts
 	}
-	if cfg.RouteTimeout == 0 {
-		cfg.RouteTimeout = DefaultRouteTimeout
+	if cfg.RetryMin == 0 {
+		cfg.RetryMin = DefaultRetryMin
+	}
+	if cfg.RetryMax == 0 {
+		cfg.RetryMax = DefaultRetryMax
 	}
 	b, err := broker.New(cfg)
 	if err != nil {
@@ -166,10 +170,8 @@ func Start(t testing.TB, opts Options) *Member {
 			t.Fatal(err)
 		}
 	}
-	if opts.StartBroker {
-		if err := b.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
 	}
 	m.listen()
 	if opts.NoMember {

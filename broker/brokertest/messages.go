@@ -39,9 +39,16 @@ func (s *Server) Send(id, layer string) map[string]any {
 	if got, _ := out["Location"].([]any); len(got) == 0 || !strings.HasSuffix(got[0].(string), loc) {
 		s.T.Fatalf("send of %s on %s answered location %v", id, layer, out["Location"])
 	}
+	return s.WaitDelivery(id)
+}
+
+// WaitDelivery waits until the delivery of message id is done, and
+// returns its delivery attribute.
+func (s *Server) WaitDelivery(id string) map[string]any {
+	s.T.Helper()
 	var delivery map[string]any
-	WaitFor(s.T, "the outcome of "+id+" on "+layer, func() bool {
-		delivery, _ = s.Attrs(loc, "message")["delivery"].(map[string]any)
+	WaitFor(s.T, "the outcome of "+id, func() bool {
+		delivery, _ = s.Attrs(broker.MessageLocation+id, "message")["delivery"].(map[string]any)
 		return delivery["state"] == "done"
 	})
 	return delivery

@@ -48,7 +48,9 @@ func TestBrokerEvents(t *testing.T) {
 	}
 
 	b.Must(http.StatusOK, "POST", "/cmbs/member/member-b?action=stop_l2", map[string]any{})
-	a.send("m-lost", "l2", nil)
+	// Sent while B's l2 is down, it expires unacknowledged.
+	a.Message("m-lost", "l2", map[string]any{"expires": "1s"})
+	a.Send("m-lost", "l2")
 	ev = failed.waitEvent("delivery_failed", is(notify.DeliveryFailed, "/cmbs/message/m-lost"))
 	if ev.Member != "member-b" || ev.Reason == "" || ev.Layer != "l2" || !strings.HasPrefix(ev.Endpoint, "tcp://") || ev.Entity == nil {
 		t.Errorf("delivery_failed event %+v", ev)

@@ -234,7 +234,7 @@ func (e *env) dial(q string) *websocket.Conn {
 		}
 		e.T.Fatalf("dial /events?%s: %v (status %d)", q, err, status)
 	}
-	e.T.Cleanup(func() { conn.Close() })
+	e.T.Cleanup(func() { _ = conn.Close() })
 	return conn
 }
 

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -65,7 +66,7 @@ func (r Retry) pause(attempt int) time.Duration {
 type Config struct {
 	// Store is watched for changes and holds the subscriptions. Required.
 	Store store.Store
-	// Logger; logrus's standard logger when nil.
+	// Logger receives the notifier's logs; nothing is logged when nil.
 	Logger logrus.FieldLogger
 	// Client makes the callbacks. The default times a request out after
 	// 10s and follows no redirects (a redirect counts as a failure).
@@ -113,7 +114,7 @@ func New(cfg Config) (*Notifier, error) {
 		return nil, errors.New("notify: a store is required")
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = logrus.StandardLogger()
+		cfg.Logger = discardLogger()
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 10 * time.Second,
@@ -497,4 +498,13 @@ func (r *recentSet) take(k string) bool {
 		}
 	}
 	return true
+}
+
+// discardLogger is the logger of a notifier built without one: it drops
+// everything, so the package never writes to logrus's global logger behind
+// its caller's back.
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
 }

@@ -258,7 +258,7 @@ func (s *subscription) post(sp spec, ev *Event) error {
 		return fmt.Errorf("POST %s: %w", redact(sp.callback), err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
-	res.Body.Close()
+	_ = res.Body.Close()
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		return fmt.Errorf("POST %s: answered %s", redact(sp.callback), res.Status)
 	}

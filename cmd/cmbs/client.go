@@ -69,7 +69,7 @@ func (f *clientFlags) client() (*cli.Client, error) {
 	}
 	c, err := cli.New(f.server, f.user, &http.Client{Timeout: f.timeout})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return c, nil
 }
@@ -102,7 +102,7 @@ func (c *command) parse(args []string, minArgs, maxArgs int) (help bool, err err
 		if errors.Is(err, pflag.ErrHelp) {
 			return true, nil
 		}
-		return false, fmt.Errorf("%w: %s: %v", errUsage, c.fs.Name(), err)
+		return false, fmt.Errorf("%w: %s: %w", errUsage, c.fs.Name(), err)
 	}
 	if n := c.fs.NArg(); n < minArgs || (maxArgs >= 0 && n > maxArgs) {
 		c.fs.Usage()

@@ -36,6 +36,7 @@ func (a *app) messageSend(ctx context.Context, args []string) error {
 	providers := fs.StringSlice("provider", nil, "provider the message is for (repeatable)")
 	to := fs.String("to", "", "l1 only: the L1 socket of the member to send to")
 	hopLimit := fs.Int("hop-limit", 0, "how many members may forward the message (0: the server's default)")
+	expires := fs.String("expires", "", "when the message stops being retried: an RFC 3339 time or a duration such as 10m (the server's default when empty)")
 	wait := fs.Bool("wait", false, "wait until the delivery is done and print its outcome per destination")
 	waitTimeout := fs.Duration("timeout", 30*time.Second, "with --wait, how long to wait")
 	if help, err := c.parse(args, 0, 0); help || err != nil {
@@ -71,6 +72,9 @@ func (a *app) messageSend(ctx context.Context, args []string) error {
 	if *hopLimit > 0 {
 		attrs["hop_limit"] = *hopLimit
 	}
+	if *expires != "" {
+		attrs["expires"] = *expires
+	}
 	e := &cli.Entity{Kind: cli.MessageKind, Mixins: []string{cli.LayerMixinScheme + *layer}, ID: *id, Title: *title,
 		Attributes: map[string]any{"cmbs": map[string]any{"message": attrs}}}
 	_, path, err := client.Create(ctx, cli.MessageLocation, e)
@@ -101,8 +105,8 @@ func (a *app) messageSend(ctx context.Context, args []string) error {
 		return err
 	}
 	d, _ := cli.DeliveryOf(msg)
-	if d.Failed > 0 {
-		return fmt.Errorf("message %s: %d of %d deliveries failed", msgID, d.Failed, d.Failed+d.Delivered)
+	if lost := d.Failed + d.Expired; lost > 0 {
+		return fmt.Errorf("message %s: %d of %d deliveries failed", msgID, lost, lost+d.Delivered)
 	}
 	return nil
 }
@@ -168,7 +172,14 @@ func writeDelivery(w io.Writer, msg *cli.Entity, times bool) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(w, "message %s on %s: %s, %d delivered, %d failed\n", msg.ID, d.Layer, d.State, d.Delivered, d.Failed)
+	fmt.Fprintf(w, "message %s on %s: %s, %d delivered, %d failed", msg.ID, d.Layer, d.State, d.Delivered, d.Failed)
+	if d.Expired > 0 {
+		fmt.Fprintf(w, ", %d expired", d.Expired)
+	}
+	if d.Pending > 0 {
+		fmt.Fprintf(w, ", %d pending", d.Pending)
+	}
+	fmt.Fprintln(w)
 	if times {
 		fmt.Fprintf(w, "started %s, finished %s\n", d.Started, orDash(d.Finished))
 	}

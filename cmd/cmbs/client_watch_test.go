@@ -38,7 +38,7 @@ func clStartEventServer(t *testing.T, frames []string, hold bool) *clEventServer
 		if r.Header.Get("Authorization") == "" {
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusUnauthorized)
-			w.Write([]byte(`{"type":"about:blank","title":"Unauthorized","status":401,"detail":"this server requires HTTP Basic authentication"}`))
+			_, _ = w.Write([]byte(`{"type":"about:blank","title":"Unauthorized","status":401,"detail":"this server requires HTTP Basic authentication"}`))
 			return
 		}
 		conn, err := upgrader.Upgrade(w, r, nil)
@@ -46,7 +46,7 @@ func clStartEventServer(t *testing.T, frames []string, hold bool) *clEventServer
 			t.Errorf("upgrade: %v", err)
 			return
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		// Write errors are a client that stopped early (--count); the
 		// client's side of the test checks what it got.
 		for _, f := range frames {
@@ -278,7 +278,7 @@ func TestClientWatchLive(t *testing.T) {
 	}
 
 	nowhere := layertest.FreeEndpoint(t)
-	if _, _, err := clRun(t, ctx, a.URL, "message", "send", "--layer", "l1", "--id", "live-2", "--to", nowhere, "--content", "x", "--wait"); err == nil {
+	if _, _, err := clRun(t, ctx, a.URL, "message", "send", "--layer", "l1", "--id", "live-2", "--to", nowhere, "--content", "x", "--expires", "1s", "--wait"); err == nil {
 		t.Fatal("a send to nowhere succeeded")
 	}
 	var ev struct {

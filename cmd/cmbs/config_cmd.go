@@ -64,7 +64,7 @@ func (a *app) configCheck(args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: config check: %v", errUsage, err)
+		return fmt.Errorf("%w: config check: %w", errUsage, err)
 	}
 	if flags.NArg() == 0 {
 		return fmt.Errorf("%w: config check needs a FILE", errUsage)

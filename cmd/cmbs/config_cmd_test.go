@@ -18,6 +18,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/config"
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of config check")
@@ -186,7 +187,7 @@ func freeTCPPort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer cmbstest.NoError(t, ln.Close)
 	return ln.Addr().(*net.TCPAddr).Port
 }
 

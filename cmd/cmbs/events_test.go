@@ -39,7 +39,7 @@ func TestServeEvents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial /events: %v", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 
 	var mu sync.Mutex
 	var got []notify.Event

@@ -36,7 +36,7 @@ func (a *app) health(ctx context.Context, args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: health: %v", errUsage, err)
+		return fmt.Errorf("%w: health: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: health takes no arguments, got %q", errUsage, fs.Args())
@@ -45,14 +45,14 @@ func (a *app) health(ctx context.Context, args []string) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
 	if err != nil {
-		return fmt.Errorf("%w: health: %v", errUsage, err)
+		return fmt.Errorf("%w: health: %w", errUsage, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("health: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	// Probe answers are small; a bound keeps a wrong URL from flooding.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {

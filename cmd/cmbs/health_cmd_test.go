@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 func TestProbeURL(t *testing.T) {
@@ -57,7 +59,7 @@ func hcDo(t *testing.T, method, url string, body any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	cmbstest.NoError(t, resp.Body.Close)
 	return resp.StatusCode
 }
 
@@ -108,7 +110,7 @@ func TestServeProbesAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	l1 := "tcp://" + ln.Addr().String()
-	ln.Close()
+	cmbstest.NoError(t, ln.Close)
 	if got := hcDo(t, "POST", s.url+"/cmbs/member/", map[string]any{"resources": []any{map[string]any{
 		"kind": "http://houssem.org/cmbs#member", "id": "hc-a",
 		"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"local": "true", "l1_socket": l1}}},
@@ -132,7 +134,7 @@ func TestServeProbesAndHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer taken.Close()
+	defer cmbstest.NoError(t, taken.Close)
 	s = startServe(t, "--store", "file:"+dir)
 	_, err = hcHealth(t, "--url", s.url+"/health/ready")
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), `"layer l1"`) {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/houssem/cmbs/config"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi/auth"
 	"github.com/houssem/cmbs/store/bolt"
 	"github.com/houssem/cmbs/store/couch/couchtest"
@@ -165,7 +166,10 @@ func startServe(t *testing.T, args ...string) *server {
 	}
 	t.Cleanup(func() {
 		cancel()
-		<-s.done
+		// stop puts back what serve returned, so this sees it too.
+		if err := <-s.done; err != nil {
+			t.Errorf("serve: %v\n%s", err, s.stderr)
+		}
 	})
 	return s
 }
@@ -199,7 +203,7 @@ func get(t *testing.T, url string, user, pw string) *http.Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
+	t.Cleanup(func() { cmbstest.NoError(t, resp.Body.Close) })
 	return resp
 }
 
@@ -322,7 +326,7 @@ func takenAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { cmbstest.NoError(t, ln.Close) })
 	return ln.Addr().String()
 }
 
@@ -341,11 +345,11 @@ func TestGracefulShutdown(t *testing.T) {
 		waitUntil(t, 30*time.Second, func() bool {
 			c, err := net.Dial("tcp", addr)
 			if err == nil {
-				c.Close()
+				_ = c.Close()
 			}
 			return err != nil
 		})
-		w.Write([]byte("done"))
+		_, _ = w.Write([]byte("done"))
 	})
 	cfg := config.Default()
 	cfg.HTTP = "127.0.0.1:0"
@@ -360,7 +364,7 @@ func TestGracefulShutdown(t *testing.T) {
 			got <- err.Error()
 			return
 		}
-		defer resp.Body.Close()
+		defer cmbstest.NoError(t, resp.Body.Close)
 		b, _ := io.ReadAll(resp.Body)
 		got <- string(b)
 	}()
@@ -395,7 +399,7 @@ func TestShutdownTimeout(t *testing.T) {
 	addr := <-addrc
 	go func() {
 		if resp, err := http.Get("http://" + addr.String() + "/"); err == nil {
-			resp.Body.Close()
+			cmbstest.NoError(t, resp.Body.Close)
 		}
 	}()
 	<-entered

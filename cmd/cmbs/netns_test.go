@@ -47,13 +47,13 @@ func e2eNsDial(ns string) func(ctx context.Context, network, addr string) (net.C
 			runtime.UnlockOSThread()
 			return nil, fmt.Errorf("own network namespace: %w", err)
 		}
-		defer home.Close()
+		defer func() { _ = home.Close() }()
 		target, err := os.Open(filepath.Join("/var/run/netns", ns))
 		if err != nil {
 			runtime.UnlockOSThread()
 			return nil, fmt.Errorf("network namespace %s: %w", ns, err)
 		}
-		defer target.Close()
+		defer func() { _ = target.Close() }()
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
 			return nil, fmt.Errorf("enter network namespace %s: %w", ns, err)
@@ -64,7 +64,7 @@ func e2eNsDial(ns string) func(ctx context.Context, network, addr string) (net.C
 			// The thread is stuck in ns: left locked, it ends with this
 			// goroutine instead of serving others.
 			if conn != nil {
-				conn.Close()
+				_ = conn.Close()
 			}
 			return nil, fmt.Errorf("leave network namespace %s: %w", ns, err)
 		}
@@ -201,7 +201,7 @@ func TestNetnsBroker(t *testing.T) {
 	conn, err := e2eNsDial(nsA.name)(ctx, "tcp", nsC.addr+":8080")
 	cancel()
 	if err == nil {
-		conn.Close()
+		_ = conn.Close()
 		t.Fatal("A reaches C at the IP level: the test's topology is wrong")
 	}
 	t.Logf("A → C at the IP level: %v", err)

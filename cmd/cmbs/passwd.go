@@ -28,7 +28,7 @@ func (a *app) passwd(args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: passwd: %v", errUsage, err)
+		return fmt.Errorf("%w: passwd: %w", errUsage, err)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

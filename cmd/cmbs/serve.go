@@ -39,7 +39,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: serve: %v", errUsage, err)
+		return fmt.Errorf("%w: serve: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
@@ -91,7 +91,11 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	// Deferred after the store's Close, so it runs before it.
-	defer srv.Close()
+	defer func() {
+		if err := srv.Close(); err != nil {
+			logger.WithError(err).Error("closing the OCCI server")
+		}
+	}()
 	if err := srv.Init(ctx); err != nil {
 		return fmt.Errorf("initialise the store: %w", err)
 	}
@@ -135,7 +139,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var handler http.Handler = withEvents(events, srv.Handler())
+	handler := withEvents(events, srv.Handler())
 	if users != nil {
 		handler = users.Middleware(handler)
 	}
@@ -204,7 +208,7 @@ func (a *app) listenAndServeWith(ctx context.Context, cfg config.Config, handler
 		return fmt.Errorf("listen: %w", err)
 	}
 	errLog := logger.WriterLevel(logrus.WarnLevel)
-	defer errLog.Close()
+	defer func() { _ = errLog.Close() }() // the pipe into the logger; closing it ends its copying goroutine
 	hs := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -247,10 +251,12 @@ func (a *app) listenAndServeWith(ctx context.Context, cfg config.Config, handler
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	err = hs.Shutdown(sctx)
-	<-served // http.ErrServerClosed, now that Shutdown has begun
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		logger.WithError(serr).Warn("serving stopped with an error during shutdown")
+	}
 	if err != nil {
 		// Requests still running are cut off so the store can close.
-		hs.Close()
+		_ = hs.Close() // it reports only the listener's close, which Shutdown already did
 		return errors.Join(stopErr, fmt.Errorf("shutdown: requests still running after %v: %w", cfg.ShutdownTimeout, err))
 	}
 	if stopErr != nil {

@@ -28,7 +28,7 @@ func FreePort(t testing.TB) int {
 		if err != nil {
 			continue
 		}
-		ln.Close()
+		_ = ln.Close()
 		return port
 	}
 	t.Fatalf("layertest: no free port in %d-%d after 200 tries", lowest, highest)

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 // quickHash hashes at bcrypt's minimum cost so tests stay fast; the prefix
@@ -192,7 +194,7 @@ func TestMiddleware(t *testing.T) {
 		if !ok {
 			t.Error("handler reached without a user in the context")
 		}
-		io.WriteString(w, "hello "+name)
+		_, _ = io.WriteString(w, "hello "+name)
 	}))
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -223,7 +225,7 @@ func TestMiddleware(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
+			defer cmbstest.NoError(t, resp.Body.Close)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.wantStatus)
 			}

@@ -184,7 +184,7 @@ func (c *Client) roundTrip(method, path string, body any, header []string) (Resp
 	if err != nil {
 		return Response{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
 		return Response{}, fmt.Errorf("%s %s: read answer: %w", method, path, err)

@@ -10,6 +10,7 @@ package occitest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"path/filepath"
 	"testing"
@@ -35,27 +36,37 @@ func Quiet() *logrus.Logger {
 	return l
 }
 
-// OpenBolt opens a bbolt store in a fresh t.TempDir(), closed when t ends.
+// OpenBolt opens a bbolt store in a fresh t.TempDir(), closed when t ends
+// unless a server that owns it closed it first.
 func OpenBolt(t testing.TB) store.Store {
 	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "cmbs.db"))
 	if err != nil {
 		t.Fatalf("open bolt: %v", err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { closeStore(t, st) })
 	return st
 }
 
 // OpenCouch opens a CouchDB store on a database of its own on couchtest's
-// shared pouchdb-server, closed when t ends.
+// shared pouchdb-server, closed when t ends unless a server that owns it
+// closed it first.
 func OpenCouch(t testing.TB) store.Store {
 	t.Helper()
 	st, err := couch.Open(context.Background(), couchtest.NewDBURL(t))
 	if err != nil {
 		t.Fatalf("open couch: %v", err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { closeStore(t, st) })
 	return st
+}
+
+// closeStore closes st at the end of a test; a store already closed by the
+// server that owned it (ServerOptions.OwnStore) is not an error.
+func closeStore(t testing.TB, st store.Store) {
+	if err := st.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+		t.Errorf("close the test's store: %v", err)
+	}
 }
 
 // Backend is a kind of store a test can run on.

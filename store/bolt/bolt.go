@@ -35,6 +35,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -95,7 +96,8 @@ func WithWatchBuffer(n int) Option {
 	return func(c *config) { c.watchBuffer = max(n, 1) }
 }
 
-// WithLogger sets where the store reports dropped subscribers.
+// WithLogger sets where the store reports dropped subscribers; without
+// it, or with nil, nothing is logged.
 func WithLogger(l logrus.FieldLogger) Option {
 	return func(c *config) { c.log = l }
 }
@@ -144,10 +146,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 		lockTimeout: DefaultLockTimeout,
 		batchDelay:  DefaultBatchDelay,
 		watchBuffer: DefaultWatchBuffer,
-		log:         logrus.StandardLogger(),
 	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.log == nil {
+		cfg.log = discardLogger()
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("bolt: open %s: create directory: %w", path, err)
@@ -236,129 +240,173 @@ func (s *Store) Get(ctx context.Context, id string) (store.Doc, error) {
 // refused with store.ErrInvalid, since index entries must hold them.
 func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
 	body, err := store.CheckDoc(doc)
-	if err == nil && len(doc.ID) > maxIDLen {
-		err = fmt.Errorf("%w: id of %d bytes, longer than %d", store.ErrInvalid, len(doc.ID), maxIDLen)
-	}
 	if err == nil {
-		body, err = canonical(body)
+		body, err = prepare(doc.ID, body)
 	}
 	if err != nil {
 		return "", fmt.Errorf("bolt: put: %w", err)
 	}
-	if err := s.enter(ctx); err != nil {
-		return "", fmt.Errorf("bolt: put %q: %w", doc.ID, err)
-	}
-	defer s.ops.Done()
-	var (
-		newRev  string
-		outcome error
-	)
-	// The function may run more than once (bbolt retries batches), so it
-	// starts from scratch each time. A conflict is reported through
-	// outcome rather than as the function's error: an error would roll
-	// back the whole batch and make every other writer in it retry alone.
-	err = s.write(func(tx *bbolt.Tx) (err error) {
-		newRev, outcome, err = s.put(tx, doc.ID, doc.Rev, body)
-		return err
-	})
-	if err == nil {
-		err = outcome
-	}
+	revs, err := s.commit(ctx, []store.Write{store.Put(doc)}, [][]byte{body})
 	if err != nil {
-		return "", fmt.Errorf("bolt: put %q: %w", doc.ID, err)
+		return "", fmt.Errorf("bolt: put %q: %w", doc.ID, unwrapSingle(err))
 	}
-	return newRev, nil
-}
-
-// put writes the checked, canonical body as document id in tx if rev is
-// its current revision, and returns the new revision. A conflict is the
-// outcome; err is reserved for failures that must abort tx.
-func (s *Store) put(tx *bbolt.Tx, id, rev string, body []byte) (newRev string, outcome, err error) {
-	b := tx.Bucket(docsBucket)
-	key := []byte(id)
-	gen := 0
-	var old []byte
-	if v := b.Get(key); v != nil {
-		cur, oldBody, err := decodeRecord(v)
-		if err != nil {
-			return "", nil, err
-		}
-		if rev != cur {
-			return "", staleErr(rev, cur), nil
-		}
-		gen, old = generation(cur), oldBody
-	} else if rev != "" {
-		return "", fmt.Errorf("document does not exist, revision %q: %w", rev, store.ErrConflict), nil
-	}
-	set, err := s.indexes(tx)
-	if err != nil {
-		return "", nil, err
-	}
-	newRev = newRevision(gen + 1)
-	seq, err := b.NextSequence()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := reindex(tx, set, key, old, body, seq); err != nil {
-		return "", nil, err
-	}
-	if err := b.Put(key, encodeRecord(newRev, body)); err != nil {
-		return "", nil, err
-	}
-	change := store.Change{ID: id, Rev: newRev}
-	tx.OnCommit(func() { s.hub.publish(seq, change) })
-	return newRev, nil, nil
+	return revs[0], nil
 }
 
 // Delete removes the document id at revision rev.
 func (s *Store) Delete(ctx context.Context, id, rev string) error {
+	if _, err := s.commit(ctx, []store.Write{store.Remove(id, rev)}, [][]byte{nil}); err != nil {
+		return fmt.Errorf("bolt: delete %q: %w", id, unwrapSingle(err))
+	}
+	return nil
+}
+
+// Write commits writes in one transaction: every write is checked before
+// any is applied, so a failing one leaves the file as it was.
+func (s *Store) Write(ctx context.Context, writes []store.Write) ([]string, error) {
+	bodies, err := store.CheckWrites(writes)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: write: %w", err)
+	}
+	canon := make([][]byte, len(writes))
+	for i, w := range writes {
+		if w.Delete {
+			continue
+		}
+		if canon[i], err = prepare(w.Doc.ID, bodies[i]); err != nil {
+			return nil, fmt.Errorf("bolt: write: %w", &store.WriteError{Index: i, ID: w.Doc.ID, Err: err})
+		}
+	}
+	revs, err := s.commit(ctx, writes, canon)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: write: %w", err)
+	}
+	return revs, nil
+}
+
+// prepare checks what only this backend limits, the id's length, and
+// returns the body in canonical form.
+func prepare(id string, body []byte) ([]byte, error) {
+	if len(id) > maxIDLen {
+		return nil, fmt.Errorf("%w: id of %d bytes, longer than %d", store.ErrInvalid, len(id), maxIDLen)
+	}
+	return canonical(body)
+}
+
+// unwrapSingle drops the *store.WriteError of a one-write commit: Put and
+// Delete name their document already.
+func unwrapSingle(err error) error {
+	var we *store.WriteError
+	if errors.As(err, &we) {
+		return we.Err
+	}
+	return err
+}
+
+// commit applies writes (bodies[i] is the canonical body of a put, nil for
+// a delete) in one transaction, after checking them all, and returns their
+// new revisions. A failed check is the outcome, reported as a
+// *store.WriteError; the function's error is reserved for failures that
+// must abort the transaction, since in a batch that would make every other
+// writer in it retry alone. The function may run more than once (bbolt
+// retries batches), so it starts from scratch each time.
+func (s *Store) commit(ctx context.Context, writes []store.Write, bodies [][]byte) ([]string, error) {
 	if err := s.enter(ctx); err != nil {
-		return fmt.Errorf("bolt: delete %q: %w", id, err)
+		return nil, err
 	}
 	defer s.ops.Done()
-	key := []byte(id)
-	var outcome error
+	var (
+		revs    []string
+		outcome error
+	)
 	err := s.write(func(tx *bbolt.Tx) error {
-		outcome = nil
+		revs, outcome = make([]string, len(writes)), nil
 		b := tx.Bucket(docsBucket)
-		v := b.Get(key)
-		if v == nil {
-			outcome = store.ErrNotFound
-			return nil
-		}
-		cur, old, err := decodeRecord(v)
-		if err != nil {
-			return err
-		}
-		if rev != cur {
-			outcome = staleErr(rev, cur)
-			return nil
+		olds := make([][]byte, len(writes))
+		gens := make([]int, len(writes))
+		for i, w := range writes {
+			gen, old, failed, err := check(b, w)
+			if err != nil {
+				return err
+			}
+			if failed != nil {
+				outcome = &store.WriteError{Index: i, ID: w.Doc.ID, Err: failed}
+				return nil
+			}
+			gens[i], olds[i] = gen, old
 		}
 		set, err := s.indexes(tx)
 		if err != nil {
 			return err
 		}
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
+		for i, w := range writes {
+			if revs[i], err = s.apply(tx, b, set, w.Doc.ID, gens[i], olds[i], bodies[i]); err != nil {
+				return err
+			}
+			if w.Delete {
+				revs[i] = ""
+			}
 		}
-		if err := reindex(tx, set, key, old, nil, seq); err != nil {
-			return err
-		}
-		if err := b.Delete(key); err != nil {
-			return err
-		}
-		change := store.Change{ID: id, Rev: newRevision(generation(cur) + 1), Deleted: true}
-		tx.OnCommit(func() { s.hub.publish(seq, change) })
 		return nil
 	})
 	if err == nil {
 		err = outcome
 	}
 	if err != nil {
-		return fmt.Errorf("bolt: delete %q: %w", id, err)
+		return nil, err
 	}
-	return nil
+	return revs, nil
+}
+
+// check decides whether w may be applied: its revision must be the
+// document's current one ("" for a document that does not exist), and a
+// delete needs a document. It returns the current generation and body;
+// failed says why w may not be applied, err fails the transaction.
+func check(b *bbolt.Bucket, w store.Write) (gen int, old []byte, failed, err error) {
+	v := b.Get([]byte(w.Doc.ID))
+	if v == nil {
+		switch {
+		case w.Delete:
+			return 0, nil, store.ErrNotFound, nil
+		case w.Doc.Rev != "":
+			return 0, nil, fmt.Errorf("document does not exist, revision %q: %w", w.Doc.Rev, store.ErrConflict), nil
+		}
+		return 0, nil, nil, nil
+	}
+	cur, body, err := decodeRecord(v)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if w.Doc.Rev != cur {
+		return 0, nil, staleErr(w.Doc.Rev, cur), nil
+	}
+	return generation(cur), body, nil, nil
+}
+
+// apply writes body (nil to delete) as document id, whose current
+// generation and body are gen and old, with its index entries, and
+// returns the new revision. Subscribers hear of it once tx commits.
+func (s *Store) apply(tx *bbolt.Tx, b *bbolt.Bucket, set *indexSet, id string, gen int, old, body []byte) (string, error) {
+	key := []byte(id)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return "", err
+	}
+	if err := reindex(tx, set, key, old, body, seq); err != nil {
+		return "", err
+	}
+	rev := newRevision(gen + 1)
+	if body == nil {
+		err = b.Delete(key)
+	} else {
+		err = b.Put(key, encodeRecord(rev, body))
+	}
+	if err != nil {
+		return "", err
+	}
+	change := store.Change{ID: id, Rev: rev, Deleted: body == nil}
+	tx.OnCommit(func() { s.hub.publish(seq, change) })
+	return rev, nil
 }
 
 // List returns the documents whose id starts with prefix, in byte order of
@@ -367,6 +415,39 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Doc, error) {
 	docs, err := s.scan(ctx, prefix, nil)
 	if err != nil {
 		return nil, fmt.Errorf("bolt: list %q: %w", prefix, err)
+	}
+	return docs, nil
+}
+
+// Scan returns up to limit documents under prefix whose ids sort after
+// after, in byte order of their ids.
+func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]store.Doc, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, fmt.Errorf("bolt: scan %q: %w", prefix, err)
+	}
+	defer s.ops.Done()
+	var docs []store.Doc
+	p := []byte(prefix)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(docsBucket).Cursor()
+		k, v := c.Seek(p)
+		if after >= prefix {
+			k, v = c.Seek([]byte(after))
+			if k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && bytes.HasPrefix(k, p) && (limit <= 0 || len(docs) < limit); k, v = c.Next() {
+			rev, body, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("%q: %w", k, err)
+			}
+			docs = append(docs, store.Doc{ID: string(k), Rev: rev, Body: bytes.Clone(body)})
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: scan %q after %q: %w", prefix, after, err)
 	}
 	return docs, nil
 }
@@ -561,7 +642,7 @@ func canonical(body []byte) ([]byte, error) {
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("%w: body: %v", store.ErrInvalid, err)
+		return nil, fmt.Errorf("%w: body: %w", store.ErrInvalid, err)
 	}
 	return encodeJSON(v)
 }
@@ -618,4 +699,13 @@ func wellFormed(where []store.Cond) bool {
 		}
 	}
 	return true
+}
+
+// discardLogger is the logger of a store built without one: it drops
+// everything, so the package never writes to logrus's global logger behind
+// its caller's back.
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
 }

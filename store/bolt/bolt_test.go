@@ -14,6 +14,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/storetest"
 )
@@ -49,7 +50,7 @@ func TestReopenKeepsDocuments(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	doc, err := s.Get(ctx, "doc")
 	if err != nil {
 		t.Fatalf("Get after reopen: %v", err)
@@ -82,7 +83,7 @@ func TestReopenKeepsDocuments(t *testing.T) {
 
 func TestSecondOpenFailsOnLock(t *testing.T) {
 	s, path := openTemp(t)
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	_, err := Open(path, WithLockTimeout(50*time.Millisecond))
 	if !errors.Is(err, berrors.ErrTimeout) {
 		t.Fatalf("second Open error = %v, want a lock timeout", err)
@@ -94,7 +95,7 @@ func TestSecondOpenFailsOnLock(t *testing.T) {
 
 func TestOpenFailsBelowAFile(t *testing.T) {
 	s, path := openTemp(t)
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	if _, err := Open(filepath.Join(path, "below", "cmbs.db")); err == nil {
 		t.Fatalf("Open below a regular file succeeded")
 	}
@@ -106,7 +107,7 @@ func TestOpenFailsBelowAFile(t *testing.T) {
 func TestSlowSubscriberIsDropped(t *testing.T) {
 	log, hook := logtest.NewNullLogger()
 	s, _ := openTemp(t, WithWatchBuffer(2), WithLogger(log))
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	slow, err := s.Watch(ctx)
@@ -160,7 +161,7 @@ func TestSlowSubscriberIsDropped(t *testing.T) {
 
 func TestCanceledContext(t *testing.T) {
 	s, _ := openTemp(t)
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.Put(ctx, store.Doc{ID: "x"}); !errors.Is(err, context.Canceled) {

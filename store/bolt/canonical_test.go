@@ -7,6 +7,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 )
 
@@ -30,7 +31,7 @@ func TestScanFindsEscapedStrings(t *testing.T) {
 		}
 		return b.Put([]byte("/old"), encodeRecord("1-a", []byte(`{"v":"a\u0026b","n":[1.0]}`)))
 	})
-	raw.Close()
+	cmbstest.NoError(t, raw.Close)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestScanFindsEscapedStrings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer cmbstest.NoError(t, st.Close)
 	if _, err := st.Put(ctx, store.Doc{ID: "/new", Body: []byte(`{"v":"a\u0026b","w":"\/x"}`)}); err != nil {
 		t.Fatal(err)
 	}

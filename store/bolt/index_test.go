@@ -15,6 +15,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 	"go.etcd.io/bbolt"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 )
 
@@ -250,7 +251,7 @@ func TestIndexedFindMatchesScan(t *testing.T) {
 			ctx := context.Background()
 			g := randomizer{r: rand.New(rand.NewPCG(seed, seed)), values: randomValues()}
 			s, path := openTemp(t)
-			defer func() { s.Close() }()
+			defer func() { cmbstest.NoError(t, s.Close) }()
 			ensure := func(idx ...store.Index) {
 				t.Helper()
 				for _, i := range idx {
@@ -339,7 +340,7 @@ func TestIndexedFindMatchesScan(t *testing.T) {
 func TestPlanUsesIndexes(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	for _, idx := range []store.Index{
 		{Name: "kind", Fields: [][]string{{"kind"}}},
 		{Name: "mixins", Fields: [][]string{{"mixins"}}},
@@ -389,7 +390,7 @@ func TestPlanUsesIndexes(t *testing.T) {
 func TestIndexedFindErrors(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	if err := s.EnsureIndex(ctx, store.Index{Name: "kind", Fields: [][]string{{"kind"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +438,7 @@ func TestIndexSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	q := store.Query{Prefix: "e/", Where: []store.Cond{{Field: []string{"kind"}, Op: store.Eq, Value: "compute"}}}
 	if !usesIndex(t, s, q) {
 		t.Errorf("the index did not survive reopening")
@@ -462,7 +463,7 @@ func TestIndexSurvivesReopen(t *testing.T) {
 func TestIndexCoversExistingDocuments(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	bodies := map[string]string{
 		"e/1": `{"kind":"compute","source":"/r/1","mixins":["m1","m2"]}`,
 		"e/2": `{"kind":"compute","source":"/r/2","mixins":["m2"]}`,
@@ -552,7 +553,7 @@ func TestStaleIndexRebuiltOnOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	checkEntries(t, s)
 	for kind, want := range map[string][]string{"a": {"e/2"}, "b": {"e/1"}} {
 		docs, err := s.Find(ctx, store.Query{Where: []store.Cond{{Field: []string{"kind"}, Op: store.Eq, Value: kind}}})
@@ -570,7 +571,7 @@ func TestStaleIndexRebuiltOnOpen(t *testing.T) {
 
 func TestEnsureIndexRefusesInvalid(t *testing.T) {
 	s, _ := openTemp(t)
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	for _, idx := range []store.Index{
 		{Fields: [][]string{{"kind"}}},
 		{Name: "none"},
@@ -587,7 +588,7 @@ func TestEnsureIndexRefusesInvalid(t *testing.T) {
 func TestLongValuesAndIDs(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	for _, idx := range []store.Index{
 		{Name: "v", Fields: [][]string{{"v"}}},
 		{Name: "v-w", Fields: [][]string{{"v"}, {"w"}}},
@@ -676,27 +677,15 @@ func TestNumbersShareKeys(t *testing.T) {
 	}
 }
 
-// loadDocs writes docs in one transaction, through the path Put takes, so
-// that benchmarks over many documents start quickly.
+// loadDocs writes docs in one transaction, so that benchmarks over many
+// documents start quickly.
 func loadDocs(tb testing.TB, s *Store, docs []store.Doc) {
 	tb.Helper()
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		for _, d := range docs {
-			body, err := canonical(d.Body)
-			if err != nil {
-				return err
-			}
-			_, outcome, err := s.put(tx, d.ID, "", body)
-			if err != nil {
-				return err
-			}
-			if outcome != nil {
-				return outcome
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	writes := make([]store.Write, len(docs))
+	for i, d := range docs {
+		writes[i] = store.Put(d)
+	}
+	if _, err := s.Write(context.Background(), writes); err != nil {
 		tb.Fatalf("load: %v", err)
 	}
 }
@@ -725,7 +714,7 @@ func BenchmarkFind(b *testing.B) {
 	stores := map[string]*Store{}
 	for _, name := range []string{"indexed", "scan"} {
 		s, _ := openTemp(b)
-		defer s.Close()
+		b.Cleanup(func() { cmbstest.NoError(b, s.Close) })
 		if name == "indexed" {
 			for _, f := range []string{"kind", "source"} {
 				if err := s.EnsureIndex(ctx, store.Index{Name: f, Fields: [][]string{{f}}}); err != nil {
@@ -783,7 +772,7 @@ func BenchmarkPutIndexed(b *testing.B) {
 	}{{"none", nil}, {"occi", occi}} {
 		b.Run(tc.name, func(b *testing.B) {
 			s, _ := openTemp(b)
-			defer s.Close()
+			defer cmbstest.NoError(b, s.Close)
 			ctx := context.Background()
 			for _, idx := range tc.indexes {
 				if err := s.EnsureIndex(ctx, idx); err != nil {

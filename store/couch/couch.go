@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -75,7 +76,8 @@ func WithPageSize(n int) Option {
 	return func(c *config) { c.pageSize = max(n, 1) }
 }
 
-// WithLogger sets where the store reports broken change feeds.
+// WithLogger sets where the store reports broken change feeds; without it,
+// or with nil, nothing is logged.
 func WithLogger(l logrus.FieldLogger) Option {
 	return func(c *config) { c.log = l }
 }
@@ -115,9 +117,12 @@ var (
 // e.g. "http://user:pass@host:5984/cmbs", creating it if it does not exist.
 // Credentials in the URL are sent with HTTP basic authentication.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
-	cfg := config{pageSize: DefaultPageSize, log: logrus.StandardLogger()}
+	cfg := config{pageSize: DefaultPageSize}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.log == nil {
+		cfg.log = discardLogger()
 	}
 	base, name, user, err := splitURL(rawURL)
 	if err != nil {
@@ -161,6 +166,11 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	// Indexes made before, by this process or another, serve Find from
 	// the start.
 	if err := s.loadIndexes(ctx); err != nil {
+		endLife()
+		return fail(err)
+	}
+	// Batches a crash interrupted are completed before anyone reads.
+	if err := s.recover(ctx); err != nil {
 		endLife()
 		return fail(err)
 	}
@@ -354,7 +364,7 @@ func (s *Store) absentOrConflict(ctx context.Context, id string, cause error) er
 		}
 		return fmt.Errorf("%w: %w", store.ErrNotFound, cause)
 	default:
-		return fmt.Errorf("%w (checking existence: %v)", cause, err)
+		return fmt.Errorf("%w (checking existence: %w)", cause, err)
 	}
 }
 
@@ -370,7 +380,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Doc, error) {
 		params["endkey"] = prefix + idRangeEnd
 	}
 	rs := s.db.AllDocs(ctx, kivik.Params(params))
-	defer rs.Close()
+	defer func() { _ = rs.Close() }()
 	var docs []store.Doc
 	for rs.Next() {
 		id, err := rs.ID()
@@ -400,7 +410,13 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Doc, error) {
 // wanted reports whether id belongs in results for prefix: the server's
 // range is wider than the prefix, and design documents are not the store's.
 func wanted(id, prefix string) bool {
-	return strings.HasPrefix(id, prefix) && !strings.HasPrefix(id, "_")
+	return strings.HasPrefix(id, prefix) && !reserved(id)
+}
+
+// reserved reports ids that are not the store's callers': CouchDB's design
+// and local documents, and this backend's batch journals.
+func reserved(id string) bool {
+	return strings.HasPrefix(id, "_") || strings.HasPrefix(id, store.ReservedPrefix)
 }
 
 func sortDocs(docs []store.Doc) {
@@ -506,7 +522,7 @@ type findQuery struct {
 // how many rows came back and the bookmark for the next page, if any.
 func (s *Store) findPage(ctx context.Context, q findQuery, fn func(string, map[string]json.RawMessage) error) (int, string, error) {
 	rs := s.db.Find(ctx, q)
-	defer rs.Close()
+	defer func() { _ = rs.Close() }()
 	n := 0
 	for rs.Next() {
 		n++
@@ -620,14 +636,14 @@ func (s *Store) followOnce(ctx context.Context, since string, out chan<- store.C
 		"since":     since,
 		"heartbeat": int(heartbeat / time.Millisecond),
 	}))
-	defer feed.Close()
+	defer func() { _ = feed.Close() }()
 	for feed.Next() {
 		id := feed.ID()
 		if seq := feed.Seq(); seq != "" {
 			since = seq
 		}
 		revs := feed.Changes()
-		if strings.HasPrefix(id, "_") || len(revs) == 0 {
+		if reserved(id) || len(revs) == 0 {
 			continue
 		}
 		select {
@@ -693,4 +709,13 @@ func encodeJSON(v any) (json.RawMessage, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// discardLogger is the logger of a store built without one: it drops
+// everything, so the package never writes to logrus's global logger behind
+// its caller's back.
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/couch/couchtest"
 	"github.com/houssem/cmbs/store/storetest"
@@ -47,7 +48,7 @@ func rawGet(t *testing.T, dbURL, id string) map[string]any {
 	if err != nil {
 		t.Fatalf("GET %s: %v", id, err)
 	}
-	defer resp.Body.Close()
+	defer cmbstest.NoError(t, resp.Body.Close)
 	var doc map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		t.Fatalf("GET %s: %v", id, err)
@@ -62,7 +63,7 @@ func TestBodyIsTopLevel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	rev, err := s.Put(ctx, store.Doc{ID: "doc", Body: json.RawMessage(`{"kind":"compute","a":{"b":1}}`)})
 	if err != nil {
 		t.Fatalf("Put: %v", err)
@@ -85,7 +86,7 @@ func TestOpenURLs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create admin: %v", err)
 	}
-	resp.Body.Close()
+	cmbstest.NoError(t, resp.Body.Close)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("create admin: %s", resp.Status)
 	}
@@ -108,7 +109,7 @@ func TestOpenURLs(t *testing.T) {
 			s, err := Open(ctx, tt.url)
 			if !tt.ok {
 				if err == nil {
-					s.Close()
+					cmbstest.NoError(t, s.Close)
 					t.Fatal("Open succeeded")
 				}
 				if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), ":nope@") {
@@ -119,7 +120,7 @@ func TestOpenURLs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
-			defer s.Close()
+			defer cmbstest.NoError(t, s.Close)
 			if _, err := s.Put(ctx, store.Doc{ID: "x", Body: json.RawMessage(`{}`)}); err != nil {
 				t.Fatalf("Put: %v", err)
 			}
@@ -128,7 +129,7 @@ func TestOpenURLs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("second Open: %v", err)
 			}
-			defer s2.Close()
+			defer cmbstest.NoError(t, s2.Close)
 			if _, err := s2.Get(ctx, "x"); err != nil {
 				t.Errorf("Get through a second Open: %v", err)
 			}
@@ -188,7 +189,7 @@ func TestSelectorIsNative(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	for i := range 10 {
 		body := fmt.Sprintf(`{"attributes":{"occi.core.id":"id%d"},"tags":["t%d"]}`, i, i%2)
 		if _, err := s.Put(ctx, store.Doc{ID: fmt.Sprintf("e/%d", i), Body: json.RawMessage(body)}); err != nil {
@@ -217,7 +218,7 @@ func TestSelectorIsNative(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resp.Body.Close()
+			defer cmbstest.NoError(t, resp.Body.Close)
 			var res struct {
 				Docs []json.RawMessage `json:"docs"`
 			}

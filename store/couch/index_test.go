@@ -12,6 +12,7 @@ import (
 
 	kivik "github.com/go-kivik/kivik/v4"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/couch/couchtest"
 )
@@ -66,7 +67,7 @@ func indexedDoc(i int) map[string]any {
 // with and without an id prefix.
 func BenchmarkFindIndexed(b *testing.B) {
 	s := openTest(b)
-	defer s.Close()
+	defer cmbstest.NoError(b, s.Close)
 	ctx := context.Background()
 	fillIndexed(b, s, indexedDocs)
 	for _, idx := range []store.Index{
@@ -188,7 +189,7 @@ func explainIndex(t *testing.T, dbURL string, q findQuery) string {
 	if err != nil {
 		t.Fatalf("_explain: %v", err)
 	}
-	defer resp.Body.Close()
+	defer cmbstest.NoError(t, resp.Body.Close)
 	var plan struct {
 		Index struct {
 			Name string `json:"name"`
@@ -210,7 +211,7 @@ func TestHintedFind(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	putAll(t, s, hintDocs)
 	for _, idx := range hintIndexes {
 		if err := s.EnsureIndex(ctx, idx); err != nil {
@@ -305,7 +306,7 @@ func TestHintedFind(t *testing.T) {
 func TestHintedFindPages(t *testing.T) {
 	ctx := context.Background()
 	s := openTest(t, WithPageSize(7))
-	defer s.Close()
+	defer cmbstest.NoError(t, s.Close)
 	fillIndexed(t, s, 300)
 	if err := s.EnsureIndex(ctx, store.Index{Name: "kind", Fields: [][]string{{"kind"}}}); err != nil {
 		t.Fatal(err)
@@ -335,7 +336,7 @@ func TestIndexesKnownAtOpen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	defer first.Close()
+	defer cmbstest.NoError(t, first.Close)
 	putAll(t, first, hintDocs)
 	if err := first.EnsureIndex(ctx, store.Index{Name: "h-source", Fields: [][]string{{"source"}}}); err != nil {
 		t.Fatal(err)
@@ -344,7 +345,7 @@ func TestIndexesKnownAtOpen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second Open: %v", err)
 	}
-	defer second.Close()
+	defer cmbstest.NoError(t, second.Close)
 	q := store.Query{Prefix: "/", Where: []store.Cond{{Field: []string{"source"}, Op: store.Eq, Value: "/compute/a"}}}
 	idx, hinted := chooseIndex(second.knownIndexes(), q.Where)
 	if !hinted || idx.name != "h-source" {
@@ -364,7 +365,7 @@ func TestIndexesKnownAtOpen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("delete index: %v", err)
 	}
-	resp.Body.Close()
+	cmbstest.NoError(t, resp.Body.Close)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("delete index: %s", resp.Status)
 	}

@@ -24,6 +24,8 @@ const (
 	OpPut         = "put"
 	OpDelete      = "delete"
 	OpList        = "list"
+	OpWrite       = "write"
+	OpScan        = "scan"
 	OpWatch       = "watch"
 	OpFind        = "find"
 	OpEnsureIndex = "ensure_index"
@@ -33,7 +35,7 @@ const (
 // allOps lists every operation label, so their series exist at zero
 // before the first call.
 func allOps() []string {
-	return []string{OpGet, OpPut, OpDelete, OpList, OpWatch, OpFind, OpEnsureIndex, OpClose}
+	return []string{OpGet, OpPut, OpDelete, OpWrite, OpList, OpScan, OpWatch, OpFind, OpEnsureIndex, OpClose}
 }
 
 // Metrics holds the store collectors. One Metrics serves every store
@@ -162,6 +164,22 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Doc, error) {
 	start := time.Now()
 	docs, err := s.inner.List(ctx, prefix)
 	s.m.observe(OpList, s.backend, start, err)
+	return docs, err
+}
+
+// Write implements store.Store.
+func (s *Store) Write(ctx context.Context, writes []store.Write) ([]string, error) {
+	start := time.Now()
+	revs, err := s.inner.Write(ctx, writes)
+	s.m.observe(OpWrite, s.backend, start, err)
+	return revs, err
+}
+
+// Scan implements store.Store.
+func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]store.Doc, error) {
+	start := time.Now()
+	docs, err := s.inner.Scan(ctx, prefix, after, limit)
+	s.m.observe(OpScan, s.backend, start, err)
 	return docs, err
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/bolt"
 	"github.com/houssem/cmbs/store/couch"
@@ -96,7 +97,7 @@ func TestAbilitiesFollowTheInnerStore(t *testing.T) {
 			reg, m := newMetrics(t)
 			inner := tt.open(t)
 			s := instrumented.Wrap(inner, "x", m)
-			t.Cleanup(func() { s.Close() })
+			t.Cleanup(func() { cmbstest.NoError(t, s.Close) })
 			if _, ok := s.(store.Finder); ok != tt.finder {
 				t.Errorf("Finder = %v, want %v", ok, tt.finder)
 			}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 )
 
@@ -33,7 +34,7 @@ func Bench(b *testing.B, cfg BenchConfig) {
 	ctx := context.Background()
 	b.Run("Put", func(b *testing.B) {
 		s := cfg.Open(b)
-		defer s.Close()
+		defer cmbstest.NoError(b, s.Close)
 		if cfg.Measure != nil {
 			defer cfg.Measure(b, s)()
 		}
@@ -47,7 +48,7 @@ func Bench(b *testing.B, cfg BenchConfig) {
 	})
 	b.Run("PutParallel", func(b *testing.B) {
 		s := cfg.Open(b)
-		defer s.Close()
+		defer cmbstest.NoError(b, s.Close)
 		var n atomic.Int64
 		b.SetParallelism(cfg.Parallelism)
 		b.RunParallel(func(pb *testing.PB) {
@@ -61,7 +62,7 @@ func Bench(b *testing.B, cfg BenchConfig) {
 	})
 	b.Run("Get", func(b *testing.B) {
 		s := fill(b, cfg)
-		defer s.Close()
+		defer cmbstest.NoError(b, s.Close)
 		i := 0
 		for b.Loop() {
 			if _, err := s.Get(ctx, fmt.Sprintf("doc/%09d", i%cfg.Docs)); err != nil {
@@ -72,7 +73,7 @@ func Bench(b *testing.B, cfg BenchConfig) {
 	})
 	b.Run("GetParallel", func(b *testing.B) {
 		s := fill(b, cfg)
-		defer s.Close()
+		defer cmbstest.NoError(b, s.Close)
 		var n atomic.Int64
 		b.SetParallelism(cfg.Parallelism)
 		b.RunParallel(func(pb *testing.PB) {

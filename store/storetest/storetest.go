@@ -60,6 +60,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentUpdate", testConcurrentUpdate},
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"ConcurrentDistinct", testConcurrentDistinct},
+		{"Write", testWrite},
+		{"WriteAtomic", testWriteAtomic},
+		{"WriteConcurrent", testWriteConcurrent},
+		{"Scan", testScan},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {

@@ -80,7 +80,7 @@ func TestProblems(t *testing.T) {
 			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", tt.contentType)
 				w.WriteHeader(tt.status)
-				w.Write([]byte(tt.body))
+				_, _ = w.Write([]byte(tt.body))
 			}))
 			defer hs.Close()
 			c, err := New(hs.URL, "", nil)
@@ -104,7 +104,7 @@ func TestRequestHeaders(t *testing.T) {
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r
 		w.Header().Set("Content-Type", MediaType)
-		w.Write([]byte(`{"X-OCCI-Location":["http://elsewhere:1/cmbs/member/b","/cmbs/member/a"]}`))
+		_, _ = w.Write([]byte(`{"X-OCCI-Location":["http://elsewhere:1/cmbs/member/b","/cmbs/member/a"]}`))
 	}))
 	defer hs.Close()
 	c, err := New(hs.URL, "user_1:pa:ss", nil)

@@ -169,7 +169,7 @@ func (c *Client) DoRaw(ctx context.Context, method, path string, body io.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: %w", c.Server(), err)
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)

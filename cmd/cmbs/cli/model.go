@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+
+	"github.com/houssem/cmbs/broker/api"
 )
 
 // Locations of the query interface and of the broker's kinds.
@@ -280,31 +282,12 @@ const (
 	MsgOrigin    = "cmbs.message.origin"
 )
 
-// Delivery is a send's outcome as the broker records it in the message.
-type Delivery struct {
-	Layer        string                 `json:"layer"`
-	State        string                 `json:"state"`
-	Started      string                 `json:"started"`
-	Finished     string                 `json:"finished,omitempty"`
-	Note         string                 `json:"note,omitempty"`
-	Delivered    int                    `json:"delivered"`
-	Failed       int                    `json:"failed"`
-	Destinations map[string]Destination `json:"destinations"`
-}
+// Delivery is a send's outcome as the broker records it in the message:
+// the wire contract's.
+type Delivery = api.Delivery
 
 // Destination is the outcome for one member.
-type Destination struct {
-	Member    string   `json:"member"`
-	Status    string   `json:"status"`
-	Reason    string   `json:"reason,omitempty"`
-	Endpoint  string   `json:"endpoint,omitempty"`
-	Via       string   `json:"via,omitempty"`
-	Stored    bool     `json:"stored"`
-	Duplicate bool     `json:"duplicate,omitempty"`
-	Executed  bool     `json:"executed,omitempty"`
-	Result    any      `json:"result,omitempty"`
-	Path      []string `json:"path,omitempty"`
-}
+type Destination = api.Destination
 
 // DeliveryOf reads a message's delivery attribute; nil when it was never
 // sent.
@@ -322,25 +305,4 @@ func DeliveryOf(e *Entity) (*Delivery, error) {
 		return nil, fmt.Errorf("message %s: reading %s: %w", e.ID, MsgDelivery, err)
 	}
 	return &d, nil
-}
-
-// Done reports whether the send has finished.
-func (d *Delivery) Done() bool { return d != nil && d.State == "done" }
-
-// SortedDestinations lists the destinations by member.
-func (d *Delivery) SortedDestinations() []Destination {
-	keys := make([]string, 0, len(d.Destinations))
-	for k := range d.Destinations {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]Destination, 0, len(keys))
-	for _, k := range keys {
-		dest := d.Destinations[k]
-		if dest.Member == "" {
-			dest.Member = k
-		}
-		out = append(out, dest)
-	}
-	return out
 }

@@ -88,7 +88,7 @@ func (c *Client) Watch(ctx context.Context, f WatchFilter, opened func(), fn fun
 	conn, res, err := d.DialContext(ctx, u.String(), header)
 	if err != nil {
 		if res != nil {
-			defer res.Body.Close()
+			defer func() { _ = res.Body.Close() }()
 			body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 			return problemOf(res.StatusCode, res.Header, body)
 		}
@@ -100,7 +100,7 @@ func (c *Client) Watch(ctx context.Context, f WatchFilter, opened func(), fn fun
 	goodbye := func() {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeWait))
-		conn.Close()
+		_ = conn.Close()
 	}
 	stop := context.AfterFunc(ctx, goodbye)
 	defer func() {

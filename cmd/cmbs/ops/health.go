@@ -171,6 +171,7 @@ func writeReport(w http.ResponseWriter, r *http.Request, status int, rep Report)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
-		w.Write(append(body, '\n'))
+		// An error here means the prober hung up; it gets no answer either way.
+		_, _ = w.Write(append(body, '\n'))
 	}
 }

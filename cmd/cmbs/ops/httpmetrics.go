@@ -133,7 +133,7 @@ func (r *recorder) Flush() {
 	if r.code == 0 {
 		r.code = http.StatusOK
 	}
-	http.NewResponseController(r.ResponseWriter).Flush()
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
 }
 
 // Hijack implements http.Hijacker for WebSocket upgrades. The request is

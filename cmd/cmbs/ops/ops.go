@@ -12,6 +12,7 @@ package ops
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"time"
@@ -41,7 +42,7 @@ const DefaultReadyTimeout = 4 * time.Second
 
 // Options configures New.
 type Options struct {
-	// Logger receives scrape errors; logrus's standard logger when nil.
+	// Logger receives scrape errors; nothing is logged when nil.
 	Logger logrus.FieldLogger
 	// ReadyTimeout bounds one readiness evaluation; DefaultReadyTimeout
 	// when zero.
@@ -70,7 +71,7 @@ type Ops struct {
 func New(opts Options) (*Ops, error) {
 	o := &Ops{reg: prometheus.NewRegistry(), log: opts.Logger, host: opts.Host, readyTimeout: opts.ReadyTimeout}
 	if o.log == nil {
-		o.log = logrus.StandardLogger()
+		o.log = discardLogger()
 	}
 	if o.readyTimeout <= 0 {
 		o.readyTimeout = DefaultReadyTimeout
@@ -164,4 +165,13 @@ func (o *Ops) Handler(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	}))
+}
+
+// discardLogger is the logger of a registry built without one: it drops
+// everything, so the package never writes to logrus's global logger behind
+// its caller's back.
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
 }

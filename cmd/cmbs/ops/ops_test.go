@@ -18,6 +18,7 @@ import (
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/cmd/cmbs/ops"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -323,9 +324,9 @@ func TestWebSocketThroughMiddleware(t *testing.T) {
 		if err != nil {
 			return
 		}
-		defer c.Close()
-		c.WriteMessage(websocket.TextMessage, []byte("event"))
-		c.ReadMessage() // until the client closes
+		defer func() { _ = c.Close() }()
+		_ = c.WriteMessage(websocket.TextMessage, []byte("event"))
+		_, _, _ = c.ReadMessage() // until the client closes
 	})
 	hs := httptest.NewServer(o.Handler(events))
 	defer hs.Close()
@@ -336,7 +337,7 @@ func TestWebSocketThroughMiddleware(t *testing.T) {
 	if _, msg, err := c.ReadMessage(); err != nil || string(msg) != "event" {
 		t.Fatalf("read %q, %v", msg, err)
 	}
-	c.Close()
+	cmbstest.NoError(t, c.Close)
 	families, err := o.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -288,9 +288,9 @@ func (s *server) waitReady(uuid string) error {
 		last = err
 		select {
 		case <-s.exited:
-			return fmt.Errorf("server exited before answering: %v", last)
+			return fmt.Errorf("server exited before answering: %w", last)
 		case <-ctx.Done():
-			return fmt.Errorf("server did not answer within %s: %v", startTimeout, last)
+			return fmt.Errorf("server did not answer within %s: %w", startTimeout, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -310,7 +310,7 @@ func welcome(ctx context.Context, client *http.Client, base string) (welcomeInfo
 	if err != nil {
 		return info, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return info, fmt.Errorf("GET /: %s", resp.Status)
 	}
@@ -354,7 +354,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("couchtest: find a free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
@@ -25,7 +27,7 @@ func get(t *testing.T, url string) (int, map[string]any) {
 	if err != nil {
 		return 0, nil
 	}
-	defer resp.Body.Close()
+	defer cmbstest.NoError(t, resp.Body.Close)
 	var body map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&body)
 	return resp.StatusCode, body
@@ -41,7 +43,7 @@ func put(t *testing.T, url string) int {
 	if err != nil {
 		t.Fatalf("PUT %s: %v", url, err)
 	}
-	resp.Body.Close()
+	cmbstest.NoError(t, resp.Body.Close)
 	return resp.StatusCode
 }
 
