@@ -45,7 +45,7 @@ func (n *e2eNode) ready(t *testing.T) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
 }
@@ -76,7 +76,7 @@ func TestE2EMECTermination(t *testing.T) {
 
 	// B stops answering: A's delivery to it is retried until the message
 	// expires, 3s after the send; the drain waits for it.
-	b.stop(t, syscall.SIGKILL)
+	_ = b.stop(t, syscall.SIGKILL) // killed: its exit status says only that
 	a.message(t, "before", "l2", map[string]any{"expires": "3s"})
 	a.must(t, http.StatusAccepted, "POST", "/cmbs/message/before?action=send_l2", map[string]any{})
 	if status, err := p.Terminate(20); err != nil || status != http.StatusNoContent {

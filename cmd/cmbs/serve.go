@@ -236,7 +236,9 @@ func (a *app) listenAndServeWith(ctx context.Context, cfg config.Config, handler
 	case err := <-served:
 		if companion != nil {
 			stopCompanion()
-			<-companionDone
+			if err := <-companionDone; err != nil {
+				logger.WithError(err).Warn("stopping beside a failed server")
+			}
 		}
 		return fmt.Errorf("http: %w", err)
 	case stopErr = <-companionDone:

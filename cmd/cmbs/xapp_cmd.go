@@ -60,7 +60,7 @@ func (a *app) xappDescriptor(args []string) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
-		return fmt.Errorf("%w: xapp descriptor: %v", errUsage, err)
+		return fmt.Errorf("%w: xapp descriptor: %w", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: xapp descriptor takes no arguments, got %q", errUsage, fs.Args())

@@ -70,7 +70,7 @@ func readNotice(body io.Reader) (notice, error) {
 	}
 	var n appTerminationNotification
 	if err := json.Unmarshal(raw, &n); err != nil {
-		return notice{}, fmt.Errorf("not an AppTerminationNotification: %v", err)
+		return notice{}, fmt.Errorf("not an AppTerminationNotification: %w", err)
 	}
 	switch {
 	case n.NotificationType != notificationType:

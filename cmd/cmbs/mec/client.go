@@ -174,7 +174,7 @@ func (c *client) do(ctx context.Context, method, target string, body, out any, w
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return "", fmt.Errorf("%s %s: read the answer: %w", method, target, err)
@@ -236,7 +236,7 @@ func retry(ctx context.Context, log logrus.FieldLogger, maxWait time.Duration, w
 		case errors.As(err, &perm):
 			return fmt.Errorf("%s: %w", what, perm.err)
 		case ctx.Err() != nil:
-			return fmt.Errorf("%s: %w (after %d attempt(s): %v)", what, context.Cause(ctx), attempt, err)
+			return fmt.Errorf("%s: %w (after %d attempt(s): %w)", what, context.Cause(ctx), attempt, err)
 		}
 		wait = min(wait, maxWait)
 		sleep := wait/2 + rand.N(wait/2+1)
@@ -246,7 +246,7 @@ func retry(ctx context.Context, log logrus.FieldLogger, maxWait time.Duration, w
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%s: %w (after %d attempt(s): %v)", what, context.Cause(ctx), attempt, err)
+			return fmt.Errorf("%s: %w (after %d attempt(s): %w)", what, context.Cause(ctx), attempt, err)
 		case <-t.C:
 		}
 		wait *= 2

@@ -83,7 +83,9 @@ func startApp(t *testing.T, cfg config.Config, d mec.Drainer) *app {
 	go func() { a.done <- lc.Run(ctx, a.addr) }()
 	t.Cleanup(func() {
 		cancel()
-		<-a.done
+		if err := <-a.done; err != nil {
+			t.Logf("Run returned %v", err)
+		}
 	})
 	return a
 }
@@ -359,7 +361,7 @@ func TestCallbackRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s %s %s = %d, want %d", tc.method, tc.url, tc.body, resp.StatusCode, tc.want)
 		}

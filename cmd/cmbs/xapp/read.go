@@ -39,7 +39,7 @@ func ReadConfig(path string) (config.Config, error) {
 		} `json:"messaging"`
 	}
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return config.Config{}, fmt.Errorf("xapp config %s: %w: %v", path, errNoDescriptor, err)
+		return config.Config{}, fmt.Errorf("xapp config %s: %w: %w", path, errNoDescriptor, err)
 	}
 	seen := map[string]int{}
 	for i, p := range d.Messaging.Ports {

@@ -135,7 +135,9 @@ func Start(t testing.TB, opts Options) *Platform {
 	p.srv.Listener = ln
 	if opts.Down {
 		// Free the port so that connections are refused until Up.
-		ln.Close()
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
 		p.srv.Listener = nil
 	} else {
 		p.srv.Start()
@@ -294,7 +296,7 @@ func (p *Platform) Terminate(maxGracefulTimeout int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
 }
@@ -309,17 +311,17 @@ func (p *Platform) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rel, ok := strings.CutPrefix(r.URL.Path, p.opts.Prefix+"/")
 	var specRoot, rest string
-	switch {
-	case !ok:
-	case strings.HasPrefix(rel, p.opts.AppSupportRoot+"/"):
-		specRoot, rest = specAppSupport, strings.TrimPrefix(rel, p.opts.AppSupportRoot)
-	case strings.HasPrefix(rel, p.opts.ServiceMgmtRoot+"/"):
-		specRoot, rest = specServiceMgmt, strings.TrimPrefix(rel, p.opts.ServiceMgmtRoot)
+	if ok {
+		if r, under := strings.CutPrefix(rel, p.opts.AppSupportRoot+"/"); under {
+			specRoot, rest = specAppSupport, "/"+r
+		} else if r, under := strings.CutPrefix(rel, p.opts.ServiceMgmtRoot+"/"); under {
+			specRoot, rest = specServiceMgmt, "/"+r
+		}
 	}
 	call := Call{Op: op(r.Method, rest), Method: r.Method, Path: rel, Body: body, At: time.Now()}
 	rec := httptest.NewRecorder()
-	switch {
-	case specRoot == "":
+	switch specRoot {
+	case "":
 		p.problem("%s %s: not under an API root of the platform", r.Method, r.URL.Path)
 		writeProblem(rec, http.StatusNotFound, "no such API")
 	default:
