@@ -20,7 +20,7 @@
 // answer stops the start-up with the platform's problem detail.
 //
 // A termination notice posted to the callback makes the Lifecycle refuse
-// new sends and drain the deliveries running (Drainer.Drain) within the
+// new sends and drain the broker's outbox (Drainer.Drain) within the
 // notice's maxGracefulTimeout, delete its service registrations and its
 // subscription, and confirm the termination
 // (POST .../applications/{appInstanceId}/confirm_termination); Run then

@@ -19,8 +19,8 @@ import (
 	"github.com/houssem/cmbs/config"
 )
 
-// Drainer stops accepting sends and waits for the deliveries running:
-// the broker.
+// Drainer stops accepting sends and waits until the sends accepted are
+// settled: the broker's Drain.
 type Drainer interface {
 	Drain(ctx context.Context) error
 }
