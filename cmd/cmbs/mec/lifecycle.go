@@ -233,7 +233,7 @@ func (l *Lifecycle) terminate(ctx context.Context, n notice) error {
 	err := l.drainer.Drain(drainCtx)
 	cancel()
 	if err != nil {
-		l.log.WithError(err).Warn("MEC platform: drain cut short by maxGracefulTimeout; deliveries still running stop with the server")
+		l.log.WithError(err).Warn("MEC platform: drain cut short by maxGracefulTimeout; what is pending stays in the outbox for the next start")
 	} else {
 		l.log.Info("MEC platform: drained; no delivery running")
 	}
