@@ -42,8 +42,13 @@ deps-run: check-go
 		$(APT) update && $(APT) install -y --no-install-recommends $$missing >/dev/null; \
 	fi
 
-## deps: deps-run plus what the tests need: pouchdb-server (a CouchDB-protocol server).
+## deps: deps-run plus what the tests need: pouchdb-server (a CouchDB-protocol server)
+## and Chromium (the dashboard's browser tests drive it headless).
 deps: deps-run
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then \
+		echo "deps: installing chromium"; \
+		$(APT) update && $(APT) install -y --no-install-recommends chromium >/dev/null; \
+	fi
 	@if ! command -v pouchdb-server >/dev/null; then \
 		if ! command -v npm >/dev/null; then \
 			echo "deps: installing nodejs npm"; \
@@ -69,7 +74,7 @@ lint: deps-run
 	@echo "== go mod tidy -diff"; \
 	if ! go mod tidy -diff; then echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; exit 1; fi; \
 	echo "ok  go.mod and go.sum are tidy"
-	@echo "== golangci-lint $(GOLANGCI_LINT_VERSION)"; $(GOLANGCI_LINT) run ./...
+	@echo "== golangci-lint $(GOLANGCI_LINT_VERSION)"; $(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
 ## test: lint, formatting, vet, a short fuzz run of every fuzz target, then the race-enabled
 ## tests (last, so the closing line counts every test).
@@ -99,7 +104,7 @@ test: deps lint
 	echo "fuzz: $$n passed, 0 failed"
 	@echo "== go test -race"; \
 	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
-	status=0; go test -race -count=1 -v ./... >"$$log" 2>&1 || status=$$?; \
+	status=0; go test -race -count=1 -timeout 30m -v ./... >"$$log" 2>&1 || status=$$?; \
 	if [ $$status -ne 0 ]; then \
 		grep -vE '^[[:space:]]*(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$$)' "$$log"; \
 	else \

@@ -303,6 +303,17 @@ func (b *Broker) deliverer(k streamKey) *deliverer {
 	return d
 }
 
+// peerStatus is the state of stream k's deliverer, when there is one.
+func (b *Broker) peerStatus(k streamKey) (peerState, bool) {
+	b.mu.Lock()
+	d, ok := b.deliverers[k]
+	b.mu.Unlock()
+	if !ok {
+		return peerState{}, false
+	}
+	return d.status(), true
+}
+
 // enqueue hands committed entries to their deliverers.
 func (b *Broker) enqueue(entries []*entry) {
 	byStream := map[streamKey][]*entry{}

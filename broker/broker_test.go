@@ -133,6 +133,12 @@ func TestLayers(t *testing.T) {
 		if got := brokertest.Outcome(d); got["member-b"] != "pending" || d["state"] != "pending" {
 			t.Fatalf("outcome with B's l2 stopped: %v", d)
 		}
+		// A reader of the message sees why B's copy waits.
+		brokertest.WaitFor(t, "the reason m-stopped waits for B", func() bool {
+			d = a.Attrs("/cmbs/message/m-stopped", "message")["delivery"].(map[string]any)
+			reason, _ := d["destinations"].(map[string]any)["member-b"].(map[string]any)["reason"].(string)
+			return strings.Contains(reason, "retrying since") && strings.Contains(reason, "unreachable")
+		})
 		b.Must(http.StatusOK, "POST", "/cmbs/member/member-b?action=start_l2", map[string]any{})
 		d = a.WaitDelivery("m-stopped")
 		if got := brokertest.Outcome(d); got["member-b"] != "delivered" || got["member-c"] != "delivered" {

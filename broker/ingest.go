@@ -129,6 +129,9 @@ func (b *Broker) ingest(ctx context.Context, ms *members, env envelope) (deliver
 	}
 	in := &intake{b: b, ms: ms, self: ms.local, env: env, taken: map[string]destResult{}}
 	defer in.release()
+	if err := in.prepare(ctx); err != nil {
+		return deliverReply{}, err
+	}
 	for _, e := range env.Entries {
 		in.take(ctx, e)
 	}
@@ -159,6 +162,9 @@ type intake struct {
 	received []receivedMsg
 	taken    map[string]destResult
 	claims   []func()
+	// known holds, read once for the batch, the stored copies and seen
+	// records of the messages the batch brings here.
+	known map[string]store.Doc
 }
 
 // resultRef points at one destination result of the batch; entry -1 is
@@ -190,6 +196,40 @@ func (in *intake) put(r destResult) resultRef {
 func (in *intake) add(w store.Write, owner resultRef) {
 	in.writes = append(in.writes, w)
 	in.owners = append(in.owners, owner)
+}
+
+// prepare claims the messages the batch brings to this member, in id
+// order (so that batches sharing messages cannot deadlock), and reads what
+// is stored of them in one go.
+func (in *intake) prepare(ctx context.Context) error {
+	var ids []string
+	for _, w := range in.env.Entries {
+		if w.Kind != kindMessage || w.Message == nil || !idOK(w.Message.ID) {
+			continue
+		}
+		if len(w.To) == 0 || slices.Contains(w.To, in.self.ID) {
+			ids = append(ids, w.Message.ID)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	keys := make([]string, 0, 2*len(ids))
+	for _, id := range ids {
+		release, err := in.b.claim(ctx, MessageLocation+id)
+		if err != nil {
+			return err
+		}
+		in.claims = append(in.claims, release)
+		keys = append(keys, MessageLocation+id, seenPrefix+id)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	var err error
+	if in.known, err = store.GetMany(ctx, in.b.st, keys); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
 }
 
 // take handles one entry, putting its results.
@@ -227,12 +267,7 @@ func (in *intake) takeMessage(ctx context.Context, w wireEntry) {
 		in.failAll(w, fmt.Sprintf("message id %q: want letters, digits and _.:~@-, starting with a letter or digit", id))
 		return
 	}
-	e, err := w.Message.entity()
-	if err != nil {
-		in.failAll(w, err.Error())
-		return
-	}
-	msg, err := decodeMessage(e)
+	msg, err := decodeMessage(w.Message.entity())
 	if err != nil {
 		in.failAll(w, fmt.Sprintf("message %s: %v", id, err))
 		return
@@ -266,18 +301,7 @@ func (in *intake) keep(ctx context.Context, msg message, w wireEntry) {
 	}
 	path := append(slices.Clone(msg.Path), self)
 	res := destResult{Member: self, Status: statusDelivered, Path: path}
-	release, err := in.b.claim(ctx, msg.e.Location)
-	if err != nil {
-		in.put(destResult{Member: self, Status: statusPending, Reason: err.Error()})
-		return
-	}
-	in.claims = append(in.claims, release)
-	dup, prior, err := in.b.seenBefore(ctx, msg)
-	if err != nil {
-		// Not the message's fault: it stays pending and is sent again.
-		in.put(destResult{Member: self, Status: statusPending, Reason: "store: " + err.Error()})
-		return
-	}
+	dup, prior := in.seenBefore(msg)
 	if dup {
 		res.Duplicate = true
 		if prior != nil {
@@ -521,25 +545,17 @@ func (in *intake) after() {
 
 // seenBefore reports whether msg was taken here before: stored, or
 // recorded as seen when it was not storable. prior is the stored copy.
-func (b *Broker) seenBefore(ctx context.Context, msg message) (bool, *occi.Entity, error) {
-	if msg.Storable {
-		prior, err := occi.GetEntity(ctx, b.st, msg.e.Location)
-		switch {
-		case err == nil:
-			return true, prior, nil
-		case !errors.Is(err, store.ErrNotFound):
-			return false, nil, err
+func (in *intake) seenBefore(msg message) (bool, *occi.Entity) {
+	if d, ok := in.known[msg.e.Location]; ok && msg.Storable {
+		prior, err := occi.DecodeEntity(d)
+		if err != nil {
+			// Stored, if unreadable: still a duplicate.
+			return true, nil
 		}
+		return true, prior
 	}
-	_, err := b.st.Get(ctx, seenPrefix+msg.ID)
-	switch {
-	case err == nil:
-		return true, nil, nil
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil, nil
-	default:
-		return false, nil, err
-	}
+	_, seen := in.known[seenPrefix+msg.ID]
+	return seen, nil
 }
 
 // seenDoc records a message taken without being stored.

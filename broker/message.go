@@ -53,7 +53,40 @@ func (p messageProvider) Create(ctx context.Context, e *occi.Entity) error {
 	return err
 }
 
-func (messageProvider) Read(context.Context, *occi.Entity) error { return nil }
+// Read adds to the destinations a send still waits for why they wait: the
+// live state of the deliverer retrying their next hop, which is kept in
+// memory, not written on every attempt.
+func (p messageProvider) Read(_ context.Context, e *occi.Entity) error {
+	d, err := deliveryOf(e)
+	if err != nil || d.Done() || len(d.Destinations) == 0 {
+		return nil
+	}
+	changed := false
+	for id, dest := range d.Destinations {
+		if dest.Status != statusPending {
+			continue
+		}
+		k := streamKey{layer: d.Layer, peer: dest.Via}
+		switch {
+		case k.peer != "":
+		case dest.Endpoint != "" && dest.Endpoint == id:
+			k.endpoint = id
+		default:
+			k.peer = id
+		}
+		st, ok := p.b.peerStatus(k)
+		if !ok || !st.Failing {
+			continue
+		}
+		dest.Reason = fmt.Sprintf("retrying since %s (%d attempts): %s", st.Since.Format(time.RFC3339), st.Failures, st.Reason)
+		d.Destinations[id] = dest
+		changed = true
+	}
+	if changed {
+		return setDelivery(e, d)
+	}
+	return nil
+}
 
 func (messageProvider) Update(_ context.Context, _, updated *occi.Entity) error {
 	_, err := decodeMessage(updated)

@@ -101,13 +101,15 @@ type outboxDoc struct {
 	Layer Layer  `json:"layer"`
 	// Peer is the next hop's member id; Endpoint the socket of a peer
 	// that is no known member.
-	Peer     string    `json:"peer,omitempty"`
-	Endpoint string    `json:"endpoint,omitempty"`
-	Kind     string    `json:"kind"`
-	To       []string  `json:"to"`
-	Hops     int       `json:"hops"`
-	Expires  time.Time `json:"expires"`
-	Created  time.Time `json:"created"`
+	Peer     string `json:"peer,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
+	// Kind is kindMessage or kindReceipt. (It is not called "kind", which
+	// entities index, so the store need not look into entries.)
+	Kind    string    `json:"entry"`
+	To      []string  `json:"to"`
+	Hops    int       `json:"hops"`
+	Expires time.Time `json:"expires"`
+	Created time.Time `json:"created"`
 	// Message is the location of the message, at this member, whose
 	// delivery the entry's outcome updates; empty for what this member
 	// relays for others.

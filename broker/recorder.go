@@ -185,11 +185,18 @@ func (r *recorder) record(ctx context.Context, outs []outcome) {
 			writes = append(writes, w)
 		}
 		updated, completed = updated[:0], completed[:0]
+		current, err := store.GetMany(ctx, b.st, messages)
+		if err != nil {
+			b.log.WithError(err).WithField("attempt", attempt).Warn("recorder: store read failed; retrying")
+			r.pause(ctx, attempt)
+			continue
+		}
 		for _, loc := range messages {
-			e, err := occi.GetEntity(ctx, b.st, loc)
-			if errors.Is(err, store.ErrNotFound) {
+			doc, ok := current[loc]
+			if !ok {
 				continue // deleted since it was sent
 			}
+			e, err := occi.DecodeEntity(doc)
 			var done bool
 			if err == nil {
 				done, err = applyResults(e, layers[loc], results[loc], sockets[loc], now)
@@ -224,10 +231,7 @@ func (r *recorder) record(ctx context.Context, outs []outcome) {
 			// A message changed meanwhile: read it again.
 		default:
 			b.log.WithError(err).WithField("attempt", attempt).Warn("recorder: store write failed; retrying")
-			select {
-			case <-ctx.Done():
-			case <-time.After(min(time.Duration(attempt)*100*time.Millisecond, 2*time.Second)):
-			}
+			r.pause(ctx, attempt)
 		}
 	}
 	if ctx.Err() != nil {
@@ -239,6 +243,14 @@ func (r *recorder) record(ctx context.Context, outs []outcome) {
 		if d, err := deliveryOf(e); err == nil {
 			b.cfg.Metrics.completed(d.Layer, d.Started)
 		}
+	}
+}
+
+// pause waits before the next attempt at a batch the store refused.
+func (r *recorder) pause(ctx context.Context, attempt int) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(min(time.Duration(attempt)*100*time.Millisecond, 2*time.Second)):
 	}
 }
 

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/houssem/cmbs/broker/api"
@@ -146,21 +144,12 @@ func toWire(e *occi.Entity) *wireMessage {
 // entity returns the message as a resource, with attributes of its own:
 // the caller may change them (a member that both keeps and forwards a
 // message changes the two copies' path_history differently).
-func (w *wireMessage) entity() (*occi.Entity, error) {
-	attrs := map[string]any{}
-	if len(w.Attributes) > 0 {
-		raw, err := json.Marshal(w.Attributes)
-		if err != nil {
-			return nil, fmt.Errorf("message %s: attributes: %w", w.ID, err)
-		}
-		if err := json.Unmarshal(raw, &attrs); err != nil {
-			return nil, fmt.Errorf("message %s: attributes: %w", w.ID, err)
-		}
-	}
+func (w *wireMessage) entity() *occi.Entity {
+	attrs := cloneAttrs(w.Attributes)
 	mixins := w.Mixins
 	if mixins == nil {
 		mixins = []string{}
 	}
 	return &occi.Entity{Type: occi.TypeResource, ID: w.ID, Location: MessageLocation + w.ID, Kind: MessageKind,
-		Mixins: mixins, Title: w.Title, Summary: w.Summary, Attributes: attrs}, nil
+		Mixins: mixins, Title: w.Title, Summary: w.Summary, Attributes: attrs}
 }

@@ -52,7 +52,7 @@ var termPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]*$`)
 
 // reservedLocations cannot hold kinds or mixins: the query interface and the
 // service's own endpoints live there.
-var reservedLocations = []string{"/-/", "/.well-known/", "/health/", "/metrics/", "/events/"}
+var reservedLocations = []string{"/-/", "/.well-known/", "/health/", "/metrics/", "/events/", "/ui/"}
 
 func (s *Server) getCategory(ctx context.Context, id string) (*Category, string, error) {
 	byID, _, cached, err := s.categories.snapshot(ctx, s.store)

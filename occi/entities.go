@@ -399,20 +399,32 @@ func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitie
 			return nil, Conflict(ti.field+".id", "id %s appears twice in the request", e.ID)
 		}
 		seen[e.Location] = true
-		if _, err := s.store.Get(ctx, e.Location); err == nil {
-			return nil, Conflict(ti.field+".id", "%s already exists", e.Location)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, err
+		plan = append(plan, plannedCreate{e, es, ti.field})
+	}
+	// One read for the whole request, so a large batch costs one round
+	// trip to the store, not one per entity.
+	locations := make([]string, len(plan))
+	for i, p := range plan {
+		locations[i] = p.e.Location
+	}
+	existing, err := store.GetMany(ctx, s.store, locations)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range plan {
+		if _, ok := existing[p.e.Location]; ok {
+			return nil, Conflict(p.field+".id", "%s already exists", p.e.Location)
 		}
-		plan = append(plan, plannedCreate{e, es})
 	}
 	return s.commitCreates(ctx, plan)
 }
 
-// plannedCreate is an entity built and checked, to be created.
+// plannedCreate is an entity built and checked, to be created; field
+// names it in the request.
 type plannedCreate struct {
-	e  *Entity
-	es *entitySchema
+	e     *Entity
+	es    *entitySchema
+	field string
 }
 
 // created is the outcome of a create: the entities and what their

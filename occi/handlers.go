@@ -132,7 +132,7 @@ func (s *Server) createAt(w http.ResponseWriter, r *http.Request, path string, k
 	if err != nil {
 		return err
 	}
-	c, err := s.commitCreates(ctx, []plannedCreate{{e, es}})
+	c, err := s.commitCreates(ctx, []plannedCreate{{e, es, ti.field}})
 	if err != nil {
 		return err
 	}

@@ -116,6 +116,25 @@ func newExchange(r *http.Request) *exchange {
 	return &exchange{accept: parseAccept(values), hasAccept: len(values) > 0, acceptRaw: values}
 }
 
+// AcceptRange is one member of an Accept header: a media type, or a range
+// with * for the subtype or both, and its quality.
+type AcceptRange struct {
+	Type, Subtype string
+	Quality       float64
+}
+
+// ParseAccept reads Accept header values as the server's own negotiation
+// does, for handlers in front of it that choose between the OCCI
+// renderings and something else: members that do not parse are skipped.
+func ParseAccept(values []string) []AcceptRange {
+	ranges := parseAccept(values)
+	out := make([]AcceptRange, len(ranges))
+	for i, m := range ranges {
+		out[i] = AcceptRange{Type: m.typ, Subtype: m.sub, Quality: m.q}
+	}
+	return out
+}
+
 // parseAccept reads Accept headers; members that do not parse are skipped.
 func parseAccept(values []string) []mediaRange {
 	var out []mediaRange

@@ -229,3 +229,19 @@ func TestParseTextHeaders(t *testing.T) {
 func asErr(err error, target **Error) bool {
 	return errors.As(err, target)
 }
+
+func TestParseAccept(t *testing.T) {
+	got := ParseAccept([]string{
+		`text/html, application/xhtml+xml;q=0.9, */*;q=0.8`,
+		`application/occi+json; version=1.2; note="a, b"; q=0.5`,
+		`text/plain;q=2, ;;, text/*;q=0`,
+	})
+	want := []AcceptRange{
+		{"text", "html", 1}, {"application", "xhtml+xml", 0.9}, {"*", "*", 0.8},
+		{"application", "occi+json", 0.5},
+		{"text", "*", 0},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseAccept = %v\nwant %v", got, want)
+	}
+}

@@ -172,6 +172,33 @@ type Indexer interface {
 	EnsureIndex(ctx context.Context, idx Index) error
 }
 
+// MultiGetter is implemented by backends that read many documents at once
+// (one transaction on the embedded store, one request on CouchDB).
+type MultiGetter interface {
+	// GetMany returns the current version of each document of ids that
+	// exists, by id; absent ones are left out.
+	GetMany(ctx context.Context, ids []string) (map[string]Doc, error)
+}
+
+// GetMany reads the documents of ids that exist, by id, in one go when
+// the backend can, one Get at a time otherwise.
+func GetMany(ctx context.Context, s Store, ids []string) (map[string]Doc, error) {
+	if m, ok := s.(MultiGetter); ok {
+		return m.GetMany(ctx, ids)
+	}
+	out := make(map[string]Doc, len(ids))
+	for _, id := range ids {
+		d, err := s.Get(ctx, id)
+		switch {
+		case err == nil:
+			out[id] = d
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // Find returns the documents matching q, ordered by id, using the backend's
 // native query when it has one.
 func Find(ctx context.Context, s Store, q Query) ([]Doc, error) {

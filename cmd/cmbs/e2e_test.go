@@ -133,8 +133,11 @@ type e2eNodeSpec struct {
 	httpAddr string
 	// client reaches the server; http.DefaultClient-like when nil.
 	client *http.Client
-	// args are further flags of serve.
-	args []string
+	// storeURL, when set, is the --store the server runs on; a fresh
+	// embedded store otherwise.
+	storeURL string
+	// extra are more serve flags.
+	extra []string
 }
 
 // e2eNode is a cmbs serve process, restartable on the same store.
@@ -206,9 +209,13 @@ func e2eServeEnv() []string {
 // start runs the process (again) on the node's store.
 func (n *e2eNode) start(t *testing.T) {
 	t.Helper()
+	storeURL := n.spec.storeURL
+	if storeURL == "" {
+		storeURL = "file:" + n.store
+	}
 	args := append(append([]string{}, n.spec.wrap...), n.bin, "serve",
-		"--http", n.spec.httpAddr, "--store", "file:"+n.store, "--log-format", "json", "--shutdown-timeout", "5s")
-	args = append(args, n.spec.args...)
+		"--http", n.spec.httpAddr, "--store", storeURL, "--log-format", "json", "--shutdown-timeout", "5s")
+	args = append(args, n.spec.extra...)
 	r := &e2eRun{cmd: exec.Command(args[0], args[1:]...), log: &syncBuffer{}, done: make(chan struct{})}
 	r.cmd.Env = e2eServeEnv()
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log

@@ -66,7 +66,7 @@ func TestE2EMECTermination(t *testing.T) {
 	b := e2eStartNode(t, bin, e2eNodeSpec{name: "B", httpAddr: "127.0.0.1:0"})
 	b.createMember(t, "member-b", e2eSockets(t), nil, nil, nil)
 	cfgPath, _ := memberConfig(t, "member-a", "  neighbors: ["+b.sockets["l1"]+"]\n  discover: true\n", "")
-	a := e2eStartNode(t, bin, e2eNodeSpec{name: "A", httpAddr: "127.0.0.1:0", args: append([]string{"--config", cfgPath}, mecArgs(p)...)})
+	a := e2eStartNode(t, bin, e2eNodeSpec{name: "A", httpAddr: "127.0.0.1:0", extra: append([]string{"--config", cfgPath}, mecArgs(p)...)})
 	a.id = "member-a"
 
 	e2eEventually(t, 30*time.Second, "A ready", func() bool { status, _ := a.ready(t); return status == http.StatusOK })
@@ -133,7 +133,7 @@ func TestE2EMECSigterm(t *testing.T) {
 	bin := e2eBinary.get(t)
 	p := mectest.Start(t, mectest.Options{})
 	cfgPath, _ := memberConfig(t, "member-s", "", "")
-	a := e2eStartNode(t, bin, e2eNodeSpec{name: "A", httpAddr: "127.0.0.1:0", args: append([]string{"--config", cfgPath}, mecArgs(p)...)})
+	a := e2eStartNode(t, bin, e2eNodeSpec{name: "A", httpAddr: "127.0.0.1:0", extra: append([]string{"--config", cfgPath}, mecArgs(p)...)})
 	e2eEventually(t, 30*time.Second, "A ready", func() bool { status, _ := a.ready(t); return status == http.StatusOK })
 	if err := a.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("A exited with %v after SIGTERM, want status 0", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/cmd/cmbs/ops"
+	"github.com/houssem/cmbs/cmd/cmbs/ui"
 	"github.com/houssem/cmbs/config"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/auth"
@@ -139,7 +140,13 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	handler := withEvents(events, srv.Handler())
+	// The dashboard (cmd/cmbs/ui) is served behind the same authentication
+	// as the API, at /ui/, and a browser's GET / is sent there.
+	dashboard, err := ui.New()
+	if err != nil {
+		return err
+	}
+	handler := dashboard.Handler(withEvents(events, srv.Handler()))
 	if users != nil {
 		handler = users.Middleware(handler)
 	}

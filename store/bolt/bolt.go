@@ -133,9 +133,10 @@ func (s *Store) write(fn func(*bbolt.Tx) error) error {
 }
 
 var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Finder  = (*Store)(nil)
-	_ store.Indexer = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.Finder      = (*Store)(nil)
+	_ store.Indexer     = (*Store)(nil)
+	_ store.MultiGetter = (*Store)(nil)
 )
 
 // Open opens or creates the store file at path, creating its directory if
@@ -233,6 +234,35 @@ func (s *Store) Get(ctx context.Context, id string) (store.Doc, error) {
 		return store.Doc{}, fmt.Errorf("bolt: get %q: %w", id, err)
 	}
 	return doc, nil
+}
+
+// GetMany returns the documents of ids that exist, read in one
+// transaction.
+func (s *Store) GetMany(ctx context.Context, ids []string) (map[string]store.Doc, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, fmt.Errorf("bolt: get many: %w", err)
+	}
+	defer s.ops.Done()
+	out := make(map[string]store.Doc, len(ids))
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(docsBucket)
+		for _, id := range ids {
+			v := b.Get([]byte(id))
+			if v == nil {
+				continue
+			}
+			rev, body, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("%q: %w", id, err)
+			}
+			out[id] = store.Doc{ID: id, Rev: rev, Body: bytes.Clone(body)}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: get many: %w", err)
+	}
+	return out, nil
 }
 
 // Put writes doc if doc.Rev is the current revision ("" for a new

@@ -95,6 +95,21 @@ type keyed struct {
 	fields [][]string
 	name   []byte // JSON encoding of fields
 	number []byte // uvarint
+	// keys holds, for each field's first name, how it is written as a
+	// key in canonical JSON: "name":.
+	keys map[string][]byte
+}
+
+// keyOf returns how the object key name is written in canonical JSON.
+func (k keyed) keyOf(name string) []byte {
+	if b, ok := k.keys[name]; ok {
+		return b
+	}
+	enc, err := encodeJSON(name)
+	if err != nil {
+		return nil
+	}
+	return append(enc, ':')
 }
 
 // indexSet is every distinct list of indexed fields, as of definitions
@@ -143,7 +158,12 @@ func (set *indexSet) add(fields [][]string) (keyed, bool) {
 		return keyed{}, false
 	}
 	set.byName[string(name)] = true
-	k := keyed{fields: fields, name: name}
+	k := keyed{fields: fields, name: name, keys: map[string][]byte{}}
+	for _, f := range fields {
+		if enc, err := encodeJSON(f[0]); err == nil {
+			k.keys[f[0]] = append(enc, ':')
+		}
+	}
 	set.all = append(set.all, k)
 	return k, true
 }
@@ -371,10 +391,11 @@ func containsKey(keys [][]byte, k []byte) bool {
 }
 
 // indexEntries returns, for each of ks, the distinct entry keys of body
-// without the id. A nil body has none.
+// without the id. A nil body has none, nor has a body that names none of
+// the indexed fields: that is told without decoding it (see mayIndex).
 func indexEntries(body []byte, ks []keyed) ([][][]byte, error) {
 	out := make([][][]byte, len(ks))
-	if body == nil {
+	if body == nil || !slices.ContainsFunc(ks, func(k keyed) bool { return mayIndex(body, k) }) {
 		return out, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -403,6 +424,21 @@ func indexEntries(body []byte, ks []keyed) ([][][]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// mayIndex reports whether body may have entries in k: it holds, as a key,
+// the first name of each of k's fields. Bodies are stored in canonical
+// JSON (see canonical), where a key named n is written "n": with nothing
+// in between, and where such bytes inside a string are escaped, so a body
+// without them has no such key. Documents that no index concerns (an
+// outbox entry, say) are then written without being decoded.
+func mayIndex(body []byte, k keyed) bool {
+	for _, f := range k.fields {
+		if !bytes.Contains(body, k.keyOf(f[0])) {
+			return false
+		}
+	}
+	return true
 }
 
 // fieldEntries returns the entries of k, an index on one field: one for a

@@ -102,18 +102,28 @@ func (s *Store) writeOne(ctx context.Context, w store.Write) ([]string, error) {
 }
 
 func (s *Store) writeBatch(ctx context.Context, writes []store.Write, bodies []json.RawMessage) ([]string, error) {
-	ids := make([]string, len(writes))
-	for i, w := range writes {
-		ids[i] = w.Doc.ID
+	// Only updates and deletes need the state before the batch (to check
+	// it, and to put it back if the batch fails); a create expects no
+	// document, which _bulk_docs checks by itself.
+	var ids []string
+	for _, w := range writes {
+		if w.Delete || w.Doc.Rev != "" {
+			ids = append(ids, w.Doc.ID)
+		}
 	}
-	cur, err := s.currentDocs(ctx, ids)
-	if err != nil {
-		return nil, err
+	cur := map[string]current{}
+	if len(ids) > 0 {
+		var err error
+		if cur, err = s.currentDocs(ctx, ids); err != nil {
+			return nil, err
+		}
 	}
 	j := journal{Doc: "journal", Created: time.Now().UTC().Format(time.RFC3339Nano), Writes: make([]journalWrite, len(writes))}
 	for i, w := range writes {
-		if err := expect(w, cur[w.Doc.ID]); err != nil {
-			return nil, &store.WriteError{Index: i, ID: w.Doc.ID, Err: err}
+		if w.Delete || w.Doc.Rev != "" {
+			if err := expect(w, cur[w.Doc.ID]); err != nil {
+				return nil, &store.WriteError{Index: i, ID: w.Doc.ID, Err: err}
+			}
 		}
 		j.Writes[i] = journalWrite{ID: w.Doc.ID, Rev: w.Doc.Rev, Delete: w.Delete, Body: bodies[i]}
 	}
@@ -138,7 +148,11 @@ func (s *Store) writeBatch(ctx context.Context, writes []store.Write, bodies []j
 		s.log.WithError(err).WithField("journal", jid).Warn("batch journal not deleted; the next Open replays it harmlessly")
 	}
 	if failed >= 0 {
-		return nil, &store.WriteError{Index: failed, ID: writes[failed].Doc.ID,
+		w := writes[failed]
+		if !w.Delete && w.Doc.Rev == "" {
+			return nil, &store.WriteError{Index: failed, ID: w.Doc.ID, Err: fmt.Errorf("document exists: %w", store.ErrConflict)}
+		}
+		return nil, &store.WriteError{Index: failed, ID: w.Doc.ID,
 			Err: fmt.Errorf("changed by another writer during the batch: %w", store.ErrConflict)}
 	}
 	for i, w := range writes {
@@ -170,6 +184,33 @@ func newJournalID() (string, error) {
 		return "", fmt.Errorf("journal id: %w", err)
 	}
 	return journalPrefix + hex.EncodeToString(b[:]), nil
+}
+
+// GetMany returns the documents of ids that exist, from one _all_docs
+// request.
+func (s *Store) GetMany(ctx context.Context, ids []string) (map[string]store.Doc, error) {
+	if err := s.enter(); err != nil {
+		return nil, fmt.Errorf("couch: get many: %w", err)
+	}
+	defer s.ops.Done()
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if store.CheckID(id) == nil {
+			valid = append(valid, id)
+		}
+	}
+	out := make(map[string]store.Doc, len(valid))
+	if len(valid) == 0 {
+		return out, nil
+	}
+	cur, err := s.currentDocs(ctx, valid)
+	if err != nil {
+		return nil, fmt.Errorf("couch: get many: %w", err)
+	}
+	for id, c := range cur {
+		out[id] = store.Doc{ID: id, Rev: c.rev, Body: c.body}
+	}
+	return out, nil
 }
 
 // currentDocs reads the revision and body of each id (absent ones have

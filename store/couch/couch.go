@@ -108,9 +108,10 @@ type Store struct {
 }
 
 var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Finder  = (*Store)(nil)
-	_ store.Indexer = (*Store)(nil)
+	_ store.Store       = (*Store)(nil)
+	_ store.Finder      = (*Store)(nil)
+	_ store.Indexer     = (*Store)(nil)
+	_ store.MultiGetter = (*Store)(nil)
 )
 
 // Open connects to the database named by the last path element of rawURL,

@@ -21,6 +21,7 @@ import (
 // Operation label values.
 const (
 	OpGet         = "get"
+	OpGetMany     = "get_many"
 	OpPut         = "put"
 	OpDelete      = "delete"
 	OpList        = "list"
@@ -35,7 +36,7 @@ const (
 // allOps lists every operation label, so their series exist at zero
 // before the first call.
 func allOps() []string {
-	return []string{OpGet, OpPut, OpDelete, OpWrite, OpList, OpScan, OpWatch, OpFind, OpEnsureIndex, OpClose}
+	return []string{OpGet, OpGetMany, OpPut, OpDelete, OpWrite, OpList, OpScan, OpWatch, OpFind, OpEnsureIndex, OpClose}
 }
 
 // Metrics holds the store collectors. One Metrics serves every store
@@ -141,6 +142,15 @@ func (s *Store) Get(ctx context.Context, id string) (store.Doc, error) {
 	doc, err := s.inner.Get(ctx, id)
 	s.m.observe(OpGet, s.backend, start, err)
 	return doc, err
+}
+
+// GetMany implements store.MultiGetter: natively when the backend does,
+// one Get at a time otherwise (see store.GetMany).
+func (s *Store) GetMany(ctx context.Context, ids []string) (map[string]store.Doc, error) {
+	start := time.Now()
+	docs, err := store.GetMany(ctx, s.inner, ids)
+	s.m.observe(OpGetMany, s.backend, start, err)
+	return docs, err
 }
 
 // Put implements store.Store.

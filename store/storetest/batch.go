@@ -248,3 +248,21 @@ func testScan(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testGetMany: GetMany returns the documents that exist, whatever the
+// backend offers.
+func testGetMany(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	ra := mustPut(t, s, "g/a", "", `{"v":"a"}`)
+	rb := mustPut(t, s, "g/b", "", `{"v":"b"}`)
+	docs, err := store.GetMany(ctx, s, []string{"g/a", "g/missing", "g/b", "_bad"})
+	if err != nil {
+		t.Fatalf("GetMany: %v", err)
+	}
+	if len(docs) != 2 || docs["g/a"].Rev != ra || docs["g/b"].Rev != rb || !sameJSON(t, docs["g/b"].Body, `{"v":"b"}`) {
+		t.Errorf("GetMany = %v", docs)
+	}
+	if docs, err := store.GetMany(ctx, s, nil); err != nil || len(docs) != 0 {
+		t.Errorf("GetMany of nothing = %v, %v", docs, err)
+	}
+}

@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WriteAtomic", testWriteAtomic},
 		{"WriteConcurrent", testWriteConcurrent},
 		{"Scan", testScan},
+		{"GetMany", testGetMany},
 		{"Close", testClose},
 	}
 	for _, tt := range tests {

@@ -21,6 +21,7 @@ const (
 	RouteHealth     = "health"
 	RouteMetrics    = "metrics"
 	RouteEvents     = "events"
+	RouteUI         = "ui"
 )
 
 // Route classifies a request path. Paths ending in "/" are collections
@@ -36,6 +37,8 @@ func Route(path string) string {
 		return RouteMetrics
 	case path == "/events" || strings.HasPrefix(path, "/events/"):
 		return RouteEvents
+	case path == "/ui" || strings.HasPrefix(path, "/ui/"):
+		return RouteUI
 	case strings.HasSuffix(path, "/"):
 		return RouteCollection
 	default:
