@@ -1,9 +1,3 @@
-// Package occi is cmbs's OCCI model and HTTP interface: categories (kinds,
-// mixins, actions) registered on the query interface, entities (resources and
-// links) created, read, updated, filtered and deleted at their kind's
-// location, providers called around every store write, and the OCCI
-// renderings: pyOCNI's JSON and OCCI 1.2 JSON (application/occi+json),
-// text/plain, text/occi and text/uri-list, negotiated per request.
 package occi
 
 import (
@@ -14,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
@@ -60,6 +55,10 @@ type Server struct {
 	categories categoryCache
 	// kindLocks serialise writes of kinds with an Exclusive provider.
 	kindLocks sync.Map // kind id → *sync.Mutex
+	// builtin holds the ids of the categories the server and its
+	// providers registered with EnsureCategories: a client's POST adds
+	// attributes to them but keeps their definitions.
+	builtin sync.Map // category id → struct{}
 	// follow owns the goroutine keeping categories fresh; see Init, Close.
 	followMu   sync.Mutex
 	stopFollow context.CancelFunc
@@ -155,13 +154,36 @@ func (s *Server) followCategories() error {
 		s.log.WithError(err).Warn("no change feed: categories are read from the store on every request")
 		return nil
 	}
-	s.categories.setFollowing(true)
 	s.stopFollow, s.followDone = cancel, make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
-		s.categories.follow(ctx, changes)
+		s.followLoop(ctx, changes)
 	}(s.followDone)
 	return nil
+}
+
+// followLoop follows the change feed until ctx ends. A feed that closes
+// (a store drops a subscriber that falls behind) is watched again after a
+// pause; meanwhile the cache is bypassed, so it never serves a change it
+// missed.
+func (s *Server) followLoop(ctx context.Context, changes <-chan store.Change) {
+	const pause = 100 * time.Millisecond
+	for {
+		s.categories.setFollowing(true)
+		s.categories.follow(ctx, changes)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+			var err error
+			if changes, err = s.store.Watch(ctx); err == nil {
+				break
+			}
+			s.log.WithError(err).Warn("category cache: cannot follow the change feed; retrying")
+		}
+	}
 }
 
 // Close stops what Init started. The store stays open: it is the caller's.

@@ -34,7 +34,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	xappConfig := fs.String("xapp-config", "", "O-RAN xApp descriptor (config-file.json) whose controls and messaging ports configure the server, instead of --config")
 	fs.Usage = func() {
 		fmt.Fprint(a.stderr, "Usage: cmbs serve [flags]\n\n"+
-			"Settings come from defaults, then --config FILE (or --xapp-config FILE), then CMBS_* variables, then flags.\n\n"+fs.FlagUsages())
+			"Settings come from defaults, then --config FILE (or --xapp-config FILE), then CMBS_* variables,\n"+
+			"then flags; 'cmbs config schema' describes every key. Without --store, data is kept in\n"+
+			config.DataDir()+" (the XDG data directory), printed at start.\n\n"+fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
