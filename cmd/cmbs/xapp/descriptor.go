@@ -22,6 +22,10 @@ const (
 	// DefaultImage is the image the descriptor runs when none is given;
 	// its tag is cmbs's version.
 	DefaultImage = "ghcr.io/houssem/cmbs"
+	// ImageStore is the store of the image (see the Dockerfile): its
+	// volume. A descriptor whose configuration names no store uses it,
+	// not the data directory of the machine writing the descriptor.
+	ImageStore = "file:/var/lib/cmbs"
 	// HTTPPort names the messaging port of the HTTP API.
 	HTTPPort = "http"
 	// AlivePath and ReadyPath are the probes cmbs serves (cmd/cmbs/ops).
@@ -146,6 +150,10 @@ func New(opts Options) (d *Descriptor, notes []string, err error) {
 		return nil, nil, err
 	}
 	cfg := opts.Config
+	if cfg.Store == config.Default().Store {
+		cfg.Store = ImageStore
+		notes = append(notes, "the configuration names no store: the descriptor uses the image's volume, "+ImageStore)
+	}
 	if cfg.Member == nil {
 		cfg.Member = DefaultMember(opts.Name)
 		notes = append(notes, fmt.Sprintf("the configuration declares no member: the descriptor declares member %q with every layer on the image's ports 5010-5040", opts.Name))

@@ -198,7 +198,11 @@ func TestDescriptorContent(t *testing.T) {
 	if m := ctl(map[string]any{"controls": d.Controls})["member"].(map[string]any); m["id"] != "cmbs" || len(d.Messaging.Ports) != 6 {
 		t.Errorf("default member = %v, ports %v", m, d.Messaging.Ports)
 	}
-	if len(notes) != 1 || !strings.Contains(notes[0], "declares no member") {
+	// Nor a store: the image's volume, not this machine's data directory.
+	if got := d.Controls["store"]; got != xapp.ImageStore {
+		t.Errorf("default store = %v, want %s", got, xapp.ImageStore)
+	}
+	if len(notes) != 2 || !strings.Contains(notes[0], "names no store") || !strings.Contains(notes[1], "declares no member") {
 		t.Errorf("notes = %q", notes)
 	}
 }
