@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -83,12 +84,16 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	st = operations.WrapStore(st)
 
 	srv, err := occi.NewServer(occi.Options{
-		Store:              st,
-		Logger:             logger,
-		PublicURL:          cfg.PublicURL,
-		Strict:             cfg.Strict,
-		Aliases:            broker.Aliases(),
-		WithInfrastructure: cfg.WithInfrastructure,
+		Store:                 st,
+		Logger:                logger,
+		PublicURL:             cfg.PublicURL,
+		Strict:                cfg.Strict,
+		Aliases:               broker.Aliases(),
+		WithInfrastructure:    cfg.WithInfrastructure,
+		MaxBodyBytes:          cfg.MaxMessageBytes,
+		PageLimit:             cfg.PageLimit,
+		MaxPageLimit:          cfg.MaxPageLimit,
+		MaxCollectionRequests: cfg.MaxCollectionRequests,
 	})
 	if err != nil {
 		return err
@@ -152,6 +157,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if users != nil {
 		handler = users.Middleware(handler)
 	}
+	if cfg.TLSClientCA != "" {
+		handler = requireClientCert(handler)
+	}
 	handler = edge.handler(handler)
 	// Probes and /metrics answer ahead of authentication (cmd/cmbs/ops).
 	handler = operations.Handler(handler)
@@ -212,9 +220,17 @@ func (a *app) listenAndServe(ctx context.Context, cfg config.Config, handler htt
 // error), and when ctx ends first the shutdown waits for it to return.
 func (a *app) listenAndServeWith(ctx context.Context, cfg config.Config, handler http.Handler, logger *logrus.Logger,
 	companion func(ctx context.Context, addr net.Addr) error) error {
+	tc, err := tlsConfig(cfg, logger)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	scheme := "http"
+	if tc != nil {
+		ln, scheme = tls.NewListener(ln, tc), "https"
 	}
 	errLog := logger.WriterLevel(logrus.WarnLevel)
 	defer func() { _ = errLog.Close() }() // the pipe into the logger; closing it ends its copying goroutine
@@ -227,7 +243,7 @@ func (a *app) listenAndServeWith(ctx context.Context, cfg config.Config, handler
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	logger.WithField("addr", ln.Addr().String()).Info("serving OCCI")
+	logger.WithFields(logrus.Fields{"addr": ln.Addr().String(), "scheme": scheme}).Info("serving OCCI")
 	if a.listening != nil {
 		a.listening(ln.Addr())
 	}

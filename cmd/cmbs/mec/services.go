@@ -105,7 +105,8 @@ func (l *Lifecycle) callbackURL(httpAddr net.Addr) (string, error) {
 	return url.JoinPath(base, CallbackPrefix, l.token)
 }
 
-// listenBase is http://HOST:PORT for the address the server listens on.
+// listenBase is http://HOST:PORT (https with TLS) for the address the
+// server listens on.
 func (l *Lifecycle) listenBase(httpAddr net.Addr) (string, error) {
 	host, port, err := net.SplitHostPort(httpAddr.String())
 	if err != nil {
@@ -116,7 +117,11 @@ func (l *Lifecycle) listenBase(httpAddr net.Addr) (string, error) {
 			return "", err
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port), nil
+	scheme := "http"
+	if l.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
 // layerURI is the endpoint other processes dial for a bind endpoint, or
