@@ -42,6 +42,9 @@ type deliverer struct {
 	known map[string]bool
 	// state is what the deliverer is doing, for the messages' readers.
 	state peerState
+	// retracted are entries moved to other streams, to drop from the
+	// queue (which run owns).
+	retracted []string
 
 	// Owned by run.
 	queue    []*entry
@@ -115,6 +118,22 @@ func (d *deliverer) poke() {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// retract takes back entries moved to another stream: those queued are
+// dropped; one in flight is settled by its answer, or, if none comes, its
+// resend finds it gone (a duplicate at worst, which receivers recognise).
+func (d *deliverer) retract(ids ...string) {
+	d.mu.Lock()
+	gone := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+		delete(d.known, id)
+	}
+	d.offered = slices.DeleteFunc(d.offered, func(e *entry) bool { return gone[e.id] })
+	d.retracted = append(d.retracted, ids...)
+	d.mu.Unlock()
+	d.poke()
 }
 
 // forget drops ids the recorder deleted.
@@ -206,6 +225,14 @@ func (d *deliverer) take() {
 	d.mu.Lock()
 	offered := d.offered
 	d.offered = nil
+	if len(d.retracted) > 0 {
+		gone := make(map[string]bool, len(d.retracted))
+		for _, id := range d.retracted {
+			gone[id] = true
+		}
+		d.retracted = nil
+		d.queue = slices.DeleteFunc(d.queue, func(e *entry) bool { return gone[e.id] })
+	}
 	for _, e := range offered {
 		if !d.known[e.id] {
 			d.known[e.id] = true
