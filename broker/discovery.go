@@ -19,8 +19,13 @@ import (
 func (b *Broker) onDescribe(ctx context.Context, self *occi.Entity, env envelope) (describeReply, error) {
 	if env.From.ID != "" && env.From.ID != self.ID {
 		b.routes.setSelf(self.ID)
-		if b.routes.alive(env.From.ID, env.From.Sockets[L1], env.Paths, time.Now()) {
+		cameUp, newPaths := b.routes.alive(env.From.ID, env.From.Sockets[L1], env.Paths, time.Now())
+		if cameUp {
 			b.emitMember(EventMemberUp, env.From.ID, "")
+		}
+		if cameUp || newPaths {
+			// Pass what changed on now: a mesh converges in a round
+			// trip per hop, not a heartbeat per hop.
 			b.live.routesChanged()
 		}
 		if !b.knownAsDescribed(ctx, env.From) {
@@ -29,14 +34,16 @@ func (b *Broker) onDescribe(ctx context.Context, self *occi.Entity, env envelope
 			}
 		}
 	}
-	rep := describeReply{Member: describe(self), Known: []memberInfo{}, Paths: advertisement(self.ID, env.From.ID, b.routes.routes())}
-	remotes, err := b.remoteMembers(ctx)
+	rep := describeReply{Member: describe(self), Known: []memberInfo{}, Paths: b.advertise(ctx, self.ID, env.From.ID)}
+	// The member table, not a store query: every heartbeat of every
+	// neighbour asks this, and the table changes only when a member does.
+	ms, err := b.table.get(ctx)
 	if err != nil {
 		return rep, err
 	}
-	for _, m := range remotes {
+	for _, m := range ms.remote {
 		if m.ID != env.From.ID {
-			rep.Known = append(rep.Known, describe(m))
+			rep.Known = append(rep.Known, m.info())
 		}
 	}
 	return rep, nil
@@ -161,7 +168,7 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 	}
 	indirect := map[string]route{}
 	b.routes.setSelf(self.ID)
-	payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: describe(self), Paths: advertisement(self.ID, "", b.routes.routes())})
+	payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: describe(self), Paths: b.advertise(ctx, self.ID, "")})
 	if err != nil {
 		return res, err
 	}
@@ -219,7 +226,7 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 			discovered[m.ID] = true
 			reached[m.ID] = true
 			// It answered directly: a neighbour, whose routes count.
-			if b.routes.alive(m.ID, a.socket, a.rep.Paths, time.Now()) {
+			if cameUp, _ := b.routes.alive(m.ID, a.socket, a.rep.Paths, time.Now()); cameUp {
 				b.emitMember(EventMemberUp, m.ID, "")
 			}
 			for _, n := range m.Neighbors {

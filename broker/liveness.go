@@ -137,8 +137,7 @@ func (b *Broker) beat(ctx context.Context) {
 	b.routes.setSelf(self.ID)
 	targets := b.beatTargets(self)
 	if len(targets) > 0 {
-		routes := b.routes.routes()
-		payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: self.info(), Paths: advertisement(self.ID, "", routes)})
+		payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: self.info(), Paths: b.advertise(ctx, self.ID, "")})
 		if err != nil {
 			b.log.WithError(err).Error("heartbeat: describe not encoded")
 			return
@@ -217,9 +216,12 @@ func (b *Broker) exchange(ctx context.Context, ms *members, socket string, paylo
 		b.noteSocket(socket, "refused: "+err.Error())
 		return
 	}
-	if b.routes.alive(rep.Member.ID, socket, rep.Paths, time.Now()) {
+	cameUp, newPaths := b.routes.alive(rep.Member.ID, socket, rep.Paths, time.Now())
+	if cameUp {
 		b.log.WithField("member", rep.Member.ID).Info("neighbour up")
 		b.emitMember(EventMemberUp, rep.Member.ID, "")
+	}
+	if cameUp || newPaths {
 		b.live.routesChanged()
 	}
 	b.noteSocket(socket, "reachable: "+rep.Member.ID)
