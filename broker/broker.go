@@ -86,6 +86,23 @@ type Config struct {
 	Executor Executor
 	// Metrics counts traffic per layer (see NewMetrics); nil counts nothing.
 	Metrics *Metrics
+
+	// Keys is this member's long-term CURVE key pair. Its public key is
+	// the local member's cmbs.member.public_key, exchanged in discovery.
+	// Nil leaves the member without a key, which only plain mode allows.
+	Keys *layers.KeyPair
+	// Curve secures every layer socket with CURVE (see security.go):
+	// receivers admit only the keys Trust lists (any key with
+	// TrustOnFirstUse), a request speaks only for the member whose key
+	// sent it, and the broker's clients dial each peer at its key. False
+	// is plain ZeroMQ, where whoever reaches a socket is heard.
+	Curve bool
+	// Trust lists the keys admitted with Curve.
+	Trust Trust
+	// TrustOnFirstUse admits, with Curve, any key: the first member a key
+	// speaks for is bound to it, and from then on only that key speaks for
+	// that member.
+	TrustOnFirstUse bool
 }
 
 // Defaults of Config.
@@ -140,6 +157,8 @@ type Broker struct {
 	waits  waiters
 	// sessions are the deliver sessions peers opened with this member.
 	sessions sessions
+	// refusals spaces out the warnings about refused peers.
+	refusals refusalLog
 
 	mu         sync.Mutex
 	receivers  map[Layer]*layers.Receiver
@@ -171,8 +190,15 @@ func New(cfg Config) (*Broker, error) {
 		return nil, errors.New("broker: a store is required")
 	}
 	cfg.applyDefaults()
+	if err := cfg.checkSecurity(); err != nil {
+		return nil, err
+	}
 	log := cfg.Logger.WithField("component", "broker")
-	direct, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: cfg.MaxMessageSize, Logger: log})
+	ccfg := layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: cfg.MaxMessageSize, Logger: log}
+	if cfg.Curve {
+		ccfg.Curve = cfg.Keys
+	}
+	direct, err := layers.NewClient(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -236,6 +262,16 @@ func (b *Broker) Start(ctx context.Context) error {
 	local, err := b.localMember(ctx)
 	if err != nil || local == nil {
 		return err
+	}
+	if b.publicKey() != "" && str(local, attrPublicKey) != b.publicKey() {
+		// The server's key is new, or changed since the member was
+		// stored: the member published is the member the key is.
+		if local, err = occi.UpdateEntity(ctx, b.st, local.Location, func(e *occi.Entity) error {
+			b.markKey(e)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("broker: record the member's public key: %w", err)
+		}
 	}
 	states, _ := local.Attr(attrLayers)
 	m, _ := states.(map[string]any)

@@ -300,18 +300,25 @@ func (d *deliverer) connect(ctx context.Context) error {
 	if ms.local == nil {
 		return errors.New("this server has no local member")
 	}
-	endpoint := d.key.endpoint
+	t := layers.Target{Endpoint: d.key.endpoint}
 	if d.key.peer != "" {
 		m := ms.byID[d.key.peer]
 		if m == nil {
 			return fmt.Errorf("member %s is not known here (any more)", d.key.peer)
 		}
-		if endpoint = m.Sockets[d.key.layer]; endpoint == "" {
+		if t.Endpoint = m.Sockets[d.key.layer]; t.Endpoint == "" {
 			return fmt.Errorf("member %s has no %s socket", d.key.peer, d.key.layer)
 		}
+		t.Key = m.PublicKey
 	}
-	d.self, d.endpoint = ms.local.info(), endpoint
-	s, err := d.b.direct.OpenStream(endpoint)
+	d.self, d.endpoint = ms.local.info(), t.Endpoint
+	d.self.PublicKey = d.b.publicKey()
+	if d.b.cfg.Curve {
+		if t.Key, err = d.b.dialKey(ctx, ms, t.Key, t.Endpoint); err != nil {
+			return err
+		}
+	}
+	s, err := d.b.direct.OpenStreamTo(t)
 	if err != nil {
 		return err
 	}
@@ -526,6 +533,9 @@ func (d *deliverer) fail(err error) {
 	d.closeStream()
 	d.failures++
 	d.b.cfg.Metrics.contact(d.key.peer, false)
+	if errors.Is(err, layers.ErrAuth) {
+		d.b.cfg.Metrics.refusedByPeer(d.key.layer)
+	}
 	backoff := min(d.b.cfg.RetryMin<<min(d.failures-1, 20), d.b.cfg.RetryMax)
 	// Jitter spreads the retries of members that lost the same peer.
 	backoff = backoff/2 + rand.N(backoff/2+1)

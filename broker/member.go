@@ -67,6 +67,9 @@ func (p memberProvider) Create(ctx context.Context, e *occi.Entity) error {
 	if err := checkSockets(e); err != nil {
 		return err
 	}
+	if err := p.b.fixPublicKey(nil, e); err != nil {
+		return err
+	}
 	if err := p.checkOneLocal(ctx, e); err != nil {
 		return err
 	}
@@ -79,12 +82,16 @@ func (p memberProvider) Create(ctx context.Context, e *occi.Entity) error {
 func (p memberProvider) Read(_ context.Context, e *occi.Entity) error {
 	if flag(e, attrLocal, false) {
 		e.SetAttr(attrLayers, p.b.layerStates())
+		p.b.markKey(e)
 	}
 	return nil
 }
 
 func (p memberProvider) Update(ctx context.Context, old, updated *occi.Entity) error {
 	if err := checkSockets(updated); err != nil {
+		return err
+	}
+	if err := p.b.fixPublicKey(old, updated); err != nil {
 		return err
 	}
 	if err := p.checkOneLocal(ctx, updated); err != nil {
@@ -228,6 +235,8 @@ func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (
 		Handler:        b.handler(l),
 		Logger:         b.log.WithField("layer", l),
 		MaxMessageSize: b.cfg.MaxMessageSize,
+		Curve:          b.curveServer(),
+		OnRefused:      b.onRefused(l),
 		// A peer's deliveries are taken in the order it sent them.
 		PeerOrder: true,
 	})

@@ -56,6 +56,7 @@ const (
 	attrVia            = api.MemberVia
 	attrDistance       = api.MemberDistance
 	attrLastSeen       = api.MemberLastSeen
+	attrPublicKey      = api.MemberPublicKey
 )
 
 // Message attribute names.
@@ -168,11 +169,14 @@ type memberInfo struct {
 	Providers []string         `json:"providers,omitempty"`
 	// Distance is the hops from the describing member (0 for itself).
 	Distance int `json:"distance"`
+	// PublicKey is the member's CURVE public key (Z85), when it has one.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 func describe(e *occi.Entity) memberInfo {
 	info := memberInfo{ID: e.ID, Title: e.Title, Summary: e.Summary, Sockets: map[Layer]string{},
-		Neighbors: strs(e, attrNeighbors), Topics: strs(e, attrTopics), Providers: strs(e, attrProviders)}
+		Neighbors: strs(e, attrNeighbors), Topics: strs(e, attrTopics), Providers: strs(e, attrProviders),
+		PublicKey: str(e, attrPublicKey)}
 	for _, l := range Layers() {
 		if s := str(e, l.SocketAttr()); s != "" {
 			info.Sockets[l] = s
@@ -192,6 +196,9 @@ func (m memberInfo) apply(e *occi.Entity, via string, distance int, seen string)
 		e.Mixins = []string{}
 	}
 	m.describeInto(e, false)
+	if m.PublicKey != "" {
+		e.SetAttr(attrPublicKey, m.PublicKey)
+	}
 	e.SetAttr(attrVia, via)
 	e.SetAttr(attrDistance, float64(distance))
 	e.SetAttr(attrLastSeen, seen)

@@ -40,6 +40,10 @@ type envelope struct {
 	Session string `json:"session,omitempty"`
 	// Entries are a deliver request's batch, numbered without gaps.
 	Entries []wireEntry `json:"entries,omitempty"`
+
+	// key is the CURVE key the request came from, as the receiver proved
+	// it; it does not travel.
+	key string
 }
 
 // Entry kinds: a message on its way to members, or a receipt on its way

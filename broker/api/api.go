@@ -102,6 +102,10 @@ const (
 	MemberVia            = "cmbs.member.via"
 	MemberDistance       = "cmbs.member.distance"
 	MemberLastSeen       = "cmbs.member.last_seen"
+	// MemberPublicKey is the member's CURVE public key (Z85), read-only:
+	// the local member's is its server's key, the others' were learned in
+	// discovery from the members themselves.
+	MemberPublicKey = "cmbs.member.public_key"
 )
 
 // Layer receiver states, as a local member's layers attribute shows them.

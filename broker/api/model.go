@@ -46,6 +46,9 @@ type Member struct {
 	Via      string
 	Distance int
 	LastSeen string
+	// PublicKey is the member's CURVE public key (Z85): what members dial
+	// it with, and the key its requests must come from.
+	PublicKey string
 }
 
 // MemberFromAttributes reads a member's attributes (nested by the dots of
@@ -62,6 +65,7 @@ func MemberFromAttributes(attrs map[string]any) (Member, error) {
 		Via:       r.str(MemberVia),
 		Distance:  r.integer(MemberDistance, 0),
 		LastSeen:  r.str(MemberLastSeen),
+		PublicKey: r.str(MemberPublicKey),
 	}
 	for _, l := range Layers() {
 		if s := r.str(l.SocketAttr()); s != "" {
@@ -110,6 +114,7 @@ func (m Member) Attributes() map[string]any {
 		w.set(MemberDistance, float64(m.Distance))
 	}
 	w.setString(MemberLastSeen, m.LastSeen)
+	w.setString(MemberPublicKey, m.PublicKey)
 	return w.attrs
 }
 
