@@ -94,7 +94,8 @@ func (t *Trust) Keys() []string { return append([]string(nil), t.current().keys.
 func (t *Trust) current() *trustSnapshot {
 	now := t.now()
 	if now.UnixNano()-t.checked.Load() >= int64(t.recheck) && t.mu.TryLock() {
-		t.reload(now)
+		// A failure is logged by reload, and the keys read before stay.
+		_ = t.reload(now)
 		t.mu.Unlock()
 	}
 	return t.snap.Load()
