@@ -52,6 +52,10 @@ strict: true
 users_file: /etc/cmbs/users
 shutdown_timeout: 30s
 with_infrastructure: true
+member_security: curve
+member_key: /etc/cmbs/member.key
+trusted_keys: /etc/cmbs/trusted-keys
+trust_on_first_use: true
 `,
 			want: func(c *Config) {
 				*c = Config{
@@ -64,6 +68,10 @@ with_infrastructure: true
 					UsersFile:          "/etc/cmbs/users",
 					ShutdownTimeout:    30 * time.Second,
 					WithInfrastructure: true,
+					MemberSecurity:     "curve",
+					MemberKey:          "/etc/cmbs/member.key",
+					TrustedKeys:        "/etc/cmbs/trusted-keys",
+					TrustOnFirstUse:    true,
 				}
 			},
 		},
@@ -170,11 +178,15 @@ func TestPrecedence(t *testing.T) {
 				"CMBS_USERS_FILE":          "/u",
 				"CMBS_SHUTDOWN_TIMEOUT":    "1s",
 				"CMBS_WITH_INFRASTRUCTURE": "true",
+				"CMBS_MEMBER_SECURITY":     "curve",
+				"CMBS_MEMBER_KEY":          "/k",
+				"CMBS_TRUSTED_KEYS":        "/t",
+				"CMBS_TRUST_ON_FIRST_USE":  "true",
 			},
 			want: func(c *Config) {
 				*c = Config{HTTP: "127.0.0.1:1", Store: "http://127.0.0.1:5984/x", PublicURL: "http://a.example",
 					LogLevel: "trace", LogFormat: "json", Strict: true, UsersFile: "/u", ShutdownTimeout: time.Second,
-					WithInfrastructure: true}
+					WithInfrastructure: true, MemberSecurity: "curve", MemberKey: "/k", TrustedKeys: "/t", TrustOnFirstUse: true}
 			},
 		},
 		{
@@ -183,12 +195,15 @@ func TestPrecedence(t *testing.T) {
 				"CMBS_HTTP": "127.0.0.1:1", "CMBS_STORE": "file:/a", "CMBS_PUBLIC_URL": "http://a.example",
 				"CMBS_LOG_LEVEL": "trace", "CMBS_LOG_FORMAT": "json", "CMBS_STRICT": "true",
 				"CMBS_USERS_FILE": "/u", "CMBS_SHUTDOWN_TIMEOUT": "1s", "CMBS_WITH_INFRASTRUCTURE": "true",
+				"CMBS_MEMBER_SECURITY": "curve", "CMBS_MEMBER_KEY": "/k", "CMBS_TRUSTED_KEYS": "/t", "CMBS_TRUST_ON_FIRST_USE": "true",
 			},
 			flags: []string{"--http=:2", "--store=file:/b", "--public-url=http://b.example", "--log-level=error",
-				"--log-format=text", "--strict=false", "--users=/v", "--shutdown-timeout=2s", "--with-infrastructure=false"},
+				"--log-format=text", "--strict=false", "--users=/v", "--shutdown-timeout=2s", "--with-infrastructure=false",
+				"--member-security=plain", "--member-key=/k2", "--trusted-keys=", "--trust-on-first-use=false"},
 			want: func(c *Config) {
 				*c = Config{HTTP: ":2", Store: "file:/b", PublicURL: "http://b.example", LogLevel: "error",
-					LogFormat: "text", Strict: false, UsersFile: "/v", ShutdownTimeout: 2 * time.Second}
+					LogFormat: "text", Strict: false, UsersFile: "/v", ShutdownTimeout: 2 * time.Second,
+					MemberSecurity: "plain", MemberKey: "/k2"}
 			},
 		},
 	}
@@ -270,6 +285,10 @@ func TestFlagsAndVariables(t *testing.T) {
 		"users":               "CMBS_USERS_FILE",
 		"shutdown-timeout":    "CMBS_SHUTDOWN_TIMEOUT",
 		"with-infrastructure": "CMBS_WITH_INFRASTRUCTURE",
+		"member-security":     "CMBS_MEMBER_SECURITY",
+		"member-key":          "CMBS_MEMBER_KEY",
+		"trusted-keys":        "CMBS_TRUSTED_KEYS",
+		"trust-on-first-use":  "CMBS_TRUST_ON_FIRST_USE",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("flags and variables = %v, want %v", got, want)
@@ -326,7 +345,7 @@ func TestValidate(t *testing.T) {
 			change: func(c *Config) {
 				*c = Config{HTTP: "x", Store: "s3://b", PublicURL: "nope", LogLevel: "x", LogFormat: "x", UsersFile: dir}
 			},
-			wantFields: []string{"http", "log_format", "log_level", "public_url", "shutdown_timeout", "store", "users_file"},
+			wantFields: []string{"http", "log_format", "log_level", "member_security", "public_url", "shutdown_timeout", "store", "users_file"},
 		},
 	}
 	for _, tt := range tests {

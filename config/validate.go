@@ -67,6 +67,7 @@ func (c Config) Validate() error {
 	if c.Member != nil {
 		validateMember(c.Member, bad)
 	}
+	c.validateMemberSecurity(bad)
 	return errors.Join(errs...)
 }
 

@@ -2,6 +2,7 @@
 //
 //	cmbs serve [flags]     run the OCCI server (see cmbs serve --help)
 //	cmbs passwd USER       print a users-file line for USER
+//	cmbs keygen --out DIR  write a member's CURVE key pair (member.key, member.pub)
 //	cmbs config check FILE check a config file; cmbs config schema prints its schema
 //	cmbs version           print the version
 //	cmbs health [--url U]  exit 0 when a running server is ready (Docker HEALTHCHECK)
@@ -34,6 +35,7 @@ const usage = `Usage: cmbs <command> [arguments]
 Commands:
   serve         run the OCCI server
   passwd USER   print a users-file line (user:bcrypt-hash) for USER
+  keygen        write a member's CURVE key pair (keygen --out DIR)
   config        check a config file (config check FILE), print its schema
   version       print the version
   health        ask a running server's readiness probe; exit 0 when ready
@@ -87,6 +89,8 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return a.serve(ctx, rest)
 	case "passwd":
 		return a.passwd(rest)
+	case "keygen":
+		return a.keygen(rest)
 	case "config":
 		return a.configCmd(rest)
 	case "health":

@@ -99,7 +99,11 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := srv.Init(ctx); err != nil {
 		return fmt.Errorf("initialise the store: %w", err)
 	}
-	brk, err := broker.New(broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics()})
+	bc := broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics()}
+	if err := memberSecurity(cfg, &bc, logger); err != nil {
+		return err
+	}
+	brk, err := broker.New(bc)
 	if err != nil {
 		return err
 	}
