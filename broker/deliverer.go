@@ -59,7 +59,9 @@ type deliverer struct {
 	retryAt  time.Time
 	// pausedUntil holds back new batches after the peer said it is busy.
 	pausedUntil time.Time
-	lastUsed    time.Time
+	// expired is when the queue was last looked at for expired entries.
+	expired  time.Time
+	lastUsed time.Time
 }
 
 // batch is one deliver request in flight.
@@ -89,6 +91,9 @@ const (
 	// maxQueued bounds the entries a deliverer holds in memory, in
 	// windows; the rest stay in the store until it is their turn.
 	maxQueued = 8
+	// expireEvery is how often the queue is looked at for entries past
+	// their expiry.
+	expireEvery = 100 * time.Millisecond
 )
 
 func newDeliverer(b *Broker, k streamKey) *deliverer {
@@ -146,7 +151,10 @@ func (d *deliverer) run(ctx context.Context) {
 				continue
 			}
 		}
-		d.expire(time.Now())
+		if now := time.Now(); now.Sub(d.expired) >= expireEvery {
+			d.expire(now)
+			d.expired = now
+		}
 		if len(d.queue) == 0 && len(d.inflight) == 0 {
 			d.rest(ctx)
 			continue

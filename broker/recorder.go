@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -354,33 +353,20 @@ func applyResults(e *occi.Entity, layer Layer, rs []destResult, sockets []string
 // deliveryOf reads a message's delivery attribute; the zero Delivery when
 // it has none.
 func deliveryOf(e *occi.Entity) (api.Delivery, error) {
-	var d api.Delivery
 	v, ok := e.Attr(msgDelivery)
 	if !ok || v == nil {
-		return d, nil
+		return api.Delivery{}, nil
 	}
-	raw, err := json.Marshal(v)
-	if err == nil {
-		err = json.Unmarshal(raw, &d)
-	}
+	d, err := api.DeliveryFrom(v)
 	if err != nil {
 		return d, fmt.Errorf("message %s: %s: %w", e.ID, msgDelivery, err)
 	}
 	return d, nil
 }
 
-// setDelivery writes d as a message's delivery attribute, in the generic
-// JSON shape attributes hold.
+// setDelivery writes d as a message's delivery attribute.
 func setDelivery(e *occi.Entity, d api.Delivery) error {
-	raw, err := json.Marshal(d)
-	if err != nil {
-		return fmt.Errorf("message %s: %s: %w", e.ID, msgDelivery, err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return fmt.Errorf("message %s: %s: %w", e.ID, msgDelivery, err)
-	}
-	e.SetAttr(msgDelivery, m)
+	e.SetAttr(msgDelivery, d.Generic())
 	return nil
 }
 

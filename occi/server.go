@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/sirupsen/logrus"
@@ -155,13 +156,36 @@ func (s *Server) followCategories() error {
 		s.log.WithError(err).Warn("no change feed: categories are read from the store on every request")
 		return nil
 	}
-	s.categories.setFollowing(true)
 	s.stopFollow, s.followDone = cancel, make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
-		s.categories.follow(ctx, changes)
+		s.followLoop(ctx, changes)
 	}(s.followDone)
 	return nil
+}
+
+// followLoop follows the change feed until ctx ends. A feed that closes
+// (a store drops a subscriber that falls behind) is watched again after a
+// pause; meanwhile the cache is bypassed, so it never serves a change it
+// missed.
+func (s *Server) followLoop(ctx context.Context, changes <-chan store.Change) {
+	const pause = 100 * time.Millisecond
+	for {
+		s.categories.setFollowing(true)
+		s.categories.follow(ctx, changes)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+			var err error
+			if changes, err = s.store.Watch(ctx); err == nil {
+				break
+			}
+			s.log.WithError(err).Warn("category cache: cannot follow the change feed; retrying")
+		}
+	}
 }
 
 // Close stops what Init started. The store stays open: it is the caller's.

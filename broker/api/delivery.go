@@ -1,6 +1,9 @@
 package api
 
-import "sort"
+import (
+	"fmt"
+	"sort"
+)
 
 // Delivery is the outcome of a send, kept in the message's
 // cmbs.message.delivery attribute. It is written when the send is accepted
@@ -126,4 +129,90 @@ func (d *Delivery) SortedDestinations() []Destination {
 		out = append(out, dest)
 	}
 	return out
+}
+
+// DeliveryFrom reads a delivery outcome from its generic JSON shape, as a
+// message's attributes hold it (decoded JSON: maps, slices, float64s).
+func DeliveryFrom(v any) (Delivery, error) {
+	var d Delivery
+	m, ok := v.(map[string]any)
+	if !ok {
+		return d, fmt.Errorf("want an object, got %s", describe(v))
+	}
+	r := reader{attrs: m}
+	d.Layer = Layer(r.plain("layer"))
+	d.State, d.Started, d.Finished = r.plain("state"), r.plain("started"), r.plain("finished")
+	d.Expires, d.Note = r.plain("expires"), r.plain("note")
+	d.Pending, d.Delivered = r.count("pending"), r.count("delivered")
+	d.Failed, d.Expired = r.count("failed"), r.count("expired")
+	if dests, ok := m["destinations"].(map[string]any); ok {
+		d.Destinations = make(map[string]Destination, len(dests))
+		for k, raw := range dests {
+			dm, ok := raw.(map[string]any)
+			if !ok {
+				return d, fmt.Errorf("destinations.%s: want an object, got %s", k, describe(raw))
+			}
+			dr := reader{attrs: dm}
+			dest := Destination{Member: dr.plain("member"), Status: dr.plain("status"), Reason: dr.plain("reason"),
+				Endpoint: dr.plain("endpoint"), Via: dr.plain("via"), Stored: dr.flag("stored"), Duplicate: dr.flag("duplicate"),
+				Executed: dr.flag("executed"), Result: dm["result"], Attempts: dr.count("attempts"), Updated: dr.plain("updated")}
+			if p, ok := dm["path"].([]any); ok {
+				dest.Path = make([]string, 0, len(p))
+				for _, x := range p {
+					if s, ok := x.(string); ok {
+						dest.Path = append(dest.Path, s)
+					}
+				}
+			}
+			if dr.err != nil {
+				return d, fmt.Errorf("destinations.%s: %w", k, dr.err)
+			}
+			d.Destinations[k] = dest
+		}
+	} else if v, ok := m["destinations"]; ok && v != nil {
+		return d, fmt.Errorf("destinations: want an object, got %s", describe(v))
+	}
+	if r.err != nil {
+		return d, r.err
+	}
+	return d, nil
+}
+
+// Generic returns the delivery in the generic JSON shape attributes hold,
+// as DeliveryFrom reads it and encoding/json writes it.
+func (d *Delivery) Generic() map[string]any {
+	m := map[string]any{"layer": string(d.Layer), "state": d.State, "started": d.Started,
+		"pending": float64(d.Pending), "delivered": float64(d.Delivered), "failed": float64(d.Failed), "expired": float64(d.Expired)}
+	for k, v := range map[string]string{"finished": d.Finished, "expires": d.Expires, "note": d.Note} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	dests := make(map[string]any, len(d.Destinations))
+	for k, dest := range d.Destinations {
+		dm := map[string]any{"member": dest.Member, "status": dest.Status, "stored": dest.Stored}
+		for name, v := range map[string]string{"reason": dest.Reason, "endpoint": dest.Endpoint, "via": dest.Via, "updated": dest.Updated} {
+			if v != "" {
+				dm[name] = v
+			}
+		}
+		if dest.Duplicate {
+			dm["duplicate"] = true
+		}
+		if dest.Executed {
+			dm["executed"] = true
+		}
+		if dest.Result != nil {
+			dm["result"] = dest.Result
+		}
+		if len(dest.Path) > 0 {
+			dm["path"] = anyList(dest.Path)
+		}
+		if dest.Attempts != 0 {
+			dm["attempts"] = float64(dest.Attempts)
+		}
+		dests[k] = dm
+	}
+	m["destinations"] = dests
+	return m
 }

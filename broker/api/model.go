@@ -192,8 +192,8 @@ func MessageFromAttributes(attrs map[string]any) (Message, error) {
 		}
 	}
 	if v, ok := lookup(attrs, MessageDelivery); ok && v != nil {
-		var d Delivery
-		if err := remarshal(v, &d); err != nil {
+		d, err := DeliveryFrom(v)
+		if err != nil {
 			r.fail(MessageDelivery, "not a delivery outcome: %v", err)
 		} else {
 			m.Delivery = &d
@@ -236,10 +236,7 @@ func (m Message) Attributes() map[string]any {
 	}
 	w.setString(MessageExecuted, m.Executed)
 	if m.Delivery != nil {
-		var d map[string]any
-		if err := remarshal(m.Delivery, &d); err == nil {
-			w.set(MessageDelivery, d)
-		}
+		w.set(MessageDelivery, m.Delivery.Generic())
 	}
 	return w.attrs
 }
@@ -374,6 +371,50 @@ func (r *reader) list(name string) []string {
 	default:
 		r.fail(name, "want a list of strings, got %s", describe(v))
 		return nil
+	}
+}
+
+// plain reads an optional string field of a nested object.
+func (r *reader) plain(name string) string {
+	switch v := r.attrs[name].(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	default:
+		r.fail(name, "want a string, got %s", describe(v))
+		return ""
+	}
+}
+
+// count reads an optional whole number field of a nested object.
+func (r *reader) count(name string) int {
+	switch v := r.attrs[name].(type) {
+	case nil:
+		return 0
+	case float64:
+		if v == math.Trunc(v) {
+			return int(v)
+		}
+	case json.Number:
+		if n, err := strconv.Atoi(v.String()); err == nil {
+			return n
+		}
+	}
+	r.fail(name, "want a whole number, got %s", describe(r.attrs[name]))
+	return 0
+}
+
+// flag reads an optional JSON boolean field of a nested object.
+func (r *reader) flag(name string) bool {
+	switch v := r.attrs[name].(type) {
+	case nil:
+		return false
+	case bool:
+		return v
+	default:
+		r.fail(name, "want true or false, got %s", describe(v))
+		return false
 	}
 }
 

@@ -133,3 +133,34 @@ func TestParseLayer(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveryGeneric: the generic shape of a delivery is the one
+// encoding/json gives, and reads back as the same delivery.
+func TestDeliveryGeneric(t *testing.T) {
+	d := Delivery{Layer: L1, State: DeliveryDone, Started: "s", Finished: "f", Expires: "e", Delivered: 1, Expired: 1,
+		Destinations: map[string]Destination{
+			"b":         {Member: "b", Status: StatusDelivered, Stored: true, Executed: true, Result: map[string]any{"k": "v"}, Path: []string{"a", "b"}, Attempts: 2, Updated: "u"},
+			"tcp://x:1": {Member: "tcp://x:1", Status: StatusExpired, Reason: "r", Endpoint: "tcp://x:1"},
+		}}
+	var viaJSON map[string]any
+	raw, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &viaJSON); err != nil {
+		t.Fatal(err)
+	}
+	if g := d.Generic(); !reflect.DeepEqual(g, viaJSON) {
+		t.Fatalf("Generic = %v\nencoding/json gives %v", g, viaJSON)
+	}
+	back, err := DeliveryFrom(viaJSON)
+	if err != nil || !reflect.DeepEqual(back, d) {
+		t.Fatalf("DeliveryFrom = %+v, %v\nwant %+v", back, err, d)
+	}
+	for _, bad := range []any{"x", map[string]any{"delivered": "x"}, map[string]any{"destinations": []any{}},
+		map[string]any{"destinations": map[string]any{"b": map[string]any{"stored": "yes"}}}} {
+		if _, err := DeliveryFrom(bad); err == nil {
+			t.Errorf("DeliveryFrom(%v) accepted", bad)
+		}
+	}
+}

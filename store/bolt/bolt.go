@@ -269,14 +269,11 @@ func (s *Store) GetMany(ctx context.Context, ids []string) (map[string]store.Doc
 // document) and returns the new revision. Ids longer than 32628 bytes are
 // refused with store.ErrInvalid, since index entries must hold them.
 func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
-	body, err := store.CheckDoc(doc)
-	if err == nil {
-		body, err = prepare(doc.ID, body)
-	}
+	p, err := prepare(doc)
 	if err != nil {
 		return "", fmt.Errorf("bolt: put: %w", err)
 	}
-	revs, err := s.commit(ctx, []store.Write{store.Put(doc)}, [][]byte{body})
+	revs, err := s.commit(ctx, []store.Write{store.Put(doc)}, []prepared{p})
 	if err != nil {
 		return "", fmt.Errorf("bolt: put %q: %w", doc.ID, unwrapSingle(err))
 	}
@@ -285,7 +282,7 @@ func (s *Store) Put(ctx context.Context, doc store.Doc) (string, error) {
 
 // Delete removes the document id at revision rev.
 func (s *Store) Delete(ctx context.Context, id, rev string) error {
-	if _, err := s.commit(ctx, []store.Write{store.Remove(id, rev)}, [][]byte{nil}); err != nil {
+	if _, err := s.commit(ctx, []store.Write{store.Remove(id, rev)}, []prepared{nil}); err != nil {
 		return fmt.Errorf("bolt: delete %q: %w", id, unwrapSingle(err))
 	}
 	return nil
@@ -294,33 +291,143 @@ func (s *Store) Delete(ctx context.Context, id, rev string) error {
 // Write commits writes in one transaction: every write is checked before
 // any is applied, so a failing one leaves the file as it was.
 func (s *Store) Write(ctx context.Context, writes []store.Write) ([]string, error) {
-	bodies, err := store.CheckWrites(writes)
-	if err != nil {
-		return nil, fmt.Errorf("bolt: write: %w", err)
-	}
-	canon := make([][]byte, len(writes))
+	docs := make([]prepared, len(writes))
+	seen := make(map[string]bool, len(writes))
 	for i, w := range writes {
-		if w.Delete {
-			continue
+		var err error
+		switch {
+		case seen[w.Doc.ID]:
+			err = fmt.Errorf("%w: id written twice in one batch", store.ErrInvalid)
+		case w.Delete:
+			err = store.CheckID(w.Doc.ID)
+		default:
+			docs[i], err = prepare(w.Doc)
 		}
-		if canon[i], err = prepare(w.Doc.ID, bodies[i]); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("bolt: write: %w", &store.WriteError{Index: i, ID: w.Doc.ID, Err: err})
 		}
+		seen[w.Doc.ID] = true
 	}
-	revs, err := s.commit(ctx, writes, canon)
+	revs, err := s.commit(ctx, writes, docs)
 	if err != nil {
 		return nil, fmt.Errorf("bolt: write: %w", err)
 	}
 	return revs, nil
 }
 
-// prepare checks what only this backend limits, the id's length, and
-// returns the body in canonical form.
-func prepare(id string, body []byte) ([]byte, error) {
-	if len(id) > maxIDLen {
-		return nil, fmt.Errorf("%w: id of %d bytes, longer than %d", store.ErrInvalid, len(id), maxIDLen)
+// prepared is a document body ready to store: compact, with nothing but
+// the escapes encoding/json writes (see prepare). Nil stands for a delete.
+type prepared []byte
+
+// prepare checks doc as store.CheckDoc does, and what only this backend
+// limits (the id's length), and returns its body as stored: compacted,
+// and re-encoded only when it holds escapes encoding/json would not write,
+// so that scans and index maintenance can look for a string or a key by
+// its bytes (see needles and mayIndex) while a body written by
+// encoding/json, as every body cmbs writes is, costs no decoding.
+func prepare(doc store.Doc) (prepared, error) {
+	if err := store.CheckID(doc.ID); err != nil {
+		return nil, err
 	}
-	return canonical(body)
+	if len(doc.ID) > maxIDLen {
+		return nil, fmt.Errorf("%w: id of %d bytes, longer than %d", store.ErrInvalid, len(doc.ID), maxIDLen)
+	}
+	raw := bytes.TrimSpace(doc.Body)
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	if raw[0] != '{' {
+		return nil, fmt.Errorf("%w: id %q: body is not a JSON object", store.ErrInvalid, doc.ID)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, fmt.Errorf("%w: id %q: body: %w", store.ErrInvalid, doc.ID, err)
+	}
+	body := buf.Bytes()
+	if foreignEscapes(body) {
+		var err error
+		if body, err = canonical(body); err != nil {
+			return nil, fmt.Errorf("%w: id %q: body: %w", store.ErrInvalid, doc.ID, err)
+		}
+	}
+	if k := underscoreKey(body); k != "" {
+		return nil, fmt.Errorf("%w: id %q: top-level key %q starts with an underscore", store.ErrInvalid, doc.ID, k)
+	}
+	return body, nil
+}
+
+// foreignEscapes reports whether the compact JSON body holds an escape
+// encoding/json does not write: \/, \b, \f, or a \u escape of a character
+// it writes as itself.
+func foreignEscapes(body []byte) bool {
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' || i+1 >= len(body) {
+			continue
+		}
+		i++
+		switch body[i] {
+		case '"', '\\', 'n', 'r', 't':
+		case 'u':
+			if i+4 >= len(body) {
+				return true
+			}
+			hex := string(body[i+1 : i+5])
+			i += 4
+			if strings.Trim(hex, "0123456789abcdef") != "" {
+				return true // encoding/json writes lowercase hex
+			}
+			if hex < "0020" || hex == "003c" || hex == "003e" || hex == "0026" || hex == "2028" || hex == "2029" {
+				continue
+			}
+			return true
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// underscoreKey returns the first top-level key of the compact JSON object
+// body that starts with an underscore, if any.
+func underscoreKey(body []byte) string {
+	depth, inString, escaped, expectKey := 0, false, false, false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			if depth == 1 && expectKey && i+1 < len(body) && body[i+1] == '_' {
+				end := bytes.IndexByte(body[i+1:], '"')
+				if end < 0 {
+					end = len(body) - i - 1
+				}
+				return string(body[i+1 : i+1+end])
+			}
+			expectKey = false
+		case '{':
+			depth++
+			expectKey = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		}
+	}
+	return ""
 }
 
 // unwrapSingle drops the *store.WriteError of a one-write commit: Put and
@@ -333,14 +440,14 @@ func unwrapSingle(err error) error {
 	return err
 }
 
-// commit applies writes (bodies[i] is the canonical body of a put, nil for
+// commit applies writes (docs[i] is the prepared body of a put, zero for
 // a delete) in one transaction, after checking them all, and returns their
 // new revisions. A failed check is the outcome, reported as a
 // *store.WriteError; the function's error is reserved for failures that
 // must abort the transaction, since in a batch that would make every other
 // writer in it retry alone. The function may run more than once (bbolt
 // retries batches), so it starts from scratch each time.
-func (s *Store) commit(ctx context.Context, writes []store.Write, bodies [][]byte) ([]string, error) {
+func (s *Store) commit(ctx context.Context, writes []store.Write, docs []prepared) ([]string, error) {
 	if err := s.enter(ctx); err != nil {
 		return nil, err
 	}
@@ -370,7 +477,7 @@ func (s *Store) commit(ctx context.Context, writes []store.Write, bodies [][]byt
 			return err
 		}
 		for i, w := range writes {
-			if revs[i], err = s.apply(tx, b, set, w.Doc.ID, gens[i], olds[i], bodies[i]); err != nil {
+			if revs[i], err = s.apply(tx, b, set, w.Doc.ID, gens[i], olds[i], docs[i]); err != nil {
 				return err
 			}
 			if w.Delete {
@@ -413,11 +520,11 @@ func check(b *bbolt.Bucket, w store.Write) (gen int, old []byte, failed, err err
 	return generation(cur), body, nil, nil
 }
 
-// apply writes body (nil to delete) as document id, whose current
+// apply writes doc's body (none to delete) as document id, whose current
 // generation and body are gen and old, with its index entries, and
 // returns the new revision. Subscribers hear of it once tx commits.
-func (s *Store) apply(tx *bbolt.Tx, b *bbolt.Bucket, set *indexSet, id string, gen int, old, body []byte) (string, error) {
-	key := []byte(id)
+func (s *Store) apply(tx *bbolt.Tx, b *bbolt.Bucket, set *indexSet, id string, gen int, old []byte, doc prepared) (string, error) {
+	key, body := []byte(id), []byte(doc)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return "", err
@@ -522,8 +629,8 @@ func (s *Store) scan(ctx context.Context, prefix string, where []store.Cond) ([]
 			if err != nil {
 				return fmt.Errorf("%q: %w", k, err)
 			}
-			for _, n := range needles {
-				if !bytes.Contains(body, n) {
+			for _, alts := range needles {
+				if !containsAny(body, alts) {
 					continue next
 				}
 			}
@@ -665,8 +772,9 @@ func upgrade(tx *bbolt.Tx, docs *bbolt.Bucket) error {
 }
 
 // canonical re-encodes a body the one way encoding/json writes it: keys
-// sorted, strings escaped alike whoever wrote them. Scans rely on it (see
-// needles).
+// sorted, strings escaped alike whoever wrote them. prepare uses it for a
+// body holding escapes encoding/json does not write, which scans could not
+// find by their bytes (see needles).
 func canonical(body []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -687,24 +795,25 @@ func encodeJSON(v any) ([]byte, error) {
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
-// needles lists bytes a stored body must contain to match where: the
-// encoding of each string a condition compares with. Bodies are stored in
-// canonical form, so a body holding that string holds exactly those bytes,
-// and a scan can skip the others without decoding them. A query holding a
-// condition store.Match rejects has none, so that the scan reaches it and
-// fails as store.Match does.
-func needles(where []store.Cond) [][]byte {
+// needles lists, for each string a condition compares with, the ways a
+// stored body may write it (see jsonStrings): a body must hold one of each
+// to match where. Bodies are stored with only the escapes encoding/json
+// writes (see prepare), so a body holding the string holds one of those
+// byte strings, and a scan can skip the others without decoding them. A
+// query holding a condition store.Match rejects has none, so that the scan
+// reaches it and fails as store.Match does.
+func needles(where []store.Cond) [][][]byte {
 	if !wellFormed(where) {
 		return nil
 	}
-	var out [][]byte
+	var out [][][]byte
 	for _, c := range where {
 		s, ok := c.Value.(string)
 		if !ok || (c.Op != store.Eq && c.Op != store.Contains) {
 			continue
 		}
-		if n, err := encodeJSON(s); err == nil {
-			out = append(out, n)
+		if alts := jsonStrings(s); len(alts) > 0 {
+			out = append(out, alts)
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +217,52 @@ func TestHubOrdersBySequence(t *testing.T) {
 	}
 	if want := []string{"5", "6", "7", "8", "9"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("delivered %v, want %v", got, want)
+	}
+}
+
+// TestStoredBodiesFindable: bodies are stored as written (compacted) when
+// they hold only the escapes encoding/json writes, re-encoded otherwise,
+// and a query finds a string however it was escaped; a top-level key
+// starting with an underscore is refused however it is spelled.
+func TestStoredBodiesFindable(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	ctx := context.Background()
+	bodies := map[string]string{
+		"html":    `{"k": "a\u003cb"}`,         // json.Marshal's HTML escape
+		"plain":   `{"k":"a<b"}`,               // an Encoder told not to escape
+		"foreign": `{"k":"\u0061\u003Cb"}`,     // escapes encoding/json never writes
+		"slash":   `{"k":"a<b","p":"x\/y"}`,    // \/ too
+		"other":   `{"k":"a>b","n":[1, 2.50]}`, // not a match
+	}
+	for id, body := range bodies {
+		if _, err := s.Put(ctx, store.Doc{ID: id, Body: json.RawMessage(body)}); err != nil {
+			t.Fatalf("Put %s: %v", id, err)
+		}
+	}
+	docs, err := s.Find(ctx, store.Query{Where: []store.Cond{{Field: []string{"k"}, Op: store.Eq, Value: "a<b"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range docs {
+		got = append(got, d.ID)
+	}
+	if want := []string{"foreign", "html", "plain", "slash"}; !slices.Equal(got, want) {
+		t.Errorf("Find k = a<b: %v, want %v", got, want)
+	}
+	if d, err := s.Get(ctx, "other"); err != nil || string(d.Body) != `{"k":"a>b","n":[1,2.50]}` {
+		t.Errorf("a body without foreign escapes is stored compacted as written: %s, %v", d.Body, err)
+	}
+	for _, body := range []string{`{"_x":1}`, `{"a":{"_nested":1},"_y":2}`, `{"\u005fz":1}`} {
+		if _, err := s.Put(ctx, store.Doc{ID: "bad", Body: json.RawMessage(body)}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Put %s: %v, want ErrInvalid", body, err)
+		}
+	}
+	if _, err := s.Put(ctx, store.Doc{ID: "nested", Body: json.RawMessage(`{"a":{"_nested":1}}`)}); err != nil {
+		t.Errorf("a nested key starting with an underscore: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"unicode/utf8"
 
 	"go.etcd.io/bbolt"
 
@@ -95,21 +96,41 @@ type keyed struct {
 	fields [][]string
 	name   []byte // JSON encoding of fields
 	number []byte // uvarint
-	// keys holds, for each field's first name, how it is written as a
-	// key in canonical JSON: "name":.
-	keys map[string][]byte
+	// keys holds, for each field's first name, how a stored body may
+	// write it as a key: "name": (see jsonStrings).
+	keys map[string][][]byte
 }
 
-// keyOf returns how the object key name is written in canonical JSON.
-func (k keyed) keyOf(name string) []byte {
+// keysOf returns how a stored body may write the object key name.
+func (k keyed) keysOf(name string) [][]byte {
 	if b, ok := k.keys[name]; ok {
 		return b
 	}
-	enc, err := encodeJSON(name)
+	return keyForms(name)
+}
+
+// keyForms are the ways a stored body may write the key name.
+func keyForms(name string) [][]byte {
+	forms := jsonStrings(name)
+	for i := range forms {
+		forms[i] = append(forms[i], ':')
+	}
+	return forms
+}
+
+// jsonStrings returns the ways encoding/json writes s as a JSON string:
+// with HTML characters escaped (json.Marshal) and without (an Encoder told
+// not to), the same bytes when s has none.
+func jsonStrings(s string) [][]byte {
+	escaped, err := json.Marshal(s)
 	if err != nil {
 		return nil
 	}
-	return append(enc, ':')
+	plain, err := encodeJSON(s)
+	if err != nil || bytes.Equal(plain, escaped) {
+		return [][]byte{escaped}
+	}
+	return [][]byte{escaped, plain}
 }
 
 // indexSet is every distinct list of indexed fields, as of definitions
@@ -158,11 +179,9 @@ func (set *indexSet) add(fields [][]string) (keyed, bool) {
 		return keyed{}, false
 	}
 	set.byName[string(name)] = true
-	k := keyed{fields: fields, name: name, keys: map[string][]byte{}}
+	k := keyed{fields: fields, name: name, keys: map[string][][]byte{}}
 	for _, f := range fields {
-		if enc, err := encodeJSON(f[0]); err == nil {
-			k.keys[f[0]] = append(enc, ':')
-		}
+		k.keys[f[0]] = keyForms(f[0])
 	}
 	set.all = append(set.all, k)
 	return k, true
@@ -398,12 +417,160 @@ func indexEntries(body []byte, ks []keyed) ([][][]byte, error) {
 	if body == nil || !slices.ContainsFunc(ks, func(k keyed) bool { return mayIndex(body, k) }) {
 		return out, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var root any
-	if err := dec.Decode(&root); err != nil {
+	root, err := decodeMembers(body, firstNames(ks))
+	if err != nil {
 		return nil, err
 	}
+	return entriesOf(root, ks), nil
+}
+
+// firstNames lists the top-level keys the fields of ks start with.
+func firstNames(ks []keyed) map[string]bool {
+	names := map[string]bool{}
+	for _, k := range ks {
+		for _, f := range k.fields {
+			names[f[0]] = true
+		}
+	}
+	return names
+}
+
+// decodeMembers decodes, of the compact JSON object body, the members
+// whose keys are in names, and skips the others without decoding them:
+// index entries need a few fields of a document, not all of it.
+func decodeMembers(body []byte, names map[string]bool) (map[string]any, error) {
+	root := map[string]any{}
+	err := eachMember(body, func(key string, value []byte) error {
+		if !names[key] {
+			return nil
+		}
+		v, err := decodeValue(value)
+		if err != nil {
+			return fmt.Errorf("member %q: %w", key, err)
+		}
+		root[key] = v
+		return nil
+	})
+	return root, err
+}
+
+// decodeValue decodes one JSON value as json.Decoder with UseNumber does,
+// without one for the scalars documents are mostly indexed by.
+func decodeValue(value []byte) (any, error) {
+	switch {
+	case len(value) >= 2 && value[0] == '"' && bytes.IndexByte(value, '\\') < 0 && utf8.Valid(value):
+		return string(value[1 : len(value)-1]), nil
+	case string(value) == "true":
+		return true, nil
+	case string(value) == "false":
+		return false, nil
+	case string(value) == "null":
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// eachMember calls fn with the key and the raw value of each member of the
+// compact JSON object body, in order.
+func eachMember(body []byte, fn func(key string, value []byte) error) error {
+	if len(body) < 2 || body[0] != '{' {
+		return fmt.Errorf("not a JSON object")
+	}
+	i := 1
+	for i < len(body) && body[i] != '}' {
+		end := stringEnd(body, i)
+		if end < 0 || end+1 >= len(body) || body[end+1] != ':' {
+			return fmt.Errorf("malformed object at byte %d", i)
+		}
+		rawKey := body[i : end+1]
+		key := string(rawKey[1 : len(rawKey)-1])
+		if bytes.IndexByte(rawKey, '\\') >= 0 {
+			if err := json.Unmarshal(rawKey, &key); err != nil {
+				return fmt.Errorf("key at byte %d: %w", i, err)
+			}
+		}
+		start := end + 2
+		stop := valueEnd(body, start)
+		if stop < 0 {
+			return fmt.Errorf("malformed value at byte %d", start)
+		}
+		if err := fn(key, body[start:stop]); err != nil {
+			return err
+		}
+		i = stop
+		if i < len(body) && body[i] == ',' {
+			i++
+		}
+	}
+	return nil
+}
+
+// stringEnd returns the index of the quote closing the JSON string that
+// starts at body[i], or -1.
+func stringEnd(body []byte, i int) int {
+	if i >= len(body) || body[i] != '"' {
+		return -1
+	}
+	for j := i + 1; j < len(body); j++ {
+		switch body[j] {
+		case '\\':
+			j++
+		case '"':
+			return j
+		}
+	}
+	return -1
+}
+
+// valueEnd returns the index just past the compact JSON value starting at
+// body[i], or -1.
+func valueEnd(body []byte, i int) int {
+	if i >= len(body) {
+		return -1
+	}
+	switch body[i] {
+	case '"':
+		if e := stringEnd(body, i); e >= 0 {
+			return e + 1
+		}
+		return -1
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(body); j++ {
+			switch body[j] {
+			case '"':
+				if j = stringEnd(body, j); j < 0 {
+					return -1
+				}
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default: // a number, true, false or null
+		for j := i; j < len(body); j++ {
+			if c := body[j]; c == ',' || c == '}' || c == ']' {
+				return j
+			}
+		}
+		return -1
+	}
+}
+
+// entriesOf returns, for each of ks, the distinct entry keys of the
+// decoded body root, without the id.
+func entriesOf(root any, ks []keyed) [][][]byte {
+	out := make([][][]byte, len(ks))
 	for i, k := range ks {
 		if len(k.fields) == 1 {
 			out[i] = fieldEntries(root, k)
@@ -423,22 +590,28 @@ func indexEntries(body []byte, ks []keyed) ([][][]byte, error) {
 			out[i] = [][]byte{entryKey(k.number, entryWhole, values...)}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // mayIndex reports whether body may have entries in k: it holds, as a key,
-// the first name of each of k's fields. Bodies are stored in canonical
-// JSON (see canonical), where a key named n is written "n": with nothing
-// in between, and where such bytes inside a string are escaped, so a body
+// the first name of each of k's fields. Bodies are stored compact, with
+// only the escapes encoding/json writes (see prepare), where a key named n
+// is written "n" (with its HTML characters escaped or not) followed by a
+// colon, and where such bytes inside a string are escaped, so a body
 // without them has no such key. Documents that no index concerns (an
 // outbox entry, say) are then written without being decoded.
 func mayIndex(body []byte, k keyed) bool {
 	for _, f := range k.fields {
-		if !bytes.Contains(body, k.keyOf(f[0])) {
+		if !containsAny(body, k.keysOf(f[0])) {
 			return false
 		}
 	}
 	return true
+}
+
+// containsAny reports whether body holds one of alts.
+func containsAny(body []byte, alts [][]byte) bool {
+	return slices.ContainsFunc(alts, func(a []byte) bool { return bytes.Contains(body, a) })
 }
 
 // fieldEntries returns the entries of k, an index on one field: one for a

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -796,5 +797,24 @@ func BenchmarkPutIndexed(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+// TestDecodeMembers: the members an index needs are decoded, the others
+// skipped, whatever they hold.
+func TestDecodeMembers(t *testing.T) {
+	body := []byte(`{"a":{"x":[1,{"y":"}]"}]},"kind":"compute","k\"q":"v","n":-1.5e3,"t":true,"z":null,"list":["a","b"]}`)
+	got, err := decodeMembers(body, map[string]bool{"kind": true, "n": true, "z": true, "list": true, "k\"q": true, "missing": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"kind": "compute", "n": json.Number("-1.5e3"), "z": nil, "list": []any{"a", "b"}, "k\"q": "v"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decodeMembers = %#v, want %#v", got, want)
+	}
+	for _, bad := range []string{`[1]`, `{"a"}`, `{"a":`, `{"a":"x}`, `{`} {
+		if _, err := decodeMembers([]byte(bad), map[string]bool{"a": true}); err == nil {
+			t.Errorf("decodeMembers(%s) accepted", bad)
+		}
 	}
 }
