@@ -49,6 +49,9 @@ type Member struct {
 	// PublicKey is the member's CURVE public key (Z85): what members dial
 	// it with, and the key its requests must come from.
 	PublicKey string
+	// MaxMessageBytes is the largest layer message the member accepts; 0
+	// when it did not say.
+	MaxMessageBytes int
 }
 
 // MemberFromAttributes reads a member's attributes (nested by the dots of
@@ -66,6 +69,8 @@ func MemberFromAttributes(attrs map[string]any) (Member, error) {
 		Distance:  r.integer(MemberDistance, 0),
 		LastSeen:  r.str(MemberLastSeen),
 		PublicKey: r.str(MemberPublicKey),
+
+		MaxMessageBytes: r.integer(MemberMaxMessageBytes, 0),
 	}
 	for _, l := range Layers() {
 		if s := r.str(l.SocketAttr()); s != "" {
@@ -115,6 +120,9 @@ func (m Member) Attributes() map[string]any {
 	}
 	w.setString(MemberLastSeen, m.LastSeen)
 	w.setString(MemberPublicKey, m.PublicKey)
+	if m.MaxMessageBytes > 0 {
+		w.set(MemberMaxMessageBytes, float64(m.MaxMessageBytes))
+	}
 	return w.attrs
 }
 
@@ -279,15 +287,6 @@ func anyList(list []string) []any {
 		out[i] = s
 	}
 	return out
-}
-
-// remarshal converts between a typed value and its generic JSON shape.
-func remarshal(from, to any) error {
-	raw, err := json.Marshal(from)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(raw, to)
 }
 
 // reader reads typed values out of nested attributes, keeping the first
