@@ -80,7 +80,10 @@ type Config struct {
 	// (default 30s).
 	MaxWait time.Duration
 	// MaxMessageSize bounds what one layer request, or one reply, may
-	// hold (default 64 MiB).
+	// hold (default DefaultMaxMessageSize): a peer announcing a larger
+	// frame is cut off before it is read, a send that cannot fit is
+	// refused with 413, and deliveries are batched within it (see
+	// limits.go).
 	MaxMessageSize int64
 	// Executor runs executable messages; the default records and echoes.
 	Executor Executor
@@ -131,7 +134,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.RetryMax, DefaultRetryMax)
 	setDefault(&c.Expiry, DefaultExpiry)
 	setDefault(&c.MaxWait, DefaultMaxWait)
-	setDefault(&c.MaxMessageSize, maxRequestBytes)
+	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
 	if c.Executor == nil {
 		c.Executor = recordExecutor{}
 	}
@@ -194,7 +197,10 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	log := cfg.Logger.WithField("component", "broker")
-	ccfg := layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: cfg.MaxMessageSize, Logger: log}
+	// Requests are cut to fit MaxMessageSize (limits.go); a reply may
+	// hold somewhat more, as it repeats what ran (an executed message's
+	// result), so the client allows twice as much before it drops one.
+	ccfg := layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: 2 * cfg.MaxMessageSize, Logger: log}
 	if cfg.Curve {
 		ccfg.Curve = cfg.Keys
 	}
@@ -263,11 +269,11 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err != nil || local == nil {
 		return err
 	}
-	if b.publicKey() != "" && str(local, attrPublicKey) != b.publicKey() {
-		// The server's key is new, or changed since the member was
-		// stored: the member published is the member the key is.
+	if b.selfDiffers(local) {
+		// The server's key or size limit is new, or changed since the
+		// member was stored: the member published is what this server is.
 		if local, err = occi.UpdateEntity(ctx, b.st, local.Location, func(e *occi.Entity) error {
-			b.markKey(e)
+			b.markSelf(e)
 			return nil
 		}); err != nil {
 			return fmt.Errorf("broker: record the member's public key: %w", err)

@@ -48,6 +48,7 @@ type deliverer struct {
 	backlog  bool // the store may hold entries that are not in queue
 	stream   *layers.Stream
 	endpoint string // the peer's socket, as last dialled
+	peerMax  int    // the peer's size limit, when it published one
 	self     memberInfo
 	session  string
 	syncReq  uint64 // the stream request of the session's sync
@@ -317,10 +318,12 @@ func (d *deliverer) connect(ctx context.Context) error {
 		if t.Endpoint = m.Sockets[d.key.layer]; t.Endpoint == "" {
 			return fmt.Errorf("member %s has no %s socket", d.key.peer, d.key.layer)
 		}
-		t.Key = m.PublicKey
+		t.Key, d.peerMax = m.PublicKey, m.MaxMessageBytes
+	} else if m := ms.bySocket(t.Endpoint); m != nil {
+		d.peerMax = m.MaxMessageBytes
 	}
 	d.self, d.endpoint = ms.local.info(), t.Endpoint
-	d.self.PublicKey = d.b.publicKey()
+	d.self.PublicKey, d.self.MaxMessageBytes = d.b.publicKey(), int(d.b.cfg.MaxMessageSize)
 	if d.b.cfg.Curve {
 		if t.Key, err = d.b.dialKey(ctx, ms, t.Key, t.Endpoint); err != nil {
 			return err
@@ -373,6 +376,10 @@ func (d *deliverer) fill() error {
 	}
 	for len(d.queue) > 0 && inFlight < d.b.cfg.Window {
 		n := min(len(d.queue), d.b.cfg.Batch, d.b.cfg.Window-inFlight)
+		// Within the size limit of layer messages.
+		if n = d.fitting(n); n == 0 {
+			continue
+		}
 		entries := d.queue[:n:n]
 		env := outEnvelope{Type: reqDeliver, Layer: d.key.layer, From: d.self, Session: d.session, Entries: make([]outEntry, n)}
 		for i, e := range entries {

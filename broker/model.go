@@ -57,6 +57,7 @@ const (
 	attrDistance       = api.MemberDistance
 	attrLastSeen       = api.MemberLastSeen
 	attrPublicKey      = api.MemberPublicKey
+	attrMaxMessage     = api.MemberMaxMessageBytes
 )
 
 // Message attribute names.
@@ -171,12 +172,15 @@ type memberInfo struct {
 	Distance int `json:"distance"`
 	// PublicKey is the member's CURVE public key (Z85), when it has one.
 	PublicKey string `json:"public_key,omitempty"`
+	// MaxMessageBytes is the largest layer message the member accepts; 0
+	// when it did not say.
+	MaxMessageBytes int `json:"max_message_bytes,omitempty"`
 }
 
 func describe(e *occi.Entity) memberInfo {
 	info := memberInfo{ID: e.ID, Title: e.Title, Summary: e.Summary, Sockets: map[Layer]string{},
 		Neighbors: strs(e, attrNeighbors), Topics: strs(e, attrTopics), Providers: strs(e, attrProviders),
-		PublicKey: str(e, attrPublicKey)}
+		PublicKey: str(e, attrPublicKey), MaxMessageBytes: number(e, attrMaxMessage, 0)}
 	for _, l := range Layers() {
 		if s := str(e, l.SocketAttr()); s != "" {
 			info.Sockets[l] = s
@@ -198,6 +202,9 @@ func (m memberInfo) apply(e *occi.Entity, via string, distance int, seen string)
 	m.describeInto(e, false)
 	if m.PublicKey != "" {
 		e.SetAttr(attrPublicKey, m.PublicKey)
+	}
+	if m.MaxMessageBytes > 0 {
+		e.SetAttr(attrMaxMessage, float64(m.MaxMessageBytes))
 	}
 	e.SetAttr(attrVia, via)
 	e.SetAttr(attrDistance, float64(distance))

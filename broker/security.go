@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,42 +84,84 @@ func (b *Broker) publicKey() string {
 	return b.cfg.Keys.Public
 }
 
-// markKey writes this server's key into the local member e, when it has
-// one.
-func (b *Broker) markKey(e *occi.Entity) {
-	if k := b.publicKey(); k != "" {
-		e.SetAttr(attrPublicKey, k)
-	}
-}
-
-// describeSelf is the local member's description, with its key.
+// describeSelf is the local member's description, with its key and size
+// limit.
 func (b *Broker) describeSelf(self *occi.Entity) memberInfo {
 	info := describe(self)
-	info.PublicKey = b.publicKey()
+	info.PublicKey, info.MaxMessageBytes = b.publicKey(), int(b.cfg.MaxMessageSize)
 	return info
 }
 
-// fixPublicKey keeps a member's public_key read-only: the local member's
-// is this server's key; another member's is the one discovery recorded
-// (old's), which no client sets. A client that sends another value is
-// told so.
-func (b *Broker) fixPublicKey(old, e *occi.Entity) error {
-	given, was := str(e, attrPublicKey), ""
-	if old != nil {
-		was = str(old, attrPublicKey)
+// selfAttrs are the local member's read-only attributes, as this server
+// sets them: its key (when it has one) and its size limit.
+func (b *Broker) selfAttrs() map[string]any {
+	out := map[string]any{attrMaxMessage: float64(b.cfg.MaxMessageSize)}
+	if k := b.publicKey(); k != "" {
+		out[attrPublicKey] = k
 	}
-	if flag(e, attrLocal, false) {
-		if given != "" && given != was && given != b.publicKey() {
-			return occi.BadRequest(attrPublicKey, "%s is read-only: the local member's key is its server's (%s)", attrPublicKey, b.publicKey())
+	return out
+}
+
+// markSelf writes the local member's read-only attributes into e.
+func (b *Broker) markSelf(e *occi.Entity) {
+	for name, v := range b.selfAttrs() {
+		e.SetAttr(name, v)
+	}
+}
+
+// selfDiffers reports whether the stored local member e says otherwise
+// than this server of its read-only attributes.
+func (b *Broker) selfDiffers(e *occi.Entity) bool {
+	for name, v := range b.selfAttrs() {
+		if got, _ := e.Attr(name); attrText(got) != attrText(v) {
+			return true
 		}
-		b.markKey(e)
-		return nil
 	}
-	if given != "" && given != was {
-		return occi.BadRequest(attrPublicKey, "%s is read-only: a member's key is learned from the member itself in discovery", attrPublicKey)
+	return false
+}
+
+// attrText is an attribute value as text, so "10" and 10 compare equal.
+func attrText(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return ""
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	case string:
+		return strings.TrimSpace(t)
 	}
-	if was != "" {
-		e.SetAttr(attrPublicKey, was)
+	return fmt.Sprint(v)
+}
+
+// fixReadOnly keeps a member's public_key and max_message_bytes read-only:
+// the local member's are this server's; another member's are what
+// discovery recorded (old's), which no client sets. A client that sends
+// other values is told so.
+func (b *Broker) fixReadOnly(old, e *occi.Entity) error {
+	local, self := flag(e, attrLocal, false), b.selfAttrs()
+	for _, name := range []string{attrPublicKey, attrMaxMessage} {
+		given, _ := e.Attr(name)
+		var was any
+		if old != nil {
+			was, _ = old.Attr(name)
+		}
+		changed := attrText(given) != "" && attrText(given) != attrText(was)
+		if local {
+			want, has := self[name]
+			if changed && attrText(given) != attrText(want) {
+				return occi.BadRequest(name, "%s is read-only: the local member's is its server's (%s)", name, attrText(want))
+			}
+			if has {
+				e.SetAttr(name, want)
+			}
+			continue
+		}
+		if changed {
+			return occi.BadRequest(name, "%s is read-only: it is learned from the member itself in discovery", name)
+		}
+		if attrText(was) != "" {
+			e.SetAttr(name, was)
+		}
 	}
 	return nil
 }

@@ -106,6 +106,10 @@ const (
 	// the local member's is its server's key, the others' were learned in
 	// discovery from the members themselves.
 	MemberPublicKey = "cmbs.member.public_key"
+	// MemberMaxMessageBytes is the largest layer message the member
+	// accepts (its max_message_bytes), read-only like the key: senders cut
+	// their requests to it.
+	MemberMaxMessageBytes = "cmbs.member.max_message_bytes"
 )
 
 // Layer receiver states, as a local member's layers attribute shows them.
