@@ -12,8 +12,9 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 BIN      := cmd/cmbs/cmbs
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
-# The embedded store of `make run` lives outside the source tree.
-STORE    ?= file:$(HOME)/.local/share/cmbs
+# The embedded store of `make run` is serve's default, the XDG data
+# directory ($XDG_DATA_HOME/cmbs or ~/.local/share/cmbs), unless STORE says.
+STORE    ?=
 ARGS     ?=
 # Fuzzing runs a count, not a duration: a duration races Go 1.26's fuzz
 # coordinator at its deadline (go.dev/issue/75804, fixed in Go 1.27) and fails
@@ -65,9 +66,9 @@ check-go:
 build: deps-run
 	go build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/cmbs
 
-## run: build and serve on :8090 with the embedded store in STORE; extra flags in ARGS.
+## run: build and serve on :8090 with the default store (or STORE); extra flags in ARGS.
 run: build
-	./$(BIN) serve --store '$(STORE)' $(ARGS)
+	./$(BIN) serve $(if $(STORE),--store '$(STORE)') $(ARGS)
 
 ## lint: go.mod and go.sum are tidy, and golangci-lint (.golangci.yml) finds nothing.
 lint: deps-run

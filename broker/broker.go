@@ -1,9 +1,3 @@
-// Package broker makes cmbs a message broker: the member and message kinds,
-// their providers (cmbs_member, cmbs_message) and the ZeroMQ layers that
-// carry messages between members. Members learn of each other over L1
-// (recursive discovery) and deliver messages on L2 (to all), L3.1 (by
-// provider), L3.2 (by topic) and L4 (by both), forwarding hop by hop to
-// members that are not direct neighbours.
 package broker
 
 import (

@@ -1,11 +1,13 @@
 package broker_test
 
 import (
-	"context"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
@@ -245,7 +247,9 @@ func TestOriginalSpellings(t *testing.T) {
 }
 
 // TestCategoriesMatchOriginal checks the built-in categories hold the
-// original files' terms, schemes, locations, attributes and actions.
+// original files' terms, schemes, locations, actions and attributes, with
+// the same mutability and requirement; their types and patterns are the
+// built-in kinds' own, which accept the values the original sends.
 func TestCategoriesMatchOriginal(t *testing.T) {
 	cats, err := broker.Categories()
 	if err != nil {
@@ -269,18 +273,60 @@ func TestCategoriesMatchOriginal(t *testing.T) {
 			if c.Class != o.Class || c.Location != o.Location || !reflect.DeepEqual(c.Actions, o.Actions) {
 				t.Errorf("%s differs from %s", o.ID(), file)
 			}
+			defs := map[string]occi.AttrDef{}
+			for _, d := range occi.Definitions(c.Attributes) {
+				defs[d.Name] = d
+			}
 			for _, d := range occi.Definitions(o.Attributes) {
-				found := false
-				for _, cd := range occi.Definitions(c.Attributes) {
-					if reflect.DeepEqual(cd, d) {
-						found = true
-					}
-				}
-				if !found {
-					t.Errorf("%s: attribute %s differs", o.ID(), d.Name)
+				cd, ok := defs[d.Name]
+				if !ok || cd.Mutable != d.Mutable || cd.Required != d.Required {
+					t.Errorf("%s: attribute %s is %+v, the original's %+v", o.ID(), d.Name, cd, d)
 				}
 			}
 		}
 	}
-	_ = context.Background
+}
+
+// TestOriginalFilesValidate sends the original's request files, categories
+// included, to a strict server and to a lenient one: the built-in kinds'
+// types and patterns accept every value the files hold (sockets, lists,
+// "True" and booleans), so the strict server answers as the lenient one
+// does and the lenient one logs no warning. Re-posting the original's
+// category files, whose patterns reject sockets, keeps the built-in
+// definitions.
+func TestOriginalFilesValidate(t *testing.T) {
+	steps := []struct {
+		method, path, file string
+		status             int
+	}{
+		{"POST", "/-/", "post_category_cmbs_member.json", http.StatusCreated},
+		{"PUT", "/-/", "put_provider_cmbs_member.json", http.StatusOK},
+		{"POST", "/-/", "post_category_cmbs_message.json", http.StatusCreated},
+		{"PUT", "/-/", "put_provider_cmbs_message.json", http.StatusOK},
+		{"POST", "/cmbs/member/", "post_member.json", http.StatusCreated},
+		{"POST", "/cmbs/message/", "post_message_l1.json", http.StatusCreated},
+		{"POST", "/cmbs/message/", "post_message_l2.json", http.StatusCreated},
+		{"POST", "/cmbs/message/", "post_message_l31.json", http.StatusCreated},
+		{"POST", "/cmbs/message/", "post_message_l32.json", http.StatusCreated},
+		{"POST", "/cmbs/message/", "post_message_l4.json", http.StatusCreated},
+	}
+	for _, strict := range []bool{true, false} {
+		t.Run(map[bool]string{true: "strict", false: "lenient"}[strict], func(t *testing.T) {
+			t.Parallel()
+			logger, hook := logtest.NewNullLogger()
+			logger.SetLevel(logrus.WarnLevel)
+			m := brokertest.Start(t, brokertest.Options{ID: "walk", NoMember: true, Strict: strict, Logger: logger})
+			for _, s := range steps {
+				m.MustRequest(s.status, s.method, s.path, string(readExample(t, s.file)))
+			}
+			// The second member's file, as a member of another host.
+			second := strings.Replace(string(readExample(t, "post_member_second.json")), `"local": "true"`, `"local": false`, 1)
+			m.MustRequest(http.StatusCreated, "POST", "/cmbs/member/", second)
+			for _, e := range hook.AllEntries() {
+				if w, ok := e.Data["warning"]; ok {
+					t.Errorf("lenient validation warned: %v", w)
+				}
+			}
+		})
+	}
 }

@@ -99,11 +99,25 @@ const (
 	LogFormatJSON = "json"
 )
 
+// DataDir is where cmbs keeps its embedded store unless told otherwise:
+// $XDG_DATA_HOME/cmbs, else ~/.local/share/cmbs (the XDG Base Directory
+// default), else ./data when there is no home directory. make run and
+// cmbs serve share it, so both see the same data.
+func DataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "cmbs")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".local", "share", "cmbs")
+	}
+	return "data"
+}
+
 // Default returns the configuration used for anything no source sets.
 func Default() Config {
 	return Config{
 		HTTP:            ":8090",
-		Store:           "file:./data",
+		Store:           "file:" + DataDir(),
 		LogLevel:        "info",
 		LogFormat:       LogFormatText,
 		ShutdownTimeout: 10 * time.Second,

@@ -237,7 +237,12 @@ func dedupe(in []string) []string {
 // mergeCategory folds a re-registration into the stored category: new
 // attribute definitions and actions are added, nothing is removed, so
 // posting the same file twice (or two spellings of it) leaves one copy.
-func mergeCategory(stored, posted *Category, field string) (*Category, error) {
+//
+// With keepDefs the stored definitions of attributes win over the posted
+// ones, which only add attributes: a client posting the original's
+// category files again (whose patterns their own values break) must not
+// undo the definitions of a built-in kind.
+func mergeCategory(stored, posted *Category, field string, keepDefs bool) (*Category, error) {
 	if stored.Class != posted.Class {
 		return nil, Conflict(field, "%s is registered as a %s, not a %s", posted.ID(), stored.Class, posted.Class)
 	}
@@ -252,7 +257,17 @@ func mergeCategory(stored, posted *Category, field string) (*Category, error) {
 	if merged.Attributes == nil {
 		merged.Attributes = map[string]any{}
 	}
-	deepMerge(merged.Attributes, posted.Attributes, "", newSchema(posted).isLeaf)
+	added := posted.Attributes
+	if keepDefs {
+		stored := newSchema(stored)
+		added, _ = deepCopy(posted.Attributes).(map[string]any)
+		for _, d := range Definitions(posted.Attributes) {
+			if _, ok := stored[d.Name]; ok {
+				deletePath(added, d.Path)
+			}
+		}
+	}
+	deepMerge(merged.Attributes, added, "", newSchema(posted).isLeaf)
 	merged.Actions = dedupe(append(append([]string{}, stored.Actions...), posted.Actions...))
 	merged.Related = dedupe(append(append([]string{}, stored.Related...), posted.Related...))
 	if len(posted.Applies) > 0 {
@@ -271,15 +286,25 @@ type categoryWrite struct {
 }
 
 // EnsureCategories registers cats the way a POST on the query interface
-// does: absent ones are created, present ones merged.
+// does: absent ones are created, present ones merged, their attribute
+// definitions over the stored ones. They become built-in: a client's POST
+// may add attributes to them but keeps these definitions.
 func (s *Server) EnsureCategories(ctx context.Context, cats []*Category) error {
-	_, _, err := s.registerCategories(ctx, cats)
-	return err
+	if _, _, err := s.registerCategories(ctx, cats, true); err != nil {
+		return err
+	}
+	for _, c := range cats {
+		s.builtin.Store(c.ID(), struct{}{})
+	}
+	return nil
 }
 
 // registerCategories validates every category first and writes only when all
 // are valid; a failed write undoes the earlier ones.
-func (s *Server) registerCategories(ctx context.Context, cats []*Category) (written []*Category, warnings []string, err error) {
+// own is true for the server's own categories (EnsureCategories), whose
+// definitions replace the stored ones; a client's keep those of built-in
+// categories.
+func (s *Server) registerCategories(ctx context.Context, cats []*Category, own bool) (written []*Category, warnings []string, err error) {
 	inRequest := map[string]bool{}
 	for _, c := range cats {
 		inRequest[c.ID()] = true
@@ -307,7 +332,8 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category) (writ
 		case err != nil:
 			return nil, nil, err
 		default:
-			merged, err := mergeCategory(stored, c, field)
+			_, builtin := s.builtin.Load(c.ID())
+			merged, err := mergeCategory(stored, c, field, builtin && !own)
 			if err != nil {
 				return nil, nil, err
 			}

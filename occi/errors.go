@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/houssem/cmbs/store"
 )
@@ -71,8 +72,26 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed):
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
+	}
+}
+
+// RetryAfterSeconds is the Retry-After of a 503: how long a client should
+// wait before trying again while the store is unreachable.
+const RetryAfterSeconds = 5
+
+// setStatusHeaders sets what an error answer carries besides its body:
+// Allow for a 405, Retry-After for a 503.
+func setStatusHeaders(w http.ResponseWriter, err error, status int) {
+	var oe *Error
+	if errors.As(err, &oe) && oe.Allow != "" {
+		w.Header().Set("Allow", oe.Allow)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	}
 }
 
@@ -86,6 +105,8 @@ func ProblemOf(err error) Problem {
 		p.Detail, p.Field = oe.Detail, oe.Field
 	case status == http.StatusConflict:
 		p.Detail = "the document changed concurrently; retry the request"
+	case status == http.StatusServiceUnavailable:
+		p.Detail = fmt.Sprintf("the store cannot be reached; nothing was changed; retry in %d seconds", RetryAfterSeconds)
 	case status == http.StatusInternalServerError:
 		p.Detail = "internal error; see the server log"
 	default:
@@ -97,10 +118,7 @@ func ProblemOf(err error) Problem {
 // WriteProblem writes err as application/problem+json.
 func WriteProblem(w http.ResponseWriter, err error) {
 	p := ProblemOf(err)
-	var oe *Error
-	if errors.As(err, &oe) && oe.Allow != "" {
-		w.Header().Set("Allow", oe.Allow)
-	}
+	setStatusHeaders(w, err, p.Status)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)

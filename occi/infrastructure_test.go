@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/houssem/cmbs/occi"
+	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
 )
 
@@ -59,12 +60,14 @@ func TestPyOCNIExamplesWithInfrastructure(t *testing.T) {
 				t.Errorf("post_resources.json: %s", res.Raw)
 			}
 			if step.file == "post_categories.json" {
-				// The merged compute kind: pyOCNI's definitions over the
-				// model's, the model's parent and other attributes kept.
+				// The merged compute kind keeps the model's parent and
+				// definitions: pyOCNI's hostname pattern, which rejects
+				// host names with dots, does not replace the model's.
 				k := e.MustRequest(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"compute","scheme":"`+occi.InfraScheme+`"}]}`)
 				if !reflect.DeepEqual(get(k.Body, "kinds.0.related"), []any{occi.ResourceKind}) ||
 					get(k.Body, "kinds.0.attributes.occi.compute.cores.type") != "integer" ||
-					!strings.Contains(get(k.Body, "kinds.0.attributes.occi.compute.hostname.pattern").(string), "a-zA-Z0-9") {
+					get(k.Body, "kinds.0.attributes.occi.compute.hostname.pattern") != nil ||
+					!strings.Contains(get(k.Body, "kinds.0.attributes.occi.compute.state.pattern").(string), "error") {
 					t.Errorf("merged compute kind: %s", k.Raw)
 				}
 			}
@@ -141,4 +144,30 @@ func TestInfrastructureCategories(t *testing.T) {
 			t.Errorf("large template defaults: %s", a.Raw)
 		}
 	})
+}
+
+// TestPostKeepsBuiltinDefinitions posts categories over registered ones:
+// a built-in kind (registered by the server) gains the new attributes but
+// keeps its own definitions, while a client's kind takes the definitions
+// posted again, as pyOCNI merges them.
+func TestPostKeepsBuiltinDefinitions(t *testing.T) {
+	e := newEnv(t, occitest.OpenBolt(t), occi.Options{WithInfrastructure: true})
+	kind := func(term, scheme, location string, attrs string) string {
+		return `{"kinds":[{"term":"` + term + `","scheme":"` + scheme + `","location":"` + location + `","attributes":` + attrs + `}]}`
+	}
+	e.MustRequest(http.StatusCreated, "POST", "/-/", kind("compute", occi.InfraScheme, "/compute/",
+		`{"occi":{"compute":{"cores":{"type":"string","pattern":"x"},"rack":{"type":"string"}}}}`))
+	k := e.MustRequest(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"compute","scheme":"`+occi.InfraScheme+`"}]}`)
+	if get(k.Body, "kinds.0.attributes.occi.compute.cores.type") != "integer" || get(k.Body, "kinds.0.attributes.occi.compute.cores.pattern") != nil ||
+		get(k.Body, "kinds.0.attributes.occi.compute.rack.type") != "string" {
+		t.Errorf("built-in compute after a POST: %s", k.Raw)
+	}
+
+	const scheme = "http://example.org/occi#"
+	e.MustRequest(http.StatusCreated, "POST", "/-/", kind("thing", scheme, "/thing/", `{"org":{"size":{"type":"string"}}}`))
+	e.MustRequest(http.StatusCreated, "POST", "/-/", kind("thing", scheme, "/thing/", `{"org":{"size":{"type":"number"}}}`))
+	k = e.MustRequest(http.StatusOK, "GET", "/-/", `{"kinds":[{"term":"thing","scheme":"`+scheme+`"}]}`)
+	if get(k.Body, "kinds.0.attributes.org.size.type") != "number" {
+		t.Errorf("a client's kind posted again: %s", k.Raw)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -26,11 +27,23 @@ type dialect struct {
 	category func(term, scheme, class string) (body string, hdr []string)
 	// action renders an action invocation.
 	action func(id string) (body string, hdr []string)
-	// categories, attributes and locations read answers.
+	// categories, attributes and locations read answers: the ids of the
+	// categories listed, an entity's kind and attributes by dotted name,
+	// and the ids of the entities in a collection.
 	categories func(r occitest.Response) []string
 	attributes func(r occitest.Response) (kind string, attrs map[string]any)
 	locations  func(r occitest.Response) []string
+	// location reads the location of category id from the query
+	// interface's answer, as the rendering gives it.
+	location func(r occitest.Response, id string) string
 }
+
+// lastSegment is the id at the end of an entity's location.
+func lastSegment(loc string) string { return loc[strings.LastIndexByte(loc, '/')+1:] }
+
+// categoryParam reads a parameter (location="/compute/") of a text
+// rendering's Category value.
+var categoryParam = regexp.MustCompile(`;\s*([a-z]+)="([^"]*)"`)
 
 var categoryLine = regexp.MustCompile(`^\s*([^;\s]+)\s*;\s*scheme="([^"]+)"`)
 
@@ -147,7 +160,27 @@ func textDialect(t *testing.T, media string) dialect {
 			}
 			return kind, attrs
 		},
-		locations: func(r occitest.Response) []string { return lines(r, "X-OCCI-Location") },
+		locations: func(r occitest.Response) []string {
+			var ids []string
+			for _, l := range lines(r, "X-OCCI-Location") {
+				ids = append(ids, lastSegment(l))
+			}
+			return ids
+		},
+		location: func(r occitest.Response, id string) string {
+			for _, l := range lines(r, "Category") {
+				if m := categoryLine.FindStringSubmatch(l); len(m) < 3 || m[2]+m[1] != id {
+					continue
+				}
+				for _, p := range categoryParam.FindAllStringSubmatch(l, -1) {
+					if p[1] == "location" {
+						return p[2]
+					}
+				}
+			}
+			t.Fatalf("no location for %s in the query interface", id)
+			return ""
+		},
 	}
 }
 
@@ -236,118 +269,314 @@ func json12Dialect(t *testing.T) dialect {
 			var out []string
 			if list, ok := m["locations"].([]any); ok {
 				for _, u := range list {
-					out = append(out, u.(string))
+					out = append(out, lastSegment(u.(string)))
 				}
 				return out
 			}
-			// A collection: its entities, by id, at their kind's location.
+			// A collection holds its entities.
 			for _, key := range []string{"resources", "links"} {
 				list, _ := m[key].([]any)
 				for _, e := range list {
-					e := e.(map[string]any)
-					term, _ := splitID(e["kind"].(string))
-					out = append(out, goldenURL+"/"+term+"/"+e["id"].(string))
+					out = append(out, e.(map[string]any)["id"].(string))
 				}
 			}
 			sort.Strings(out)
 			return out
 		},
+		location: func(r occitest.Response, id string) string { return jsonCategoryLocation(t, r, id) },
 	}
 }
 
-// TestInfrastructureLifecycle drives the whole OCCI life cycle with the
-// infrastructure kinds in text/plain, text/occi and OCCI 1.2 JSON:
-// discovery, filtering, creates with 201 and Location, a network
-// interface, reads of entities and collections, a partial update, action
-// start, deletes and 404 after them.
-func TestInfrastructureLifecycle(t *testing.T) {
+// jsonCategoryLocation reads the location of category id from a query
+// interface answer in either JSON rendering: both list kinds, mixins and
+// actions as objects with term, scheme and location.
+func jsonCategoryLocation(t *testing.T, r occitest.Response, id string) string {
+	t.Helper()
+	var doc map[string][]struct{ Term, Scheme, Location string }
+	if err := json.Unmarshal(r.Raw, &doc); err != nil {
+		t.Fatalf("query interface answer: %v\n%s", err, r.Raw)
+	}
+	for _, class := range []string{"kinds", "mixins"} {
+		for _, c := range doc[class] {
+			if c.Scheme+c.Term == id {
+				return c.Location
+			}
+		}
+	}
+	t.Fatalf("no location for %s in the query interface", id)
+	return ""
+}
+
+// pyOCNIDialect is pyOCNI's JSON: entities in {"resources":[…]} or
+// {"links":[…]} with nested attributes, occi.core.* as the entity's own
+// members, and actions triggered with an empty object.
+func pyOCNIDialect(t *testing.T) dialect {
+	const media = "application/occi+json"
+	hdr := []string{"Content-Type", media}
+	marshal := func(v any) string {
+		data, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	decode := func(r occitest.Response) map[string]any {
+		var m map[string]any
+		if err := json.Unmarshal(r.Raw, &m); err != nil {
+			t.Fatalf("answer is not JSON: %v\n%s", err, r.Raw)
+		}
+		return m
+	}
+	core := map[string]string{"occi.core.id": "id", "occi.core.title": "title", "occi.core.summary": "summary",
+		"occi.core.source": "source", "occi.core.target": "target"}
+	return dialect{
+		name:   "pyOCNI JSON",
+		accept: media,
+		entity: func(kind string, mixins []string, attrs map[string]any) (string, []string) {
+			e := map[string]any{}
+			nested := map[string]any{}
+			for name, v := range attrs {
+				if member, ok := core[name]; ok {
+					e[member] = v
+					continue
+				}
+				setNested(nested, name, v)
+			}
+			e["attributes"] = nested
+			if kind != "" {
+				e["kind"] = kind
+			}
+			if mixins != nil {
+				e["mixins"] = mixins
+			}
+			class := "resources"
+			if _, ok := e["source"]; ok {
+				class = "links"
+			}
+			return marshal(map[string]any{class: []any{e}}), hdr
+		},
+		category: func(term, scheme, class string) (string, []string) {
+			return marshal(map[string]any{class + "s": []any{map[string]any{"term": term, "scheme": scheme}}}), hdr
+		},
+		action: func(string) (string, []string) { return "{}", hdr },
+		categories: func(r occitest.Response) []string {
+			var out []string
+			for _, class := range []string{"kinds", "mixins", "actions"} {
+				list, _ := decode(r)[class].([]any)
+				for _, c := range list {
+					c := c.(map[string]any)
+					out = append(out, c["scheme"].(string)+c["term"].(string))
+				}
+			}
+			return out
+		},
+		attributes: func(r occitest.Response) (string, map[string]any) {
+			m := decode(r)
+			for _, class := range []string{"resources", "links"} {
+				list, _ := m[class].([]any)
+				if len(list) != 1 {
+					continue
+				}
+				e := list[0].(map[string]any)
+				attrs := map[string]any{}
+				flatten(attrs, "", e["attributes"])
+				for name, member := range core {
+					if v, ok := e[member]; ok {
+						attrs[name] = v
+					}
+				}
+				kind, _ := e["kind"].(string)
+				return kind, attrs
+			}
+			t.Fatalf("no single entity in %s", r.Raw)
+			return "", nil
+		},
+		locations: func(r occitest.Response) []string {
+			var ids []string
+			list, _ := decode(r)["X-OCCI-Location"].([]any)
+			for _, u := range list {
+				ids = append(ids, lastSegment(u.(string)))
+			}
+			return ids
+		},
+		location: func(r occitest.Response, id string) string { return jsonCategoryLocation(t, r, id) },
+	}
+}
+
+// setNested stores v under a dotted name in nested objects.
+func setNested(m map[string]any, name string, v any) {
+	parts := strings.Split(name, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	m[parts[len(parts)-1]] = v
+}
+
+// flatten stores nested objects' leaves under dotted names.
+func flatten(out map[string]any, prefix string, v any) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		if prefix != "" {
+			out[prefix] = v
+		}
+		return
+	}
+	for k, child := range m {
+		name := k
+		if prefix != "" {
+			name = prefix + "." + k
+		}
+		flatten(out, name, child)
+	}
+}
+
+// pathOf is the path of a location, absolute URL or path.
+func pathOf(t *testing.T, loc any) string {
+	t.Helper()
+	s, _ := loc.(string)
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatalf("location %q: %v", s, err)
+	}
+	return u.Path
+}
+
+// TestComplianceClient acts as an OCCI compliance client does, in each
+// rendering: it reads the query interface, builds each kind's URL as the
+// endpoint joined with the category's location, and there creates, lists,
+// reads, updates, triggers an action on and deletes a compute, a storage
+// and a network of the infrastructure model, linked by a network
+// interface and a storage link. Every later request goes to a URL the
+// server gave, so a category location that is not a path fails here.
+func TestComplianceClient(t *testing.T) {
 	for _, mk := range []func(*testing.T) dialect{
 		func(t *testing.T) dialect { return textDialect(t, "text/plain") },
 		func(t *testing.T) dialect { return textDialect(t, "text/occi") },
 		json12Dialect,
+		pyOCNIDialect,
 	} {
 		t.Run(mk(t).name, func(t *testing.T) {
 			forEachStore(t, func(t *testing.T, st store.Store) {
-				lifecycle(t, newEnv(t, st, occi.Options{WithInfrastructure: true, PublicURL: goldenURL}), mk(t))
+				complianceClient(t, newEnv(t, st, occi.Options{WithInfrastructure: true}), mk(t))
 			})
 		})
 	}
 }
 
-func lifecycle(t *testing.T, e *env, d dialect) {
+func complianceClient(t *testing.T, e *env, d dialect) {
 	const (
 		small = "http://schemas.cmbs.local/occi/infrastructure/resource_tpl#small"
 		start = "http://schemas.ogf.org/occi/infrastructure/compute/action#start"
 	)
-	accept := []string{"Accept", d.accept}
-	send := func(want int, method, path, body string, hdr []string) occitest.Response {
+	endpoint := e.URL
+	// The client sends every request to the absolute URL it built.
+	abs := *e.Client
+	abs.URL = ""
+	send := func(want int, method, u, body string, hdr []string) occitest.Response {
 		t.Helper()
-		return e.MustRequest(want, method, path, body, append(append([]string{"Content-Type", ""}, hdr...), accept...)...)
+		return abs.MustRequest(want, method, u, body, append(append([]string{"Content-Type", ""}, hdr...), "Accept", d.accept)...)
 	}
 
-	// Discovery: the infrastructure model is in the query interface.
-	all := d.categories(send(http.StatusOK, "GET", "/-/", "", nil))
+	// Discovery: the model is in the query interface, each kind with a
+	// location the client joins to the endpoint.
+	query := send(http.StatusOK, "GET", endpoint+"/-/", "", nil)
+	all := d.categories(query)
 	for _, id := range []string{occi.ComputeKind, occi.StorageKind, occi.NetworkKind, occi.NetworkInterfaceKind,
-		occi.StorageLinkKind, occi.IPNetworkMixin, occi.IPNetworkIfaceMixin, occi.OSTemplateMixin, occi.ResourceTemplate,
-		occi.ResourceKind, occi.LinkKind, occi.EntityKindID, small, start,
-		"http://schemas.ogf.org/occi/infrastructure/storage/action#resize",
-		"http://schemas.ogf.org/occi/infrastructure/network/action#down"} {
+		occi.StorageLinkKind, occi.IPNetworkMixin, occi.ResourceKind, occi.LinkKind, small, start} {
 		if !containsStr(all, id) {
 			t.Errorf("discovery: %s missing from %v", id, all)
 		}
 	}
-	// Filtering: one Category selects one category.
+	kindURL := map[string]string{}
+	for _, id := range []string{occi.ComputeKind, occi.StorageKind, occi.NetworkKind, occi.NetworkInterfaceKind, occi.StorageLinkKind} {
+		loc := d.location(query, id)
+		if !strings.HasPrefix(loc, "/") || strings.Contains(loc, "://") {
+			t.Fatalf("%s: location %q is not a path; a client joining it to %s would ask %s", id, loc, endpoint, endpoint+loc)
+		}
+		kindURL[id] = endpoint + loc
+	}
 	body, hdr := d.category("compute", occi.InfraScheme, "kind")
-	if got := d.categories(send(http.StatusOK, "GET", "/-/", body, hdr)); len(got) != 1 || got[0] != occi.ComputeKind {
+	if got := d.categories(send(http.StatusOK, "GET", endpoint+"/-/", body, hdr)); len(got) != 1 || got[0] != occi.ComputeKind {
 		t.Errorf("filter by compute: %v", got)
 	}
 
-	// Creates, each answered 201 with its Location.
-	create := func(path, kind string, mixins []string, attrs map[string]any, want string) {
+	// Creates at the kinds' URLs, each answered 201 with the entity's
+	// absolute URL, which the client uses from then on.
+	create := func(kind string, mixins []string, attrs map[string]any) string {
 		t.Helper()
 		body, hdr := d.entity(kind, mixins, attrs)
-		res := send(http.StatusCreated, "POST", path, body, hdr)
-		if got := res.Header.Get("Location"); got != goldenURL+want {
-			t.Errorf("create at %s: Location %q, want %q", path, got, goldenURL+want)
+		res := send(http.StatusCreated, "POST", kindURL[kind], body, hdr)
+		loc := res.Header.Get("Location")
+		if want := kindURL[kind] + attrs["occi.core.id"].(string); loc != want {
+			t.Fatalf("create at %s: Location %q, want %q", kindURL[kind], loc, want)
+		}
+		return loc
+	}
+	compute := create(occi.ComputeKind, []string{small}, map[string]any{"occi.core.id": "vm1", "occi.core.title": "web", "occi.compute.hostname": "web.example.org"})
+	storage := create(occi.StorageKind, nil, map[string]any{"occi.core.id": "disk1", "occi.storage.size": 10})
+	network := create(occi.NetworkKind, []string{occi.IPNetworkMixin}, map[string]any{"occi.core.id": "net1", "occi.network.address": "10.1.0.0/16"})
+	nic := create(occi.NetworkInterfaceKind, nil, map[string]any{"occi.core.id": "nic1",
+		"occi.core.source": compute, "occi.core.target": network, "occi.networkinterface.interface": "eth0"})
+	disk := create(occi.StorageLinkKind, nil, map[string]any{"occi.core.id": "sl1",
+		"occi.core.source": compute, "occi.core.target": storage, "occi.storagelink.deviceid": "vdb"})
+
+	// Lists: each kind's collection holds what was created there.
+	for kind, id := range map[string]string{occi.ComputeKind: "vm1", occi.StorageKind: "disk1", occi.NetworkKind: "net1",
+		occi.NetworkInterfaceKind: "nic1", occi.StorageLinkKind: "sl1"} {
+		if got := d.locations(send(http.StatusOK, "GET", kindURL[kind], "", nil)); len(got) != 1 || got[0] != id {
+			t.Errorf("collection %s: %v, want [%s]", kindURL[kind], got, id)
 		}
 	}
-	create("/compute/", occi.ComputeKind, []string{small}, map[string]any{"occi.core.id": "vm1", "occi.core.title": "web", "occi.compute.hostname": "web.example.org"}, "/compute/vm1")
-	create("/storage/", occi.StorageKind, nil, map[string]any{"occi.core.id": "disk1", "occi.storage.size": 10}, "/storage/disk1")
-	create("/network/", occi.NetworkKind, []string{occi.IPNetworkMixin}, map[string]any{"occi.core.id": "net1", "occi.network.address": "10.1.0.0/16"}, "/network/net1")
-	create("/networkinterface/", occi.NetworkInterfaceKind, nil, map[string]any{"occi.core.id": "nic1",
-		"occi.core.source": "/compute/vm1", "occi.core.target": goldenURL + "/network/net1", "occi.networkinterface.interface": "eth0"}, "/networkinterface/nic1")
 
-	// Read back: the entity, the link and the collection.
-	kind, attrs := d.attributes(send(http.StatusOK, "GET", "/compute/vm1", "", nil))
+	// Reads: the resources and the links between them.
+	kind, attrs := d.attributes(send(http.StatusOK, "GET", compute, "", nil))
 	if kind != occi.ComputeKind || attrs["occi.compute.hostname"] != "web.example.org" || attrs["occi.core.title"] != "web" ||
 		attrs["occi.compute.cores"] != 1.0 || attrs["occi.compute.state"] != "inactive" {
 		t.Errorf("compute read back: %s %v", kind, attrs)
 	}
-	kind, attrs = d.attributes(send(http.StatusOK, "GET", "/networkinterface/nic1", "", nil))
-	if kind != occi.NetworkInterfaceKind || attrs["occi.core.source"] != "/compute/vm1" || attrs["occi.core.target"] != "/network/net1" {
-		t.Errorf("network interface read back: %s %v", kind, attrs)
+	if kind, attrs = d.attributes(send(http.StatusOK, "GET", storage, "", nil)); kind != occi.StorageKind || attrs["occi.storage.size"] != 10.0 {
+		t.Errorf("storage read back: %s %v", kind, attrs)
 	}
-	if got := d.locations(send(http.StatusOK, "GET", "/compute/", "", nil)); len(got) != 1 || got[0] != goldenURL+"/compute/vm1" {
-		t.Errorf("compute collection: %v", got)
+	if kind, attrs = d.attributes(send(http.StatusOK, "GET", network, "", nil)); kind != occi.NetworkKind || attrs["occi.network.address"] != "10.1.0.0/16" {
+		t.Errorf("network read back: %s %v", kind, attrs)
+	}
+	for _, l := range []struct{ url, kind, source, target string }{
+		{nic, occi.NetworkInterfaceKind, compute, network},
+		{disk, occi.StorageLinkKind, compute, storage},
+	} {
+		kind, attrs := d.attributes(send(http.StatusOK, "GET", l.url, "", nil))
+		if kind != l.kind || pathOf(t, attrs["occi.core.source"]) != pathOf(t, l.source) || pathOf(t, attrs["occi.core.target"]) != pathOf(t, l.target) {
+			t.Errorf("link %s read back: %s %v", l.url, kind, attrs)
+		}
 	}
 
-	// Partial update, then action start.
+	// A partial update, then action start.
 	body, hdr = d.entity("", nil, map[string]any{"occi.compute.cores": 4})
-	send(http.StatusOK, "POST", "/compute/vm1", body, hdr)
-	if _, attrs = d.attributes(send(http.StatusOK, "GET", "/compute/vm1", "", nil)); attrs["occi.compute.cores"] != 4.0 || attrs["occi.compute.hostname"] != "web.example.org" {
+	send(http.StatusOK, "POST", compute, body, hdr)
+	if _, attrs = d.attributes(send(http.StatusOK, "GET", compute, "", nil)); attrs["occi.compute.cores"] != 4.0 || attrs["occi.compute.hostname"] != "web.example.org" {
 		t.Errorf("after the partial update: %v", attrs)
 	}
 	body, hdr = d.action(start)
-	send(http.StatusOK, "POST", "/compute/vm1?action=start", body, hdr)
+	send(http.StatusOK, "POST", compute+"?action=start", body, hdr)
 
-	// Deletes: the compute takes its network interface along.
-	send(http.StatusOK, "DELETE", "/compute/vm1", "", nil)
-	for _, gone := range []string{"/compute/vm1", "/networkinterface/nic1"} {
+	// Deletes: the compute takes its links along; then the others go.
+	send(http.StatusOK, "DELETE", compute, "", nil)
+	for _, gone := range []string{compute, nic, disk} {
 		send(http.StatusNotFound, "GET", gone, "", nil)
 	}
-	send(http.StatusOK, "DELETE", "/storage/disk1", "", nil)
-	send(http.StatusOK, "DELETE", "/network/net1", "", nil)
-	send(http.StatusNotFound, "GET", "/network/net1", "", nil)
+	send(http.StatusOK, "DELETE", storage, "", nil)
+	send(http.StatusOK, "DELETE", network, "", nil)
+	for _, gone := range []string{storage, network} {
+		send(http.StatusNotFound, "GET", gone, "", nil)
+	}
+	if got := d.locations(send(http.StatusOK, "GET", kindURL[occi.ComputeKind], "", nil)); len(got) != 0 {
+		t.Errorf("compute collection after the deletes: %v", got)
+	}
 }
 
 func containsStr(list []string, v string) bool {

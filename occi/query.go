@@ -324,7 +324,7 @@ func (s *Server) postCategories(w http.ResponseWriter, r *http.Request) error {
 		return BadRequest("providers", "providers are attached with PUT on the query interface")
 	}
 	cats := doc.all()
-	written, _, err := s.registerCategories(r.Context(), cats)
+	written, _, err := s.registerCategories(r.Context(), cats, false)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package occi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -92,9 +91,9 @@ func (v *entityView) flat() map[string]any {
 // each action and each link it starts, and its attributes.
 func (s *Server) entityText(r *http.Request, v *entityView) *textOut {
 	t := &textOut{}
-	t.add(hdrCategory, s.categoryValue(r, v.es.kind, false))
+	t.add(hdrCategory, categoryValue(v.es.kind, false))
 	for _, m := range v.es.mixins {
-		t.add(hdrCategory, s.categoryValue(r, m, false))
+		t.add(hdrCategory, categoryValue(m, false))
 	}
 	for _, a := range v.actions {
 		t.add(hdrLink, fmt.Sprintf("<%s?action=%s>; rel=%s", v.e.Location, a[strings.LastIndexByte(a, '#')+1:], quote(a)))
@@ -249,7 +248,7 @@ func (s *Server) writeCategories(w http.ResponseWriter, r *http.Request, status 
 	sortCategories(cats)
 	t := &textOut{}
 	for _, c := range cats {
-		t.add(hdrCategory, s.categoryValue(r, c, true))
+		t.add(hdrCategory, categoryValue(c, true))
 	}
 	return t.write(w, rend, status)
 }
@@ -319,10 +318,7 @@ func writeError(w http.ResponseWriter, x *exchange, err error) {
 	if x != nil {
 		if rend, aerr := x.answer(false); aerr == nil && rend != renderPyOCNI && rend != renderJSON12 {
 			p := ProblemOf(err)
-			var oe *Error
-			if errors.As(err, &oe) && oe.Allow != "" {
-				w.Header().Set("Allow", oe.Allow)
-			}
+			setStatusHeaders(w, err, p.Status)
 			w.Header().Set("Content-Type", mediaTextPlain)
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 			w.WriteHeader(p.Status)

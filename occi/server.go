@@ -1,9 +1,3 @@
-// Package occi is cmbs's OCCI model and HTTP interface: categories (kinds,
-// mixins, actions) registered on the query interface, entities (resources and
-// links) created, read, updated, filtered and deleted at their kind's
-// location, providers called around every store write, and the OCCI
-// renderings: pyOCNI's JSON and OCCI 1.2 JSON (application/occi+json),
-// text/plain, text/occi and text/uri-list, negotiated per request.
 package occi
 
 import (
@@ -61,6 +55,10 @@ type Server struct {
 	categories categoryCache
 	// kindLocks serialise writes of kinds with an Exclusive provider.
 	kindLocks sync.Map // kind id → *sync.Mutex
+	// builtin holds the ids of the categories the server and its
+	// providers registered with EnsureCategories: a client's POST adds
+	// attributes to them but keeps their definitions.
+	builtin sync.Map // category id → struct{}
 	// follow owns the goroutine keeping categories fresh; see Init, Close.
 	followMu   sync.Mutex
 	stopFollow context.CancelFunc

@@ -673,7 +673,10 @@ func renderValue(v any) (string, bool) {
 
 // categoryValue renders a category: term, scheme, class and title, and
 // with full the rest of its definition, as the query interface shows it.
-func (s *Server) categoryValue(r *http.Request, c *Category, full bool) string {
+// Its location is the path, as in every rendering: OCCI clients build a
+// kind's URL as endpoint + location, so an absolute URL there would be
+// joined twice. Entity locations stay absolute.
+func categoryValue(c *Category, full bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s; scheme=%s; class=%s", c.Term, quote(c.Scheme), quote(c.Class))
 	if c.Title != "" {
@@ -686,7 +689,7 @@ func (s *Server) categoryValue(r *http.Request, c *Category, full bool) string {
 		fmt.Fprintf(&b, "; rel=%s", quote(strings.Join(c.Related, " ")))
 	}
 	if c.Location != "" {
-		fmt.Fprintf(&b, "; location=%s", quote(s.absURL(r, c.Location)))
+		fmt.Fprintf(&b, "; location=%s", quote(c.Location))
 	}
 	if defs := Definitions(c.Attributes); len(defs) > 0 {
 		names := make([]string, 0, len(defs))

@@ -1,12 +1,3 @@
-// Package store defines the document store cmbs keeps its categories and
-// entities in, and the behaviour every backend must share.
-//
-// Callers (occi, broker) see one small interface, Store. Backends live in
-// subpackages: store/bolt (embedded, the default) and store/couch (CouchDB
-// through kivik). Abilities a backend may implement natively, such as
-// attribute queries (Finder) and index creation (Indexer), are separate
-// interfaces; the package-level Find falls back to a scan when a backend
-// lacks Finder, in the manner of database/sql and kivik drivers.
 package store
 
 import (
@@ -22,6 +13,12 @@ var ErrNotFound = errors.New("document not found")
 // ErrConflict is returned when a write names a revision that is not the
 // document's current one, or creates a document whose id already exists.
 var ErrConflict = errors.New("document update conflict")
+
+// ErrUnavailable is wrapped by a backend's error when the database cannot
+// be reached or says it cannot serve now (a network error, CouchDB
+// answering 502, 503 or 504): the request may succeed if tried again
+// later, and nothing was written.
+var ErrUnavailable = errors.New("store unavailable")
 
 // Doc is one stored document. Body is a JSON object; its top-level keys must
 // not start with an underscore (CouchDB reserves those).

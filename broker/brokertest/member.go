@@ -60,6 +60,9 @@ type Options struct {
 	WrapStore func(store.Store) store.Store
 	// Logger logs the server's parts; nothing is logged when nil.
 	Logger logrus.FieldLogger
+	// Strict makes attribute types and patterns binding, as cmbs serve
+	// --strict does.
+	Strict bool
 
 	// Broker configures the broker; Store and Logger are set by Start,
 	// and a zero Timeout, Attempts, RetryMin or RetryMax takes the
@@ -126,7 +129,7 @@ func Start(t testing.TB, opts Options) *Member {
 	}
 	srv := occitest.NewServer(t, occitest.ServerOptions{
 		Store: st, OwnStore: own,
-		OCCI: occi.Options{Logger: opts.Logger, Aliases: broker.Aliases()},
+		OCCI: occi.Options{Logger: opts.Logger, Aliases: broker.Aliases(), Strict: opts.Strict},
 		Wrap: opts.Wrap, Name: opts.ID, User: opts.User, Password: opts.Password, HTTP: opts.HTTP,
 	})
 	m := &Member{Server: &Server{Server: srv}, ID: opts.ID, Sockets: map[broker.Layer]string{}, opts: opts}

@@ -1,17 +1,3 @@
-// Package notify tells clients what happens in cmbs: entities created,
-// updated and deleted (from the store's change feed) and messages received
-// or not delivered (from the broker). Clients subscribe in two ways:
-//
-//   - a subscription resource (kind http://houssem.org/cmbs#subscription at
-//     /cmbs/subscription/) whose matching events are POSTed to its callback
-//     URL, signed with HMAC-SHA256 when it has a secret, retried with
-//     exponential backoff, in the manner of MEC subscriptions;
-//   - the WebSocket stream of Handler (GET /events), filtered by query
-//     parameters, for clients that cannot expose a callback.
-//
-// Nothing blocks the request or delivery paths: each subscription has a
-// bounded queue and one worker, and each stream a bounded buffer. Events
-// are not persisted: those queued when the server stops are lost.
 package notify
 
 import (
@@ -79,6 +65,12 @@ type Config struct {
 	// StreamBuffer bounds each /events client's waiting events (default
 	// 256); a client that lets it fill is disconnected.
 	StreamBuffer int
+	// History is how many recent events are kept for /events clients that
+	// resume with Last-Event-ID (default 1024), and HistoryBytes about how
+	// much memory they may take in all (default 16 MiB): the oldest go
+	// first.
+	History      int
+	HistoryBytes int
 	// StatusInterval is how often, at most, a busy subscription's counters
 	// are written to the store (default 1s); state changes are written at
 	// once.
@@ -102,6 +94,11 @@ type Notifier struct {
 	closed  bool
 	subs    map[string]*subscription
 	streams map[*stream]struct{}
+	// history holds the latest events, oldest first, for streams that
+	// resume; guarded by mu's write lock or histMu under its read lock.
+	histMu    sync.Mutex
+	history   []kept
+	histBytes int
 
 	// Owned by the change-feed goroutine (and Start before it runs).
 	kinds   map[string]string // kind location -> kind id
@@ -138,6 +135,12 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = time.Second
+	}
+	if cfg.History <= 0 {
+		cfg.History = 1024
+	}
+	if cfg.HistoryBytes <= 0 {
+		cfg.HistoryBytes = 16 << 20
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Notifier{cfg: cfg, st: cfg.Store, log: cfg.Logger.WithField("component", "notify"),
@@ -433,6 +436,7 @@ func (n *Notifier) publish(ev *Event) {
 	if n.closed {
 		return
 	}
+	n.remember(ev)
 	for _, s := range n.subs {
 		s.offer(ev)
 	}

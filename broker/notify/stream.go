@@ -48,7 +48,8 @@ func (st *stream) offer(ev *Event) {
 
 // Handler serves GET /events: a WebSocket stream of the events matching
 // the query's filter (kind, location, topics, providers, events), one JSON
-// event per text frame. A client that falls StreamBuffer events behind is
+// event per text frame; or, for a plain GET accepting text/event-stream
+// (curl -N does), the same events as Server-Sent Events (serveEvents). A client that falls StreamBuffer events behind is
 // sent a close frame with code 1008 (CloseTooSlow) and disconnected, so it
 // never holds up others; it may reconnect. Closing the notifier closes
 // every stream with 1001 (going away).
@@ -67,28 +68,22 @@ func (n *Notifier) Handler() http.Handler {
 			return
 		}
 		if !websocket.IsWebSocketUpgrade(r) {
+			if wantsEventStream(r) {
+				n.serveEvents(w, r, f)
+				return
+			}
 			occi.WriteProblem(w, &occi.Error{Status: http.StatusUpgradeRequired,
-				Detail: "/events is a WebSocket stream; open it with a WebSocket client"})
-			return
-		}
-		st := &stream{filter: f, ch: make(chan *Event, n.cfg.StreamBuffer), overflow: make(chan struct{})}
-		n.mu.Lock()
-		if n.closed {
-			n.mu.Unlock()
-			occi.WriteProblem(w, &occi.Error{Status: http.StatusServiceUnavailable, Detail: "the server is shutting down"})
+				Detail: "/events is a WebSocket stream, or Server-Sent Events for a client accepting " + MediaEventStream})
 			return
 		}
 		// Registered before the handshake completes, so every event after
 		// the client's Dial returns reaches it.
-		n.streams[st] = struct{}{}
-		n.wg.Add(1)
-		n.mu.Unlock()
-		defer n.wg.Done()
-		defer func() {
-			n.mu.Lock()
-			delete(n.streams, st)
-			n.mu.Unlock()
-		}()
+		st, _, _, release, err := n.openStream(f, "")
+		if err != nil {
+			occi.WriteProblem(w, err)
+			return
+		}
+		defer release()
 		// The upgrader answers a failed handshake itself.
 		conn, err := up.Upgrade(w, r, nil)
 		if err != nil {
@@ -96,6 +91,34 @@ func (n *Notifier) Handler() http.Handler {
 		}
 		n.serveStream(conn, st)
 	})
+}
+
+// openStream registers a stream client with filter f. With last, the id
+// of the last event the client got, it also returns the kept events after
+// that one that f matches, or gap when that event is no longer kept; they
+// are read under the same lock, so none is missed or sent twice. release
+// unregisters the client; it must be called.
+func (n *Notifier) openStream(f Filter, last string) (st *stream, backlog []*Event, gap bool, release func(), err error) {
+	st = &stream{filter: f, ch: make(chan *Event, n.cfg.StreamBuffer), overflow: make(chan struct{})}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, nil, false, nil, &occi.Error{Status: http.StatusServiceUnavailable, Detail: "the server is shutting down"}
+	}
+	if last != "" {
+		var kept bool
+		backlog, kept = n.since(last, f)
+		gap = !kept
+	}
+	n.streams[st] = struct{}{}
+	n.wg.Add(1)
+	release = func() {
+		n.mu.Lock()
+		delete(n.streams, st)
+		n.mu.Unlock()
+		n.wg.Done()
+	}
+	return st, backlog, gap, release, nil
 }
 
 // serveStream writes events to conn until the client leaves, falls behind

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/houssem/cmbs/broker/api"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -253,7 +255,7 @@ func TestClientDemo(t *testing.T) {
 		if err != nil || !d.Done() || d.Delivered != 2 {
 			t.Errorf("delivery of demo-l2 = %+v, %v; want done with 2 delivered", d, err)
 		}
-		if content, _ := msg.Resources[0].Attr(cli.MsgContent); !jsonEqual(content, map[string]any{"text": "demo l2"}) {
+		if content, _ := msg.Resources[0].Attr(api.MessageContent); !jsonEqual(content, map[string]any{"text": "demo l2"}) {
 			t.Errorf("content = %#v, want the JSON object given", content)
 		}
 
@@ -271,7 +273,7 @@ func TestClientDemo(t *testing.T) {
 			t.Fatal(err)
 		}
 		var sent cli.Locations
-		if err := json.Unmarshal([]byte(out), &sent); err != nil || len(sent.Paths()) != 1 || !strings.HasPrefix(sent.Paths()[0], cli.MessageLocation) {
+		if err := json.Unmarshal([]byte(out), &sent); err != nil || len(sent.Paths()) != 1 || !strings.HasPrefix(sent.Paths()[0], api.MessageLocation) {
 			t.Errorf("message send -o json = %s (%v), want the message's location", out, err)
 		}
 	})
@@ -486,7 +488,11 @@ func TestClientHelp(t *testing.T) {
 	}{
 		{args: []string{"help"}, wantStdout: "Client commands"},
 		{args: []string{"help", "client"}, wantStdout: "--server URL (CMBS_SERVER"},
-		{args: []string{"member", "--help"}, wantStdout: "member start LAYER|all"},
+		{args: []string{"member", "--help"}, wantStdout: "start LAYER|all"},
+		{args: []string{"help", "client"}, wantStdout: "subscription create"},
+		{args: []string{"message", "resend", "--help"}, wantStderr: "Example:\n  cmbs message resend"},
+		{args: []string{"members", "--help"}, wantStderr: "Example:\n  cmbs members"},
+		{args: []string{"completion", "bash", "--help"}, wantStderr: "source <(cmbs completion bash)"},
 		{args: []string{"member", "create", "--help"}, wantStderr: "--neighbor"},
 		{args: []string{"message", "send", "-h"}, wantStderr: "--wait"},
 		{args: []string{"watch", "--help"}, wantStderr: "--server"},

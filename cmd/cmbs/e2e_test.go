@@ -145,9 +145,12 @@ type e2eNode struct {
 	spec   e2eNodeSpec
 	bin    string
 	store  string
-	url    string
 	client *http.Client
 	runs   []*e2eRun
+	// url is where the current run serves; it changes with each run, and
+	// goroutines of a test read it (see baseURL).
+	urlMu sync.Mutex
+	url   string
 
 	// The local member, once created.
 	id      string
@@ -214,7 +217,10 @@ func (n *e2eNode) start(t *testing.T) {
 		storeURL = "file:" + n.store
 	}
 	args := append(append([]string{}, n.spec.wrap...), n.bin, "serve",
-		"--http", n.spec.httpAddr, "--store", storeURL, "--log-format", "json", "--shutdown-timeout", "5s")
+		"--http", n.spec.httpAddr, "--store", storeURL, "--log-format", "json", "--shutdown-timeout", "5s",
+		// Strict: the built-in kinds accept their own values, so every
+		// walk-through runs with types and patterns binding.
+		"--strict")
 	args = append(args, n.spec.extra...)
 	r := &e2eRun{cmd: exec.Command(args[0], args[1:]...), log: &syncBuffer{}, done: make(chan struct{})}
 	r.cmd.Env = e2eServeEnv()
@@ -239,7 +245,16 @@ func (n *e2eNode) start(t *testing.T) {
 		addr = e2eServingAddr(r.log.String())
 		return addr != ""
 	})
+	n.urlMu.Lock()
 	n.url = "http://" + addr
+	n.urlMu.Unlock()
+}
+
+// baseURL is where the node's current run serves.
+func (n *e2eNode) baseURL() string {
+	n.urlMu.Lock()
+	defer n.urlMu.Unlock()
+	return n.url
 }
 
 // e2eServingAddr finds the address in the server's "serving OCCI" JSON log line.
@@ -297,7 +312,7 @@ func (n *e2eNode) do(t *testing.T, method, path string, body any) (int, map[stri
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, n.url+path, rd)
+	req, err := http.NewRequest(method, n.baseURL()+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -748,161 +763,102 @@ func TestE2EBroker(t *testing.T) {
 	t.Logf("TestE2EBroker scenario took %v", time.Since(start).Round(time.Millisecond))
 }
 
-// e2eShort cuts a body down for an error message.
-func e2eShort(body []byte) string {
-	if len(body) > 300 {
-		return string(body[:300]) + "..."
-	}
-	return string(body)
-}
-
 func e2eBoth(provider, topic string) map[string]any {
 	return map[string]any{"providers": []string{provider}, "topics": []string{topic}}
 }
 
-// TestE2ERunTestScript runs the original's walk-through, examples/run_test.sh
-// with every line enabled, against a fresh server, and checks that each of
-// its curl calls got a 2xx answer with a JSON body. The script targets
-// 127.0.0.1:8090 and its member binds 5010-5040; a temporary copy has any of
-// those ports that is taken here replaced by a free one.
-func TestE2ERunTestScript(t *testing.T) {
+// wtFreeBase finds a PORT_BASE whose ports (base+offset) are all free.
+func wtFreeBase(t *testing.T, offsets ...int) int {
+	t.Helper()
+	for range 50 {
+		base := 20000 + e2eFreePort(t)%20000
+		free := true
+		for _, o := range offsets {
+			free = free && e2ePortFree(fmt.Sprintf("127.0.0.1:%d", base+o))
+		}
+		if free {
+			return base
+		}
+	}
+	t.Fatal("no free range of ports for the script")
+	return 0
+}
+
+// TestE2EScripts runs examples/run_test.sh against a server the test
+// started (CMBS_URL) and examples/demo.sh on its own, each with a
+// PORT_BASE whose ports are free, and checks their summaries; then that a
+// port taken stops run_test.sh with a line saying so.
+func TestE2EScripts(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a cmbs process")
+		t.Skip("runs cmbs processes")
 	}
-	realCurl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("no curl to run examples/run_test.sh with")
-	}
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("no bash to run examples/run_test.sh with")
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("no curl to run the scripts with")
 	}
 	bin := e2eBinary.get(t)
+	script := func(name string, env ...string) (string, error) {
+		cmd := exec.Command("bash", "../../examples/"+name)
+		cmd.Env = append(e2eServeEnv(), append(env, "CMBS_BIN="+bin)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
 
-	dir := t.TempDir()
-	files, err := filepath.Glob("../../examples/*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if strings.HasSuffix(f, ".json") || filepath.Base(f) == "run_test.sh" {
-			raw, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), raw, 0o644); err != nil {
-				t.Fatal(err)
+	t.Run("run_test.sh", func(t *testing.T) {
+		t.Parallel()
+		// PORT_BASE moves 5010-5040 and 6010 (the neighbour, not running).
+		base := wtFreeBase(t, 10, 20, 31, 32, 40, 1010)
+		n := e2eStartNode(t, bin, e2eNodeSpec{name: "walk-through", httpAddr: "127.0.0.1:0"})
+		n.id = "016ad860-2a9a-504f-8861-aeafd0b2ae29"
+		out, err := script("run_test.sh", "CMBS_URL="+n.baseURL(), fmt.Sprintf("PORT_BASE=%d", base))
+		if err != nil || !strings.HasSuffix(out, "run_test.sh: 23 calls, 23 answered 2xx with JSON\n") {
+			t.Fatalf("run_test.sh: %v\n%s", err, out)
+		}
+		// check_neighbors toward the neighbour that is not running recorded
+		// it as unreachable, and every layer started ended stopped.
+		state, _ := n.member(t, n.id)["neighbors_state"].(map[string]any)
+		if s, _ := state[fmt.Sprintf("tcp://127.0.0.1:%d", base+1010)].(string); len(state) != 1 || !strings.HasPrefix(s, "unreachable") {
+			t.Errorf("neighbours state: %v", state)
+		}
+		for _, l := range e2eLayers {
+			if got := n.layers(t)[l]; got != "stopped" {
+				t.Errorf("layer %s after the walk-through: %v", l, got)
 			}
 		}
-	}
-	// 6010 is the neighbour the member is told about, which must not answer.
-	for _, port := range []int{8090, 5010, 5020, 5031, 5032, 5040, 6010} {
-		from := fmt.Sprintf("127.0.0.1:%d", port)
-		if e2ePortFree(from) {
-			continue
-		}
-		to := fmt.Sprintf("127.0.0.1:%d", e2eFreePort(t))
-		t.Logf("%s is taken here: the copy of the walk-through uses %s", from, to)
-		for _, f := range []string{"run_test.sh", "post_member.json", "post_message_l1.json"} {
-			p := filepath.Join(dir, f)
-			raw, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, bytes.ReplaceAll(raw, []byte(from), []byte(to)), 0o644); err != nil {
-				t.Fatal(err)
+		for _, id := range []string{"0101d860-2a9a-504f-8861-aeafd0b20101", "0102d860-2a9a-504f-8861-aeafd0a10201"} {
+			if !n.has(t, id) {
+				t.Errorf("message %s not stored", id)
 			}
 		}
-	}
-	script, err := os.ReadFile(filepath.Join(dir, "run_test.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls []string
-	httpAddr := ""
-	for _, line := range strings.Split(string(script), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "curl ") {
-			calls = append(calls, line)
-			if i := strings.Index(line, "http://"); i >= 0 && httpAddr == "" {
-				httpAddr = strings.SplitN(line[i+len("http://"):], "/", 2)[0]
+		// One member kind and one message kind, whatever the script re-posted.
+		cats := n.must(t, http.StatusOK, "GET", "/-/", nil)
+		kinds := map[string]int{}
+		for _, k := range cats["kinds"].([]any) {
+			if km, _ := k.(map[string]any); km["scheme"] == "http://houssem.org/cmbs#" {
+				kinds[km["term"].(string)]++
 			}
 		}
-	}
-	if len(calls) == 0 || httpAddr == "" {
-		t.Fatalf("no curl calls found in run_test.sh:\n%s", script)
-	}
-	n := e2eStartNode(t, bin, e2eNodeSpec{name: "walk-through", httpAddr: httpAddr})
-	n.id = "016ad860-2a9a-504f-8861-aeafd0b2ae29"
+		if kinds["member"] != 1 || kinds["message"] != 1 {
+			t.Errorf("cmbs kinds after the walk-through: %v, want one member and one message kind", kinds)
+		}
 
-	// A curl first on PATH records each answer: its status on stdout, one
-	// line per call, and its body in a file of its own.
-	shimDir, out := t.TempDir(), t.TempDir()
-	shim := `#!/bin/sh
-n=$(ls "$E2E_OUT" | wc -l)
-exec "$E2E_CURL" -sS -o "$E2E_OUT/$(printf %03d "$n").body" -w '%{http_code}\n' "$@"
-`
-	if err := os.WriteFile(filepath.Join(shimDir, "curl"), []byte(shim), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bash, "run_test.sh")
-	cmd.Dir = dir
-	cmd.Env = append(e2eServeEnv(), "PATH="+shimDir+string(os.PathListSeparator)+os.Getenv("PATH"), "E2E_OUT="+out, "E2E_CURL="+realCurl)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	began := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("run_test.sh: %v\n%s", err, stderr.String())
-	}
-	t.Logf("run_test.sh: %d calls in %v", len(calls), time.Since(began).Round(time.Millisecond))
-	codes := strings.Fields(stdout.String())
-	if len(codes) != len(calls) {
-		t.Fatalf("%d curl calls answered, want %d: %q\n%s", len(codes), len(calls), codes, stderr.String())
-	}
-	for i, call := range calls {
-		body, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("%03d.body", i)))
+		// A port taken stops the script before anything is sent.
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+20))
 		if err != nil {
-			t.Errorf("call %d (%s): no body: %v", i+1, call, err)
-			continue
+			t.Fatal(err)
 		}
-		if !strings.HasPrefix(codes[i], "2") || !json.Valid(body) || len(bytes.TrimSpace(body)) == 0 {
-			t.Errorf("call %d answered %s with %q:\n%s", i+1, codes[i], e2eShort(body), call)
+		defer func() { _ = ln.Close() }()
+		out, err = script("run_test.sh", "CMBS_URL="+n.baseURL(), fmt.Sprintf("PORT_BASE=%d", base))
+		if err == nil || !strings.Contains(out, fmt.Sprintf("run_test.sh: port %d (the member's sockets) is taken", base+20)) {
+			t.Errorf("run_test.sh with a port taken: %v\n%s", err, out)
 		}
-	}
+	})
 
-	// check_neighbors toward the neighbour that is not running recorded it
-	// as unreachable, and every layer started ended stopped.
-	member := n.member(t, n.id)
-	state, _ := member["neighbors_state"].(map[string]any)
-	if len(state) != 1 {
-		t.Errorf("neighbours state: %v", state)
-	}
-	for socket, s := range state {
-		if s, _ := s.(string); !strings.HasPrefix(s, "unreachable") {
-			t.Errorf("neighbour %s: %q, want unreachable", socket, s)
+	t.Run("demo.sh", func(t *testing.T) {
+		t.Parallel()
+		base := wtFreeBase(t, 2091, 2092, 2093, 110, 120, 131, 132, 140, 210, 220, 231, 232, 240, 310, 320, 331, 332, 340)
+		out, err := script("demo.sh", fmt.Sprintf("PORT_BASE=%d", base))
+		if err != nil || !strings.HasSuffix(out, "demo.sh: 5 messages sent, 6 deliveries, 0 failed\n") {
+			t.Fatalf("demo.sh: %v\n%s", err, out)
 		}
-	}
-	for _, l := range e2eLayers {
-		if got := n.layers(t)[l]; got != "stopped" {
-			t.Errorf("layer %s after the walk-through: %v", l, got)
-		}
-	}
-	for _, id := range []string{"0101d860-2a9a-504f-8861-aeafd0b20101", "0102d860-2a9a-504f-8861-aeafd0a10201"} {
-		if !n.has(t, id) {
-			t.Errorf("message %s not stored", id)
-		}
-	}
-	// One member kind and one message kind, whatever the script re-posted.
-	cats := n.must(t, http.StatusOK, "GET", "/-/", nil)
-	kinds := map[string]int{}
-	for _, k := range cats["kinds"].([]any) {
-		if km, _ := k.(map[string]any); km["scheme"] == "http://houssem.org/cmbs#" {
-			kinds[km["term"].(string)]++
-		}
-	}
-	if kinds["member"] != 1 || kinds["message"] != 1 {
-		t.Errorf("cmbs kinds after the walk-through: %v, want one member and one message kind", kinds)
-	}
-	if err := n.stop(t, syscall.SIGTERM); err != nil {
-		t.Errorf("server exited with %v after SIGTERM", err)
-	}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,19 +19,67 @@ import (
 	"github.com/houssem/cmbs/config/cmbstest"
 )
 
-func TestProbeURL(t *testing.T) {
+func TestLocalURL(t *testing.T) {
 	tests := []struct{ addr, want string }{
-		{"", "http://127.0.0.1:8090/health/ready"},
-		{":9000", "http://127.0.0.1:9000/health/ready"},
-		{"0.0.0.0:9001", "http://127.0.0.1:9001/health/ready"},
-		{"[::]:9002", "http://127.0.0.1:9002/health/ready"},
-		{"10.0.0.5:9003", "http://10.0.0.5:9003/health/ready"},
-		{"[::1]:9004", "http://[::1]:9004/health/ready"},
+		{"", "http://127.0.0.1:8090"},
+		{":9000", "http://127.0.0.1:9000"},
+		{"0.0.0.0:9001", "http://127.0.0.1:9001"},
+		{"[::]:9002", "http://127.0.0.1:9002"},
+		{"10.0.0.5:9003", "http://10.0.0.5:9003"},
+		{"[::1]:9004", "http://[::1]:9004"},
 	}
 	for _, tt := range tests {
-		if got := probeURL(tt.addr); got != tt.want {
-			t.Errorf("probeURL(%q) = %q, want %q", tt.addr, got, tt.want)
+		if got := localURL(tt.addr); got != tt.want {
+			t.Errorf("localURL(%q) = %q, want %q", tt.addr, got, tt.want)
 		}
+	}
+}
+
+// TestHealthTarget checks which URL cmbs health asks: --server, else
+// CMBS_SERVER, else CMBS_HTTP's address; the probe's path is added to a
+// base URL, and a server answering 200 without being a cmbs probe is not
+// healthy.
+func TestHealthTarget(t *testing.T) {
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.Path)
+		switch r.URL.Path {
+		case "/health/ready":
+			fmt.Fprint(w, `{"status":"ready","checks":[]}`)
+		case "/health/alive":
+			fmt.Fprint(w, `{"status":"alive"}`)
+		default:
+			fmt.Fprint(w, "<html>some page</html>")
+		}
+	}))
+	defer srv.Close()
+	t.Setenv(envServer, "")
+	t.Setenv("CMBS_HTTP", strings.TrimPrefix(srv.URL, "http://"))
+	for _, tt := range []struct {
+		args     []string
+		env      string
+		wantPath string
+		wantErr  string
+	}{
+		{args: nil, wantPath: "/health/ready"},
+		{args: []string{"--alive"}, wantPath: "/health/alive"},
+		{args: []string{"--server", srv.URL}, wantPath: "/health/ready"},
+		{args: nil, env: srv.URL + "/", wantPath: "/health/ready"},
+		{args: []string{"--url", srv.URL}, wantPath: "/health/ready"},
+		{args: []string{"--url", srv.URL + "/health/alive"}, wantPath: "/health/alive", wantErr: `not a cmbs probe saying "ready"`},
+		{args: []string{"--server", srv.URL + "/other"}, wantPath: "/other/health/ready", wantErr: "not a cmbs probe"},
+	} {
+		t.Run(strings.Join(tt.args, " ")+" "+tt.env, func(t *testing.T) {
+			asked = nil
+			t.Setenv(envServer, tt.env)
+			_, err := hcHealth(t, tt.args...)
+			if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("health %q = %v, want error %q", tt.args, err, tt.wantErr)
+			}
+			if len(asked) != 1 || asked[0] != tt.wantPath {
+				t.Errorf("health %q asked %v, want %s", tt.args, asked, tt.wantPath)
+			}
+		})
 	}
 }
 
@@ -88,7 +137,7 @@ func TestServeProbesAndHealth(t *testing.T) {
 			t.Errorf("GET %s without credentials = %d, want %d", path, resp.StatusCode, want)
 		}
 	}
-	out, err := hcHealth(t, "--url", s.url+"/health/ready")
+	out, err := hcHealth(t, "--server", s.url)
 	if err != nil || !strings.Contains(out, `"status":"ready"`) {
 		t.Fatalf("health = %q, %v; want ready", out, err)
 	}
@@ -120,13 +169,13 @@ func TestServeProbesAndHealth(t *testing.T) {
 	if got := hcDo(t, "POST", s.url+"/cmbs/member/hc-a?action=start_l1", map[string]any{}); got != http.StatusOK {
 		t.Fatalf("start l1 = %d", got)
 	}
-	if out, err := hcHealth(t, "--url", s.url+"/health/ready"); err != nil {
+	if out, err := hcHealth(t, "--server", s.url); err != nil {
 		t.Fatalf("health with l1 bound = %q, %v", out, err)
 	}
 	if err := s.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hcHealth(t, "--url", s.url+"/health/ready"); err == nil {
+	if _, err := hcHealth(t, "--server", s.url); err == nil {
 		t.Fatal("health succeeded with the server stopped")
 	}
 
@@ -136,14 +185,14 @@ func TestServeProbesAndHealth(t *testing.T) {
 	}
 	defer cmbstest.NoError(t, taken.Close)
 	s = startServe(t, "--store", "file:"+dir)
-	_, err = hcHealth(t, "--url", s.url+"/health/ready")
+	_, err = hcHealth(t, "--server", s.url)
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), `"layer l1"`) {
 		t.Fatalf("health with l1 unbound = %v; want 503 naming layer l1", err)
 	}
-	if out, err := hcHealth(t, "--url", s.url+"/health/alive"); err != nil {
+	if out, err := hcHealth(t, "--server", s.url, "--alive"); err != nil {
 		t.Errorf("liveness = %q, %v; want alive while the layer is down", out, err)
 	}
-	if _, err := hcHealth(t, "--url", "::not a url"); err == nil || !strings.Contains(fmt.Sprint(err), "usage") {
+	if _, err := hcHealth(t, "--server", "::not a url"); err == nil || !strings.Contains(fmt.Sprint(err), "usage") {
 		t.Errorf("bad URL error = %v, want a usage error", err)
 	}
 }

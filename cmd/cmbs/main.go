@@ -5,8 +5,8 @@
 //	cmbs keygen --out DIR  write a member's CURVE key pair (member.key, member.pub)
 //	cmbs config check FILE check a config file; cmbs config schema prints its schema
 //	cmbs version           print the version
-//	cmbs health [--url U]  exit 0 when a running server is ready (Docker HEALTHCHECK)
-//	cmbs categories|member|members|message|watch
+//	cmbs health            exit 0 when a running server is ready (Docker HEALTHCHECK)
+//	cmbs message|member|subscription|categories|watch|completion
 //	                       client commands for a running server (cmbs help client)
 package main
 
@@ -40,14 +40,15 @@ Commands:
   version       print the version
   health        ask a running server's readiness probe; exit 0 when ready
 
-Client commands (they talk to a running server; 'cmbs help client' for more):
-  categories    list the categories, or apply a category file
-  member        create the local member, start or stop its layers, discover
-  members       list the members the server knows
-  message       send a message, show one and its delivery
+Client commands (they talk to a running server; 'cmbs help client' lists all):
+  message       send, resend, list, show and delete messages
+  member        the local member, its layers and the members it knows
+  subscription  HTTP callbacks for the server's events
+  categories    kinds, mixins and actions of the query interface
   watch         print the server's events as they happen
+  completion    shell completion script for bash, zsh or fish
 
-Run 'cmbs <command> --help' for a command's flags.
+Run 'cmbs <command> --help' for a command's flags and an example.
 `
 
 func main() {
@@ -55,6 +56,12 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	switch {
+	case errors.As(err, new(*reportedError)):
+		// Already written, as JSON under -o json.
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(os.Stderr, "cmbs:", err)
 		os.Exit(2)
@@ -70,6 +77,17 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	listening      func(net.Addr)
+	// terminal, when set, says which streams are terminals in place of
+	// isTerminal, so tests see what a terminal would show.
+	terminal func(stream any) bool
+}
+
+// isTerminal reports whether one of the app's streams is a terminal.
+func (a *app) isTerminal(stream any) bool {
+	if a.terminal != nil {
+		return a.terminal(stream)
+	}
+	return isTerminal(stream)
 }
 
 // run executes the command line args (without the program name) until it
@@ -98,11 +116,11 @@ func (a *app) run(ctx context.Context, args []string) error {
 	case "version", "--version":
 		fmt.Fprintln(a.stdout, "cmbs", versionString(), runtime.Version())
 		return nil
-	case "categories", "member", "members", "message", "watch":
+	case "categories", "member", "members", "message", "watch", "subscription", "subscriptions", "completion":
 		return a.clientCommand(ctx, cmd, rest)
 	case "help", "-h", "--help":
 		if len(rest) > 0 && rest[0] == "client" {
-			fmt.Fprint(a.stdout, clientUsage)
+			fmt.Fprint(a.stdout, clientUsage())
 			return nil
 		}
 		fmt.Fprint(a.stdout, usage)

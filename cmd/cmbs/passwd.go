@@ -37,7 +37,7 @@ func (a *app) passwd(args []string) error {
 	user := fs.Arg(0)
 	pw := *password
 	if !fs.Changed("password") {
-		if isTerminal(a.stdin) {
+		if a.isTerminal(a.stdin) {
 			fmt.Fprintf(a.stderr, "Password for %s (shown as typed): ", user)
 		}
 		var err error
@@ -63,8 +63,10 @@ func readLine(r io.Reader) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
+// isTerminal reports whether the stream (standard input or error) is a
+// terminal.
+func isTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
 	if !ok {
 		return false
 	}

@@ -33,7 +33,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	flags := config.BindFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(a.stderr, "Usage: cmbs serve [flags]\n\n"+
-			"Settings come from defaults, then --config FILE, then CMBS_* variables, then flags.\n\n"+fs.FlagUsages())
+			"Settings come from defaults, then --config FILE, then CMBS_* variables, then flags;\n"+
+			"'cmbs config schema' describes every key. Without --store, data is kept in\n"+
+			config.DataDir()+" (the XDG data directory), printed at start.\n\n"+fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/houssem/cmbs/broker/api"
 )
 
 func TestPath(t *testing.T) {
@@ -111,7 +113,7 @@ func TestRequestHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths, err := c.List(context.Background(), MemberLocation)
+	paths, err := c.List(context.Background(), api.MemberLocation)
 	if err != nil {
 		t.Fatal(err)
 	}

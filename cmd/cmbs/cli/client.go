@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 )
 
@@ -154,11 +155,16 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (*Respon
 
 // DoRaw is Do with a body already encoded.
 func (c *Client) DoRaw(ctx context.Context, method, path string, body io.Reader) (*Response, error) {
+	return c.do(ctx, method, path, MediaType, body)
+}
+
+// do sends a request asking for the media type accept.
+func (c *Client) do(ctx context.Context, method, path, accept string, body io.Reader) (*Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.URL(path), body)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	req.Header.Set("Accept", MediaType+", application/problem+json")
+	req.Header.Set("Accept", accept+", application/problem+json")
 	if body != nil {
 		req.Header.Set("Content-Type", MediaType)
 	}
@@ -229,6 +235,68 @@ func (c *Client) Get(ctx context.Context, path string) (*Entity, json.RawMessage
 		}
 	}
 	return nil, nil, fmt.Errorf("reading %s: the answer holds no single resource or link", path)
+}
+
+// media12 asks for OCCI 1.2 JSON, whose collections hold their entities
+// in full: one request lists them, where pyOCNI's lists locations only.
+const media12 = MediaType + "; version=1.2"
+
+// Entities reads every entity at a kind's location in one request, in id
+// order, as the client's Entity (nested attributes).
+func (c *Client) Entities(ctx context.Context, location string) ([]*Entity, error) {
+	res, err := c.do(ctx, http.MethodGet, location, media12, nil)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Resources []entity12 `json:"resources"`
+		Links     []entity12 `json:"links"`
+	}
+	if err := res.Decode(&doc); err != nil {
+		return nil, err
+	}
+	out := make([]*Entity, 0, len(doc.Resources)+len(doc.Links))
+	for _, e := range append(doc.Resources, doc.Links...) {
+		out = append(out, e.entity())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// entity12 is an entity in OCCI 1.2 JSON: attributes by dotted name.
+type entity12 struct {
+	Kind       string         `json:"kind"`
+	Mixins     []string       `json:"mixins"`
+	Attributes map[string]any `json:"attributes"`
+	ID         string         `json:"id"`
+	Title      string         `json:"title"`
+	Summary    string         `json:"summary"`
+}
+
+// entity nests the dotted attributes, leaving out occi.core's, which are
+// the entity's own fields.
+func (e entity12) entity() *Entity {
+	out := &Entity{Kind: e.Kind, Mixins: e.Mixins, ID: e.ID, Title: e.Title, Summary: e.Summary, Attributes: map[string]any{}}
+	if out.Mixins == nil {
+		out.Mixins = []string{}
+	}
+	for name, v := range e.Attributes {
+		if strings.HasPrefix(name, "occi.core.") {
+			continue
+		}
+		m := out.Attributes
+		parts := strings.Split(name, ".")
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := m[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[p] = next
+			}
+			m = next
+		}
+		m[parts[len(parts)-1]] = v
+	}
+	return out
 }
 
 // Create posts one resource to a kind's location and returns the answer

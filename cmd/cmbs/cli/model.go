@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -12,33 +11,19 @@ import (
 	"github.com/houssem/cmbs/broker/api"
 )
 
-// Locations of the query interface and of the broker's kinds.
-const (
-	QueryInterface  = "/-/"
-	MemberLocation  = "/cmbs/member/"
-	MessageLocation = "/cmbs/message/"
-)
-
-// Category identifiers the client builds entities with.
-const (
-	MemberKind  = "http://houssem.org/cmbs#member"
-	MessageKind = "http://houssem.org/cmbs#message"
-	// LayerMixinScheme followed by a layer name is the message mixin that
-	// lets a message go out on that layer.
-	LayerMixinScheme = "http://houssem.org/cmbs#"
-)
-
-// Layers lists the broker's layers in order.
-func Layers() []string { return []string{"l1", "l2", "l31", "l32", "l4"} }
-
-// IsLayer reports whether s names a layer.
-func IsLayer(s string) bool {
-	for _, l := range Layers() {
-		if s == l {
-			return true
-		}
+// Layers lists the broker's layers by name, in order.
+func Layers() []string {
+	out := make([]string, 0, len(api.Layers()))
+	for _, l := range api.Layers() {
+		out = append(out, string(l))
 	}
-	return false
+	return out
+}
+
+// IsLayer reports whether s names a layer exactly as the broker spells it.
+func IsLayer(s string) bool {
+	l, ok := api.ParseLayer(s)
+	return ok && string(l) == s
 }
 
 // Entity is a resource or link as the server renders it.
@@ -64,19 +49,7 @@ type EntityAction struct {
 
 // Attr returns the attribute with the dotted name, reading the nested
 // objects the server renders ({"cmbs":{"member":{"state":…}}}).
-func (e *Entity) Attr(name string) (any, bool) {
-	var v any = e.Attributes
-	for _, part := range strings.Split(name, ".") {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if v, ok = m[part]; !ok {
-			return nil, false
-		}
-	}
-	return v, true
-}
+func (e *Entity) Attr(name string) (any, bool) { return api.Lookup(e.Attributes, name) }
 
 // Text renders the attribute as one line: strings as they are, numbers
 // and booleans in JSON, lists of strings joined by commas, anything else
@@ -156,7 +129,7 @@ type Categories struct {
 
 // Categories lists what the server has registered.
 func (c *Client) Categories(ctx context.Context) (*Categories, *Response, error) {
-	res, err := c.Do(ctx, http.MethodGet, QueryInterface, nil)
+	res, err := c.Do(ctx, http.MethodGet, api.QueryInterface, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -179,7 +152,7 @@ func (c *Client) ApplyCategories(ctx context.Context, doc []byte) (*Categories, 
 	if _, ok := probe["providers"]; ok {
 		method = http.MethodPut
 	}
-	res, err := c.DoRaw(ctx, method, QueryInterface, strings.NewReader(string(doc)))
+	res, err := c.DoRaw(ctx, method, api.QueryInterface, strings.NewReader(string(doc)))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -190,21 +163,6 @@ func (c *Client) ApplyCategories(ctx context.Context, doc []byte) (*Categories, 
 	return &cats, res, nil
 }
 
-// Member attribute names.
-const (
-	AttrState     = "cmbs.member.state"
-	AttrLocal     = "cmbs.member.local"
-	AttrNeighbors = "cmbs.member.neighbors_socket"
-	AttrTopics    = "cmbs.member.topics"
-	AttrProviders = "cmbs.member.providers"
-	AttrLayers    = "cmbs.member.layers"
-	AttrVia       = "cmbs.member.via"
-	AttrDistance  = "cmbs.member.distance"
-)
-
-// SocketAttr is the member attribute holding a layer's socket.
-func SocketAttr(layer string) string { return "cmbs.member." + layer + "_socket" }
-
 // Member is a member entity with the document the server sent for it.
 type Member struct {
 	*Entity
@@ -213,12 +171,21 @@ type Member struct {
 }
 
 // Local reports whether the member is the server's own.
-func (m Member) Local() bool { return m.Text(AttrLocal) == "true" }
+func (m Member) Local() bool {
+	v, _ := m.Attr(api.MemberLocal)
+	switch t := v.(type) {
+	case bool:
+		return t
+	case string:
+		return strings.EqualFold(t, "true")
+	}
+	return false
+}
 
-// LayerState is the state ("running", "stopped") the server reports for
-// one of a local member's layers.
+// LayerState is the state (api.LayerRunning, api.LayerStopped) the server
+// reports for one of a local member's layers.
 func (m Member) LayerState(layer string) string {
-	v, _ := m.Attr(AttrLayers)
+	v, _ := m.Attr(api.MemberLayers)
 	states, _ := v.(map[string]any)
 	s, _ := states[layer].(string)
 	return s
@@ -226,22 +193,17 @@ func (m Member) LayerState(layer string) string {
 
 // Members reads every member the server knows, in location order.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
-	paths, err := c.List(ctx, MemberLocation)
+	entities, err := c.Entities(ctx, api.MemberLocation)
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(paths)
-	out := make([]Member, 0, len(paths))
-	for _, p := range paths {
-		e, raw, err := c.Get(ctx, p)
+	out := make([]Member, 0, len(entities))
+	for _, e := range entities {
+		raw, err := json.Marshal(e)
 		if err != nil {
-			var prob *Problem
-			if errors.As(err, &prob) && prob.Status == http.StatusNotFound {
-				continue // deleted since it was listed
-			}
 			return nil, err
 		}
-		out = append(out, Member{Entity: e, Path: p, Raw: raw})
+		out = append(out, Member{Entity: e, Path: api.MemberLocation + e.ID, Raw: raw})
 	}
 	return out, nil
 }
@@ -250,7 +212,7 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 // when id is empty the one whose local attribute is "true".
 func (c *Client) LocalMember(ctx context.Context, id string) (Member, error) {
 	if id != "" {
-		p := MemberLocation + id
+		p := api.MemberLocation + id
 		e, raw, err := c.Get(ctx, p)
 		if err != nil {
 			return Member{}, err
@@ -269,30 +231,10 @@ func (c *Client) LocalMember(ctx context.Context, id string) (Member, error) {
 	return Member{}, fmt.Errorf("%s has no local member; create one with 'cmbs member create'", c.Server())
 }
 
-// Message attribute names.
-const (
-	MsgLayer     = "cmbs.message.cmbs_layer"
-	MsgContent   = "cmbs.message.message_content"
-	MsgTopics    = "cmbs.message.topics"
-	MsgProviders = "cmbs.message.providers"
-	MsgReceiver  = "cmbs.message.l1_socket_receiver_member"
-	MsgHopLimit  = "cmbs.message.hop_limit"
-	MsgDelivery  = "cmbs.message.delivery"
-	MsgResult    = "cmbs.message.result"
-	MsgOrigin    = "cmbs.message.origin"
-)
-
-// Delivery is a send's outcome as the broker records it in the message:
-// the wire contract's.
-type Delivery = api.Delivery
-
-// Destination is the outcome for one member.
-type Destination = api.Destination
-
-// DeliveryOf reads a message's delivery attribute; nil when it was never
+// DeliveryOf reads a message's delivery outcome; nil when it was never
 // sent.
-func DeliveryOf(e *Entity) (*Delivery, error) {
-	v, ok := e.Attr(MsgDelivery)
+func DeliveryOf(e *Entity) (*api.Delivery, error) {
+	v, ok := e.Attr(api.MessageDelivery)
 	if !ok || v == nil {
 		return nil, nil
 	}
@@ -300,9 +242,55 @@ func DeliveryOf(e *Entity) (*Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
-	var d Delivery
+	var d api.Delivery
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return nil, fmt.Errorf("message %s: reading %s: %w", e.ID, MsgDelivery, err)
+		return nil, fmt.Errorf("message %s: reading %s: %w", e.ID, api.MessageDelivery, err)
 	}
 	return &d, nil
+}
+
+// SameDelivery reports whether d is the delivery other records: the same
+// send, started at the same time.
+func SameDelivery(d, other *api.Delivery) bool {
+	return d != nil && other != nil && d.Started == other.Started && d.Layer == other.Layer
+}
+
+// Counts says how many destinations got the message and how many did not
+// ("2 delivered, 0 failed"), then any other status the broker recorded
+// ("1 pending", "1 expired"), whatever the statuses are.
+func Counts(d *api.Delivery) string {
+	by := map[string]int{}
+	for _, dest := range d.Destinations {
+		by[dest.Status]++
+	}
+	delivered, failed := max(d.Delivered, by[api.StatusDelivered]), max(d.Failed, by[api.StatusFailed])
+	parts := []string{fmt.Sprintf("%d delivered", delivered), fmt.Sprintf("%d failed", failed)}
+	others := make([]string, 0, len(by))
+	for status := range by {
+		if status != api.StatusDelivered && status != api.StatusFailed && status != "" {
+			others = append(others, status)
+		}
+	}
+	sort.Strings(others)
+	for _, status := range others {
+		parts = append(parts, fmt.Sprintf("%d %s", by[status], status))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Missed counts the destinations a finished delivery did not reach,
+// whatever their status says (failed, expired…), out of all of them.
+func Missed(d *api.Delivery) (missed, total int) {
+	if d == nil {
+		return 0, 0
+	}
+	if len(d.Destinations) == 0 {
+		return d.Failed + d.Expired, d.Failed + d.Expired + d.Delivered
+	}
+	for _, dest := range d.Destinations {
+		if dest.Status != api.StatusDelivered {
+			missed++
+		}
+	}
+	return missed, len(d.Destinations)
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/houssem/cmbs/broker/api"
+
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -179,20 +181,20 @@ func summary(ev Event) string {
 	}
 	switch {
 	case strings.HasSuffix(ev.Kind, "#member"):
-		add("state", e.Text(AttrState))
-		add("local", e.Text(AttrLocal))
-		add("via", e.Text(AttrVia))
-		add("topics", e.Text(AttrTopics))
-		add("providers", e.Text(AttrProviders))
+		add("state", e.Text(api.MemberState))
+		add("local", e.Text(api.MemberLocal))
+		add("via", e.Text(api.MemberVia))
+		add("topics", e.Text(api.MemberTopics))
+		add("providers", e.Text(api.MemberProviders))
 	case strings.HasSuffix(ev.Kind, "#message"):
 		if ev.Layer == "" {
-			add("layer", e.Text(MsgLayer))
+			add("layer", e.Text(api.MessageLayer))
 		}
 		if ev.From == "" {
-			add("origin", e.Text(MsgOrigin))
+			add("origin", e.Text(api.MessageOrigin))
 		}
-		add("topics", e.Text(MsgTopics))
-		add("providers", e.Text(MsgProviders))
+		add("topics", e.Text(api.MessageTopics))
+		add("providers", e.Text(api.MessageProviders))
 		// A failure event names its destination; the counts are for
 		// the changes that record the delivery.
 		if d, err := DeliveryOf(&e); err == nil && d != nil && ev.Reason == "" {
@@ -200,7 +202,7 @@ func summary(ev Event) string {
 			add("delivered", strconv.Itoa(d.Delivered))
 			add("failed", strconv.Itoa(d.Failed))
 		}
-		if c, ok := e.Attr(MsgContent); ok {
+		if c, ok := e.Attr(api.MessageContent); ok {
 			add("content", compact(c))
 		}
 	default:

@@ -1,13 +1,3 @@
-// Package ops gives a cmbs server what operators run it by: liveness and
-// readiness probes (GET /health/alive, GET /health/ready), Prometheus
-// metrics (GET /metrics) and the HTTP middleware that counts requests.
-//
-// The probes and /metrics are served ahead of authentication: orchestrators
-// and scrapers call them without credentials, and they reveal no stored
-// data, only check names, states and counters.
-//
-// An Ops owns one Prometheus registry; nothing is registered globally, so
-// servers in one process (as in tests) keep separate metrics.
 package ops
 
 import (
