@@ -49,6 +49,12 @@ func (p memberProvider) checkOneLocal(ctx context.Context, e *occi.Entity) error
 	if local != nil && local.Location != e.Location {
 		return occi.Conflict(attrLocal, "%s is already the local member of this server; a server has exactly one (set local to \"false\" for members on other hosts)", local.Location)
 	}
+	// Members written by the same request are not stored yet.
+	for _, other := range occi.Batch(ctx) {
+		if other.Location != e.Location && other.Kind == e.Kind && flag(other, attrLocal, false) {
+			return occi.Conflict(attrLocal, "%s and %s cannot both be the local member of this server; a server has exactly one", other.Location, e.Location)
+		}
+	}
 	return nil
 }
 

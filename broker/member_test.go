@@ -79,3 +79,24 @@ func TestOneLocalMemberUnderConcurrency(t *testing.T) {
 		t.Errorf("%d local members stored, want 1", local)
 	}
 }
+
+// TestTwoLocalMembersInOneRequest: a create listing two local members is
+// refused whole, though neither is stored when the other is checked.
+func TestTwoLocalMembersInOneRequest(t *testing.T) {
+	m := brokertest.Start(t, brokertest.Options{ID: "unused", NoMember: true})
+	member := func(id, local string) map[string]any {
+		return map[string]any{"kind": broker.MemberKind, "id": id,
+			"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"local": local}}}}
+	}
+	m.Must(http.StatusConflict, "POST", broker.MemberLocation, map[string]any{"resources": []any{
+		member("remote-1", "false"), member("local-1", "true"), member("local-2", "true")}})
+	members, err := occi.FindEntitiesAt(context.Background(), m.Store, broker.MemberLocation, broker.MemberKind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 0 {
+		t.Errorf("a refused create stored %d members", len(members))
+	}
+	m.Must(http.StatusCreated, "POST", broker.MemberLocation, map[string]any{"resources": []any{
+		member("remote-1", "false"), member("local-1", "true")}})
+}

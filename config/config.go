@@ -78,6 +78,28 @@ type Config struct {
 	// mixins and actions (compute, storage, network and their links) at
 	// start, served by the dummy provider.
 	WithInfrastructure bool `yaml:"with_infrastructure" json:"with_infrastructure"`
+	// MaxMessageBytes bounds every message a member accepts: an HTTP
+	// request body (larger ones are refused with 413 before they are
+	// read) and a layer frame.
+	MaxMessageBytes int64 `yaml:"max_message_bytes" json:"max_message_bytes"`
+	// TLSCert and TLSKey are PEM files of the HTTP server's certificate
+	// (chain) and private key. Both set serves HTTPS; both empty, plain
+	// HTTP. They are read again when they change, so a renewed
+	// certificate needs no restart.
+	TLSCert string `yaml:"tls_cert" json:"tls_cert"`
+	TLSKey  string `yaml:"tls_key" json:"tls_key"`
+	// TLSClientCA is a PEM file of the certificate authorities client
+	// certificates must chain to. Set, every client must present one.
+	TLSClientCA string `yaml:"tls_client_ca" json:"tls_client_ca"`
+	// PageLimit is how many entries one answer of a collection lists
+	// when the request sets no ?limit=; MaxPageLimit is the most a
+	// request may ask for.
+	PageLimit    int `yaml:"page_limit" json:"page_limit"`
+	MaxPageLimit int `yaml:"max_page_limit" json:"max_page_limit"`
+	// MaxCollectionRequests is how many requests that walk a collection
+	// (lists, filters, collection deletes and actions) run at once;
+	// others wait for a turn.
+	MaxCollectionRequests int `yaml:"max_collection_requests" json:"max_collection_requests"`
 	// Backends names the providers backing kinds, attached at start over
 	// whatever was attached before. Empty leaves the broker's defaults.
 	// Set in the file only, like Member: neither fits a flag.
@@ -116,14 +138,21 @@ func DataDir() string {
 // Default returns the configuration used for anything no source sets.
 func Default() Config {
 	return Config{
-		HTTP:            ":8090",
-		Store:           "file:" + DataDir(),
-		LogLevel:        "info",
-		LogFormat:       LogFormatText,
-		ShutdownTimeout: 10 * time.Second,
-		MemberSecurity:  MemberSecurityPlain,
+		HTTP:                  ":8090",
+		Store:                 "file:" + DataDir(),
+		LogLevel:              "info",
+		LogFormat:             LogFormatText,
+		ShutdownTimeout:       10 * time.Second,
+		MaxMessageBytes:       DefaultMaxMessageBytes,
+		PageLimit:             1000,
+		MaxPageLimit:          5000,
+		MaxCollectionRequests: 4,
+		MemberSecurity:        MemberSecurityPlain,
 	}
 }
+
+// DefaultMaxMessageBytes is the default of Config.MaxMessageBytes, 10 MiB.
+const DefaultMaxMessageBytes = 10 << 20
 
 // Load returns Default overridden by the file at path (skipped when path is
 // empty) and then by the CMBS_* environment variables. Flags, which win over

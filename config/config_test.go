@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/houssem/cmbs/config/tlstest"
 )
 
 // envMap is a lookupEnv over a fixed set of variables, so tests do not touch
@@ -52,6 +54,13 @@ strict: true
 users_file: /etc/cmbs/users
 shutdown_timeout: 30s
 with_infrastructure: true
+max_message_bytes: 1048576
+tls_cert: /etc/cmbs/tls.crt
+tls_key: /etc/cmbs/tls.key
+tls_client_ca: /etc/cmbs/clients.pem
+page_limit: 100
+max_page_limit: 200
+max_collection_requests: 8
 member_security: curve
 member_key: /etc/cmbs/member.key
 trusted_keys: /etc/cmbs/trusted-keys
@@ -59,19 +68,26 @@ trust_on_first_use: true
 `,
 			want: func(c *Config) {
 				*c = Config{
-					HTTP:               "127.0.0.1:9000",
-					Store:              "http://admin:secret@127.0.0.1:5984/cmbs",
-					PublicURL:          "https://cmbs.example.org",
-					LogLevel:           "debug",
-					LogFormat:          "json",
-					Strict:             true,
-					UsersFile:          "/etc/cmbs/users",
-					ShutdownTimeout:    30 * time.Second,
-					WithInfrastructure: true,
-					MemberSecurity:     "curve",
-					MemberKey:          "/etc/cmbs/member.key",
-					TrustedKeys:        "/etc/cmbs/trusted-keys",
-					TrustOnFirstUse:    true,
+					HTTP:                  "127.0.0.1:9000",
+					Store:                 "http://admin:secret@127.0.0.1:5984/cmbs",
+					PublicURL:             "https://cmbs.example.org",
+					LogLevel:              "debug",
+					LogFormat:             "json",
+					Strict:                true,
+					UsersFile:             "/etc/cmbs/users",
+					ShutdownTimeout:       30 * time.Second,
+					WithInfrastructure:    true,
+					MaxMessageBytes:       1 << 20,
+					TLSCert:               "/etc/cmbs/tls.crt",
+					TLSKey:                "/etc/cmbs/tls.key",
+					TLSClientCA:           "/etc/cmbs/clients.pem",
+					PageLimit:             100,
+					MaxPageLimit:          200,
+					MaxCollectionRequests: 8,
+					MemberSecurity:        "curve",
+					MemberKey:             "/etc/cmbs/member.key",
+					TrustedKeys:           "/etc/cmbs/trusted-keys",
+					TrustOnFirstUse:       true,
 				}
 			},
 		},
@@ -169,24 +185,33 @@ func TestPrecedence(t *testing.T) {
 		{
 			name: "every variable",
 			env: map[string]string{
-				"CMBS_HTTP":                "127.0.0.1:1",
-				"CMBS_STORE":               "http://127.0.0.1:5984/x",
-				"CMBS_PUBLIC_URL":          "http://a.example",
-				"CMBS_LOG_LEVEL":           "trace",
-				"CMBS_LOG_FORMAT":          "json",
-				"CMBS_STRICT":              "true",
-				"CMBS_USERS_FILE":          "/u",
-				"CMBS_SHUTDOWN_TIMEOUT":    "1s",
-				"CMBS_WITH_INFRASTRUCTURE": "true",
-				"CMBS_MEMBER_SECURITY":     "curve",
-				"CMBS_MEMBER_KEY":          "/k",
-				"CMBS_TRUSTED_KEYS":        "/t",
-				"CMBS_TRUST_ON_FIRST_USE":  "true",
+				"CMBS_HTTP":                    "127.0.0.1:1",
+				"CMBS_STORE":                   "http://127.0.0.1:5984/x",
+				"CMBS_PUBLIC_URL":              "http://a.example",
+				"CMBS_LOG_LEVEL":               "trace",
+				"CMBS_LOG_FORMAT":              "json",
+				"CMBS_STRICT":                  "true",
+				"CMBS_USERS_FILE":              "/u",
+				"CMBS_SHUTDOWN_TIMEOUT":        "1s",
+				"CMBS_WITH_INFRASTRUCTURE":     "true",
+				"CMBS_MAX_MESSAGE_BYTES":       "1024",
+				"CMBS_TLS_CERT":                "/c.pem",
+				"CMBS_TLS_KEY":                 "/k.pem",
+				"CMBS_TLS_CLIENT_CA":           "/ca.pem",
+				"CMBS_PAGE_LIMIT":              "10",
+				"CMBS_MAX_PAGE_LIMIT":          "20",
+				"CMBS_MAX_COLLECTION_REQUESTS": "2",
+				"CMBS_MEMBER_SECURITY":         "curve",
+				"CMBS_MEMBER_KEY":              "/k",
+				"CMBS_TRUSTED_KEYS":            "/t",
+				"CMBS_TRUST_ON_FIRST_USE":      "true",
 			},
 			want: func(c *Config) {
 				*c = Config{HTTP: "127.0.0.1:1", Store: "http://127.0.0.1:5984/x", PublicURL: "http://a.example",
 					LogLevel: "trace", LogFormat: "json", Strict: true, UsersFile: "/u", ShutdownTimeout: time.Second,
-					WithInfrastructure: true, MemberSecurity: "curve", MemberKey: "/k", TrustedKeys: "/t", TrustOnFirstUse: true}
+					WithInfrastructure: true, MaxMessageBytes: 1024, TLSCert: "/c.pem", TLSKey: "/k.pem", TLSClientCA: "/ca.pem",
+					PageLimit: 10, MaxPageLimit: 20, MaxCollectionRequests: 2,
+					MemberSecurity: "curve", MemberKey: "/k", TrustedKeys: "/t", TrustOnFirstUse: true}
 			},
 		},
 		{
@@ -195,14 +220,19 @@ func TestPrecedence(t *testing.T) {
 				"CMBS_HTTP": "127.0.0.1:1", "CMBS_STORE": "file:/a", "CMBS_PUBLIC_URL": "http://a.example",
 				"CMBS_LOG_LEVEL": "trace", "CMBS_LOG_FORMAT": "json", "CMBS_STRICT": "true",
 				"CMBS_USERS_FILE": "/u", "CMBS_SHUTDOWN_TIMEOUT": "1s", "CMBS_WITH_INFRASTRUCTURE": "true",
+				"CMBS_MAX_MESSAGE_BYTES": "1024", "CMBS_TLS_CERT": "/c.pem", "CMBS_TLS_KEY": "/k.pem", "CMBS_TLS_CLIENT_CA": "/ca.pem",
+				"CMBS_PAGE_LIMIT": "10", "CMBS_MAX_PAGE_LIMIT": "20", "CMBS_MAX_COLLECTION_REQUESTS": "2",
 				"CMBS_MEMBER_SECURITY": "curve", "CMBS_MEMBER_KEY": "/k", "CMBS_TRUSTED_KEYS": "/t", "CMBS_TRUST_ON_FIRST_USE": "true",
 			},
 			flags: []string{"--http=:2", "--store=file:/b", "--public-url=http://b.example", "--log-level=error",
 				"--log-format=text", "--strict=false", "--users=/v", "--shutdown-timeout=2s", "--with-infrastructure=false",
+				"--max-message-bytes=2048", "--tls-cert=/c2.pem", "--tls-key=/k2.pem", "--tls-client-ca=",
+				"--page-limit=30", "--max-page-limit=40", "--max-collection-requests=3",
 				"--member-security=plain", "--member-key=/k2", "--trusted-keys=", "--trust-on-first-use=false"},
 			want: func(c *Config) {
 				*c = Config{HTTP: ":2", Store: "file:/b", PublicURL: "http://b.example", LogLevel: "error",
 					LogFormat: "text", Strict: false, UsersFile: "/v", ShutdownTimeout: 2 * time.Second,
+					MaxMessageBytes: 2048, TLSCert: "/c2.pem", TLSKey: "/k2.pem", PageLimit: 30, MaxPageLimit: 40, MaxCollectionRequests: 3,
 					MemberSecurity: "plain", MemberKey: "/k2"}
 			},
 		},
@@ -276,19 +306,26 @@ func TestFlagsAndVariables(t *testing.T) {
 		}
 	})
 	want := map[string]string{
-		"http":                "CMBS_HTTP",
-		"store":               "CMBS_STORE",
-		"public-url":          "CMBS_PUBLIC_URL",
-		"log-level":           "CMBS_LOG_LEVEL",
-		"log-format":          "CMBS_LOG_FORMAT",
-		"strict":              "CMBS_STRICT",
-		"users":               "CMBS_USERS_FILE",
-		"shutdown-timeout":    "CMBS_SHUTDOWN_TIMEOUT",
-		"with-infrastructure": "CMBS_WITH_INFRASTRUCTURE",
-		"member-security":     "CMBS_MEMBER_SECURITY",
-		"member-key":          "CMBS_MEMBER_KEY",
-		"trusted-keys":        "CMBS_TRUSTED_KEYS",
-		"trust-on-first-use":  "CMBS_TRUST_ON_FIRST_USE",
+		"http":                    "CMBS_HTTP",
+		"store":                   "CMBS_STORE",
+		"public-url":              "CMBS_PUBLIC_URL",
+		"log-level":               "CMBS_LOG_LEVEL",
+		"log-format":              "CMBS_LOG_FORMAT",
+		"strict":                  "CMBS_STRICT",
+		"users":                   "CMBS_USERS_FILE",
+		"shutdown-timeout":        "CMBS_SHUTDOWN_TIMEOUT",
+		"with-infrastructure":     "CMBS_WITH_INFRASTRUCTURE",
+		"max-message-bytes":       "CMBS_MAX_MESSAGE_BYTES",
+		"tls-cert":                "CMBS_TLS_CERT",
+		"tls-key":                 "CMBS_TLS_KEY",
+		"tls-client-ca":           "CMBS_TLS_CLIENT_CA",
+		"page-limit":              "CMBS_PAGE_LIMIT",
+		"max-page-limit":          "CMBS_MAX_PAGE_LIMIT",
+		"max-collection-requests": "CMBS_MAX_COLLECTION_REQUESTS",
+		"member-security":         "CMBS_MEMBER_SECURITY",
+		"member-key":              "CMBS_MEMBER_KEY",
+		"trusted-keys":            "CMBS_TRUSTED_KEYS",
+		"trust-on-first-use":      "CMBS_TRUST_ON_FIRST_USE",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("flags and variables = %v, want %v", got, want)
@@ -310,6 +347,8 @@ func TestFlagsAndVariables(t *testing.T) {
 func TestValidate(t *testing.T) {
 	usersFile := writeFile(t, "users", "alice:$2y$10$abcdefghijklmnopqrstuv\n")
 	dir := t.TempDir()
+	certs, other := tlstest.Write(t, "cmbs"), tlstest.Write(t, "other")
+	certFile, keyFile, otherKey := certs.Cert, certs.Key, other.Key
 	tests := []struct {
 		name       string
 		change     func(*Config)
@@ -340,12 +379,24 @@ func TestValidate(t *testing.T) {
 		{name: "users file missing", change: func(c *Config) { c.UsersFile = filepath.Join(dir, "nope") }, wantFields: []string{"users_file"}, wantReason: "no such file"},
 		{name: "users file is a dir", change: func(c *Config) { c.UsersFile = dir }, wantFields: []string{"users_file"}, wantReason: "directory"},
 		{name: "shutdown timeout", change: func(c *Config) { c.ShutdownTimeout = 0 }, wantFields: []string{"shutdown_timeout"}, wantReason: "positive"},
+		{name: "message limit", change: func(c *Config) { c.MaxMessageBytes = -1 }, wantFields: []string{"max_message_bytes"}, wantReason: "positive"},
+		{name: "page limit", change: func(c *Config) { c.PageLimit = 0 }, wantFields: []string{"page_limit"}, wantReason: "positive"},
+		{name: "page limit over the maximum", change: func(c *Config) { c.PageLimit = 100; c.MaxPageLimit = 10 }, wantFields: []string{"max_page_limit"}, wantReason: "at least page_limit (100)"},
+		{name: "collection requests", change: func(c *Config) { c.MaxCollectionRequests = 0 }, wantFields: []string{"max_collection_requests"}, wantReason: "positive"},
+		{name: "tls key without cert", change: func(c *Config) { c.TLSKey = keyFile }, wantFields: []string{"tls_cert"}, wantReason: "needs both"},
+		{name: "tls cert without key", change: func(c *Config) { c.TLSCert = certFile }, wantFields: []string{"tls_key"}, wantReason: "needs both"},
+		{name: "tls client ca without tls", change: func(c *Config) { c.TLSClientCA = certFile }, wantFields: []string{"tls_client_ca"}, wantReason: "need HTTPS"},
+		{name: "tls", change: func(c *Config) { c.TLSCert, c.TLSKey, c.TLSClientCA = certFile, keyFile, certFile }},
+		{name: "tls key of another certificate", change: func(c *Config) { c.TLSCert, c.TLSKey = certFile, otherKey }, wantFields: []string{"tls_cert"}, wantReason: "private key does not match"},
+		{name: "tls missing files", change: func(c *Config) { c.TLSCert, c.TLSKey = filepath.Join(dir, "c"), filepath.Join(dir, "k") }, wantFields: []string{"tls_cert"}, wantReason: "no such file"},
+		{name: "tls client ca not PEM", change: func(c *Config) { c.TLSCert, c.TLSKey, c.TLSClientCA = certFile, keyFile, usersFile }, wantFields: []string{"tls_client_ca"}, wantReason: "no PEM certificate"},
 		{
 			name: "every problem at once",
 			change: func(c *Config) {
-				*c = Config{HTTP: "x", Store: "s3://b", PublicURL: "nope", LogLevel: "x", LogFormat: "x", UsersFile: dir}
+				*c = Config{HTTP: "x", Store: "s3://b", PublicURL: "nope", LogLevel: "x", LogFormat: "x", UsersFile: dir, TLSKey: "k"}
 			},
-			wantFields: []string{"http", "log_format", "log_level", "member_security", "public_url", "shutdown_timeout", "store", "users_file"},
+			wantFields: []string{"http", "log_format", "log_level", "max_collection_requests", "max_message_bytes", "max_page_limit",
+				"member_security", "page_limit", "public_url", "shutdown_timeout", "store", "tls_cert", "users_file"},
 		},
 	}
 	for _, tt := range tests {

@@ -43,6 +43,20 @@ func (c *Config) register(fs *pflag.FlagSet) {
 	env("shutdown-timeout", "CMBS_SHUTDOWN_TIMEOUT")
 	fs.BoolVar(&c.WithInfrastructure, "with-infrastructure", c.WithInfrastructure, "register the OCCI 1.1 Infrastructure kinds, mixins and actions at start")
 	env("with-infrastructure", "CMBS_WITH_INFRASTRUCTURE")
+	fs.Int64Var(&c.MaxMessageBytes, "max-message-bytes", c.MaxMessageBytes, "largest HTTP request body or layer message accepted, in bytes")
+	env("max-message-bytes", "CMBS_MAX_MESSAGE_BYTES")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate (chain) of the HTTPS server; with --tls-key serves HTTPS")
+	env("tls-cert", "CMBS_TLS_CERT")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
+	env("tls-key", "CMBS_TLS_KEY")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM certificate authorities; set, every client must present a certificate they signed")
+	env("tls-client-ca", "CMBS_TLS_CLIENT_CA")
+	fs.IntVar(&c.PageLimit, "page-limit", c.PageLimit, "entries a collection answer lists when the request sets no ?limit=")
+	env("page-limit", "CMBS_PAGE_LIMIT")
+	fs.IntVar(&c.MaxPageLimit, "max-page-limit", c.MaxPageLimit, "most entries a request may ask for with ?limit=")
+	env("max-page-limit", "CMBS_MAX_PAGE_LIMIT")
+	fs.IntVar(&c.MaxCollectionRequests, "max-collection-requests", c.MaxCollectionRequests, "requests walking a collection (lists, filters, collection deletes and actions) served at once; others wait")
+	env("max-collection-requests", "CMBS_MAX_COLLECTION_REQUESTS")
 }
 
 // applyEnv sets every field whose CMBS_* variable lookupEnv reports, even

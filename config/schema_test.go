@@ -360,7 +360,12 @@ func TestSchemaMatchesConfig(t *testing.T) {
 		if !ok {
 			continue
 		}
-		if got := defaults[key]; !reflect.DeepEqual(got, def) {
+		got := defaults[key]
+		if n, ok := got.(int); ok {
+			// JSON numbers decode as float64, YAML integers as int.
+			got = float64(n)
+		}
+		if !reflect.DeepEqual(got, def) {
 			t.Errorf("schema default of %s = %#v, Default() has %#v", key, def, got)
 		}
 	}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -63,6 +65,22 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown_timeout", "must be positive, got %v", c.ShutdownTimeout)
 	}
+	if c.MaxMessageBytes <= 0 {
+		bad("max_message_bytes", "must be positive, got %d", c.MaxMessageBytes)
+	}
+	if c.PageLimit <= 0 {
+		bad("page_limit", "must be positive, got %d", c.PageLimit)
+	}
+	switch {
+	case c.MaxPageLimit <= 0:
+		bad("max_page_limit", "must be positive, got %d", c.MaxPageLimit)
+	case c.MaxPageLimit < c.PageLimit:
+		bad("max_page_limit", "must be at least page_limit (%d), got %d", c.PageLimit, c.MaxPageLimit)
+	}
+	if c.MaxCollectionRequests <= 0 {
+		bad("max_collection_requests", "must be positive, got %d", c.MaxCollectionRequests)
+	}
+	c.validateTLS(bad)
 	validateBackends(c.Backends, bad)
 	if c.Member != nil {
 		validateMember(c.Member, bad)
@@ -120,4 +138,45 @@ func checkReadableFile(path string) error {
 		return fmt.Errorf("%s is a directory", path)
 	}
 	return nil
+}
+
+// validateTLS checks the HTTPS settings by loading them as the server
+// will, so a key that does not match its certificate is reported before
+// the server starts.
+func (c Config) validateTLS(bad func(field, format string, args ...any)) {
+	switch {
+	case c.TLSCert == "" && c.TLSKey == "":
+		if c.TLSClientCA != "" {
+			bad("tls_client_ca", "client certificates need HTTPS: set tls_cert and tls_key too")
+		}
+		return
+	case c.TLSCert == "":
+		bad("tls_cert", "tls_key is set but tls_cert is not; HTTPS needs both")
+		return
+	case c.TLSKey == "":
+		bad("tls_key", "tls_cert is set but tls_key is not; HTTPS needs both")
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+		bad("tls_cert", "%v", err)
+	}
+	if c.TLSClientCA != "" {
+		if _, err := LoadCertPool(c.TLSClientCA); err != nil {
+			bad("tls_client_ca", "%v", err)
+		}
+	}
+}
+
+// LoadCertPool reads the PEM certificates of a file into a pool, refusing
+// a file that holds none.
+func LoadCertPool(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }

@@ -92,13 +92,13 @@ func TestRefusedCategoryRequestsChangeNothing(t *testing.T) {
 			"providers":[{"Provider":{"local":["nosuch"],"remote":[]},"OCCI_ID":"` + computeK + `"}]}`, http.StatusBadRequest},
 		{"update listing a kind twice", false, "PUT",
 			`{"kinds":[{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","title":"one"},
-			{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","title":"two"}]}`, http.StatusConflict},
+			{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","title":"two"}]}`, http.StatusBadRequest},
 		{"registration merging into a kind twice", false, "POST",
 			`{"kinds":[{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","attributes":{"x":{"one":{"type":"string"}}}},
-			{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","attributes":{"x":{"two":{"type":"string"}}}}]}`, http.StatusConflict},
+			{"term":"compute","scheme":"http://schemas.ogf.org/occi/infrastructure#","attributes":{"x":{"two":{"type":"string"}}}}]}`, http.StatusBadRequest},
 		{"delete listing a mixin twice", false, "DELETE",
 			`{"mixins":[{"term":"medium","scheme":"http://example.com/template/resource#"},
-			{"term":"medium","scheme":"http://example.com/template/resource#"}]}`, http.StatusNotFound},
+			{"term":"medium","scheme":"http://example.com/template/resource#"}]}`, http.StatusBadRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

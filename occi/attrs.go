@@ -1,6 +1,7 @@
 package occi
 
 import (
+	"regexp"
 	"sort"
 	"strings"
 
@@ -22,6 +23,8 @@ type AttrDef struct {
 	Description string
 	// HasDefault distinguishes an absent default from a null one.
 	HasDefault bool
+	// pattern is Pattern compiled, once per schema (see newSchema).
+	pattern *regexp.Regexp
 }
 
 // specKeys are the members that mark an object in a category's attributes

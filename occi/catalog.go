@@ -50,10 +50,6 @@ func (a Aliases) canonicalAttrs(attrs map[string]any) {
 
 var termPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.\-]*$`)
 
-// reservedLocations cannot hold kinds or mixins: the query interface and the
-// service's own endpoints live there.
-var reservedLocations = []string{"/-/", "/.well-known/", "/health/", "/metrics/", "/events/", "/ui/"}
-
 func (s *Server) getCategory(ctx context.Context, id string) (*Category, string, error) {
 	byID, _, cached, err := s.categories.snapshot(ctx, s.store)
 	if err != nil {
@@ -197,10 +193,8 @@ func (s *Server) prepareCategory(c *Category, field string, known func(string) b
 		if c.Location == "/" {
 			return nil, BadRequest(field+".location", "location / is the root of the path interface, not a %s location", c.Class)
 		}
-		for _, r := range reservedLocations {
-			if strings.HasPrefix(c.Location, r) {
-				return nil, BadRequest(field+".location", "location %s is reserved", c.Location)
-			}
+		if err := checkLocation(c.Location); err != nil {
+			return nil, BadRequest(field+".location", "%v", err)
 		}
 	}
 	for _, a := range c.Actions {
@@ -276,13 +270,11 @@ func mergeCategory(stored, posted *Category, field string, keepDefs bool) (*Cate
 	return &merged, nil
 }
 
-// categoryWrite is one pending write of a registration.
+// categoryWrite is one pending write of a registration: the category
+// and the revision it replaces ("" to create it).
 type categoryWrite struct {
-	cat     *Category
-	rev     string
-	created bool
-	// before is what a merge replaced, restored if the request fails.
-	before *Category
+	cat *Category
+	rev string
 }
 
 // EnsureCategories registers cats the way a POST on the query interface
@@ -299,12 +291,15 @@ func (s *Server) EnsureCategories(ctx context.Context, cats []*Category) error {
 	return nil
 }
 
-// registerCategories validates every category first and writes only when all
-// are valid; a failed write undoes the earlier ones.
-// own is true for the server's own categories (EnsureCategories), whose
-// definitions replace the stored ones; a client's keep those of built-in
-// categories.
+// registerCategories validates every category first and writes them all in
+// one transaction. own is true for the server's own categories
+// (EnsureCategories), whose definitions replace the stored ones; a client's
+// keep those of built-in categories.
 func (s *Server) registerCategories(ctx context.Context, cats []*Category, own bool) (written []*Category, warnings []string, err error) {
+	fields, err := categoryFields(cats)
+	if err != nil {
+		return nil, nil, err
+	}
 	inRequest := map[string]bool{}
 	for _, c := range cats {
 		inRequest[c.ID()] = true
@@ -319,7 +314,7 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category, own b
 	locations := map[string]string{}
 	var plan []categoryWrite
 	for i, c := range cats {
-		field := fmt.Sprintf("%ss[%d]", c.Class, i)
+		field := fields[i]
 		w, err := s.prepareCategory(c, field, known)
 		if err != nil {
 			return nil, nil, err
@@ -328,7 +323,7 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category, own b
 		stored, rev, err := s.getCategory(ctx, c.ID())
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			plan = append(plan, categoryWrite{cat: c, created: true})
+			plan = append(plan, categoryWrite{cat: c})
 		case err != nil:
 			return nil, nil, err
 		default:
@@ -341,7 +336,7 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category, own b
 				written = append(written, stored)
 				continue
 			}
-			plan = append(plan, categoryWrite{cat: merged, rev: rev, before: stored})
+			plan = append(plan, categoryWrite{cat: merged, rev: rev})
 		}
 		if c.Location == "" {
 			continue
@@ -358,20 +353,17 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category, own b
 			return nil, nil, Conflict(field+".location", "location %s already belongs to %s", c.Location, holder.ID())
 		}
 	}
-	var done []categoryWrite
-	for _, w := range plan {
+	writes := make([]store.Write, len(plan))
+	for i, w := range plan {
 		doc, err := encodeCategory(w.cat, w.rev)
 		if err != nil {
 			return nil, nil, err
 		}
-		rev, err := s.putCategory(ctx, doc)
-		if err != nil {
-			s.undoCategories(ctx, done)
-			return nil, nil, fmt.Errorf("store category %s: %w", w.cat.ID(), err)
-		}
-		w.rev = rev
-		done = append(done, w)
+		writes[i] = store.Put(doc)
 		written = append(written, w.cat)
+	}
+	if err := s.writeCategoryDocs(ctx, writes); err != nil {
+		return nil, nil, err
 	}
 	for _, w := range warnings {
 		s.log.WithField("warning", w).Warn("category registered with a lenient check")
@@ -379,32 +371,20 @@ func (s *Server) registerCategories(ctx context.Context, cats []*Category, own b
 	return written, warnings, nil
 }
 
-// undoCategories takes back what a failed registration wrote: categories it
-// created are removed, categories it merged into get their earlier content.
-func (s *Server) undoCategories(ctx context.Context, done []categoryWrite) {
-	var merged []categoryWrite
-	for _, w := range done {
-		if !w.created {
-			merged = append(merged, categoryWrite{cat: w.before, rev: w.rev})
-			continue
-		}
-		if err := s.deleteCategory(ctx, categoryDocID(w.cat.ID()), w.rev); err != nil {
-			s.log.WithError(err).WithField("category", w.cat.ID()).Error("undo of a failed registration")
-		}
-	}
-	s.restoreCategories(ctx, merged)
-}
-
 // updateCategories replaces the given members of existing categories (PUT).
 // Term, scheme and location cannot change.
 func (s *Server) updateCategories(ctx context.Context, cats []*Category) ([]*Category, error) {
+	fields, err := categoryFields(cats)
+	if err != nil {
+		return nil, err
+	}
 	type update struct {
 		cat, stored *Category
 		rev         string
 	}
 	var plan []update
 	for i, c := range cats {
-		field := fmt.Sprintf("%ss[%d]", c.Class, i)
+		field := fields[i]
 		stored, rev, err := s.getCategory(ctx, c.ID())
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, NotFound(field, "%s %s is not registered; POST it to the query interface first", c.Class, c.ID())
@@ -448,37 +428,19 @@ func (s *Server) updateCategories(ctx context.Context, cats []*Category) ([]*Cat
 		plan = append(plan, update{&updated, stored, rev})
 	}
 	out := make([]*Category, 0, len(plan))
-	// A failed write puts back what the earlier ones replaced.
-	var done []categoryWrite
-	for _, u := range plan {
+	writes := make([]store.Write, len(plan))
+	for i, u := range plan {
 		doc, err := encodeCategory(u.cat, u.rev)
-		if err == nil {
-			var rev string
-			if rev, err = s.putCategory(ctx, doc); err == nil {
-				done = append(done, categoryWrite{cat: u.stored, rev: rev})
-				out = append(out, u.cat)
-				continue
-			}
-			err = fmt.Errorf("store category %s: %w", u.cat.ID(), err)
+		if err != nil {
+			return nil, err
 		}
-		s.restoreCategories(ctx, done)
+		writes[i] = store.Put(doc)
+		out = append(out, u.cat)
+	}
+	if err := s.writeCategoryDocs(ctx, writes); err != nil {
 		return nil, err
 	}
 	return out, nil
-}
-
-// restoreCategories writes back categories a failed request replaced (at
-// the revision it left, w.rev) or removed (w.rev empty).
-func (s *Server) restoreCategories(ctx context.Context, done []categoryWrite) {
-	for _, w := range done {
-		doc, err := encodeCategory(w.cat, w.rev)
-		if err == nil {
-			_, err = s.putCategory(ctx, doc)
-		}
-		if err != nil {
-			s.log.WithError(err).WithField("category", w.cat.ID()).Error("undo of a failed category change")
-		}
-	}
 }
 
 // AttachProviders sets the providers of a kind or mixin (PUT with
@@ -542,13 +504,17 @@ func (s *Server) checkProviders(id string, p Providers) error {
 // deleteCategories removes categories. Kinds and mixins in use, and the
 // OCCI Core kinds, are refused; nothing is removed unless all can be.
 func (s *Server) deleteCategories(ctx context.Context, cats []*Category) ([]*Category, error) {
+	fields, err := categoryFields(cats)
+	if err != nil {
+		return nil, err
+	}
 	type del struct {
 		cat *Category
 		rev string
 	}
 	var plan []del
 	for i, c := range cats {
-		field := fmt.Sprintf("%ss[%d]", c.Class, i)
+		field := fields[i]
 		stored, rev, err := s.getCategory(ctx, c.ID())
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, NotFound(field, "%s %s is not registered", c.Class, c.ID())
@@ -578,16 +544,33 @@ func (s *Server) deleteCategories(ctx context.Context, cats []*Category) ([]*Cat
 		plan = append(plan, del{stored, rev})
 	}
 	out := make([]*Category, 0, len(plan))
-	var done []categoryWrite
-	for _, d := range plan {
-		if err := s.deleteCategory(ctx, categoryDocID(d.cat.ID()), d.rev); err != nil {
-			s.restoreCategories(ctx, done)
-			return nil, fmt.Errorf("delete category %s: %w", d.cat.ID(), err)
-		}
-		done = append(done, categoryWrite{cat: d.cat})
+	writes := make([]store.Write, len(plan))
+	for i, d := range plan {
+		writes[i] = store.Remove(categoryDocID(d.cat.ID()), d.rev)
 		out = append(out, d.cat)
 	}
+	if err := s.writeCategoryDocs(ctx, writes); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// categoryFields names each category of a request as the request does,
+// kinds[0], mixins[1]…, and refuses a category listed twice: its two
+// entries could only be merged in some order the client did not choose.
+func categoryFields(cats []*Category) ([]string, error) {
+	fields := make([]string, len(cats))
+	counts := map[string]int{}
+	first := map[string]string{}
+	for i, c := range cats {
+		fields[i] = fmt.Sprintf("%ss[%d]", c.Class, counts[c.Class])
+		counts[c.Class]++
+		if f, dup := first[c.ID()]; dup {
+			return nil, BadRequest(fields[i], "%s appears twice in the request (first as %s); list each category once", c.ID(), f)
+		}
+		first[c.ID()] = fields[i]
+	}
+	return fields, nil
 }
 
 func sortCategories(cats []*Category) {

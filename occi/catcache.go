@@ -2,6 +2,7 @@ package occi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -23,6 +24,9 @@ type categoryCache struct {
 	loaded     bool
 	byID       map[string]cachedCategory
 	byLocation map[string]string
+	// schemas are the entity schemas resolved from the cached categories,
+	// by kind and mixins (see Server.resolveSchema); they go with them.
+	schemas map[string]*entitySchema
 }
 
 type cachedCategory struct {
@@ -75,7 +79,7 @@ func (c *categoryCache) snapshot(ctx context.Context, st store.Store) (map[strin
 func (c *categoryCache) invalidate() {
 	c.mu.Lock()
 	c.generation++
-	c.loaded, c.byID, c.byLocation = false, nil, nil
+	c.loaded, c.byID, c.byLocation, c.schemas = false, nil, nil, nil
 	c.mu.Unlock()
 }
 
@@ -83,7 +87,7 @@ func (c *categoryCache) setFollowing(on bool) {
 	c.mu.Lock()
 	c.following = on
 	c.generation++
-	c.loaded, c.byID, c.byLocation = false, nil, nil
+	c.loaded, c.byID, c.byLocation, c.schemas = false, nil, nil, nil
 	c.mu.Unlock()
 }
 
@@ -106,6 +110,27 @@ func (c *categoryCache) follow(ctx context.Context, changes <-chan store.Change)
 	}
 }
 
+// schema returns the schema cached under key, if the cache is current.
+func (c *categoryCache) schema(key string) (*entitySchema, uint64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	es, ok := c.schemas[key]
+	return es, c.generation, ok && c.following && c.loaded
+}
+
+// keepSchema caches es under key unless the categories changed since gen.
+func (c *categoryCache) keepSchema(key string, gen uint64, es *entitySchema) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.following || c.generation != gen {
+		return
+	}
+	if c.schemas == nil {
+		c.schemas = map[string]*entitySchema{}
+	}
+	c.schemas[key] = es
+}
+
 // copyCategory gives callers their own Category to change; the attribute
 // definitions are shared and must be treated as read-only.
 func copyCategory(cc cachedCategory) (*Category, string) {
@@ -113,14 +138,23 @@ func copyCategory(cc cachedCategory) (*Category, string) {
 	return &cat, cc.rev
 }
 
-// putCategory and deleteCategory are the only category writes; each
+// putCategory and writeCategoryDocs are the only category writes; each
 // empties the cache so this server reads its own writes.
 func (s *Server) putCategory(ctx context.Context, doc store.Doc) (string, error) {
 	defer s.categories.invalidate()
 	return s.store.Put(ctx, doc)
 }
 
-func (s *Server) deleteCategory(ctx context.Context, id, rev string) error {
+// writeCategoryDocs commits category writes in one transaction. A
+// conflict means another writer changed one of them since it was read.
+func (s *Server) writeCategoryDocs(ctx context.Context, writes []store.Write) error {
 	defer s.categories.invalidate()
-	return s.store.Delete(ctx, id, rev)
+	if _, err := s.store.Write(ctx, writes); err != nil {
+		var we *store.WriteError
+		if errors.As(err, &we) && errors.Is(err, store.ErrConflict) {
+			return Conflict("", "category %s changed while this request was changing it; retry", strings.TrimPrefix(we.ID, categoryPrefix))
+		}
+		return fmt.Errorf("store categories: %w", err)
+	}
+	return nil
 }

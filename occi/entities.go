@@ -128,7 +128,26 @@ type entitySchema struct {
 
 // resolveSchema loads an entity's kind (with its parents) and mixins,
 // refusing unknown ones with 400 naming the field.
+//
+// Schemas are kept with the cached categories, so that a request creating
+// many entities of one kind resolves it once; they are shared, and read
+// only.
 func (s *Server) resolveSchema(ctx context.Context, kind string, mixins []string, field string) (*entitySchema, error) {
+	key := kind + "\x00" + strings.Join(mixins, "\x00")
+	es, gen, ok := s.categories.schema(key)
+	if ok {
+		return es, nil
+	}
+	es, err := s.loadSchema(ctx, kind, mixins, field)
+	if err != nil {
+		return nil, err
+	}
+	s.categories.keepSchema(key, gen, es)
+	return es, nil
+}
+
+// loadSchema resolves a schema from the categories.
+func (s *Server) loadSchema(ctx context.Context, kind string, mixins []string, field string) (*entitySchema, error) {
 	k, _, err := s.getCategory(ctx, kind)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && k.Class != ClassKind) {
 		return nil, BadRequest(field+".kind", "unknown kind %q", kind)
@@ -181,10 +200,6 @@ func (es *entitySchema) providerNames() []string {
 	}
 	return dedupe(out)
 }
-
-// lockKind serialises writes of es's kind when one of its providers is
-// Exclusive; the returned function unlocks.
-func (s *Server) lockKind(es *entitySchema) func() { return s.lockKinds(es) }
 
 // lockKinds takes the locks of every kind among schemas that has an
 // Exclusive provider, in the order of their ids so that requests locking
@@ -264,7 +279,9 @@ func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category
 	in := ti.in
 	kind := ""
 	if in.Kind != nil {
-		kind = strings.TrimSpace(*in.Kind)
+		if kind = strings.TrimSpace(*in.Kind); kind == "" {
+			return nil, nil, BadRequest(ti.field+".kind", "kind is empty; name the entity's kind, or leave kind out for the kind of the location it is posted to")
+		}
 	}
 	if kind == "" && defaultKind != nil {
 		kind = defaultKind.ID()
@@ -274,7 +291,10 @@ func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category
 	}
 	var mixins []string
 	if in.Mixins != nil {
-		mixins = dedupe(append([]string{}, *in.Mixins...))
+		if err := checkMixinList(ti.field, *in.Mixins); err != nil {
+			return nil, nil, err
+		}
+		mixins = append([]string{}, *in.Mixins...)
 	}
 	es, err := s.resolveSchema(ctx, kind, mixins, ti.field)
 	if err != nil {
@@ -306,8 +326,8 @@ func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category
 	case e.ID == "":
 		e.ID = uuid.NewString()
 	}
-	if !idPattern.MatchString(e.ID) {
-		return nil, nil, BadRequest(ti.field+".id", "id %q may hold only letters, digits and _.:~@- and start with a letter or digit", e.ID)
+	if err := checkID(ti.field+".id", e.ID); err != nil {
+		return nil, nil, err
 	}
 	if es.kind.Location == "" {
 		return nil, nil, BadRequest(ti.field+".kind", "kind %s has no location, so it has no instances", kind)
@@ -396,7 +416,7 @@ func (s *Server) createEntities(ctx context.Context, kind *Category, in *entitie
 			inputs = append(inputs, typedInput{typ: TypeLink, field: fmt.Sprintf("%s.links[%d]", ti.field, j), in: l, inline: true})
 		}
 		if seen[e.Location] {
-			return nil, Conflict(ti.field+".id", "id %s appears twice in the request", e.ID)
+			return nil, BadRequest(ti.field+".id", "id %s appears twice in the request", e.ID)
 		}
 		seen[e.Location] = true
 		plan = append(plan, plannedCreate{e, es, ti.field})
@@ -452,6 +472,11 @@ func (s *Server) commitCreates(ctx context.Context, plan []plannedCreate) (*crea
 	}
 	defer s.lockKinds(schemas...)()
 	out := &created{}
+	ents := make([]*Entity, len(plan))
+	for i, p := range plan {
+		ents[i] = p.e
+	}
+	bctx := withBatch(ctx, ents)
 	var writes []store.Write
 	type span struct {
 		stage      *Stage
@@ -462,13 +487,13 @@ func (s *Server) commitCreates(ctx context.Context, plan []plannedCreate) (*crea
 		var staged []*Stage
 		err := s.eachProvider(p.es, func(_ string, pr Provider) error {
 			if st, ok := pr.(Stager); ok {
-				stage, err := st.StageCreate(ctx, p.e)
+				stage, err := st.StageCreate(bctx, p.e)
 				if stage != nil {
 					staged = append(staged, stage)
 				}
 				return err
 			}
-			return pr.Create(ctx, p.e)
+			return pr.Create(bctx, p.e)
 		})
 		if err != nil {
 			return nil, err
@@ -488,7 +513,13 @@ func (s *Server) commitCreates(ctx context.Context, plan []plannedCreate) (*crea
 	if err != nil {
 		var we *store.WriteError
 		if errors.As(err, &we) && errors.Is(err, store.ErrConflict) {
-			return nil, Conflict("id", "%s already exists", we.ID)
+			field := "id"
+			for _, p := range plan {
+				if p.e.Location == we.ID {
+					field = p.field + ".id"
+				}
+			}
+			return nil, Conflict(field, "%s already exists", we.ID)
 		}
 		return nil, err
 	}
@@ -538,31 +569,7 @@ func (s *Server) loadEntity(ctx context.Context, location string) (*Entity, *ent
 // replace validates updated against old's schema rules, calls the
 // providers and writes it at old's revision.
 func (s *Server) replace(ctx context.Context, old, updated *Entity, es *entitySchema) error {
-	if err := checkImmutable(es.attrs, old, updated); err != nil {
-		return err
-	}
-	defer s.lockKind(es)()
-	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Update(ctx, old, updated) }); err != nil {
-		return err
-	}
-	updated.Rev = old.Rev
-	if err := PutEntity(ctx, s.store, updated); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return Conflict("", "%s changed while it was being updated; retry", old.Location)
-		}
-		return err
-	}
-	return nil
-}
-
-// undoReplace writes old back over updated, which replace stored, when a
-// later write of the same request fails.
-func (s *Server) undoReplace(ctx context.Context, old, updated *Entity) {
-	restored := *old
-	restored.Rev = updated.Rev
-	if err := PutEntity(ctx, s.store, &restored); err != nil {
-		s.log.WithError(err).WithField("entity", old.Location).Error("undo of a failed update")
-	}
+	return s.replaceAll(ctx, []replacement{{old, updated, es}})
 }
 
 // fullUpdate replaces an entity with the one in the body (PUT).
@@ -604,6 +611,9 @@ func (s *Server) partialUpdate(ctx context.Context, old *Entity, ti typedInput) 
 	updated.Attributes, _ = deepCopy(old.Attributes).(map[string]any)
 	updated.Mixins = append([]string{}, old.Mixins...)
 	if in.Mixins != nil {
+		if err := checkMixinList(ti.field, *in.Mixins); err != nil {
+			return nil, err
+		}
 		updated.Mixins = dedupe(append(updated.Mixins, *in.Mixins...))
 	}
 	if in.Title != nil {
@@ -641,69 +651,6 @@ func (s *Server) partialUpdate(ctx context.Context, old *Entity, ti typedInput) 
 	return &updated, nil
 }
 
-// deleteEntity removes an entity and every link that starts or ends at it.
-// A failure stores again the links it had deleted, so the request changes
-// nothing.
-func (s *Server) deleteEntity(ctx context.Context, e *Entity, es *entitySchema) (deleted []*Entity, err error) {
-	defer func() {
-		if err != nil {
-			s.undoDeletes(ctx, deleted)
-			deleted = nil
-		}
-	}()
-	if e.Type == TypeResource {
-		links, err := s.linksOf(ctx, e.Location, true)
-		if err != nil {
-			return deleted, err
-		}
-		for _, l := range links {
-			les, err := s.resolveSchema(ctx, l.Kind, l.Mixins, "link")
-			if err != nil {
-				return deleted, err
-			}
-			d, err := s.deleteEntity(ctx, l, les)
-			if err != nil {
-				return deleted, err
-			}
-			deleted = append(deleted, d...)
-		}
-	}
-	if err := s.eachProvider(es, func(_ string, p Provider) error { return p.Delete(ctx, e) }); err != nil {
-		return deleted, err
-	}
-	if err := s.deleteLatest(ctx, e); err != nil {
-		return deleted, err
-	}
-	return append(deleted, e), nil
-}
-
-// deleteLatest removes e from the store. A DELETE names no revision, so
-// one written meanwhile (a provider's own bookkeeping, say) is deleted too:
-// the entity is read again and deleted at its new revision, a few times at
-// most before the conflict is reported.
-func (s *Server) deleteLatest(ctx context.Context, e *Entity) error {
-	rev := e.Rev
-	for attempt := 0; ; attempt++ {
-		err := s.store.Delete(ctx, e.Location, rev)
-		switch {
-		case err == nil, errors.Is(err, store.ErrNotFound):
-			return nil
-		case !errors.Is(err, store.ErrConflict):
-			return fmt.Errorf("delete %s: %w", e.Location, err)
-		case attempt == 3:
-			return Conflict("", "%s keeps changing while it is being deleted; retry", e.Location)
-		}
-		d, err := s.store.Get(ctx, e.Location)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("delete %s: %w", e.Location, err)
-		}
-		rev = d.Rev
-	}
-}
-
 // locationsOf lists the entities' locations.
 func locationsOf(ents []*Entity) []string {
 	out := make([]string, len(ents))
@@ -711,17 +658,6 @@ func locationsOf(ents []*Entity) []string {
 		out[i] = e.Location
 	}
 	return out
-}
-
-// undoDeletes stores again entities a failed request deleted.
-func (s *Server) undoDeletes(ctx context.Context, gone []*Entity) {
-	for _, e := range gone {
-		restored := *e
-		restored.Rev = ""
-		if err := PutEntity(ctx, s.store, &restored); err != nil {
-			s.log.WithError(err).WithField("entity", e.Location).Error("undo of a failed delete")
-		}
-	}
 }
 
 // linksOf lists links whose source (and, with both, target) is location.

@@ -19,6 +19,8 @@ type Error struct {
 	Detail string
 	// Allow lists the methods a 405 answer names in its Allow header.
 	Allow string
+	// RetryAfter, when positive, is the Retry-After (seconds) of a 503.
+	RetryAfter int
 	// Err is the underlying cause, kept for logs and errors.Is.
 	Err error
 }
@@ -50,6 +52,11 @@ func NotFound(field, format string, args ...any) *Error {
 // Conflict reports a clash with what is stored.
 func Conflict(field, format string, args ...any) *Error {
 	return Errorf(http.StatusConflict, field, format, args...)
+}
+
+// tooLarge refuses a request body over the size limit.
+func tooLarge(limit int64) *Error {
+	return Errorf(http.StatusRequestEntityTooLarge, "", "the request body is larger than %d bytes, the most this server accepts (max_message_bytes)", limit)
 }
 
 // Problem is the application/problem+json body (RFC 9457) of every error.
@@ -87,10 +94,14 @@ const RetryAfterSeconds = 5
 // Allow for a 405, Retry-After for a 503.
 func setStatusHeaders(w http.ResponseWriter, err error, status int) {
 	var oe *Error
-	if errors.As(err, &oe) && oe.Allow != "" {
+	isOE := errors.As(err, &oe)
+	if isOE && oe.Allow != "" {
 		w.Header().Set("Allow", oe.Allow)
 	}
-	if status == http.StatusServiceUnavailable {
+	switch {
+	case isOE && oe.RetryAfter > 0:
+		w.Header().Set("Retry-After", strconv.Itoa(oe.RetryAfter))
+	case status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 	}
 }

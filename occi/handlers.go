@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sort"
 	"strings"
 
 	"github.com/houssem/cmbs/store"
@@ -202,7 +201,7 @@ func (s *Server) postEntity(w http.ResponseWriter, r *http.Request, old *Entity)
 }
 
 func (s *Server) deleteEntityHandler(w http.ResponseWriter, r *http.Request, m member) error {
-	deleted, err := s.deleteEntity(r.Context(), m.e, m.es)
+	deleted, err := s.deleteMembers(r.Context(), []member{m})
 	if err != nil {
 		return err
 	}
@@ -288,6 +287,15 @@ type actionDone struct {
 }
 
 func (s *Server) collectionRoute(w http.ResponseWriter, r *http.Request, c *Category) error {
+	walks := r.Method == http.MethodGet || r.Method == http.MethodHead || r.URL.Query().Has("action") ||
+		(c.Class == ClassKind && r.Method == http.MethodDelete) || (c.Class == ClassMixin && r.Method == http.MethodPut)
+	if walks {
+		done, err := s.collectionTurn(r.Context())
+		if err != nil {
+			return err
+		}
+		defer done()
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		return s.getCollection(w, r, c)
@@ -364,81 +372,72 @@ func (s *Server) filterConds(f entityInput, field string) []store.Cond {
 	return conds
 }
 
-// filtered returns the locations of entities under prefix that match base
-// and any of the filters in the body (all of them when the body is empty).
-func (s *Server) filtered(r *http.Request, prefix string, base []store.Cond) ([]string, error) {
+// isEntity is the condition every entity document meets.
+var isEntity = store.Cond{Field: []string{"doc"}, Op: store.Eq, Value: "entity"}
+
+// filterAlternatives reads the filters in the body: each entity it holds,
+// and its attributes member, is one set of conditions, and an entity
+// matches when it meets any one set. None when the body is empty.
+func (s *Server) filterAlternatives(r *http.Request) ([][]store.Cond, error) {
 	in, present, err := readEntities(r)
-	if err != nil {
+	if err != nil || !present {
 		return nil, err
 	}
 	var alternatives [][]store.Cond
-	if present {
-		for _, ti := range in.entities() {
-			var conds []store.Cond
-			if !ti.untyped {
-				conds = append(conds, store.Cond{Field: []string{"type"}, Op: store.Eq, Value: ti.typ})
-			}
-			alternatives = append(alternatives, append(conds, s.filterConds(ti.in, ti.field)...))
+	for _, ti := range in.entities() {
+		var conds []store.Cond
+		if !ti.untyped {
+			conds = append(conds, store.Cond{Field: []string{"type"}, Op: store.Eq, Value: ti.typ})
 		}
-		if in.Attrs != nil {
-			alternatives = append(alternatives, s.filterConds(entityInput{Attributes: in.Attrs}, "attributes"))
-		}
+		alternatives = append(alternatives, append(conds, s.filterConds(ti.in, ti.field)...))
 	}
-	if len(alternatives) == 0 {
-		alternatives = [][]store.Cond{nil}
+	if in.Attrs != nil {
+		alternatives = append(alternatives, s.filterConds(entityInput{Attributes: in.Attrs}, "attributes"))
 	}
-	seen := map[string]bool{}
-	var out []string
-	for _, alt := range alternatives {
-		conds := append([]store.Cond{{Field: []string{"doc"}, Op: store.Eq, Value: "entity"}}, base...)
-		docs, err := store.Find(r.Context(), s.store, store.Query{Prefix: prefix, Where: append(conds, alt...)})
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range docs {
-			if !seen[d.ID] {
-				seen[d.ID] = true
-				out = append(out, d.ID)
-			}
-		}
-	}
-	return out, nil
+	return alternatives, nil
 }
 
+// idsOf lists the documents' ids.
+func idsOf(docs []store.Doc) []string {
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		out[i] = d.ID
+	}
+	return out
+}
+
+// getCollection lists a page of a kind's or mixin's entities, those
+// matching the filter in the body when there is one: by location, or in
+// full in OCCI 1.2 JSON. A kind's entities all live below its location,
+// so only those are read; a mixin's may live anywhere.
 func (s *Server) getCollection(w http.ResponseWriter, r *http.Request, c *Category) error {
 	rend, err := s.answer(r, false)
 	if err != nil {
 		return err
 	}
-	paths, err := s.filtered(r, entityPrefix, []store.Cond{membersOf(c)})
+	alts, err := s.filterAlternatives(r)
 	if err != nil {
 		return err
 	}
-	if rend != renderJSON12 {
-		return s.writeLocations(w, r, http.StatusOK, paths)
+	prefix := entityPrefix
+	if c.Class == ClassKind {
+		prefix = c.Location
 	}
-	// OCCI 1.2 JSON lists a collection's entities in full.
-	ctx := r.Context()
-	sort.Strings(paths)
-	views := make([]*entityView, 0, len(paths))
-	for _, p := range paths {
-		e, es, err := s.loadEntity(ctx, p)
-		if statusOf(err) == http.StatusNotFound {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if err := s.eachProvider(es, func(_ string, pr Provider) error { return pr.Read(ctx, e) }); err != nil {
-			return err
-		}
-		v, err := s.view(ctx, e, es, true)
-		if err != nil {
-			return err
-		}
-		views = append(views, v)
+	p, err := s.pageOf(r, scopeOf(c.Class, c.ID(), alts))
+	if err != nil {
+		return err
 	}
-	return writeJSON12(w, http.StatusOK, collectionOf12(views))
+	docs, more, err := s.scanPage(r.Context(), prefix, p, []store.Cond{isEntity, membersOf(c)}, alts, rend == renderJSON12)
+	if err != nil {
+		return err
+	}
+	if more {
+		s.setNext(w, r, p, lastOf(docs))
+	}
+	if rend == renderJSON12 {
+		return s.streamEntities12(w, r, docs)
+	}
+	return s.streamLocations(w, r, rend, http.StatusOK, idsOf(docs))
 }
 
 func (s *Server) postCollection(w http.ResponseWriter, r *http.Request, c *Category) error {
@@ -559,22 +558,9 @@ func (s *Server) deleteCollection(w http.ResponseWriter, r *http.Request, c *Cat
 }
 
 func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request, ms []member) error {
-	var deleted []*Entity
-	gone := map[string]bool{}
-	for _, m := range ms {
-		if gone[m.e.Location] {
-			continue
-		}
-		d, err := s.deleteEntity(r.Context(), m.e, m.es)
-		if err != nil && statusOf(err) != http.StatusNotFound {
-			// Nothing is half done: what this request deleted comes back.
-			s.undoDeletes(r.Context(), deleted)
-			return err
-		}
-		for _, e := range d {
-			gone[e.Location] = true
-		}
-		deleted = append(deleted, d...)
+	deleted, err := s.deleteMembers(r.Context(), ms)
+	if err != nil {
+		return err
 	}
 	return s.writeLocations(w, r, http.StatusOK, locationsOf(deleted))
 }
@@ -636,11 +622,7 @@ func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Catego
 			}
 		}
 	}
-	type planned struct {
-		old, updated *Entity
-		es           *entitySchema
-	}
-	var plan []planned
+	var plan []replacement
 	for _, c := range changes {
 		updated := *c.m.e
 		updated.Attributes, _ = deepCopy(c.m.e.Attributes).(map[string]any)
@@ -664,22 +646,27 @@ func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Catego
 			return err
 		}
 		s.warn(&updated, warnings)
-		plan = append(plan, planned{c.m.e, &updated, es})
+		plan = append(plan, replacement{c.m.e, &updated, es})
 	}
-	paths := []string{}
-	for i, p := range plan {
-		if err := s.replace(ctx, p.old, p.updated, p.es); err != nil {
-			for _, d := range plan[:i] {
-				s.undoReplace(ctx, d.old, d.updated)
-			}
-			return err
-		}
+	if err := s.replaceAll(ctx, plan); err != nil {
+		return err
+	}
+	paths := make([]string, 0, len(plan))
+	for _, p := range plan {
 		paths = append(paths, p.old.Location)
 	}
 	return s.writeLocations(w, r, http.StatusOK, paths)
 }
 
 func (s *Server) pathRoute(w http.ResponseWriter, r *http.Request, path string) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete:
+		done, err := s.collectionTurn(r.Context())
+		if err != nil {
+			return err
+		}
+		defer done()
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		return s.getPath(w, r, path)
@@ -689,39 +676,48 @@ func (s *Server) pathRoute(w http.ResponseWriter, r *http.Request, path string) 
 	return methodNotAllowed(r, "DELETE, GET, HEAD")
 }
 
-// getPath lists what lies below a path: the entities directly in it and
-// the sub-paths that hold more, as a file system listing would. With a
-// filter body it lists every matching entity below the path instead.
+// getPath lists a page of what lies below a path: the entities directly
+// in it and the sub-paths that hold more, as a file system listing would.
+// With a filter body it lists every matching entity below the path
+// instead.
 func (s *Server) getPath(w http.ResponseWriter, r *http.Request, path string) error {
-	if hasBody(r) || (exchangeOf(r).in == renderHeaders && hasOCCIHeaders(r.Header)) {
-		paths, err := s.filtered(r, path, nil)
-		if err != nil {
-			return err
-		}
-		return s.writeLocations(w, r, http.StatusOK, paths)
-	}
-	docs, err := s.store.List(r.Context(), path)
+	rend, err := s.answer(r, false)
 	if err != nil {
 		return err
 	}
-	if len(docs) == 0 && path != "/" {
+	if hasBody(r) || (exchangeOf(r).in == renderHeaders && hasOCCIHeaders(r.Header)) {
+		alts, err := s.filterAlternatives(r)
+		if err != nil {
+			return err
+		}
+		p, err := s.pageOf(r, scopeOf("filter", path, alts))
+		if err != nil {
+			return err
+		}
+		docs, more, err := s.scanPage(r.Context(), path, p, []store.Cond{isEntity}, alts, false)
+		if err != nil {
+			return err
+		}
+		if more {
+			s.setNext(w, r, p, lastOf(docs))
+		}
+		return s.streamLocations(w, r, rend, http.StatusOK, idsOf(docs))
+	}
+	p, err := s.pageOf(r, scopeOf("path", path, nil))
+	if err != nil {
+		return err
+	}
+	paths, more, err := s.pathPage(r.Context(), path, p)
+	if err != nil {
+		return err
+	}
+	if len(paths) == 0 && p.after == "" && path != "/" {
 		return NotFound("", "nothing is stored below %s", path)
 	}
-	seen := map[string]bool{}
-	var paths []string
-	for _, d := range docs {
-		rest := strings.TrimPrefix(d.ID, path)
-		p := d.ID
-		if i := strings.IndexByte(rest, '/'); i >= 0 {
-			p = path + rest[:i+1]
-		}
-		if !seen[p] {
-			seen[p] = true
-			paths = append(paths, p)
-		}
+	if more {
+		s.setNext(w, r, p, paths[len(paths)-1])
 	}
-	sort.Strings(paths)
-	return s.writeLocations(w, r, http.StatusOK, paths)
+	return s.streamLocations(w, r, rend, http.StatusOK, paths)
 }
 
 // deletePath deletes every entity below a path.

@@ -34,10 +34,18 @@ func (s *Server) endpoint(methods map[string]handlerFunc) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w}
 		x := newExchange(r)
 		err := s.serve(rec, withExchange(r, x), x, methods[r.Method], allow)
+		fields := logrus.Fields{"method": r.Method, "path": r.URL.RequestURI(), "status": rec.status, "duration": time.Since(start).String()}
+		if err != nil && rec.status != 0 {
+			// A streamed answer failed part way: its status is sent, so
+			// the client learns of the failure by the answer ending
+			// abruptly rather than by a well-formed, incomplete one.
+			s.log.WithFields(fields).WithError(err).Error("answer cut short")
+			panic(http.ErrAbortHandler)
+		}
 		if err != nil {
 			writeError(rec, x, err)
+			fields["status"] = rec.status
 		}
-		fields := logrus.Fields{"method": r.Method, "path": r.URL.RequestURI(), "status": rec.status, "duration": time.Since(start).String()}
 		switch {
 		case rec.status >= 500:
 			s.log.WithFields(fields).WithError(err).Error("request failed")
@@ -59,6 +67,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, x *exchange, h ha
 	}
 	if err := x.readContentType(r); err != nil {
 		return err
+	}
+	if r.ContentLength > s.maxBody {
+		// Refused on its declared length, before a byte of it is read
+		// (a client that sent Expect: 100-continue never sends it).
+		w.Header().Set("Connection", "close")
+		return tooLarge(s.maxBody)
 	}
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
@@ -98,6 +112,9 @@ func readJSON(r *http.Request, v any) (bool, error) {
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return false, nil
+	}
+	if err := checkUTF8JSON(data); err != nil {
+		return false, err
 	}
 	if err := decodeJSON(data, v); err != nil {
 		return false, err

@@ -35,7 +35,8 @@ type Provider interface {
 // kind (one local member per server, say). The server runs such a
 // provider's Create or Update and the store write it guards one request at a
 // time for that kind, so two requests cannot both pass a check only one of
-// them may.
+// them may. Within one request that writes several entities, the others
+// are not stored yet when the provider is called: Batch lists them.
 type Exclusive interface {
 	Provider
 	Exclusive()

@@ -171,7 +171,8 @@ func (d *categoriesJSON) all() []*Category {
 	return out
 }
 
-// getCategories lists every category, or those matching a filter body.
+// getCategories lists a page of the categories, ordered by id, or of
+// those matching a filter body.
 func (s *Server) getCategories(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.answer(r, true); err != nil {
 		return err
@@ -208,6 +209,17 @@ func (s *Server) getCategories(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		cats = kept
+	}
+	p, err := s.pageOf(r, scopeOf("categories", "", filter))
+	if err != nil {
+		return err
+	}
+	sortCategories(cats)
+	first := sort.Search(len(cats), func(i int) bool { return cats[i].ID() > p.after })
+	cats = cats[first:]
+	if len(cats) > p.limit {
+		cats = cats[:p.limit]
+		s.setNext(w, r, p, cats[len(cats)-1].ID())
 	}
 	return s.writeCategories(w, r, http.StatusOK, cats, nil)
 }

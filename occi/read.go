@@ -25,7 +25,7 @@ func readBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return nil, Errorf(http.StatusRequestEntityTooLarge, "", "request body is larger than %d bytes", tooBig.Limit)
+			return nil, tooLarge(tooBig.Limit)
 		}
 		return nil, BadRequest("", "reading request body: %v", err)
 	}
@@ -311,6 +311,9 @@ func readEntities(r *http.Request) (*entitiesInput, bool, error) {
 		if !entityKeys[k] {
 			return nil, true, BadRequest(k, "unknown member %q; expected resources, links, X-OCCI-Location, locations or attributes (or an OCCI 1.2 entity with kind)", k)
 		}
+	}
+	if err := checkEntityLists(raw); err != nil {
+		return nil, true, err
 	}
 	var in entitiesInput
 	data, _ := json.Marshal(raw)

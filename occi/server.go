@@ -30,14 +30,31 @@ type Options struct {
 	Strict bool
 	// Providers maps provider names to backends; NewRegistry when nil.
 	Providers *Registry
-	// MaxBodyBytes bounds request bodies; 10 MiB when zero.
+	// MaxBodyBytes bounds request bodies (the max_message_bytes setting);
+	// DefaultMaxBodyBytes when zero. A body declared larger is refused
+	// with 413 before any of it is read; a chunked one when it gets there.
 	MaxBodyBytes int64
+	// PageLimit is how many entries a collection answer lists when the
+	// request sets no ?limit=; DefaultPageLimit when zero. MaxPageLimit
+	// is the most ?limit= may ask for (larger limits are lowered to it);
+	// PageLimit when zero or smaller.
+	PageLimit, MaxPageLimit int
+	// MaxCollectionRequests is how many requests walking a collection run
+	// at once; DefaultCollectionRequests when zero.
+	MaxCollectionRequests int
 	// Aliases are other spellings of action and attribute names.
 	Aliases Aliases
 	// WithInfrastructure registers the OCCI 1.1 Infrastructure model
 	// (InfrastructureCategories) at Init.
 	WithInfrastructure bool
 }
+
+// Defaults of Options.
+const (
+	DefaultMaxBodyBytes       = 10 << 20
+	DefaultPageLimit          = 1000
+	DefaultCollectionRequests = 4
+)
 
 // Server answers the OCCI interface. It owns no goroutines: every request is
 // served on the caller's.
@@ -48,9 +65,13 @@ type Server struct {
 	publicURL *url.URL
 	valid     validator
 	maxBody   int64
+	pages     pageLimits
 	aliases   Aliases
 	infra     bool
 	router    *mux.Router
+	// walks holds a token per collection request running (see
+	// collectionTurn): its capacity is Options.MaxCollectionRequests.
+	walks chan struct{}
 
 	categories categoryCache
 	// kindLocks serialise writes of kinds with an Exclusive provider.
@@ -86,8 +107,20 @@ func NewServer(opts Options) (*Server, error) {
 		s.providers = NewRegistry(s.log)
 	}
 	if s.maxBody <= 0 {
-		s.maxBody = 10 << 20
+		s.maxBody = DefaultMaxBodyBytes
 	}
+	s.pages = pageLimits{def: opts.PageLimit, max: opts.MaxPageLimit}
+	if s.pages.def <= 0 {
+		s.pages.def = DefaultPageLimit
+	}
+	if s.pages.max < s.pages.def {
+		s.pages.max = s.pages.def
+	}
+	walks := opts.MaxCollectionRequests
+	if walks <= 0 {
+		walks = DefaultCollectionRequests
+	}
+	s.walks = make(chan struct{}, walks)
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -217,7 +217,7 @@ func TestErrors(t *testing.T) {
 			{"unknown mixin", "POST", "/compute/", `{"resources":[{"mixins":["http://nowhere#m"]}]}`, nil, 400, "resources[0].mixins[0]"},
 			{"missing required", "POST", "/vm/", `{"resources":[{"id":"v1"}]}`, nil, 400, "t.name"},
 			{"duplicate id", "POST", "/compute/", `{"resources":[{"id":"996ad860-2a9a-504f-8861-aeafd0b2ae29"}]}`, nil, 409, "resources[0].id"},
-			{"duplicate in request", "POST", "/vm/", `{"resources":[{"id":"v2","attributes":{"t":{"name":"a"}}},{"id":"v2","attributes":{"t":{"name":"b"}}}]}`, nil, 409, "resources[1].id"},
+			{"duplicate in request", "POST", "/vm/", `{"resources":[{"id":"v2","attributes":{"t":{"name":"a"}}},{"id":"v2","attributes":{"t":{"name":"b"}}}]}`, nil, 400, "resources[1].id"},
 			{"bad id", "POST", "/vm/", `{"resources":[{"id":"a/b","attributes":{"t":{"name":"a"}}}]}`, nil, 400, "resources[0].id"},
 			{"malformed json", "POST", "/compute/", `{"resources":[`, nil, 400, ""},
 			{"wrong member type", "POST", "/compute/", `{"resources":{"kind":1}}`, nil, 400, "resources"},

@@ -97,6 +97,9 @@ func parseTextBody(body string) (*textDoc, error) {
 	var lines []logical
 	for i, l := range strings.Split(body, "\n") {
 		l = strings.TrimRight(l, "\r")
+		if err := checkUTF8Text(fmt.Sprintf("line %d", i+1), l); err != nil {
+			return nil, err
+		}
 		trimmed := strings.TrimSpace(l)
 		if trimmed == "" {
 			continue
@@ -135,6 +138,9 @@ func parseTextHeaders(h http.Header) (*textDoc, error) {
 			if len(h.Values(name)) > 1 {
 				where = fmt.Sprintf("%s header %d", name, i+1)
 			}
+			if err := checkUTF8Text(where, v); err != nil {
+				return nil, err
+			}
 			if err := doc.add(name, where, v); err != nil {
 				return nil, err
 			}
@@ -152,6 +158,9 @@ func parseURIList(body string) (*textDoc, error) {
 			continue
 		}
 		where := fmt.Sprintf("line %d", i+1)
+		if err := checkUTF8Text(where, l); err != nil {
+			return nil, err
+		}
 		if err := checkURL(where, l); err != nil {
 			return nil, err
 		}

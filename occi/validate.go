@@ -41,6 +41,17 @@ func newSchema(cats ...*Category) schema {
 			}
 		}
 	}
+	// Patterns are compiled once here, not at every check: schemas are
+	// kept with the categories they come from (see resolveSchema).
+	for name, d := range s {
+		if d.Pattern == "" {
+			continue
+		}
+		if re, err := compilePattern(d.Pattern); err == nil {
+			d.pattern = re
+			s[name] = d
+		}
+	}
 	return s
 }
 
@@ -175,9 +186,12 @@ func conforms(d AttrDef, val any) string {
 	if d.Pattern == "" {
 		return ""
 	}
-	re, err := compilePattern(d.Pattern)
-	if err != nil {
-		return err.Error()
+	re := d.pattern
+	if re == nil {
+		var err error
+		if re, err = compilePattern(d.Pattern); err != nil {
+			return err.Error()
+		}
 	}
 	var values []string
 	switch t := val.(type) {

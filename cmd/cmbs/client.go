@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -24,6 +23,9 @@ const (
 	defaultServer = "http://127.0.0.1:8090"
 	envServer     = "CMBS_SERVER"
 	envUser       = "CMBS_USER"
+	envCACert     = "CMBS_CACERT"
+	envCert       = "CMBS_CERT"
+	envKey        = "CMBS_KEY"
 	outputTable   = "table"
 	outputJSON    = "json"
 )
@@ -112,8 +114,10 @@ func clientUsage() string {
 		}
 	}
 	b.WriteString("\nEvery client command takes --server URL (" + envServer + ", default " + defaultServer + "),\n" +
-		"--user NAME:PASSWORD (" + envUser + ") and -o table|json; 'cmbs GROUP VERB --help'\n" +
-		"explains one with an example.\n")
+		"--user NAME:PASSWORD (" + envUser + ") and -o table|json; for https, --cacert FILE\n" +
+		"(" + envCACert + ") or --insecure, and --cert/--key (" + envCert + ", " + envKey + ") when the\n" +
+		"server asks for a client certificate. 'cmbs GROUP VERB --help' explains one\n" +
+		"with an example.\n")
 	return b.String()
 }
 
@@ -153,6 +157,7 @@ type clientFlags struct {
 	user    string
 	output  string
 	timeout time.Duration
+	tls     cli.TLS
 }
 
 func bindClientFlags(fs *pflag.FlagSet) *clientFlags {
@@ -165,6 +170,10 @@ func bindClientFlags(fs *pflag.FlagSet) *clientFlags {
 	fs.StringVar(&f.user, "user", os.Getenv(envUser), "NAME:PASSWORD for HTTP Basic authentication (env "+envUser+")")
 	fs.StringVarP(&f.output, "output", "o", outputTable, "output format: table or json (the server's JSON; errors as JSON too)")
 	fs.DurationVar(&f.timeout, "request-timeout", 30*time.Second, "bound on each HTTP request")
+	fs.StringVar(&f.tls.CACert, "cacert", os.Getenv(envCACert), "PEM certificate authorities to check an https server with, instead of the system's (env "+envCACert+")")
+	fs.BoolVarP(&f.tls.Insecure, "insecure", "k", false, "do not check the https server's certificate")
+	fs.StringVar(&f.tls.Cert, "cert", os.Getenv(envCert), "PEM client certificate, for a server that asks for one (env "+envCert+")")
+	fs.StringVar(&f.tls.Key, "key", os.Getenv(envKey), "PEM private key of --cert (env "+envKey+")")
 	return f
 }
 
@@ -174,7 +183,11 @@ func (f *clientFlags) client() (*cli.Client, error) {
 	if f.output != outputTable && f.output != outputJSON {
 		return nil, fmt.Errorf("%w: -o %q: want table or json", errUsage, f.output)
 	}
-	c, err := cli.New(f.server, f.user, &http.Client{Timeout: f.timeout})
+	hc, err := cli.HTTPClient(f.timeout, f.tls)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	c, err := cli.New(f.server, f.user, hc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUsage, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -82,12 +83,16 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	st = operations.WrapStore(st)
 
 	srv, err := occi.NewServer(occi.Options{
-		Store:              st,
-		Logger:             logger,
-		PublicURL:          cfg.PublicURL,
-		Strict:             cfg.Strict,
-		Aliases:            broker.Aliases(),
-		WithInfrastructure: cfg.WithInfrastructure,
+		Store:                 st,
+		Logger:                logger,
+		PublicURL:             cfg.PublicURL,
+		Strict:                cfg.Strict,
+		Aliases:               broker.Aliases(),
+		WithInfrastructure:    cfg.WithInfrastructure,
+		MaxBodyBytes:          cfg.MaxMessageBytes,
+		PageLimit:             cfg.PageLimit,
+		MaxPageLimit:          cfg.MaxPageLimit,
+		MaxCollectionRequests: cfg.MaxCollectionRequests,
 	})
 	if err != nil {
 		return err
@@ -101,7 +106,8 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := srv.Init(ctx); err != nil {
 		return fmt.Errorf("initialise the store: %w", err)
 	}
-	bc := broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics()}
+	// One size limit: an HTTP body, and a layer message.
+	bc := broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics(), MaxMessageSize: cfg.MaxMessageBytes}
 	if err := memberSecurity(cfg, &bc, logger); err != nil {
 		return err
 	}
@@ -148,6 +154,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	handler := dashboard.Handler(withEvents(events, srv.Handler()))
 	if users != nil {
 		handler = users.Middleware(handler)
+	}
+	if cfg.TLSClientCA != "" {
+		handler = requireClientCert(handler)
 	}
 	// Probes and /metrics answer ahead of authentication (cmd/cmbs/ops).
 	handler = operations.Handler(handler)
@@ -200,9 +209,17 @@ func openStore(ctx context.Context, raw string, logger logrus.FieldLogger) (stor
 // listenAndServe serves handler on cfg.HTTP until ctx is cancelled, then
 // shuts the HTTP server down gracefully.
 func (a *app) listenAndServe(ctx context.Context, cfg config.Config, handler http.Handler, logger *logrus.Logger) error {
+	tc, err := tlsConfig(cfg, logger)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	scheme := "http"
+	if tc != nil {
+		ln, scheme = tls.NewListener(ln, tc), "https"
 	}
 	errLog := logger.WriterLevel(logrus.WarnLevel)
 	defer func() { _ = errLog.Close() }() // the pipe into the logger; closing it ends its copying goroutine
@@ -215,7 +232,7 @@ func (a *app) listenAndServe(ctx context.Context, cfg config.Config, handler htt
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	logger.WithField("addr", ln.Addr().String()).Info("serving OCCI")
+	logger.WithFields(logrus.Fields{"addr": ln.Addr().String(), "scheme": scheme}).Info("serving OCCI")
 	if a.listening != nil {
 		a.listening(ln.Addr())
 	}

@@ -6,6 +6,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +15,11 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
+	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // MediaType is the rendering the client sends and asks for.
@@ -23,6 +28,48 @@ const MediaType = "application/occi+json"
 // maxBody bounds how much of an answer the client reads; a member or
 // message document is a few kilobytes.
 const maxBody = 32 << 20
+
+// TLS is how a client checks an https server and proves itself to one,
+// as curl's --cacert, --insecure, --cert and --key do.
+type TLS struct {
+	// CACert is a PEM file of the authorities the server's certificate
+	// must chain to; the system's when empty.
+	CACert string
+	// Insecure skips the check of the server's certificate.
+	Insecure bool
+	// Cert and Key are a PEM client certificate and its key, for servers
+	// that ask for one (tls_client_ca).
+	Cert, Key string
+}
+
+// HTTPClient returns an http.Client bounding each request by timeout and
+// speaking TLS as t says.
+func HTTPClient(timeout time.Duration, t TLS) (*http.Client, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.Insecure} //nolint:gosec // --insecure asks for it
+	if t.CACert != "" {
+		data, err := os.ReadFile(t.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("cacert: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("cacert: %s holds no PEM certificate", t.CACert)
+		}
+	}
+	if (t.Cert == "") != (t.Key == "") {
+		return nil, errors.New("cert and key: give both or neither")
+	}
+	if t.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("cert: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Timeout: timeout, Transport: tr}, nil
+}
 
 // Client speaks to one cmbs server.
 type Client struct {
@@ -202,17 +249,36 @@ func (l Locations) Paths() []string {
 	return out
 }
 
-// List returns the paths of the entities at a kind's location.
+// List returns the paths of the entities at a kind's location, following
+// the server's pages to the last.
 func (c *Client) List(ctx context.Context, location string) ([]string, error) {
-	res, err := c.Do(ctx, http.MethodGet, location, nil)
-	if err != nil {
-		return nil, err
+	var out []string
+	for next := location; next != ""; {
+		res, err := c.Do(ctx, http.MethodGet, next, nil)
+		if err != nil {
+			return nil, err
+		}
+		var l Locations
+		if err := res.Decode(&l); err != nil {
+			return nil, err
+		}
+		out = append(out, l.Paths()...)
+		next = NextPage(res.Header)
 	}
-	var l Locations
-	if err := res.Decode(&l); err != nil {
-		return nil, err
+	return out, nil
+}
+
+var nextLink = regexp.MustCompile(`<([^>]*)>\s*;\s*rel="?next"?`)
+
+// NextPage is the path (with its query) of the page after the answer
+// whose headers are h, from its Link rel="next"; "" on the last page.
+func NextPage(h http.Header) string {
+	for _, v := range h.Values("Link") {
+		if m := nextLink.FindStringSubmatch(v); m != nil {
+			return Path(m[1])
+		}
 	}
-	return l.Paths(), nil
+	return ""
 }
 
 // Get reads one entity, with the document the server sent for it.
@@ -244,20 +310,24 @@ const media12 = MediaType + "; version=1.2"
 // Entities reads every entity at a kind's location in one request, in id
 // order, as the client's Entity (nested attributes).
 func (c *Client) Entities(ctx context.Context, location string) ([]*Entity, error) {
-	res, err := c.do(ctx, http.MethodGet, location, media12, nil)
-	if err != nil {
-		return nil, err
-	}
-	var doc struct {
-		Resources []entity12 `json:"resources"`
-		Links     []entity12 `json:"links"`
-	}
-	if err := res.Decode(&doc); err != nil {
-		return nil, err
-	}
-	out := make([]*Entity, 0, len(doc.Resources)+len(doc.Links))
-	for _, e := range append(doc.Resources, doc.Links...) {
-		out = append(out, e.entity())
+	var out []*Entity
+	// One page per request, following the server's Link rel="next".
+	for next := location; next != ""; {
+		res, err := c.do(ctx, http.MethodGet, next, media12, nil)
+		if err != nil {
+			return nil, err
+		}
+		var doc struct {
+			Resources []entity12 `json:"resources"`
+			Links     []entity12 `json:"links"`
+		}
+		if err := res.Decode(&doc); err != nil {
+			return nil, err
+		}
+		for _, e := range append(doc.Resources, doc.Links...) {
+			out = append(out, e.entity())
+		}
+		next = NextPage(res.Header)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
