@@ -220,3 +220,47 @@ func refusedOn(t *testing.T, url, layer, reason string) float64 {
 	}
 	return v
 }
+
+// TestE2ELayerMessageLimit replays issue 10's 50 MB message over ZeroMQ: sent
+// raw to a member's l2 socket, it is cut off at its frame header (the
+// member's limit is max_message_bytes, 10 MiB), nothing is stored, the
+// server's peak memory stays far below the message's size, and the member
+// goes on serving.
+func TestE2ELayerMessageLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cmbs process")
+	}
+	bin := e2eBinary.get(t)
+	n := e2eStartNode(t, bin, e2eNodeSpec{name: "A", httpAddr: "127.0.0.1:0"})
+	n.createMember(t, "a", e2eSockets(t), nil, nil, nil)
+	c, err := layers.NewClient(layers.ClientConfig{Timeout: 3 * time.Second, Attempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cmbstest.NoError(t, c.Close)
+	ctx := context.Background()
+	big := append(append([]byte(`{"type":"deliver","layer":"l2","from":{"id":"big"},"session":"s","entries":[{"seq":1,"kind":"message","message":{"id":"big","attributes":{"cmbs":{"message":{"message_content":"`),
+		bytes.Repeat([]byte("x"), 50<<20)...), []byte(`"}}}}}]}`)...)
+	if _, err := c.Request(ctx, n.sockets["l2"], big); err == nil {
+		t.Fatal("a 50 MB request was answered")
+	}
+	if reply, err := c.Request(ctx, n.sockets["l1"], []byte(`{"type":"describe","layer":"l1"}`)); err != nil || !bytes.Contains(reply, []byte(`"id":"a"`)) {
+		t.Errorf("the member after the big request: %s, %v", reply, err)
+	}
+	if n.has(t, "big") {
+		t.Error("the 50 MB message was stored")
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(n.current().cmd.Process.Pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^VmHWM:\s+(\d+) kB$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("no VmHWM in the server's status:\n%s", data)
+	}
+	kb, _ := strconv.Atoi(string(m[1]))
+	if kb > 45<<10 {
+		t.Errorf("the server's peak memory is %d MiB: it read the 50 MB message", kb>>10)
+	}
+	t.Logf("the server's peak memory: %d MiB", kb>>10)
+}
