@@ -287,7 +287,7 @@ func (b *Broker) Start(ctx context.Context) error {
 			b.markSelf(e)
 			return nil
 		}); err != nil {
-			return fmt.Errorf("broker: record the member's public key: %w", err)
+			return fmt.Errorf("broker: record the local member's key and size limit: %w", err)
 		}
 	}
 	states, _ := local.Attr(attrLayers)
