@@ -55,18 +55,6 @@ func newRouteTable(self string) *routeTable {
 	return &routeTable{self: self, neighbors: map[string]*neighbor{}, heard: map[string]map[string][]string{}}
 }
 
-// setSelf changes the id of the local member, forgetting what was learned
-// for the old one.
-func (t *routeTable) setSelf(id string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.self != id {
-		t.self = id
-		t.neighbors = map[string]*neighbor{}
-		t.heard = map[string]map[string][]string{}
-	}
-}
-
 // alive records an exchange with neighbour id at socket that succeeded at
 // now, with the paths it advertised (nil keeps the last ones). It reports
 // whether the neighbour came up.
@@ -126,14 +114,6 @@ func (t *routeTable) silent(deadline, now time.Time, reason func(id string) stri
 	return down
 }
 
-// forget drops neighbour id.
-func (t *routeTable) forget(id string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.neighbors, id)
-	delete(t.heard, id)
-}
-
 // routes returns the best route to every member reachable now.
 func (t *routeTable) routes() map[string]route {
 	t.mu.Lock()
@@ -175,18 +155,6 @@ func (t *routeTable) neighborState(id string) (neighbor, bool) {
 		return neighbor{}, false
 	}
 	return *n, true
-}
-
-// neighborList returns a copy of every neighbour's state, by id.
-func (t *routeTable) neighborList() []neighbor {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]neighbor, 0, len(t.neighbors))
-	for _, n := range t.neighbors {
-		out = append(out, *n)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
-	return out
 }
 
 // advertisement is what this member tells a neighbour of its routes: the
