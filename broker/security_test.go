@@ -226,7 +226,7 @@ func TestCurveRogues(t *testing.T) {
 						t.Errorf("%s on %s: %v, want a refused handshake", env[:20], l, err)
 					}
 				}
-				brokertest.WaitFor(t, "the refusals on "+string(l)+" counted", func() bool {
+				cmbstest.Eventually(t, "the refusals on "+string(l)+" counted", func() bool {
 					return m.value("cmbs_layer_peers_refused_total", map[string]string{"layer": string(l), "reason": r.reason}) >= 3
 				})
 			}

@@ -93,17 +93,6 @@ func (r *refusals) keys() []string {
 	return out
 }
 
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // curveReceiver starts a CURVE receiver admitting trusted's keys, whose
 // handler records the peers it saw.
 func curveReceiver(t testing.TB, keys KeyPair, trusted *keySet, seen *refusals, handled *atomic.Int32, peers chan<- Peer) *Receiver {
@@ -190,7 +179,7 @@ func TestCurveRefusals(t *testing.T) {
 		if took := time.Since(start); took > 4*time.Second {
 			t.Errorf("refusal took %v: it should not wait for the timeout", took)
 		}
-		eventually(t, "the refusal with the key", func() bool {
+		cmbstest.Eventually(t, "the refusal with the key", func() bool {
 			keys := seen.keys()
 			return len(keys) > 0 && keys[0] == stranger.Public
 		})
@@ -202,7 +191,7 @@ func TestCurveRefusals(t *testing.T) {
 		if e := asError(t, err); e.Kind != KindAuth || !strings.Contains(e.Reason, "security differs") {
 			t.Fatalf("error %v, want KindAuth for the mismatch", err)
 		}
-		eventually(t, "the failed handshake", func() bool { return seen.count(RefusedHandshake) > before })
+		cmbstest.Eventually(t, "the failed handshake", func() bool { return seen.count(RefusedHandshake) > before })
 	})
 	t.Run("wrong server key", func(t *testing.T) {
 		before := seen.count(RefusedHandshake)
@@ -212,7 +201,7 @@ func TestCurveRefusals(t *testing.T) {
 		if e := asError(t, err); e.Kind != KindUnreachable || !strings.Contains(e.Reason, "may not hold the CURVE key") {
 			t.Fatalf("error %v, want unreachable with a hint at the key", err)
 		}
-		eventually(t, "the failed handshake", func() bool { return seen.count(RefusedHandshake) > before })
+		cmbstest.Eventually(t, "the failed handshake", func() bool { return seen.count(RefusedHandshake) > before })
 	})
 	t.Run("no server key", func(t *testing.T) {
 		c := newTestClient(t, ClientConfig{Curve: &trusted})

@@ -162,7 +162,7 @@ func TestE2ECurve(t *testing.T) {
 	}
 	// a's operator adds c's key; a is not restarted.
 	trust(a, b, c)
-	e2eEventually(t, 30*time.Second, "c discovers a once trusted", func() bool {
+	cmbstest.EventuallyWithin(t, 30*time.Second, "c discovers a once trusted", func() bool {
 		got, _ := c.node.discover(t)
 		return reflect.DeepEqual(got, []string{"a", "b"})
 	})
@@ -183,7 +183,7 @@ func TestE2ECurve(t *testing.T) {
 			t.Errorf("a rogue on %s: %v", l, err)
 		}
 	}
-	e2eEventually(t, 10*time.Second, "the rogue counted on every layer", func() bool {
+	cmbstest.EventuallyWithin(t, 10*time.Second, "the rogue counted on every layer", func() bool {
 		for _, l := range e2eLayers {
 			if refusedOn(t, a.node.url, l, "handshake") < 1 {
 				return false
