@@ -76,6 +76,9 @@ type Config struct {
 	// MaxMessageSize bounds what one layer request, or one reply, may
 	// hold (default 64 MiB).
 	MaxMessageSize int64
+	// Bind says what the layers' receivers bind when that is not the
+	// local member's sockets themselves (see Bind).
+	Bind Bind
 	// Leases, when set, decide which of several servers sharing one store
 	// delivers each stream of the outbox: a deliverer works only while its
 	// server holds the stream's lease (see Leases). Nil: this server
@@ -180,6 +183,9 @@ type Broker struct {
 func New(cfg Config) (*Broker, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("broker: a store is required")
+	}
+	if err := cfg.Bind.Check(); err != nil {
+		return nil, err
 	}
 	cfg.applyDefaults()
 	log := cfg.Logger.WithField("component", "broker")

@@ -106,7 +106,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := srv.Init(ctx); err != nil {
 		return fmt.Errorf("initialise the store: %w", err)
 	}
-	brk, err := broker.New(broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics()})
+	brk, err := broker.New(broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics(), Bind: bindOf(cfg)})
 	if err != nil {
 		return err
 	}
@@ -156,6 +156,19 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	// Probes and /metrics answer ahead of authentication (cmd/cmbs/ops).
 	handler = operations.Handler(handler)
 	return a.listenAndServe(ctx, cfg, handler, logger)
+}
+
+// bindOf is what the broker's receivers bind, from bind_host and
+// bind_sockets.
+func bindOf(cfg config.Config) broker.Bind {
+	b := broker.Bind{Host: cfg.BindHost}
+	if len(cfg.BindSockets) > 0 {
+		b.Sockets = map[broker.Layer]string{}
+		for l, ep := range cfg.BindSockets {
+			b.Sockets[broker.Layer(l)] = ep
+		}
+	}
+	return b
 }
 
 func newLogger(cfg config.Config, out io.Writer) *logrus.Logger {
