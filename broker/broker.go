@@ -247,6 +247,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.background(b.table.follow)
 	b.background(b.rec.run)
 	b.background(b.pruneSeen)
+	b.startShared()
 	if err := b.resume(ctx); err != nil {
 		return err
 	}

@@ -42,6 +42,9 @@ type deliverer struct {
 	known map[string]bool
 	// state is what the deliverer is doing, for the messages' readers.
 	state peerState
+	// reread asks run to read the store again: another server sharing it
+	// wrote to this stream (see recheck).
+	reread bool
 
 	// Owned by run.
 	queue    []*entry
@@ -115,6 +118,31 @@ func (d *deliverer) poke() {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// expects reports whether the entry id is one the deliverer holds or was
+// offered, so a change feed reporting it brings nothing new.
+func (d *deliverer) expects(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.known[id] {
+		return true
+	}
+	for _, e := range d.offered {
+		if e.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// recheck makes the deliverer read its stream from the store again: a
+// server sharing the store wrote entries this one was not offered.
+func (d *deliverer) recheck() {
+	d.mu.Lock()
+	d.reread = true
+	d.mu.Unlock()
+	d.poke()
 }
 
 // forget drops ids the recorder deleted.
@@ -206,6 +234,9 @@ func (d *deliverer) take() {
 	d.mu.Lock()
 	offered := d.offered
 	d.offered = nil
+	if d.reread {
+		d.reread, d.backlog = false, true
+	}
 	for _, e := range offered {
 		if !d.known[e.id] {
 			d.known[e.id] = true

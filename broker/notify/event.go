@@ -186,8 +186,8 @@ func intersects(a, b []string) bool {
 }
 
 // fromBroker turns a broker event into a notification.
-func fromBroker(id string, be broker.Event) *Event {
-	return &Event{ID: id, Type: be.Type, Time: be.Time, Location: be.Location, Kind: broker.MessageKind,
+func fromBroker(be broker.Event) *Event {
+	return &Event{ID: brokerEventID(be), Type: be.Type, Time: be.Time, Location: be.Location, Kind: broker.MessageKind,
 		Entity: be.Message, Layer: string(be.Layer), Member: be.Member, From: be.From, Reason: be.Reason,
 		Endpoint: be.Endpoint, Via: be.Via}
 }

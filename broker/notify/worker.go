@@ -71,6 +71,10 @@ type subscription struct {
 	seenGen   int
 	dirty     bool
 	lastWrite time.Time
+	// startSeq is where on the change feed the subscription was created,
+	// when known: a server sharing the store that takes it first, with no
+	// checkpoint yet, starts there.
+	startSeq string
 }
 
 func newSubscription(n *Notifier, loc string, sp spec, st Status, gen int) *subscription {
