@@ -97,8 +97,8 @@ type lease struct {
 	op sync.Mutex
 
 	// Guarded by Keeper.mu.
-	rev      string    // the document's revision as last read or written
-	holder   string    // its holder then
+	rev      string // the document's revision as last read or written
+	holder   string // its holder then
 	ttl      time.Duration
 	observed time.Time // when rev was first seen here
 	held     bool
