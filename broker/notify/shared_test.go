@@ -11,6 +11,7 @@ import (
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/broker/notify"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/couch"
 	"github.com/houssem/cmbs/store/couch/couchtest"
@@ -25,13 +26,13 @@ func TestEventIDsAreDerived(t *testing.T) {
 	e1, e2 := newEnv(t, st, notify.Config{}), newEnv(t, st, notify.Config{})
 	rcv := newReceiver(t, "", 0)
 	loc := e1.subscribe("twice", map[string]any{"callback": rcv.url, "events": []any{"created", "updated"}, "location": "/resource/"})
-	brokertest.WaitFor(t, "the second server running the subscription", func() bool {
+	cmbstest.Eventually(t, "the second server running the subscription", func() bool {
 		_, ok := e2.Notifier.Subscription(loc)
 		return ok
 	})
 	e1.resource("r1", "one")
 	e2.retitle("r1", "uno")
-	brokertest.WaitFor(t, "four callbacks", func() bool { return len(rcv.tries()) == 4 })
+	cmbstest.Eventually(t, "four callbacks", func() bool { return len(rcv.tries()) == 4 })
 	ids := map[string]int{}
 	for _, id := range rcv.tries() {
 		ids[id]++
@@ -81,7 +82,7 @@ func TestSharedSubscription(t *testing.T) {
 		"callback": rcv.url, "events": []any{"created", "message_received"}, "location": "/resource/"}))
 	name := "notify" + notify.Location + "shared"
 	holder := -1
-	brokertest.WaitFor(t, "a server holding the subscription", func() bool {
+	cmbstest.Eventually(t, "a server holding the subscription", func() bool {
 		for i, k := range ks {
 			if k.Held(name) {
 				holder = i
@@ -97,7 +98,7 @@ func TestSharedSubscription(t *testing.T) {
 	// A broker event on the server that does not hold the subscription.
 	envs[other].Notifier.Emit(broker.Event{Type: broker.EventMessageReceived, Time: time.Now().UTC(),
 		Location: "/resource/r0", Member: "member-a", From: "member-b"})
-	brokertest.WaitFor(t, "seven callbacks", func() bool { return len(rcv.tries()) >= 7 })
+	cmbstest.Eventually(t, "seven callbacks", func() bool { return len(rcv.tries()) >= 7 })
 
 	envs[holder].close()
 	if err := ks[holder].Close(); err != nil {
@@ -106,7 +107,7 @@ func TestSharedSubscription(t *testing.T) {
 	for i := 6; i < 12; i++ {
 		envs[other].resource(fmt.Sprintf("r%d", i), "r")
 	}
-	brokertest.WaitFor(t, "thirteen callbacks", func() bool { return len(rcv.tries()) >= 13 })
+	cmbstest.Eventually(t, "thirteen callbacks", func() bool { return len(rcv.tries()) >= 13 })
 	time.Sleep(time.Second)
 
 	seen := map[string]int{}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 // TestE2EBindAdvertise runs two cmbs processes. A is declared by a config
@@ -42,7 +44,7 @@ func TestE2EBindAdvertise(t *testing.T) {
 	a.id, a.sockets = "member-a", advertised
 
 	layers := map[string]any{}
-	e2eEventually(t, 30*time.Second, "A's layers running", func() bool {
+	cmbstest.EventuallyWithin(t, 30*time.Second, "A's layers running", func() bool {
 		layers = a.layers(t)
 		for _, l := range e2eLayers {
 			if layers[l] != "running" {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/couch"
 	"github.com/houssem/cmbs/store/couch/couchtest"
@@ -119,7 +120,7 @@ func TestE2EServersShareCouchDB(t *testing.T) {
 	}
 	shared := openShared(t, db)
 	holders := func() map[string]string { return leaseHolders(t, shared) }
-	e2eEventually(t, time.Minute, "S1 holding the subscription's and the stream's leases", func() bool {
+	cmbstest.EventuallyWithin(t, time.Minute, "S1 holding the subscription's and the stream's leases", func() bool {
 		h := holders()
 		return h["notify/cmbs/subscription/from-p"] == "s1" && h["outbox/l2/member-p/"] == "s1"
 	})
@@ -169,13 +170,13 @@ func TestE2EServersShareCouchDB(t *testing.T) {
 		errs <- nil
 	}()
 
-	e2eEventually(t, 2*time.Minute, "a third of the stream", func() bool { return outDone.Load() >= total/3 && inDone.Load() >= total/3 })
+	cmbstest.EventuallyWithin(t, 2*time.Minute, "a third of the stream", func() bool { return outDone.Load() >= total/3 && inDone.Load() >= total/3 })
 	// P paused: what S1 accepts from now on stays in the outbox.
 	if err := syscall.Kill(-p.current().cmd.Process.Pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	paused := outDone.Load()
-	e2eEventually(t, time.Minute, "S1 accepting messages while P is paused", func() bool { return outDone.Load() >= paused+9 })
+	cmbstest.EventuallyWithin(t, time.Minute, "S1 accepting messages while P is paused", func() bool { return outDone.Load() >= paused+9 })
 	before := holders()
 	s1Dead.Store(true)
 	_ = s1.stop(t, syscall.SIGKILL) // killed: its exit status says only that
@@ -193,7 +194,7 @@ func TestE2EServersShareCouchDB(t *testing.T) {
 		}
 	}
 
-	e2eEventually(t, 3*time.Minute, "every message posted delivered to P and the outbox empty", func() bool {
+	cmbstest.EventuallyWithin(t, 3*time.Minute, "every message posted delivered to P and the outbox empty", func() bool {
 		return len(listShared(t, shared, "outbox/")) == 0 && p.has(t, fmt.Sprintf("out-%05d", total-1))
 	})
 	for i := range total {
@@ -201,7 +202,7 @@ func TestE2EServersShareCouchDB(t *testing.T) {
 			t.Errorf("P lacks %s", id)
 		}
 	}
-	e2eEventually(t, 3*time.Minute, "the callbacks of every message P sent", func() bool {
+	cmbstest.EventuallyWithin(t, 3*time.Minute, "the callbacks of every message P sent", func() bool {
 		for i := range total {
 			if len(hooks.types(fmt.Sprintf("/cmbs/message/in-%05d", i))) < 2 {
 				return false
