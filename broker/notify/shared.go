@@ -332,11 +332,7 @@ func (s *subscription) hold(name string) {
 	for {
 		select {
 		case <-s.ctx.Done():
-			if s.final.Load() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				s.writeStatus(ctx, true)
-				cancel()
-			}
+			s.writeFinal()
 			return
 		case <-check.C:
 			if held, err := leases.Acquire(s.ctx, name); err == nil && !held {
