@@ -515,8 +515,8 @@ func (n *Notifier) publish(ev *Event) {
 		return
 	}
 	n.remember(ev)
-	for _, s := range n.subs {
-		if !n.shared() {
+	if !n.shared() {
+		for _, s := range n.subs {
 			s.offer(ev)
 		}
 	}

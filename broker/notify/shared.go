@@ -318,7 +318,10 @@ func (s *subscription) hold(name string) {
 	if err != nil {
 		if s.ctx.Err() == nil {
 			s.n.log.WithError(err).WithField("subscription", s.loc).Warn("subscription's feed not opened")
-			time.Sleep(leaseRetry)
+		}
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(leaseRetry):
 		}
 		return
 	}
