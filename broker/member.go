@@ -266,7 +266,7 @@ func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (
 	}
 	if err := r.Start(); err != nil {
 		detail := fmt.Sprintf("layer %s cannot bind %s: %v", l, endpoint, err)
-		if endpoint == advertised && !b.cfg.Bind.Separate(l, advertised) {
+		if !b.cfg.Bind.Separate(l, advertised) {
 			detail += " (a server binds the member's socket unless told otherwise: a host name it cannot bind needs --bind-host or --bind-socket)"
 		}
 		return "", &occi.Error{Status: http.StatusConflict, Field: l.SocketAttr(), Err: err, Detail: detail}

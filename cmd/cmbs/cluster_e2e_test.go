@@ -89,6 +89,9 @@ func TestE2EServersShareCouchDB(t *testing.T) {
 	}
 	bin := e2eBinary.get(t)
 	db := couchtest.Start(t) + "/cluster"
+	// Opened before any server writes: Open completes the batches it finds
+	// in flight.
+	shared := openShared(t, db)
 	const ttl = "3s"
 	server := func(name, bindHost string) e2eNodeSpec {
 		return e2eNodeSpec{name: name, httpAddr: "127.0.0.1:0", storeURL: db, client: &http.Client{Timeout: time.Minute},
@@ -118,7 +121,6 @@ func TestE2EServersShareCouchDB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	shared := openShared(t, db)
 	holders := func() map[string]string { return leaseHolders(t, shared) }
 	cmbstest.EventuallyWithin(t, time.Minute, "S1 holding the subscription's and the stream's leases", func() bool {
 		h := holders()
