@@ -90,6 +90,7 @@ lease_ttl: 20s
 					BindSockets:           map[string]string{"l1": "tcp://*:5010"},
 					InstanceID:            "server-a",
 					LeaseTTL:              20 * time.Second,
+					MEC:                   defaultMEC(),
 				}
 			},
 		},
@@ -216,7 +217,7 @@ func TestPrecedence(t *testing.T) {
 					WithInfrastructure: true, MaxMessageBytes: 1024, TLSCert: "/c.pem", TLSKey: "/k.pem", TLSClientCA: "/ca.pem",
 					PageLimit: 10, MaxPageLimit: 20, MaxCollectionRequests: 2,
 					BindHost: "0.0.0.0", BindSockets: map[string]string{"l1": "tcp://0.0.0.0:5010", "l2": "tcp://10.0.0.1:5020"},
-					InstanceID: "server-1", LeaseTTL: 30 * time.Second}
+					InstanceID: "server-1", LeaseTTL: 30 * time.Second, MEC: defaultMEC()}
 			},
 		},
 		{
@@ -240,7 +241,24 @@ func TestPrecedence(t *testing.T) {
 					LogFormat: "text", Strict: false, UsersFile: "/v", ShutdownTimeout: 2 * time.Second,
 					MaxMessageBytes: 2048, TLSCert: "/c2.pem", TLSKey: "/k2.pem", PageLimit: 30, MaxPageLimit: 40, MaxCollectionRequests: 3,
 					BindHost: "127.0.0.2", BindSockets: map[string]string{"l2": "tcp://127.0.0.3:5020", "l4": "tcp://*:5040"},
-					InstanceID: "b", LeaseTTL: 5 * time.Second}
+					InstanceID: "b", LeaseTTL: 5 * time.Second, MEC: defaultMEC()}
+			},
+		},
+		{
+			name: "mec section from file, variables and flags",
+			file: "mec:\n  platform: https://mep.example/sbx/mep1\n  app_instance_id: from-file\n  oauth2: {client_id: file-id, scopes: [a]}\n",
+			env: map[string]string{
+				"CMBS_MEC_APP_INSTANCE_ID": "from-env", "CMBS_MEC_OAUTH2_CLIENT_SECRET": "s3cret",
+				"CMBS_MEC_OAUTH2_SCOPES": "mec_app_support,mec_service_mgmt", "CMBS_MEC_RETRY_MAX": "5s",
+			},
+			flags: []string{"--mec-callback-url=http://cmbs.example:8090", "--mec-oauth2-token-url=https://auth.example/token",
+				"--mec-app-support-root=mec_app_support/v1", "--mec-service-mgmt-root=sm/v1", "--mec-advertise-host=cmbs.example"},
+			want: func(c *Config) {
+				c.MEC = MEC{Platform: "https://mep.example/sbx/mep1", AppInstanceID: "from-env",
+					AppSupportRoot: "mec_app_support/v1", ServiceMgmtRoot: "sm/v1",
+					CallbackURL: "http://cmbs.example:8090", AdvertiseHost: "cmbs.example", RetryMax: 5 * time.Second,
+					OAuth2: OAuth2{TokenURL: "https://auth.example/token", ClientID: "file-id", ClientSecret: "s3cret",
+						Scopes: []string{"mec_app_support", "mec_service_mgmt"}}}
 			},
 		},
 	}
@@ -335,19 +353,42 @@ func TestFlagsAndVariables(t *testing.T) {
 		"bind-socket":             "CMBS_BIND_SOCKETS",
 		"instance-id":             "CMBS_INSTANCE_ID",
 		"lease-ttl":               "CMBS_LEASE_TTL",
+
+		"mec-platform":             "CMBS_MEC_PLATFORM",
+		"mec-app-instance-id":      "CMBS_MEC_APP_INSTANCE_ID",
+		"mec-app-support-root":     "CMBS_MEC_APP_SUPPORT_ROOT",
+		"mec-service-mgmt-root":    "CMBS_MEC_SERVICE_MGMT_ROOT",
+		"mec-callback-url":         "CMBS_MEC_CALLBACK_URL",
+		"mec-advertise-host":       "CMBS_MEC_ADVERTISE_HOST",
+		"mec-retry-max":            "CMBS_MEC_RETRY_MAX",
+		"mec-oauth2-token-url":     "CMBS_MEC_OAUTH2_TOKEN_URL",
+		"mec-oauth2-client-id":     "CMBS_MEC_OAUTH2_CLIENT_ID",
+		"mec-oauth2-client-secret": "CMBS_MEC_OAUTH2_CLIENT_SECRET",
+		"mec-oauth2-scopes":        "CMBS_MEC_OAUTH2_SCOPES",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("flags and variables = %v, want %v", got, want)
 	}
 	// Every Config field is reachable from a flag: one flag per field, but
-	// for the sections set in the file only.
+	// for the sections set in the file only; the mec section's fields
+	// (and its oauth2's) have one each.
 	fileOnly := map[string]bool{"Backends": true, "Member": true}
-	var withFlag int
-	for f := range reflect.TypeFor[Config]().Fields() {
-		if !fileOnly[f.Name] {
-			withFlag++
+	sections := map[string]bool{"MEC": true, "OAuth2": true}
+	var count func(t reflect.Type) int
+	count = func(t reflect.Type) int {
+		n := 0
+		for f := range t.Fields() {
+			switch {
+			case fileOnly[f.Name]:
+			case sections[f.Name]:
+				n += count(f.Type)
+			default:
+				n++
+			}
 		}
+		return n
 	}
+	withFlag := count(reflect.TypeFor[Config]())
 	if withFlag != len(want) {
 		t.Errorf("Config has %d fields settable by flag but %d flags", withFlag, len(want))
 	}
@@ -539,7 +580,7 @@ func TestExampleFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := writeFile(t, "uncommented.yaml", uncomment(string(raw), "backends:", "member:"))
+	path := writeFile(t, "uncommented.yaml", uncomment(string(raw), "backends:", "member:", "mec:"))
 	if err := CheckFile(path); err != nil {
 		t.Fatalf("example with its sections switched on: %v", err)
 	}
@@ -552,6 +593,9 @@ func TestExampleFile(t *testing.T) {
 	}
 	if c.Member == nil || c.Member.ID != "member-a" || len(c.Member.Sockets) != 5 || len(c.Member.Start) != 5 || !c.Member.Discover {
 		t.Errorf("example member = %+v", c.Member)
+	}
+	if c.MEC.Platform == "" || c.MEC.AppInstanceID == "" || c.MEC.OAuth2.ClientID != "cmbs" {
+		t.Errorf("example mec = %+v", c.MEC)
 	}
 }
 
