@@ -58,6 +58,7 @@ const (
 	attrLastSeen       = api.MemberLastSeen
 	attrPublicKey      = api.MemberPublicKey
 	attrMaxMessage     = api.MemberMaxMessageBytes
+	attrReachable      = api.MemberReachable
 )
 
 // Message attribute names.

@@ -44,6 +44,9 @@ type envelope struct {
 	// key is the CURVE key the request came from, as the receiver proved
 	// it; it does not travel.
 	key string
+	// Paths are, in a describe, the sender's routes: for each member it
+	// reaches, the path from the sender to it (see routeTable).
+	Paths map[string][]string `json:"paths,omitempty"`
 }
 
 // Entry kinds: a message on its way to members, or a receipt on its way
@@ -114,6 +117,8 @@ type entryResult struct {
 type describeReply struct {
 	Member memberInfo   `json:"member"`
 	Known  []memberInfo `json:"known"`
+	// Paths are the describing member's routes, as a describe's are.
+	Paths map[string][]string `json:"paths,omitempty"`
 }
 
 // destResult is the outcome of a delivery at one destination member, as

@@ -110,6 +110,9 @@ const (
 	// accepts (its max_message_bytes), read-only like the key: senders cut
 	// their requests to it.
 	MemberMaxMessageBytes = "cmbs.member.max_message_bytes"
+	// MemberReachable says whether this server has a route to the member
+	// ("true"/"false"), kept current by the heartbeats.
+	MemberReachable = "cmbs.member.reachable"
 )
 
 // Layer receiver states, as a local member's layers attribute shows them.
