@@ -205,11 +205,23 @@ func (c *Client) DoRaw(ctx context.Context, method, path string, body io.Reader)
 	return c.do(ctx, method, path, MediaType, body)
 }
 
+// DoHeader is DoRaw with more request headers (Prefer, say).
+func (c *Client) DoHeader(ctx context.Context, method, path string, header http.Header, body io.Reader) (*Response, error) {
+	return c.doHeader(ctx, method, path, MediaType, header, body)
+}
+
 // do sends a request asking for the media type accept.
 func (c *Client) do(ctx context.Context, method, path, accept string, body io.Reader) (*Response, error) {
+	return c.doHeader(ctx, method, path, accept, nil, body)
+}
+
+func (c *Client) doHeader(ctx context.Context, method, path, accept string, header http.Header, body io.Reader) (*Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.URL(path), body)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Accept", accept+", application/problem+json")
 	if body != nil {
