@@ -278,9 +278,28 @@ func createBatch(ctx context.Context, client *cli.Client, batch []pending) ([]st
 	if err := res.Decode(&l); err != nil {
 		return nil, err
 	}
-	paths := l.Paths()
-	if len(paths) != len(batch) {
-		return nil, fmt.Errorf("creating %d messages: the server answered %d locations", len(batch), len(paths))
+	answered := l.Paths()
+	if len(answered) != len(batch) {
+		return nil, fmt.Errorf("creating %d messages: the server answered %d locations", len(batch), len(answered))
+	}
+	// The answer lists the locations in an order of its own: put them in
+	// the request's, those the server named where the request named none.
+	paths := make([]string, len(batch))
+	named := map[string]bool{}
+	for i, p := range batch {
+		if p.e.ID != "" {
+			paths[i] = api.MessageLocation + p.e.ID
+			named[paths[i]] = true
+		}
+	}
+	j := 0
+	for i := range paths {
+		for paths[i] == "" && j < len(answered) {
+			if !named[answered[j]] {
+				paths[i] = answered[j]
+			}
+			j++
+		}
 	}
 	return paths, nil
 }
@@ -294,18 +313,22 @@ var resourceIndex = regexp.MustCompile(`resources\[(\d+)\]`)
 func batchError(batch []pending, err error) error {
 	first, last := batch[0].line, batch[len(batch)-1].line
 	what := fmt.Sprintf("a request of %d messages", len(batch))
-	if first > 0 {
+	switch {
+	case first > 0 && first == last:
+		what = fmt.Sprintf("line %d", first)
+	case first > 0:
 		what = fmt.Sprintf("lines %d–%d", first, last)
 	}
 	var p *cli.Problem
-	if errors.As(err, &p) && first > 0 {
+	note := ""
+	if errors.As(err, &p) && first != last {
 		if m := resourceIndex.FindStringSubmatch(p.Field + " " + p.Detail); m != nil {
 			if i, convErr := strconv.Atoi(m[1]); convErr == nil && i < len(batch) {
-				what += fmt.Sprintf(" (the server's refusal is about line %d)", batch[i].line)
+				note = fmt.Sprintf("; %s is line %d", m[0], batch[i].line)
 			}
 		}
 	}
-	return fmt.Errorf("%s not accepted, none of them created: %w", what, err)
+	return fmt.Errorf("%s not accepted, none of them created: %w%s", what, err, note)
 }
 
 // reportAccepted prints what a batched send created, then passes err on.
