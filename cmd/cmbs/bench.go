@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -450,6 +449,3 @@ type benchOutcome struct {
 	// still waiting for one when the wait ended.
 	delivered, pending int
 }
-
-// errNoDestination stops a run whose messages reach nobody.
-var errNoDestination = errors.New("no destination")

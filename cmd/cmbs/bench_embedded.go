@@ -174,8 +174,10 @@ func (p *embeddedPair) checkDiscovered(ctx context.Context, id string) error {
 func (p *embeddedPair) close() {
 	p.cancel()
 	for _, s := range p.servers {
+		// What serve returns once stopped says nothing about the run.
 		select {
-		case <-s.done:
+		case err := <-s.done:
+			_ = err
 		case <-time.After(time.Minute):
 		}
 	}

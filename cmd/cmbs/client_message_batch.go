@@ -93,7 +93,7 @@ func (a *app) batchSource(c *command, o *sendOptions) (func() (pending, error), 
 			return pending{e: e}, nil
 		}, func() {}, nil
 	}
-	var r io.Reader = a.stdin
+	r := a.stdin
 	closeSrc := func() {}
 	if o.file != "-" {
 		f, err := os.Open(o.file)
