@@ -70,12 +70,12 @@ build: deps-run
 run: build
 	./$(BIN) serve $(if $(STORE),--store '$(STORE)') $(ARGS)
 
-## lint: go.mod and go.sum are tidy, and golangci-lint (.golangci.yml) finds nothing.
+## lint: go.mod and go.sum are tidy, and golangci-lint (.ci/golangci.yml) finds nothing.
 lint: deps-run
 	@echo "== go mod tidy -diff"; \
 	if ! go mod tidy -diff; then echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; exit 1; fi; \
 	echo "ok  go.mod and go.sum are tidy"
-	@echo "== golangci-lint $(GOLANGCI_LINT_VERSION)"; $(GOLANGCI_LINT) run --allow-parallel-runners ./...
+	@echo "== golangci-lint $(GOLANGCI_LINT_VERSION)"; $(GOLANGCI_LINT) run --config .ci/golangci.yml --allow-parallel-runners ./...
 
 ## test: lint, formatting, vet, a short fuzz run of every fuzz target, then the race-enabled
 ## tests (last, so the closing line counts every test).
@@ -90,6 +90,14 @@ test: deps lint
 	bad=$$(grep -E '^github\.com/houssem/cmbs/(broker|layers)([/ ]|$$)' <<<"$$deps" || true); \
 	if [ -n "$$bad" ]; then echo "occi/... depends on broker or layers (occi's tests use occi/occitest, not broker/brokertest):"; echo "$$bad"; exit 1; fi; \
 	echo "ok  occi/... reaches neither broker nor layers"
+	@# The layers below occi keep to themselves too: layers moves bytes and
+	@# reaches no other layer; store reaches none of occi, broker and layers.
+	@echo "== layers and store layering"; \
+	bad=$$(go list -deps -test ./layers/... | grep -E '^github\.com/houssem/cmbs/(occi|store|broker)([/ ]|$$)' || true); \
+	if [ -n "$$bad" ]; then echo "layers/... depends on occi, store or broker:"; echo "$$bad"; exit 1; fi; \
+	bad=$$(go list -deps -test ./store/... | grep -E '^github\.com/houssem/cmbs/(occi|broker|layers)([/ ]|$$)' || true); \
+	if [ -n "$$bad" ]; then echo "store/... depends on occi, broker or layers:"; echo "$$bad"; exit 1; fi; \
+	echo "ok  layers/... reaches neither occi, store nor broker; store/... reaches none of occi, broker, layers"
 	@echo "== fuzz, $(FUZZTIME) per target"; \
 	n=0; \
 	for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | sort); do \

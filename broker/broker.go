@@ -76,10 +76,27 @@ type Config struct {
 	// MaxMessageSize bounds what one layer request, or one reply, may
 	// hold (default 64 MiB).
 	MaxMessageSize int64
+	// Leases, when set, decide which of several servers sharing one store
+	// delivers each stream of the outbox: a deliverer works only while its
+	// server holds the stream's lease (see Leases). Nil: this server
+	// delivers every stream, as a server alone on its store does.
+	Leases Leases
 	// Executor runs executable messages; the default records and echoes.
 	Executor Executor
 	// Metrics counts traffic per layer (see NewMetrics); nil counts nothing.
 	Metrics *Metrics
+}
+
+// Leases share work among servers running one member on one store (a
+// CouchDB database behind a load balancer): a lease is held by one server
+// at a time, renewed while it lives and taken over when it stops.
+type Leases interface {
+	// Acquire reports whether this server holds the lease called name,
+	// taking it when it is free or expired. A held lease is renewed by the
+	// implementation until Release or until the server stops.
+	Acquire(ctx context.Context, name string) (bool, error)
+	// Release gives up the lease called name, if held.
+	Release(ctx context.Context, name string) error
 }
 
 // Defaults of Config.

@@ -130,13 +130,13 @@ func TestLayers(t *testing.T) {
 		// once it is up again.
 		a.Message("m-stopped", "l2", nil)
 		a.Must(http.StatusAccepted, "POST", "/cmbs/message/m-stopped?action=send_l2", map[string]any{})
-		brokertest.WaitFor(t, "C to take m-stopped", func() bool { return c.Has("m-stopped") })
+		cmbstest.Eventually(t, "C to take m-stopped", func() bool { return c.Has("m-stopped") })
 		d := a.Attrs("/cmbs/message/m-stopped", "message")["delivery"].(map[string]any)
 		if got := brokertest.Outcome(d); got["member-b"] != "pending" || d["state"] != "pending" {
 			t.Fatalf("outcome with B's l2 stopped: %v", d)
 		}
 		// A reader of the message sees why B's copy waits.
-		brokertest.WaitFor(t, "the reason m-stopped waits for B", func() bool {
+		cmbstest.Eventually(t, "the reason m-stopped waits for B", func() bool {
 			d = a.Attrs("/cmbs/message/m-stopped", "message")["delivery"].(map[string]any)
 			reason, _ := d["destinations"].(map[string]any)["member-b"].(map[string]any)["reason"].(string)
 			return strings.Contains(reason, "retrying since") && strings.Contains(reason, "unreachable")

@@ -59,9 +59,10 @@ type deliverer struct {
 	retryAt  time.Time
 	// pausedUntil holds back new batches after the peer said it is busy.
 	pausedUntil time.Time
-	// expired is when the queue was last looked at for expired entries.
-	expired  time.Time
-	lastUsed time.Time
+	// expired is when the queue was last looked at for expired entries,
+	// leaseChecked when the stream's lease was.
+	expired, leaseChecked time.Time
+	lastUsed              time.Time
 }
 
 // batch is one deliver request in flight.
@@ -164,8 +165,28 @@ func (d *deliverer) run(ctx context.Context) {
 				d.sleep(ctx, min(wait, time.Second))
 				continue
 			}
+			if !d.leased(ctx) {
+				// Another server delivers this stream; look again later,
+				// and read the store then, since it may have delivered
+				// what this one holds in memory.
+				d.drop()
+				d.sleep(ctx, leaseRetry)
+				continue
+			}
+			d.leaseChecked = time.Now()
 			if err := d.connect(ctx); err != nil {
 				d.fail(err)
+				continue
+			}
+		}
+		if d.b.cfg.Leases != nil && time.Since(d.leaseChecked) > leaseRetry {
+			d.leaseChecked = time.Now()
+			if !d.leased(ctx) {
+				// Taken over (this server paused past the lease): stop,
+				// and leave the stream to the holder.
+				d.log.Warn("outbox: the stream's lease went to another server")
+				d.closeStream()
+				d.drop()
 				continue
 			}
 		}
@@ -261,6 +282,38 @@ func (d *deliverer) expire(now time.Time) {
 	if len(expired) > 0 {
 		d.b.rec.add(expired...)
 	}
+}
+
+// leaseRetry is how often a deliverer whose stream another server holds
+// looks whether it may take it.
+const leaseRetry = 2 * time.Second
+
+// leased reports whether this server may deliver the stream: always when
+// it is alone on its store, else while it holds the stream's lease.
+func (d *deliverer) leased(ctx context.Context) bool {
+	if d.b.cfg.Leases == nil {
+		return true
+	}
+	held, err := d.b.cfg.Leases.Acquire(ctx, d.key.prefix())
+	if err != nil && ctx.Err() == nil {
+		d.log.WithError(err).Warn("outbox: lease of the stream not read")
+	}
+	return held
+}
+
+// drop forgets what the deliverer holds in memory; it reads the store
+// again when it delivers next.
+func (d *deliverer) drop() {
+	if len(d.inflight) > 0 {
+		d.void(0)
+	}
+	d.mu.Lock()
+	for _, e := range d.queue {
+		delete(d.known, e.id)
+	}
+	d.offered = nil
+	d.mu.Unlock()
+	d.queue, d.backlog = nil, true
 }
 
 // blocker says why the peer is not taking entries, when it is not.

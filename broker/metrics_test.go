@@ -94,7 +94,7 @@ func TestMetricsFollowTraffic(t *testing.T) {
 		{a, "cmbs_layer_receiver_running", layer("l4"), 1},
 	}
 	// The metrics follow the commits the outcome shows, a moment later.
-	brokertest.WaitFor(t, "the metrics of obs-1", func() bool {
+	cmbstest.Eventually(t, "the metrics of obs-1", func() bool {
 		for _, ck := range checks {
 			if ck.who.value(ck.name, ck.labels) != ck.want {
 				return false
@@ -114,7 +114,7 @@ func TestMetricsFollowTraffic(t *testing.T) {
 		t.Fatalf("outcome %v, want expired for obs-a", got)
 	}
 	// Metrics follow the commit that the outcome shows.
-	brokertest.WaitFor(t, "B to count the expired delivery", func() bool {
+	cmbstest.Eventually(t, "B to count the expired delivery", func() bool {
 		return b.value("cmbs_layer_messages_failed_total", layer("l2")) == 1
 	})
 	if got := b.value("cmbs_members_reachable", nil); got != 1 {

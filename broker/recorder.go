@@ -73,6 +73,8 @@ type recorder struct {
 	mu      sync.Mutex
 	pending []outcome
 	busy    bool
+	// last is how many outcomes the last step took (owned by run).
+	last int
 }
 
 // maxRecord bounds the outcomes of one commit.
@@ -116,9 +118,24 @@ func (r *recorder) run(ctx context.Context) {
 			return
 		}
 		for r.step(ctx) {
+			if r.last >= lingerAbove {
+				// Busy: let the outcomes of the other destinations of the
+				// same messages arrive, so each message is written once.
+				select {
+				case <-ctx.Done():
+				case <-time.After(linger):
+				}
+			}
 		}
 	}
 }
+
+// Under load the recorder waits linger between commits (when the last one
+// held lingerAbove outcomes or more); a lone outcome is written at once.
+const (
+	linger      = 20 * time.Millisecond
+	lingerAbove = 256
+)
 
 // step records one batch; false when there was none.
 func (r *recorder) step(ctx context.Context) bool {
@@ -128,6 +145,7 @@ func (r *recorder) step(ctx context.Context) bool {
 	r.pending = r.pending[n:]
 	r.busy = n > 0
 	r.mu.Unlock()
+	r.last = n
 	if n == 0 {
 		return false
 	}

@@ -166,20 +166,11 @@ func (c *Config) readFile(path string) (*document, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config file: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var root yaml.Node
-	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &FileError{Path: path, Problems: []*FieldError{syntaxProblem(err)}}
+	root, problem := parseOne(data)
+	if problem != nil {
+		return nil, &FileError{Path: path, Problems: []*FieldError{problem}}
 	}
-	// A second document would be silently ignored; say so instead.
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == nil:
-		return nil, &FileError{Path: path, Problems: []*FieldError{{Reason: "more than one document; a config file holds one", Line: extra.Line}}}
-	case !errors.Is(err, io.EOF):
-		return nil, &FileError{Path: path, Problems: []*FieldError{syntaxProblem(err)}}
-	}
-	doc := parseDocument(&root)
+	doc := parseDocument(root)
 	checker, err := newSchemaChecker()
 	if err != nil {
 		return nil, err
@@ -201,6 +192,24 @@ func (c *Config) readFile(path string) (*document, error) {
 	}
 	*c = next
 	return doc, nil
+}
+
+// parseOne parses data as one YAML document: a syntax error, or a second
+// document that would otherwise be silently ignored, is the file's problem.
+func parseOne(data []byte) (*yaml.Node, *FieldError) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, syntaxProblem(err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return nil, &FieldError{Reason: "more than one document; a config file holds one", Line: extra.Line}
+	case !errors.Is(err, io.EOF):
+		return nil, syntaxProblem(err)
+	}
+	return &root, nil
 }
 
 // yamlLine finds the line in the YAML parser's messages.

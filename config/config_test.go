@@ -35,6 +35,7 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func TestLoadFile(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		file    string
@@ -127,6 +128,7 @@ max_collection_requests: 8
 }
 
 func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
 	_, err := load(filepath.Join(t.TempDir(), "absent.yaml"), envMap(nil))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("load error = %v, want os.ErrNotExist", err)
@@ -136,6 +138,7 @@ func TestLoadMissingFile(t *testing.T) {
 // TestPrecedence checks default < file < environment < flags, one field at a
 // time and all together.
 func TestPrecedence(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		file  string // yaml content; empty means no --config
@@ -246,6 +249,7 @@ func TestPrecedence(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -275,6 +279,7 @@ func TestLoadErrors(t *testing.T) {
 // TestFlagsAndVariables pins the documented names: every setting has a flag
 // and a CMBS_* variable, and --help mentions the variable.
 func TestFlagsAndVariables(t *testing.T) {
+	t.Parallel()
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	BindFlags(fs)
 	got := map[string]string{}
@@ -325,6 +330,7 @@ func TestFlagsAndVariables(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	usersFile := writeFile(t, "users", "alice:$2y$10$abcdefghijklmnopqrstuv\n")
 	dir := t.TempDir()
 	certs, other := tlstest.Write(t, "cmbs"), tlstest.Write(t, "other")
@@ -407,6 +413,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestParseStore(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		raw     string
 		want    StoreSpec
@@ -451,6 +458,7 @@ func TestParseStore(t *testing.T) {
 }
 
 func TestRedacted(t *testing.T) {
+	t.Parallel()
 	tests := map[string]string{
 		"file:./data":                       "file:data",
 		"http://admin:pw@127.0.0.1:5984/db": "http://admin:xxxxx@127.0.0.1:5984/db",
@@ -468,6 +476,7 @@ func TestRedacted(t *testing.T) {
 }
 
 func TestBoltPath(t *testing.T) {
+	t.Parallel()
 	spec, err := ParseStore("file:/var/lib/cmbs")
 	if err != nil {
 		t.Fatal(err)
@@ -480,6 +489,7 @@ func TestBoltPath(t *testing.T) {
 // TestExampleFile keeps the documented example loadable and valid, both as
 // it is and with its commented-out sections switched on.
 func TestExampleFile(t *testing.T) {
+	t.Parallel()
 	c, err := load("cmbs.example.yaml", envMap(nil))
 	if err != nil {
 		t.Fatal(err)

@@ -78,9 +78,22 @@ func validateMember(m *Member, bad func(field, format string, args ...any)) {
 		bad("member.id", "%q is not an id of letters, digits and _.:~@- starting with a letter or digit", m.ID)
 	}
 	layers := MemberLayers()
+	byEndpoint := checkSockets(m.Sockets, layers, bad)
+	for i, n := range m.Neighbors {
+		if own := byEndpoint[n]; own != "" {
+			bad(fmt.Sprintf("member.neighbors[%d]", i), "%s is this member's own %s socket", n, own)
+		}
+	}
+	checkStart(m, layers, bad)
+}
+
+// checkSockets checks that each socket is one of layers' and that no two
+// layers bind the same endpoint (but for a wildcard port), and returns the
+// layer of each endpoint.
+func checkSockets(sockets map[string]string, layers []string, bad func(field, format string, args ...any)) map[string]string {
 	byEndpoint := map[string]string{}
 	for _, l := range layers {
-		ep, ok := m.Sockets[l]
+		ep, ok := sockets[l]
 		if !ok {
 			continue
 		}
@@ -94,16 +107,17 @@ func validateMember(m *Member, bad func(field, format string, args ...any)) {
 			byEndpoint[ep] = l
 		}
 	}
-	for l := range m.Sockets {
+	for l := range sockets {
 		if !slices.Contains(layers, l) {
 			bad("member.sockets."+l, "unknown layer (want %s)", strings.Join(layers, ", "))
 		}
 	}
-	for i, n := range m.Neighbors {
-		if own := byEndpoint[n]; own != "" {
-			bad(fmt.Sprintf("member.neighbors[%d]", i), "%s is this member's own %s socket", n, own)
-		}
-	}
+	return byEndpoint
+}
+
+// checkStart checks that the layers to start are known, listed once and
+// have a socket.
+func checkStart(m *Member, layers []string, bad func(field, format string, args ...any)) {
 	seen := map[string]int{}
 	for i, l := range m.Start {
 		field := fmt.Sprintf("member.start[%d]", i)

@@ -169,50 +169,64 @@ func (d *document) mapping(n *yaml.Node, path string, depth int, out map[string]
 			merges = append(merges, v)
 			continue
 		}
-		key := k.Value
-		p := key
-		if path != "" {
-			p = path + "." + key
-		}
-		if first, dup := seen[key]; dup {
-			d.problems = append(d.problems, &FieldError{Field: p, Reason: fmt.Sprintf("duplicate key (first set on line %d)", first), Line: k.Line})
-			continue
-		}
-		seen[key] = k.Line
-		d.lines[p] = k.Line
-		out[key] = d.convert(v, p, depth+1)
+		d.pair(k, v, path, depth, out, seen)
 	}
 	// Keys written in the mapping win over merged ones, whatever the order.
 	for _, m := range merges {
-		src := m
-		for src.Kind == yaml.AliasNode && depth < maxDepth {
-			src, depth = src.Alias, depth+1
+		depth = d.merge(m, path, depth, out, seen)
+	}
+}
+
+// pair adds the key k with the value v to out, unless the mapping set k
+// already.
+func (d *document) pair(k, v *yaml.Node, path string, depth int, out map[string]any, seen map[string]int) {
+	key := k.Value
+	p := key
+	if path != "" {
+		p = path + "." + key
+	}
+	if first, dup := seen[key]; dup {
+		d.problems = append(d.problems, &FieldError{Field: p, Reason: fmt.Sprintf("duplicate key (first set on line %d)", first), Line: k.Line})
+		return
+	}
+	seen[key] = k.Line
+	d.lines[p] = k.Line
+	out[key] = d.convert(v, p, depth+1)
+}
+
+// merge adds to out the keys of the mappings the merge key << m refers to
+// (one, or a sequence of them) that out does not hold yet. It returns
+// depth grown by the aliases it followed, which bound alias chains.
+func (d *document) merge(m *yaml.Node, path string, depth int, out map[string]any, seen map[string]int) int {
+	src := m
+	for src.Kind == yaml.AliasNode && depth < maxDepth {
+		src, depth = src.Alias, depth+1
+	}
+	var sources []*yaml.Node
+	switch src.Kind {
+	case yaml.MappingNode:
+		sources = []*yaml.Node{src}
+	case yaml.SequenceNode:
+		sources = src.Content
+	}
+	for _, s := range sources {
+		for s.Kind == yaml.AliasNode && depth < maxDepth {
+			s, depth = s.Alias, depth+1
 		}
-		var sources []*yaml.Node
-		switch src.Kind {
-		case yaml.MappingNode:
-			sources = []*yaml.Node{src}
-		case yaml.SequenceNode:
-			sources = src.Content
+		if s.Kind != yaml.MappingNode {
+			d.problems = append(d.problems, &FieldError{Field: orRoot(path), Reason: "merge key << must refer to mappings", Line: m.Line})
+			continue
 		}
-		for _, s := range sources {
-			for s.Kind == yaml.AliasNode && depth < maxDepth {
-				s, depth = s.Alias, depth+1
-			}
-			if s.Kind != yaml.MappingNode {
-				d.problems = append(d.problems, &FieldError{Field: orRoot(path), Reason: "merge key << must refer to mappings", Line: m.Line})
-				continue
-			}
-			merged := map[string]any{}
-			d.mapping(s, path, depth+1, merged, map[string]int{})
-			for k, v := range merged {
-				if _, set := seen[k]; !set {
-					seen[k] = s.Line
-					out[k] = v
-				}
+		merged := map[string]any{}
+		d.mapping(s, path, depth+1, merged, map[string]int{})
+		for k, v := range merged {
+			if _, set := seen[k]; !set {
+				seen[k] = s.Line
+				out[k] = v
 			}
 		}
 	}
+	return depth
 }
 
 func (d *document) scalar(n *yaml.Node) any {
@@ -306,54 +320,68 @@ func (sc *schemaChecker) collect(ve *jsonschema.ValidationError, d *document, ou
 		}
 		return
 	}
-	field := fieldPath(d.value, ve.InstanceLocation)
-	add := func(field, reason string) {
-		*out = append(*out, &FieldError{Field: orRoot(field), Reason: reason, Line: d.line(field)})
+	for _, v := range sc.violations(ve, d.value) {
+		*out = append(*out, &FieldError{Field: orRoot(v.field), Reason: v.reason, Line: d.line(v.field)})
 	}
+}
+
+// violation is what is wrong with one field of the file.
+type violation struct{ field, reason string }
+
+// violations says in the file's terms what a leaf of the error tree found
+// wrong: one violation, or one per key for unknown and missing keys.
+func (sc *schemaChecker) violations(ve *jsonschema.ValidationError, value any) []violation {
+	field := fieldPath(value, ve.InstanceLocation)
+	one := func(reason string) []violation { return []violation{{field, reason}} }
 	switch k := ve.ErrorKind.(type) {
 	case *kind.AdditionalProperties:
-		known := sc.knownKeys(ve.SchemaURL)
-		for _, p := range k.Properties {
-			reason := "unknown key"
-			if len(known) > 0 {
-				reason += "; known keys are " + strings.Join(known, ", ")
-			}
-			add(join(field, p), reason)
-		}
+		return sc.unknownKeys(ve, field, k.Properties)
 	case *kind.Required:
+		var out []violation
 		for _, m := range k.Missing {
-			add(join(field, m), "required")
+			out = append(out, violation{join(field, m), "required"})
 		}
+		return out
 	case *kind.Type:
-		add(field, fmt.Sprintf("want %s, got %s", strings.Join(k.Want, " or "), k.Got))
+		return one(fmt.Sprintf("want %s, got %s", strings.Join(k.Want, " or "), k.Got))
 	case *kind.Pattern:
 		if expect := sc.keyword(ve.SchemaURL, "x-expect"); expect != "" {
-			add(field, fmt.Sprintf("%q is not %s", k.Got, expect))
-		} else {
-			add(field, ve.ErrorKind.LocalizedString(sc.print))
+			return one(fmt.Sprintf("%q is not %s", k.Got, expect))
 		}
 	case *kind.Enum:
 		want := make([]string, len(k.Want))
 		for i, w := range k.Want {
 			want[i] = fmt.Sprint(w)
 		}
-		add(field, fmt.Sprintf("%s is not one of %s", display(k.Got), strings.Join(want, ", ")))
+		return one(fmt.Sprintf("%s is not one of %s", display(k.Got), strings.Join(want, ", ")))
 	case *kind.MinItems:
 		if k.Want == 1 {
-			add(field, "must not be empty")
-		} else {
-			add(field, fmt.Sprintf("must list at least %d items", k.Want))
+			return one("must not be empty")
 		}
+		return one(fmt.Sprintf("must list at least %d items", k.Want))
 	case *kind.MinLength:
-		add(field, fmt.Sprintf("must be at least %d character(s) long", k.Want))
+		return one(fmt.Sprintf("must be at least %d character(s) long", k.Want))
 	case *kind.UniqueItems:
 		item := func(i int) string {
-			return fieldPath(d.value, append(append([]string{}, ve.InstanceLocation...), strconv.Itoa(i)))
+			return fieldPath(value, append(append([]string{}, ve.InstanceLocation...), strconv.Itoa(i)))
 		}
-		add(item(k.Duplicates[1]), "repeats "+item(k.Duplicates[0]))
-	default:
-		add(field, ve.ErrorKind.LocalizedString(sc.print))
+		return []violation{{item(k.Duplicates[1]), "repeats " + item(k.Duplicates[0])}}
 	}
+	return one(ve.ErrorKind.LocalizedString(sc.print))
+}
+
+// unknownKeys reports each of keys as unknown in the mapping at field,
+// naming the keys the schema there knows.
+func (sc *schemaChecker) unknownKeys(ve *jsonschema.ValidationError, field string, keys []string) []violation {
+	reason := "unknown key"
+	if known := sc.knownKeys(ve.SchemaURL); len(known) > 0 {
+		reason += "; known keys are " + strings.Join(known, ", ")
+	}
+	out := make([]violation, 0, len(keys))
+	for _, p := range keys {
+		out = append(out, violation{join(field, p), reason})
+	}
+	return out
 }
 
 // display shows a value of the file as JSON would: strings quoted.

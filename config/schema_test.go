@@ -37,6 +37,7 @@ func memberExample() Config {
 }
 
 func TestValidFiles(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		path string
@@ -64,6 +65,7 @@ func TestValidFiles(t *testing.T) {
 
 // TestValidContent covers what YAML allows beyond JSON.
 func TestValidContent(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		content string
@@ -149,6 +151,7 @@ type problem struct {
 // TestInvalidFiles shows each kind of invalid value reported at its key
 // path and line, by the schema or by Validate.
 func TestInvalidFiles(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		file    string
@@ -284,6 +287,7 @@ backends:
 
 // TestFileErrorMessage pins the message serve stops with.
 func TestFileErrorMessage(t *testing.T) {
+	t.Parallel()
 	path := writeFile(t, "c.yaml", "http: 1\nmember: {id: m, start: [l9]}\n")
 	_, err := load(path, envMap(nil))
 	want := "config file " + path + ": 2 problems\n" +
@@ -301,6 +305,7 @@ func TestFileErrorMessage(t *testing.T) {
 // TestSchemaMatchesConfig keeps the schema and the structs in step: the
 // same keys at every level, and the schema's defaults those of Default.
 func TestSchemaMatchesConfig(t *testing.T) {
+	t.Parallel()
 	var schema map[string]any
 	if err := json.Unmarshal(Schema(), &schema); err != nil {
 		t.Fatal(err)
@@ -374,6 +379,7 @@ func TestSchemaMatchesConfig(t *testing.T) {
 // TestUnparsableFiles shows a file that is not YAML, or holds more than one
 // document, reported as a problem of the whole file at its line.
 func TestUnparsableFiles(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		content string
 		want    problem

@@ -2,7 +2,8 @@ package layers
 
 import (
 	"context"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Result is the outcome of one request within a [Client.Broadcast]. Err is nil
@@ -21,18 +22,15 @@ type Result struct {
 // the others' delivery.
 func (c *Client) Broadcast(ctx context.Context, endpoints []string, payload []byte) []Result {
 	results := make([]Result, len(endpoints))
-	sem := make(chan struct{}, c.cfg.BroadcastConcurrency)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(c.cfg.BroadcastConcurrency)
 	for i, ep := range endpoints {
 		results[i].Endpoint = ep
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			results[i].Reply, results[i].Err = c.Request(ctx, ep, payload)
-		}()
+			return nil // a failure is one endpoint's Result, not the broadcast's
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // nil: every request's error is in its Result
 	return results
 }

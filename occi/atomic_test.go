@@ -34,6 +34,7 @@ func (p refuser) Action(_ context.Context, e *occi.Entity, _ occi.ActionInvocati
 // TestFailedWritesChangeNothing checks that a request refused part way
 // through leaves every entity as it was.
 func TestFailedWritesChangeNothing(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		refuse  refuser
@@ -80,6 +81,7 @@ func TestFailedWritesChangeNothing(t *testing.T) {
 // request refused after some of its categories were checked leaves every
 // category as it was.
 func TestRefusedCategoryRequestsChangeNothing(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		strict bool

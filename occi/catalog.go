@@ -149,16 +149,43 @@ func normalizeLocation(loc string) string {
 // prepareCategory checks one category of a registration and normalises it.
 // known resolves ids registered earlier or in the same request.
 func (s *Server) prepareCategory(c *Category, field string, known func(string) bool) ([]string, error) {
-	var warnings []string
+	if err := checkCategoryID(c, field); err != nil {
+		return nil, err
+	}
+	warnings, err := s.checkPatterns(c, field)
+	if err != nil {
+		return nil, err
+	}
+	s.canonicalCategory(c)
+	if err := placeCategory(c, field); err != nil {
+		return nil, err
+	}
+	refWarnings, err := s.checkReferences(c, field, known)
+	if err != nil {
+		return nil, err
+	}
+	return append(warnings, refWarnings...), nil
+}
+
+// checkCategoryID checks the term and scheme that make a category's id.
+func checkCategoryID(c *Category, field string) error {
 	if c.Term == "" || c.Scheme == "" {
-		return nil, BadRequest(field, "%s needs both term and scheme", field)
+		return BadRequest(field, "%s needs both term and scheme", field)
 	}
 	if !termPattern.MatchString(c.Term) {
-		return nil, BadRequest(field+".term", "term %q may hold only letters, digits, '_', '.' and '-'", c.Term)
+		return BadRequest(field+".term", "term %q may hold only letters, digits, '_', '.' and '-'", c.Term)
 	}
 	if !strings.Contains(c.Scheme, ":") || strings.ContainsAny(c.Scheme, " \t\n") {
-		return nil, BadRequest(field+".scheme", "scheme %q is not a URI", c.Scheme)
+		return BadRequest(field+".scheme", "scheme %q is not a URI", c.Scheme)
 	}
+	return nil
+}
+
+// checkPatterns compiles the patterns of c's attribute definitions. One
+// that does not compile is refused when validation is strict and left
+// unenforced, with a warning, when it is lenient.
+func (s *Server) checkPatterns(c *Category, field string) ([]string, error) {
+	var warnings []string
 	for _, d := range Definitions(c.Attributes) {
 		if d.Pattern == "" {
 			continue
@@ -170,6 +197,12 @@ func (s *Server) prepareCategory(c *Category, field string, known func(string) b
 			warnings = append(warnings, fmt.Sprintf("%s: %v; the pattern is not enforced", d.Name, err))
 		}
 	}
+	return warnings, nil
+}
+
+// canonicalCategory spells the action names and attribute names of c the
+// way the server stores them, whichever alias the request used.
+func (s *Server) canonicalCategory(c *Category) {
 	if c.Class == ClassAction {
 		c.Term = strings.TrimPrefix(s.aliases.action(c.ID()), c.Scheme)
 	}
@@ -180,38 +213,52 @@ func (s *Server) prepareCategory(c *Category, field string, known func(string) b
 		s.aliases.canonicalAttrs(c.Attributes)
 	}
 	c.Actions = dedupe(c.Actions)
-	switch c.Class {
-	case ClassAction:
+}
+
+// placeCategory gives a kind or mixin its location (by default /term/) and
+// refuses one for an action, the root or a reserved location.
+func placeCategory(c *Category, field string) error {
+	if c.Class == ClassAction {
 		if c.Location != "" || len(c.Actions) > 0 {
-			return nil, BadRequest(field, "action %s cannot have a location or actions", c.ID())
+			return BadRequest(field, "action %s cannot have a location or actions", c.ID())
 		}
-	default:
-		if c.Location == "" {
-			c.Location = "/" + c.Term + "/"
-		}
-		c.Location = normalizeLocation(c.Location)
-		if c.Location == "/" {
-			return nil, BadRequest(field+".location", "location / is the root of the path interface, not a %s location", c.Class)
-		}
-		if err := checkLocation(c.Location); err != nil {
-			return nil, BadRequest(field+".location", "%v", err)
-		}
+		return nil
 	}
+	if c.Location == "" {
+		c.Location = "/" + c.Term + "/"
+	}
+	c.Location = normalizeLocation(c.Location)
+	if c.Location == "/" {
+		return BadRequest(field+".location", "location / is the root of the path interface, not a %s location", c.Class)
+	}
+	if err := checkLocation(c.Location); err != nil {
+		return BadRequest(field+".location", "%v", err)
+	}
+	return nil
+}
+
+// checkReferences checks that the actions and related categories c names
+// are known: an unknown one is refused when validation is strict and a
+// warning when it is lenient.
+func (s *Server) checkReferences(c *Category, field string, known func(string) bool) ([]string, error) {
+	var warnings []string
 	for _, a := range c.Actions {
-		if !known(a) {
-			if s.valid.strict {
-				return nil, BadRequest(field+".actions", "unknown action %s; register it first", a)
-			}
-			warnings = append(warnings, fmt.Sprintf("%s refers to action %s, which is not registered", c.ID(), a))
+		if known(a) {
+			continue
 		}
+		if s.valid.strict {
+			return nil, BadRequest(field+".actions", "unknown action %s; register it first", a)
+		}
+		warnings = append(warnings, fmt.Sprintf("%s refers to action %s, which is not registered", c.ID(), a))
 	}
 	for _, r := range c.Related {
-		if !known(r) {
-			if s.valid.strict {
-				return nil, BadRequest(field+".related", "unknown related category %s", r)
-			}
-			warnings = append(warnings, fmt.Sprintf("%s is related to %s, which is not registered", c.ID(), r))
+		if known(r) {
+			continue
 		}
+		if s.valid.strict {
+			return nil, BadRequest(field+".related", "unknown related category %s", r)
+		}
+		warnings = append(warnings, fmt.Sprintf("%s is related to %s, which is not registered", c.ID(), r))
 	}
 	return warnings, nil
 }

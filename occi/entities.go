@@ -277,17 +277,9 @@ func (s *Server) normalizeAttrs(attrs map[string]any) map[string]any {
 // where a PUT put it.
 func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category, location string) (*Entity, *entitySchema, error) {
 	in := ti.in
-	kind := ""
-	if in.Kind != nil {
-		if kind = strings.TrimSpace(*in.Kind); kind == "" {
-			return nil, nil, BadRequest(ti.field+".kind", "kind is empty; name the entity's kind, or leave kind out for the kind of the location it is posted to")
-		}
-	}
-	if kind == "" && defaultKind != nil {
-		kind = defaultKind.ID()
-	}
-	if kind == "" {
-		return nil, nil, BadRequest(ti.field+".kind", "kind is required")
+	kind, err := inputKind(ti, defaultKind)
+	if err != nil {
+		return nil, nil, err
 	}
 	var mixins []string
 	if in.Mixins != nil {
@@ -303,6 +295,47 @@ func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category
 	if defaultKind != nil && es.kind.ID() != defaultKind.ID() {
 		return nil, nil, BadRequest(ti.field+".kind", "kind %s does not live at %s, the location of %s", kind, defaultKind.Location, defaultKind.ID())
 	}
+	e := s.entityOf(ti, es, mixins)
+	if err := assignID(e, ti.field, location); err != nil {
+		return nil, nil, err
+	}
+	if err := place(e, es, kind, ti.field, location); err != nil {
+		return nil, nil, err
+	}
+	if ti.typ == TypeLink {
+		if err := s.resolveEnds(ctx, e, in, ti.field, ti.inline); err != nil {
+			return nil, nil, err
+		}
+	} else if in.Source != nil || in.Target != nil {
+		return nil, nil, BadRequest(ti.field+".source", "only links have a source and a target; send them in \"links\"")
+	}
+	if err := s.complete(es, e); err != nil {
+		return nil, nil, err
+	}
+	return e, es, nil
+}
+
+// inputKind is the kind an input names, or defaultKind's when it names none.
+func inputKind(ti typedInput, defaultKind *Category) (string, error) {
+	kind := ""
+	if ti.in.Kind != nil {
+		if kind = strings.TrimSpace(*ti.in.Kind); kind == "" {
+			return "", BadRequest(ti.field+".kind", "kind is empty; name the entity's kind, or leave kind out for the kind of the location it is posted to")
+		}
+	}
+	if kind == "" && defaultKind != nil {
+		kind = defaultKind.ID()
+	}
+	if kind == "" {
+		return "", BadRequest(ti.field+".kind", "kind is required")
+	}
+	return kind, nil
+}
+
+// entityOf is the entity an input describes, of the kind es resolved, with
+// the id the input gives (if any) and without a location yet.
+func (s *Server) entityOf(ti typedInput, es *entitySchema, mixins []string) *Entity {
+	in := ti.in
 	e := &Entity{Type: ti.typ, Kind: es.kind.ID(), Mixins: mixins, Attributes: s.normalizeAttrs(in.Attributes)}
 	if e.Mixins == nil {
 		e.Mixins = []string{}
@@ -316,40 +349,47 @@ func (s *Server) build(ctx context.Context, ti typedInput, defaultKind *Category
 	if in.ID != nil {
 		e.ID = strings.TrimSpace(*in.ID)
 	}
+	return e
+}
+
+// assignID settles e's id: the last segment of location for a PUT (which
+// an id in the body must match), the body's, or a new UUID.
+func assignID(e *Entity, field, location string) error {
 	switch {
 	case location != "":
 		id := location[strings.LastIndexByte(location, '/')+1:]
 		if e.ID != "" && e.ID != id {
-			return nil, nil, BadRequest(ti.field+".id", "id %q differs from the id in the URL, %q", e.ID, id)
+			return BadRequest(field+".id", "id %q differs from the id in the URL, %q", e.ID, id)
 		}
 		e.ID = id
 	case e.ID == "":
 		e.ID = uuid.NewString()
 	}
-	if err := checkID(ti.field+".id", e.ID); err != nil {
-		return nil, nil, err
-	}
+	return checkID(field+".id", e.ID)
+}
+
+// place sets e's location under its kind's, which a PUT's location must be.
+func place(e *Entity, es *entitySchema, kind, field, location string) error {
 	if es.kind.Location == "" {
-		return nil, nil, BadRequest(ti.field+".kind", "kind %s has no location, so it has no instances", kind)
+		return BadRequest(field+".kind", "kind %s has no location, so it has no instances", kind)
 	}
 	e.Location = es.kind.Location + e.ID
 	if location != "" && location != e.Location {
-		return nil, nil, BadRequest(ti.field+".kind", "an entity of kind %s lives at %s, not %s", kind, e.Location, location)
+		return BadRequest(field+".kind", "an entity of kind %s lives at %s, not %s", kind, e.Location, location)
 	}
-	if ti.typ == TypeLink {
-		if err := s.resolveEnds(ctx, e, in, ti.field, ti.inline); err != nil {
-			return nil, nil, err
-		}
-	} else if in.Source != nil || in.Target != nil {
-		return nil, nil, BadRequest(ti.field+".source", "only links have a source and a target; send them in \"links\"")
-	}
+	return nil
+}
+
+// complete fills e's attribute defaults and checks it against es, logging
+// what lenient validation let through.
+func (s *Server) complete(es *entitySchema, e *Entity) error {
 	es.attrs.fillDefaults(e)
 	warnings, err := s.valid.check(es.attrs, e)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	s.warn(e, warnings)
-	return e, es, nil
+	return nil
 }
 
 func (s *Server) warn(e *Entity, warnings []string) {
@@ -639,12 +679,9 @@ func (s *Server) partialUpdate(ctx context.Context, old *Entity, ti typedInput) 
 		}
 	}
 	deepMerge(updated.Attributes, s.normalizeAttrs(in.Attributes), "", es.attrs.isLeaf)
-	es.attrs.fillDefaults(&updated)
-	warnings, err := s.valid.check(es.attrs, &updated)
-	if err != nil {
+	if err := s.complete(es, &updated); err != nil {
 		return nil, err
 	}
-	s.warn(&updated, warnings)
 	if err := s.replace(ctx, old, &updated, es); err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ const goldenURL = "http://cmbs.test"
 // answer alike. go test -run TestGoldenRenderings -update rewrites the
 // answers.
 func TestGoldenRenderings(t *testing.T) {
+	t.Parallel()
 	dirs, err := filepath.Glob(filepath.Join("testdata", "golden", "*"))
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no golden scenarios: %v", err)

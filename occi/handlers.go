@@ -506,22 +506,51 @@ func (s *Server) collectionAction(w http.ResponseWriter, r *http.Request, c *Cat
 		return err
 	}
 	name := r.URL.Query().Get("action")
+	invs, err := s.invocations(ms, name, named, attrs)
+	if err != nil {
+		return err
+	}
+	done, paths, err := s.runOnAll(r, ms, invs, name)
+	if err != nil {
+		return err
+	}
+	if rend, err := s.answer(r, false); err != nil {
+		return err
+	} else if rend != renderPyOCNI {
+		return s.writeLocations(w, r, http.StatusOK, paths)
+	}
+	return writeJSON(w, http.StatusOK, done)
+}
+
+// invocations finds the action name on each of ms, so that an entity
+// without it fails the request before the action runs anywhere.
+func (s *Server) invocations(ms []member, name, named string, attrs map[string]any) ([]ActionInvocation, error) {
 	invs := make([]ActionInvocation, len(ms))
 	for i, m := range ms {
-		if invs[i], err = s.findAction(m.es, name, m.e.Location); err != nil {
-			return err
+		inv, err := s.findAction(m.es, name, m.e.Location)
+		if err != nil {
+			return nil, err
 		}
-		if err := checkNamedAction(named, invs[i]); err != nil {
-			return err
+		if err := checkNamedAction(named, inv); err != nil {
+			return nil, err
 		}
-		invs[i].Attributes = attrs
+		inv.Attributes = attrs
+		invs[i] = inv
 	}
+	return invs, nil
+}
+
+// runOnAll runs each invocation on its entity, all of them even when some
+// fail, and returns what the answer lists: the entities it ran on, with
+// their results. Any failure fails the request, naming every entity that
+// failed.
+func (s *Server) runOnAll(r *http.Request, ms []member, invs []ActionInvocation, name string) (actionDone, []string, error) {
 	done := actionDone{Action: name, Locations: []string{}}
 	var paths []string
 	var failures []string
 	var firstErr error
 	for i, m := range ms {
-		res, err := s.runAction(ctx, m.e, m.es, invs[i])
+		res, err := s.runAction(r.Context(), m.e, m.es, invs[i])
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("%s: %v", m.e.Location, err))
 			if firstErr == nil {
@@ -537,15 +566,10 @@ func (s *Server) collectionAction(w http.ResponseWriter, r *http.Request, c *Cat
 		}
 	}
 	if firstErr != nil {
-		return &Error{Status: statusOf(firstErr), Field: "action", Err: firstErr,
+		return done, nil, &Error{Status: statusOf(firstErr), Field: "action", Err: firstErr,
 			Detail: fmt.Sprintf("action %s failed on %d of %d entities: %s", name, len(failures), len(ms), strings.Join(failures, "; "))}
 	}
-	if rend, err := s.answer(r, false); err != nil {
-		return err
-	} else if rend != renderPyOCNI {
-		return s.writeLocations(w, r, http.StatusOK, paths)
-	}
-	return writeJSON(w, http.StatusOK, done)
+	return done, paths, nil
 }
 
 // deleteCollection deletes every entity of a kind.
@@ -570,19 +594,54 @@ func (s *Server) deleteAll(w http.ResponseWriter, r *http.Request, ms []member) 
 // any changes.
 func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Category) error {
 	ctx := r.Context()
-	in, present, err := readEntities(r)
+	refs, err := associationRefs(r, mixin)
 	if err != nil {
 		return err
 	}
+	targets, listed, err := s.loadListed(ctx, refs)
+	if err != nil {
+		return err
+	}
+	changes, err := s.mixinChanges(ctx, r.Method, mixin, targets, listed)
+	if err != nil {
+		return err
+	}
+	plan, err := s.planMixinChanges(ctx, mixin, changes)
+	if err != nil {
+		return err
+	}
+	if err := s.replaceAll(ctx, plan); err != nil {
+		return err
+	}
+	paths := []string{}
+	for _, p := range plan {
+		paths = append(paths, p.old.Location)
+	}
+	return s.writeLocations(w, r, http.StatusOK, paths)
+}
+
+// associationRefs reads the entity locations an association request lists
+// in X-OCCI-Location.
+func associationRefs(r *http.Request, mixin *Category) ([]string, error) {
+	in, present, err := readEntities(r)
+	if err != nil {
+		return nil, err
+	}
 	if !present || in.Locations == nil {
 		if r.Method == http.MethodPost && present && len(in.entities()) > 0 {
-			return BadRequest("resources", "%s is a mixin location; create entities at their kind's location and list them here in X-OCCI-Location", mixin.Location)
+			return nil, BadRequest("resources", "%s is a mixin location; create entities at their kind's location and list them here in X-OCCI-Location", mixin.Location)
 		}
-		return BadRequest("X-OCCI-Location", "the body must list entity locations in X-OCCI-Location")
+		return nil, BadRequest("X-OCCI-Location", "the body must list entity locations in X-OCCI-Location")
 	}
+	return in.Locations, nil
+}
+
+// loadListed loads the entity at each of refs once, and returns the set of
+// their paths too. A location with no entity is the request's mistake.
+func (s *Server) loadListed(ctx context.Context, refs []string) ([]member, map[string]bool, error) {
 	listed := map[string]bool{}
 	var targets []member
-	for i, ref := range in.Locations {
+	for i, ref := range refs {
 		path := pathOf(strings.TrimSpace(ref))
 		if listed[path] {
 			continue
@@ -591,37 +650,53 @@ func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Catego
 		e, es, err := s.loadEntity(ctx, path)
 		if err != nil {
 			if statusOf(err) == http.StatusNotFound {
-				return BadRequest(fmt.Sprintf("X-OCCI-Location[%d]", i), "no entity at %s", ref)
+				return nil, nil, BadRequest(fmt.Sprintf("X-OCCI-Location[%d]", i), "no entity at %s", ref)
 			}
-			return err
+			return nil, nil, err
 		}
 		targets = append(targets, member{e, es})
 	}
-	type change struct {
-		m   member
-		add bool
-	}
-	var changes []change
+	return targets, listed, nil
+}
+
+// mixinChange is one entity gaining (add) or losing the mixin.
+type mixinChange struct {
+	m   member
+	add bool
+}
+
+// mixinChanges is what method asks of the listed targets: POST and PUT add
+// the mixin where it is missing, DELETE removes it where it is present, and
+// PUT also removes it from the entities that have it but are not listed.
+func (s *Server) mixinChanges(ctx context.Context, method string, mixin *Category, targets []member, listed map[string]bool) ([]mixinChange, error) {
+	var changes []mixinChange
 	for _, m := range targets {
 		has := m.e.HasMixin(mixin.ID())
 		switch {
-		case r.Method == http.MethodDelete && has:
-			changes = append(changes, change{m, false})
-		case r.Method != http.MethodDelete && !has:
-			changes = append(changes, change{m, true})
+		case method == http.MethodDelete && has:
+			changes = append(changes, mixinChange{m, false})
+		case method != http.MethodDelete && !has:
+			changes = append(changes, mixinChange{m, true})
 		}
 	}
-	if r.Method == http.MethodPut {
-		current, err := s.members(ctx, mixin)
-		if err != nil {
-			return err
-		}
-		for _, m := range current {
-			if !listed[m.e.Location] {
-				changes = append(changes, change{m, false})
-			}
+	if method != http.MethodPut {
+		return changes, nil
+	}
+	current, err := s.members(ctx, mixin)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range current {
+		if !listed[m.e.Location] {
+			changes = append(changes, mixinChange{m, false})
 		}
 	}
+	return changes, nil
+}
+
+// planMixinChanges builds and checks every updated entity before any is
+// stored, so a change the schema refuses leaves all of them as they were.
+func (s *Server) planMixinChanges(ctx context.Context, mixin *Category, changes []mixinChange) ([]replacement, error) {
 	var plan []replacement
 	for _, c := range changes {
 		updated := *c.m.e
@@ -629,33 +704,29 @@ func (s *Server) associate(w http.ResponseWriter, r *http.Request, mixin *Catego
 		if c.add {
 			updated.Mixins = append(append([]string{}, c.m.e.Mixins...), mixin.ID())
 		} else {
-			updated.Mixins = nil
-			for _, m := range c.m.e.Mixins {
-				if m != mixin.ID() {
-					updated.Mixins = append(updated.Mixins, m)
-				}
-			}
+			updated.Mixins = withoutMixin(c.m.e.Mixins, mixin.ID())
 		}
 		es, err := s.resolveSchema(ctx, updated.Kind, updated.Mixins, "X-OCCI-Location")
 		if err != nil {
-			return err
+			return nil, err
 		}
-		es.attrs.fillDefaults(&updated)
-		warnings, err := s.valid.check(es.attrs, &updated)
-		if err != nil {
-			return err
+		if err := s.complete(es, &updated); err != nil {
+			return nil, err
 		}
-		s.warn(&updated, warnings)
 		plan = append(plan, replacement{c.m.e, &updated, es})
 	}
-	if err := s.replaceAll(ctx, plan); err != nil {
-		return err
+	return plan, nil
+}
+
+// withoutMixin is mixins less id, in a new slice (nil when none is left).
+func withoutMixin(mixins []string, id string) []string {
+	var out []string
+	for _, m := range mixins {
+		if m != id {
+			out = append(out, m)
+		}
 	}
-	paths := make([]string, 0, len(plan))
-	for _, p := range plan {
-		paths = append(paths, p.old.Location)
-	}
-	return s.writeLocations(w, r, http.StatusOK, paths)
+	return out
 }
 
 func (s *Server) pathRoute(w http.ResponseWriter, r *http.Request, path string) error {

@@ -3,6 +3,7 @@ package occi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -140,6 +141,16 @@ func decodeJSON(data []byte, v any) error {
 		}
 	}
 	return nil
+}
+
+// decodeMembers decodes an object whose members were read one by one (to
+// check their names) into v, as decodeJSON.
+func decodeMembers(raw map[string]json.RawMessage, v any) error {
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return fmt.Errorf("re-encode the members of the body: %w", err)
+	}
+	return decodeJSON(data, v)
 }
 
 func fieldName(f string) string {

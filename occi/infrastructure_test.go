@@ -17,6 +17,7 @@ import (
 // posting them merges into the registered kinds, and every file is
 // answered with the status it gets without the model.
 func TestPyOCNIExamplesWithInfrastructure(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{WithInfrastructure: true})
 		for _, step := range []struct {
@@ -79,6 +80,7 @@ func TestPyOCNIExamplesWithInfrastructure(t *testing.T) {
 // kind and mixin has a location and the dummy provider, every action a
 // kind offers is in the model, and Init can run again.
 func TestInfrastructureCategories(t *testing.T) {
+	t.Parallel()
 	cats := occi.InfrastructureCategories()
 	ids := map[string]*occi.Category{}
 	for _, c := range cats {

@@ -454,6 +454,7 @@ func pathOf(t *testing.T, loc any) string {
 // interface and a storage link. Every later request goes to a URL the
 // server gave, so a category location that is not a path fails here.
 func TestComplianceClient(t *testing.T) {
+	t.Parallel()
 	for _, mk := range []func(*testing.T) dialect{
 		func(t *testing.T) dialect { return textDialect(t, "text/plain") },
 		func(t *testing.T) dialect { return textDialect(t, "text/occi") },

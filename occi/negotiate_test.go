@@ -10,6 +10,7 @@ import (
 )
 
 func TestAnswer(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		accept []string
@@ -64,6 +65,7 @@ func TestAnswer(t *testing.T) {
 }
 
 func TestReadContentType(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, ct, body string
 		hdr            []string
@@ -111,6 +113,7 @@ func TestReadContentType(t *testing.T) {
 }
 
 func TestSplitList(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string][]string{
 		`a, b ,,c`:                           {"a", "b", "c"},
 		`t="x, y", u=[1,2], v={"a":1,"b":2}`: {`t="x, y"`, "u=[1,2]", `v={"a":1,"b":2}`},
@@ -125,6 +128,7 @@ func TestSplitList(t *testing.T) {
 }
 
 func TestQuote(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"", "plain", `with "quotes" and \ backslash`, "line\nbreak\ttab\r", "\x01ctl", "ünïcödé ✓"} {
 		q := quote(s)
 		got, rest, err := unquote(q)
@@ -135,6 +139,7 @@ func TestQuote(t *testing.T) {
 }
 
 func TestParseText(t *testing.T) {
+	t.Parallel()
 	const compute = `Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"`
 	doc, err := parseTextBody(compute + "; title=\"A; B\"; rel=\"http://schemas.ogf.org/occi/core#resource\"; location=\"/compute/\";\n" +
 		"  attributes=\"occi.compute.cores occi.compute.state{immutable required}\"; actions=\"http://a#start http://a#stop\"\r\n" +
@@ -209,6 +214,7 @@ func TestParseText(t *testing.T) {
 }
 
 func TestParseTextHeaders(t *testing.T) {
+	t.Parallel()
 	h := http.Header{}
 	h.Add("category", `compute; scheme="http://a#"; class="kind", small; scheme="http://t#"; class="mixin"`)
 	h.Add("X-OCCI-ATTRIBUTE", `a="x, y", b=2`)

@@ -67,8 +67,7 @@ func readCategories(r *http.Request) (*categoriesJSON, bool, error) {
 		}
 	}
 	var doc categoriesJSON
-	data, _ := json.Marshal(raw)
-	if err := decodeJSON(data, &doc); err != nil {
+	if err := decodeMembers(raw, &doc); err != nil {
 		return nil, true, err
 	}
 	if doc.speaks12() {

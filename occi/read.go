@@ -316,8 +316,7 @@ func readEntities(r *http.Request) (*entitiesInput, bool, error) {
 		return nil, true, err
 	}
 	var in entitiesInput
-	data, _ := json.Marshal(raw)
-	if err := decodeJSON(data, &in); err != nil {
+	if err := decodeMembers(raw, &in); err != nil {
 		return nil, true, err
 	}
 	if in.Locations12 != nil {
@@ -352,8 +351,7 @@ func readSingle12(x *exchange, raw map[string]json.RawMessage) (*entitiesInput, 
 	}
 	x.want12 = true
 	var ei entityInput
-	data, _ := json.Marshal(raw)
-	if err := decodeJSON(data, &ei); err != nil {
+	if err := decodeMembers(raw, &ei); err != nil {
 		return nil, true, err
 	}
 	if err := liftCore(&ei, "attributes"); err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/occi/occitest"
 	"github.com/houssem/cmbs/store"
@@ -28,6 +29,7 @@ const (
 // TestPyOCNIExamples sends every pyOCNI request file, in a sensible order,
 // as curl would, and checks what each one leaves behind.
 func TestPyOCNIExamples(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{})
 		for _, f := range []string{"post_actions.json", "post_kinds.json", "post_mixins.json", "post_categories.json"} {
@@ -131,6 +133,7 @@ func TestPyOCNIExamples(t *testing.T) {
 // TestOriginalBrokenFiles checks the two pyOCNI files whose kind reads
 // "http: //…" are refused with a 400 naming that kind.
 func TestOriginalBrokenFiles(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{})
 		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
@@ -159,6 +162,7 @@ func TestOriginalBrokenFiles(t *testing.T) {
 // TestPyCMBSFlow is the README's first session: the member kind and its
 // provider, a member created with the original's file, listed back.
 func TestPyCMBSFlow(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{})
 		for _, f := range []string{"post_category_cmbs_member.json", "post_category_cmbs_message.json"} {
@@ -199,6 +203,7 @@ func TestPyCMBSFlow(t *testing.T) {
 // TestErrors covers each refusal: status, a problem body naming the field,
 // and nothing changed.
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{})
 		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
@@ -286,6 +291,7 @@ func TestErrors(t *testing.T) {
 // TestStrictMode checks the original's files pass by default and strict
 // mode refuses their type and pattern violations, naming the attribute.
 func TestStrictMode(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{Strict: true})
 		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_category_cmbs_member.json"))
@@ -340,6 +346,7 @@ func (p *recorder) Action(_ context.Context, e *occi.Entity, inv occi.ActionInvo
 // TestProviders checks the calls around each write and that a provider
 // error aborts the write.
 func TestProviders(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		rec := &recorder{}
 		reg := occi.NewRegistry(occitest.Quiet())
@@ -377,6 +384,7 @@ func TestProviders(t *testing.T) {
 // TestMixinAssociation covers POST, PUT and DELETE on a mixin location and
 // the path interface around them.
 func TestMixinAssociation(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{})
 		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_categories.json"))
@@ -427,6 +435,7 @@ func TestMixinAssociation(t *testing.T) {
 
 // TestPublicURL checks absolute URLs follow --public-url when set.
 func TestPublicURL(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, occi.Options{PublicURL: "https://cmbs.example.org/api/"})
 		e.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
@@ -444,16 +453,17 @@ func TestPublicURL(t *testing.T) {
 // processes on one CouchDB database: what one registers or removes, the
 // other serves at once, whatever it had cached.
 func TestCategoriesSharedStore(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		a := newEnv(t, st, occi.Options{})
 		b := newEnv(t, st, occi.Options{})
 		b.MustRequest(http.StatusOK, "GET", "/-/", "") // b caches what there is
 		a.MustRequest(http.StatusCreated, "POST", "/-/", example(t, "post_kinds.json"))
-		occitest.WaitFor(t, "b to serve /compute/", func() bool { return b.Request("GET", "/compute/", "").Status == http.StatusOK })
+		cmbstest.Eventually(t, "b to serve /compute/", func() bool { return b.Request("GET", "/compute/", "").Status == http.StatusOK })
 		b.MustRequest(http.StatusCreated, "POST", "/compute/", `{"resources":[{"id":"x"}]}`)
 		b.MustRequest(http.StatusOK, "DELETE", "/compute/x", "")
 		a.MustRequest(http.StatusOK, "DELETE", "/-/", example(t, "delete_kinds.json"))
-		occitest.WaitFor(t, "b to refuse /compute/", func() bool {
+		cmbstest.Eventually(t, "b to refuse /compute/", func() bool {
 			return b.Request("POST", "/compute/", `{"resources":[{"id":"y"}]}`).Status == http.StatusMethodNotAllowed
 		})
 	})
@@ -477,6 +487,7 @@ func (p scribbler) Delete(ctx context.Context, e *occi.Entity) error {
 // TestDeleteOfAChangingEntity: a DELETE names no revision, so a write made
 // meanwhile does not keep the entity alive.
 func TestDeleteOfAChangingEntity(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		reg := occi.NewRegistry(occitest.Quiet())
 		reg.Register("scribbler", scribbler{Dummy: occi.Dummy{Log: occitest.Quiet()}, st: st})

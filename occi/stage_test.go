@@ -67,6 +67,7 @@ func (p *stager) Action(context.Context, *occi.Entity, occi.ActionInvocation) (*
 // refusal of one entity creates none, Committed runs after the commit, and
 // a wait preference it honours makes the answer show the entities.
 func TestStagedCreate(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, st store.Store) {
 		p := &stager{st: st}
 		reg := occi.NewRegistry(occitest.Quiet())

@@ -157,35 +157,56 @@ func normType(t string) string {
 
 // conforms explains how val breaks d's type or pattern, or returns "".
 func conforms(d AttrDef, val any) string {
-	switch normType(d.Type) {
-	case "string":
-		if _, ok := val.(string); !ok {
-			return fmt.Sprintf("want a string, got %s", jsonType(val))
-		}
-	case "number":
-		f, ok := val.(float64)
-		if !ok {
-			return fmt.Sprintf("want a number, got %s", jsonType(val))
-		}
-		if t := strings.ToLower(d.Type); (t == "integer" || t == "int") && f != float64(int64(f)) {
-			return "want an integer"
-		}
-	case "boolean":
-		if _, ok := val.(bool); !ok {
-			return fmt.Sprintf("want a boolean, got %s", jsonType(val))
-		}
-	case "array":
-		if _, ok := val.([]any); !ok {
-			return fmt.Sprintf("want an array, got %s", jsonType(val))
-		}
-	case "object":
-		if _, ok := val.(map[string]any); !ok {
-			return fmt.Sprintf("want an object, got %s", jsonType(val))
-		}
+	if why := typeMismatch(d.Type, val); why != "" {
+		return why
 	}
 	if d.Pattern == "" {
 		return ""
 	}
+	return patternMismatch(d, val)
+}
+
+// typeMismatch explains how val is not of the declared type typ, or
+// returns "" (also for a type cmbs does not check).
+func typeMismatch(typ string, val any) string {
+	var ok bool
+	switch normType(typ) {
+	case "string":
+		_, ok = val.(string)
+	case "number":
+		var f float64
+		if f, ok = val.(float64); ok {
+			if t := strings.ToLower(typ); (t == "integer" || t == "int") && f != float64(int64(f)) {
+				return "want an integer"
+			}
+		}
+	case "boolean":
+		_, ok = val.(bool)
+	case "array":
+		_, ok = val.([]any)
+	case "object":
+		_, ok = val.(map[string]any)
+	default:
+		return ""
+	}
+	if ok {
+		return ""
+	}
+	return fmt.Sprintf("want %s, got %s", article(normType(typ)), jsonType(val))
+}
+
+// article is "a type" or "an type", as English has it.
+func article(typ string) string {
+	if strings.ContainsRune("aeiou", rune(typ[0])) {
+		return "an " + typ
+	}
+	return "a " + typ
+}
+
+// patternMismatch explains how val, a string or the strings of an array,
+// does not match d's pattern, or returns "". The pattern is the one
+// newSchema compiled, or compiled here for a definition made otherwise.
+func patternMismatch(d AttrDef, val any) string {
 	re := d.pattern
 	if re == nil {
 		var err error

@@ -15,9 +15,6 @@ import (
 	"github.com/houssem/cmbs/store"
 )
 
-// Patience is how long WaitFor, and so Send, wait before failing a test.
-const Patience = occitest.Patience
-
 // Quiet returns a logger that discards everything, as occitest.Quiet.
 func Quiet() *logrus.Logger { return occitest.Quiet() }
 
@@ -45,13 +42,6 @@ func FreeSockets(t testing.TB) map[broker.Layer]string {
 		out[l] = layertest.FreeEndpoint(t)
 	}
 	return out
-}
-
-// WaitFor polls cond until it holds, failing t when it still does not
-// after Patience, as occitest.WaitFor.
-func WaitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	occitest.WaitFor(t, what, cond)
 }
 
 // UsersFile writes a users file in t.TempDir() holding user with password

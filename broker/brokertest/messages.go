@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/config/cmbstest"
 )
 
 // Attrs returns the cmbs.<kind> attributes of the entity at path, e.g.
@@ -47,7 +48,7 @@ func (s *Server) Send(id, layer string) map[string]any {
 func (s *Server) WaitDelivery(id string) map[string]any {
 	s.T.Helper()
 	var delivery map[string]any
-	WaitFor(s.T, "the outcome of "+id, func() bool {
+	cmbstest.Eventually(s.T, "the outcome of "+id, func() bool {
 		delivery, _ = s.Attrs(broker.MessageLocation+id, "message")["delivery"].(map[string]any)
 		return delivery["state"] == "done"
 	})

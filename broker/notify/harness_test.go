@@ -15,6 +15,7 @@ import (
 
 	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/broker/notify"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/couch/couchtest"
@@ -83,7 +84,7 @@ func (e *env) subscribe(id string, attrs map[string]any) string {
 	e.T.Helper()
 	e.Must(http.StatusCreated, "POST", notify.Location, subscriptionBody(id, attrs))
 	loc := notify.Location + id
-	brokertest.WaitFor(e.T, "subscription "+loc+" running", func() bool {
+	cmbstest.Eventually(e.T, "subscription "+loc+" running", func() bool {
 		_, ok := e.Notifier.Subscription(loc)
 		return ok
 	})
@@ -188,7 +189,7 @@ func (r *receiver) tries() []string {
 func (r *receiver) waitEvent(what string, match func(notify.Event) bool) notify.Event {
 	r.t.Helper()
 	var found notify.Event
-	brokertest.WaitFor(r.t, what, func() bool {
+	cmbstest.Eventually(r.t, what, func() bool {
 		for _, ev := range r.accepted() {
 			if match(ev) {
 				found = ev

@@ -65,6 +65,9 @@ type Config struct {
 	// StreamBuffer bounds each /events client's waiting events (default
 	// 256); a client that lets it fill is disconnected.
 	StreamBuffer int
+	// StreamWriteWait is how long a write to an /events client may block
+	// before the client counts as gone (default 10s).
+	StreamWriteWait time.Duration
 	// History is how many recent events are kept for /events clients that
 	// resume with Last-Event-ID (default 1024), and HistoryBytes about how
 	// much memory they may take in all (default 16 MiB): the oldest go
@@ -129,6 +132,9 @@ func New(cfg Config) (*Notifier, error) {
 	cfg.Retry.Max = max(cfg.Retry.Max, cfg.Retry.Initial)
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 256
+	}
+	if cfg.StreamWriteWait <= 0 {
+		cfg.StreamWriteWait = defaultWriteWait
 	}
 	if cfg.StreamBuffer <= 0 {
 		cfg.StreamBuffer = 256

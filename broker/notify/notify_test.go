@@ -9,6 +9,7 @@ import (
 
 	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/broker/notify"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -69,7 +70,7 @@ func TestCallbackEvents(t *testing.T) {
 			deletes.check()
 
 			// Delivery counters reach the stored attributes.
-			brokertest.WaitFor(t, "counters stored", func() bool {
+			cmbstest.Eventually(t, "counters stored", func() bool {
 				a := e.subAttrs(allLoc)
 				return a["delivered"] == float64(len(got)) && a["state"] == notify.StateActive
 			})
@@ -101,7 +102,7 @@ func TestRetries(t *testing.T) {
 		t.Errorf("accepted %d times", n)
 	}
 	// The receiver answers before the worker counts the success.
-	brokertest.WaitFor(t, "the success counted", func() bool {
+	cmbstest.Eventually(t, "the success counted", func() bool {
 		st, _ := e.Notifier.Subscription(loc)
 		return st.Delivered == 1
 	})
@@ -118,7 +119,7 @@ func TestFailing(t *testing.T) {
 	r := newReceiver(t, "", -1)
 	loc := e.subscribe("dead", map[string]any{"callback": r.url, "events": []any{"created"}})
 	e.resource("a", "a")
-	brokertest.WaitFor(t, "state failing", func() bool {
+	cmbstest.Eventually(t, "state failing", func() bool {
 		a := e.subAttrs(loc)
 		return a["state"] == notify.StateFailing && a["failed"] == float64(1)
 	})
@@ -134,19 +135,19 @@ func TestFailing(t *testing.T) {
 	r.setFail(0)
 	e.resource("b", "b")
 	r.waitEvent("b after recovery", is(notify.Created, "/resource/b"))
-	brokertest.WaitFor(t, "active again", func() bool { return e.subAttrs(loc)["state"] == notify.StateActive })
+	cmbstest.Eventually(t, "active again", func() bool { return e.subAttrs(loc)["state"] == notify.StateActive })
 
 	// Failing again, an update (here, a new callback) makes it active at
 	// once, and events go to the new callback.
 	r.setFail(-1)
 	e.resource("c", "c")
-	brokertest.WaitFor(t, "failing again", func() bool { return e.subAttrs(loc)["state"] == notify.StateFailing })
+	cmbstest.Eventually(t, "failing again", func() bool { return e.subAttrs(loc)["state"] == notify.StateFailing })
 	fixed := newReceiver(t, "", 0)
 	e.Must(http.StatusOK, "POST", loc, subscriptionBody("dead", map[string]any{"callback": fixed.url}))
 	if got := e.subAttrs(loc)["state"]; got != notify.StateActive {
 		t.Errorf("state after the update %v", got)
 	}
-	brokertest.WaitFor(t, "the worker sees the update", func() bool {
+	cmbstest.Eventually(t, "the worker sees the update", func() bool {
 		st, _ := e.Notifier.Subscription(loc)
 		return st.State == notify.StateActive
 	})
@@ -174,7 +175,7 @@ func TestStops(t *testing.T) {
 	for _, r := range []*receiver{expiring, deleted, sentinel} {
 		r.waitEvent("before", is(notify.Created, "/resource/before"))
 	}
-	brokertest.WaitFor(t, "expiry", func() bool { return e.subAttrs(expLoc)["state"] == notify.StateExpired })
+	cmbstest.Eventually(t, "expiry", func() bool { return e.subAttrs(expLoc)["state"] == notify.StateExpired })
 	e.Must(http.StatusOK, "DELETE", delLoc, nil)
 	if _, running := e.Notifier.Subscription(delLoc); running {
 		t.Errorf("deleted subscription still running")
@@ -190,7 +191,7 @@ func TestStops(t *testing.T) {
 	// Extending an expired subscription revives it.
 	e.Must(http.StatusOK, "POST", expLoc, subscriptionBody("expiring", map[string]any{
 		"expires": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}))
-	brokertest.WaitFor(t, "revived", func() bool {
+	cmbstest.Eventually(t, "revived", func() bool {
 		st, _ := e.Notifier.Subscription(expLoc)
 		return st.State == notify.StateActive
 	})
@@ -277,13 +278,13 @@ func TestStoredSubscriptionsResume(t *testing.T) {
 	loc := first.subscribe("kept", map[string]any{"callback": r.url, "events": []any{"created"}})
 	first.resource("one", "one")
 	r.waitEvent("one", is(notify.Created, "/resource/one"))
-	brokertest.WaitFor(t, "the success counted", func() bool {
+	cmbstest.Eventually(t, "the success counted", func() bool {
 		st, _ := first.Notifier.Subscription(loc)
 		return st.Delivered == 1
 	})
 	first.close()
 	second := newEnv(t, st, notify.Config{})
-	brokertest.WaitFor(t, "resumed", func() bool { _, ok := second.Notifier.Subscription(loc); return ok })
+	cmbstest.Eventually(t, "resumed", func() bool { _, ok := second.Notifier.Subscription(loc); return ok })
 	if stt, _ := second.Notifier.Subscription(loc); stt.Delivered != 1 {
 		t.Errorf("counters not resumed: %v", stt)
 	}

@@ -150,7 +150,7 @@ func (n *Notifier) serveEvents(w http.ResponseWriter, r *http.Request, f Filter)
 	log := n.log.WithField("client", r.RemoteAddr)
 	log.Debug("event stream opened (Server-Sent Events)")
 	send := func(block string) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(writeWait))
+		_ = rc.SetWriteDeadline(time.Now().Add(n.cfg.StreamWriteWait))
 		if _, err := fmt.Fprint(w, block); err != nil {
 			return false
 		}

@@ -11,14 +11,14 @@ import (
 	"github.com/houssem/cmbs/occi"
 )
 
-// WebSocket timings: a frame that cannot be written in writeWait fails the
+// WebSocket timings: a frame that cannot be written in Config.StreamWriteWait fails the
 // stream; pings go out every pingPeriod and a client that answers none
 // within pongWait is gone.
 const (
-	writeWait  = 10 * time.Second
-	pongWait   = 60 * time.Second
-	pingPeriod = 25 * time.Second
-	closeWait  = time.Second
+	defaultWriteWait = 10 * time.Second
+	pongWait         = 60 * time.Second
+	pingPeriod       = 25 * time.Second
+	closeWait        = time.Second
 )
 
 // CloseTooSlow is the close code (1008, policy violation) sent to a stream
@@ -141,7 +141,7 @@ func (n *Notifier) serveStream(conn *websocket.Conn, st *stream) {
 	// goodbye sends a close frame, gives the client a moment to answer it,
 	// and lets the deferred Close end the reader.
 	goodbye := func(code int, text string) {
-		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(writeWait))
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(n.cfg.StreamWriteWait))
 		select {
 		case <-gone:
 		case <-time.After(closeWait):
@@ -172,11 +172,11 @@ func (n *Notifier) serveStream(conn *websocket.Conn, st *stream) {
 			log.Debug("event stream closed by the client")
 			return
 		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(n.cfg.StreamWriteWait)); err != nil {
 				return
 			}
 		case ev := <-st.ch:
-			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
+			_ = conn.SetWriteDeadline(time.Now().Add(n.cfg.StreamWriteWait))
 			if err := conn.WriteJSON(ev); err != nil {
 				log.WithError(err).Debug("event stream write failed")
 				return

@@ -75,7 +75,9 @@ func TestStream(t *testing.T) {
 // to one that does not: the reader gets every event, never held up, and the
 // other is dropped with a 1008 close frame after the events it was sent.
 func TestStreamSlowClient(t *testing.T) {
-	e := newEnv(t, brokertest.OpenBolt(t), notify.Config{StreamBuffer: 4})
+	// The slow client reads only once every event is out; a busy machine
+	// may take long to send them, which is not what this test is about.
+	e := newEnv(t, brokertest.OpenBolt(t), notify.Config{StreamBuffer: 4, StreamWriteWait: 2 * time.Minute})
 	slow := e.dial("events=message_received")
 	fast := e.dial("events=message_received")
 	content := strings.Repeat("x", 128<<10)

@@ -191,6 +191,9 @@ func clShellJoin(args []string) string {
 // A knows B and B knows C; discovery lets A reach C through B; A sends on
 // every layer.
 func TestClientDemo(t *testing.T) {
+	// Not in parallel with the others: its transcript is compared whole,
+	// and discovery among in-process members waits 300 ms for an answer
+	// (brokertest's default), which a busy machine can miss.
 	a := clStartServer(t, "a", clOptions{})
 	b := clStartServer(t, "b", clOptions{})
 	c := clStartServer(t, "c", clOptions{})
@@ -286,6 +289,7 @@ func jsonEqual(a, b any) bool {
 }
 
 func TestClientCategories(t *testing.T) {
+	t.Parallel()
 	s := clStartServer(t, "s", clOptions{})
 	norm := clNormalise(s)
 	out, _, err := clRun(t, t.Context(), s.URL, "categories", "list")
@@ -355,6 +359,7 @@ func TestClientCategories(t *testing.T) {
 // TestClientErrors checks that usage mistakes exit with usage errors and
 // the server's refusals come back as its problem detail.
 func TestClientErrors(t *testing.T) {
+	t.Parallel()
 	s := clStartServer(t, "s", clOptions{})
 	if _, _, err := clRun(t, t.Context(), s.URL, append([]string{"member", "create", "--id", "m"}, s.socketFlags()...)...); err != nil {
 		t.Fatal(err)
@@ -423,6 +428,7 @@ func TestClientErrors(t *testing.T) {
 // TestClientDeliveryFailure sends to a member that is not there: --wait
 // prints the outcome and the command fails.
 func TestClientDeliveryFailure(t *testing.T) {
+	t.Parallel()
 	s := clStartServer(t, "s", clOptions{})
 	ctx := t.Context()
 	if _, _, err := clRun(t, ctx, s.URL, append([]string{"member", "create", "--id", "m"}, s.socketFlags()...)...); err != nil {
@@ -481,6 +487,7 @@ func TestClientAuthAndEnvironment(t *testing.T) {
 }
 
 func TestClientHelp(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args       []string
 		wantStdout string

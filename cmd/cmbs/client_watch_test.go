@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/layers/layertest"
 )
 
@@ -119,6 +120,7 @@ func clEventFrames() []string {
 }
 
 func TestClientWatch(t *testing.T) {
+	t.Parallel()
 	frames := clEventFrames()
 
 	t.Run("table until the server closes", func(t *testing.T) {
@@ -171,7 +173,7 @@ func TestClientWatch(t *testing.T) {
 		go func() {
 			done <- run(ctx, []string{"watch", "--user", "u:p", "--server", es.url}, strings.NewReader(""), stdout, &bytes.Buffer{})
 		}()
-		waitUntil(t, 10*time.Second, func() bool { return strings.Contains(stdout.String(), "member-b") })
+		cmbstest.Eventually(t, "member-b on the output", func() bool { return strings.Contains(stdout.String(), "member-b") })
 		cancel()
 		select {
 		case err := <-done:
@@ -241,6 +243,7 @@ func (w *clWatcher) wait(t *testing.T) string {
 
 // TestClientWatchLive watches real servers' /events while members send.
 func TestClientWatchLive(t *testing.T) {
+	t.Parallel()
 	a := clStartServer(t, "a", clOptions{events: true})
 	b := clStartServer(t, "b", clOptions{events: true})
 	ctx := t.Context()

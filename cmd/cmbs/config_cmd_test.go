@@ -27,6 +27,7 @@ var update = flag.Bool("update", false, "rewrite the golden files of config chec
 // file, one the schema refuses, one the rules across fields refuse, one
 // that is not YAML and one that is missing.
 func TestConfigCheckGolden(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("testdata", "config")
 	files := []string{"member.yaml", "invalid.yaml", "rules.yaml", "broken.yaml", "missing.yaml"}
 	args := []string{"config", "check"}
@@ -69,6 +70,7 @@ func TestConfigCheckGolden(t *testing.T) {
 }
 
 func TestConfigCommands(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		args       []string
@@ -102,6 +104,7 @@ func TestConfigCommands(t *testing.T) {
 }
 
 func TestConfigSchema(t *testing.T) {
+	t.Parallel()
 	var stdout bytes.Buffer
 	if err := run(t.Context(), []string{"config", "schema"}, nil, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
@@ -121,6 +124,7 @@ func TestConfigSchema(t *testing.T) {
 // TestConfigNamesMatchBroker keeps config's copies of the broker's names
 // (config does not import broker) equal to them.
 func TestConfigNamesMatchBroker(t *testing.T) {
+	t.Parallel()
 	var layers []string
 	for _, l := range broker.Layers() {
 		layers = append(layers, string(l))
@@ -140,6 +144,7 @@ func TestConfigNamesMatchBroker(t *testing.T) {
 }
 
 func TestMemberSpec(t *testing.T) {
+	t.Parallel()
 	got := memberSpec(config.Member{
 		ID: "m", Title: "t", Summary: "s",
 		Sockets:   map[string]string{"l1": "tcp://127.0.0.1:1", "l31": "tcp://127.0.0.1:2"},
@@ -217,6 +222,7 @@ func memberAttrs(t *testing.T, s *server, id string) map[string]any {
 // section names, the second discovers the first at start. No request
 // creates or starts anything.
 func TestServeMembersFromConfig(t *testing.T) {
+	t.Parallel()
 	backends := `backends:
   - kind: http://houssem.org/cmbs#message
     local: [cmbs_message, dummy]
@@ -257,6 +263,7 @@ func TestServeMembersFromConfig(t *testing.T) {
 // TestServeConfigSectionErrors shows serve stopping on sections it cannot
 // apply, naming what is wrong.
 func TestServeConfigSectionErrors(t *testing.T) {
+	t.Parallel()
 	taken := takenAddr(t)
 	unknownProvider, _ := memberConfig(t, "m1", "", "backends:\n  - kind: http://houssem.org/cmbs#member\n    local: [cmbs_membre]\n")
 	unknownKind, _ := memberConfig(t, "m1", "", "backends:\n  - kind: http://example.org/x#thing\n    local: [dummy]\n")

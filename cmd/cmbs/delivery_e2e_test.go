@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/bolt"
 	"github.com/houssem/cmbs/store/couch"
@@ -146,7 +147,7 @@ func e2eDeliveryAcrossCrashes(t *testing.T, bin string, spec func(string) e2eNod
 		posted <- nil
 	}()
 	at := func(n int) {
-		e2eEventually(t, 2*time.Minute, fmt.Sprintf("%d messages accepted", n), func() bool { return accepted.Load() >= int64(n) })
+		cmbstest.EventuallyWithin(t, 2*time.Minute, fmt.Sprintf("%d messages accepted", n), func() bool { return accepted.Load() >= int64(n) })
 	}
 	restart := func(n *e2eNode) {
 		_ = n.stop(t, syscall.SIGKILL) // killed: its exit status says only that
@@ -165,12 +166,12 @@ func e2eDeliveryAcrossCrashes(t *testing.T, bin string, spec func(string) e2eNod
 	t.Logf("%d messages accepted in %v", total, time.Since(began).Round(time.Millisecond))
 
 	last := fmt.Sprintf("m%05d", total-1)
-	e2eEventually(t, 3*time.Minute, "the last message delivered", func() bool {
+	cmbstest.EventuallyWithin(t, 3*time.Minute, "the last message delivered", func() bool {
 		d, _ := a.attrs(t, "/cmbs/message/"+last, "message")["delivery"].(map[string]any)
 		return d["state"] == "done"
 	})
 	// Everything else settles too; then the stores are read directly.
-	e2eEventually(t, 3*time.Minute, "every outcome on A recorded", func() bool {
+	cmbstest.EventuallyWithin(t, 3*time.Minute, "every outcome on A recorded", func() bool {
 		for i := 0; i < total; i += 97 {
 			d, _ := a.attrs(t, fmt.Sprintf("/cmbs/message/m%05d", i), "message")["delivery"].(map[string]any)
 			if d["state"] != "done" {
@@ -280,7 +281,7 @@ func TestE2EMemberDownReceivesInOrder(t *testing.T) {
 	b.start(t)
 	t.Logf("B was down for %v", time.Since(down).Round(time.Second))
 	last := fmt.Sprintf("d%05d", n-1)
-	e2eEventually(t, time.Minute, "B to receive what was sent while it was down", func() bool {
+	cmbstest.EventuallyWithin(t, time.Minute, "B to receive what was sent while it was down", func() bool {
 		d, _ := a.attrs(t, "/cmbs/message/"+last, "message")["delivery"].(map[string]any)
 		return d["state"] == "done"
 	})

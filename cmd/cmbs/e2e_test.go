@@ -81,19 +81,6 @@ func (b *e2eBuild) remove() {
 	}
 }
 
-// e2eEventually polls cond until it holds, failing the test with what when the
-// deadline passes first.
-func e2eEventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // e2eFreePort returns a TCP port nothing listens on at the moment.
 func e2eFreePort(t testing.TB) int {
 	t.Helper()
@@ -236,7 +223,7 @@ func (n *e2eNode) start(t *testing.T) {
 		close(r.done)
 	}()
 	var addr string
-	e2eEventually(t, 30*time.Second, n.spec.name+" serves", func() bool {
+	cmbstest.EventuallyWithin(t, 30*time.Second, n.spec.name+" serves", func() bool {
 		select {
 		case <-r.done:
 			t.Fatalf("%s exited before serving: %v\n%s", n.spec.name, r.err, r.log)
@@ -442,7 +429,7 @@ func (n *e2eNode) sendPending(t *testing.T, id, layer string, settled map[string
 	t.Helper()
 	n.must(t, http.StatusAccepted, "POST", "/cmbs/message/"+id+"?action=send_"+layer, map[string]any{})
 	var d map[string]any
-	e2eEventually(t, 30*time.Second, "the outcomes of "+id+" on "+n.spec.name, func() bool {
+	cmbstest.EventuallyWithin(t, 30*time.Second, "the outcomes of "+id+" on "+n.spec.name, func() bool {
 		d, _ = n.attrs(t, "/cmbs/message/"+id, "message")["delivery"].(map[string]any)
 		got := e2eStatuses(d)
 		for member, status := range settled {
@@ -464,7 +451,7 @@ func (n *e2eNode) sendPending(t *testing.T, id, layer string, settled map[string
 func (n *e2eNode) outcome(t *testing.T, id string) map[string]any {
 	t.Helper()
 	var d map[string]any
-	e2eEventually(t, 30*time.Second, "outcome of "+id+" on "+n.spec.name, func() bool {
+	cmbstest.EventuallyWithin(t, 30*time.Second, "outcome of "+id+" on "+n.spec.name, func() bool {
 		d, _ = n.attrs(t, "/cmbs/message/"+id, "message")["delivery"].(map[string]any)
 		return d["state"] == "done"
 	})
@@ -606,6 +593,7 @@ func e2eStrings(v any) []string {
 // checks every layer between them, a stopped layer, a killed member and a
 // restart on the same store.
 func TestE2EBroker(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs cmbs processes")
 	}
@@ -789,6 +777,7 @@ func wtFreeBase(t *testing.T, offsets ...int) int {
 // PORT_BASE whose ports are free, and checks their summaries; then that a
 // port taken stops run_test.sh with a line saying so.
 func TestE2EScripts(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs cmbs processes")
 	}

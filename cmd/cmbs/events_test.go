@@ -20,6 +20,7 @@ import (
 
 	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/broker/notify"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/occi"
 )
 
@@ -27,6 +28,7 @@ import (
 // subscription kind are served behind it, a callback and a WebSocket client
 // both hear a change, and stopping the server closes the stream with 1001.
 func TestServeEvents(t *testing.T) {
+	t.Parallel()
 	users := brokertest.UsersFile(t, "ops", "secret-pw")
 	s := startServe(t, "--store", "file:"+t.TempDir(), "--users", users)
 	wsURL := "ws" + strings.TrimPrefix(s.url, "http") + "/events?events=created&location=/resource/"
@@ -71,7 +73,7 @@ func TestServeEvents(t *testing.T) {
 	if ev.Type != notify.Created || ev.Location != "/resource/r1" {
 		t.Errorf("stream event %+v", ev)
 	}
-	brokertest.WaitFor(t, "the callback", func() bool {
+	cmbstest.Eventually(t, "the callback", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == 1 && got[0].Location == "/resource/r1" && got[0].Subscription == notify.Location+"hook"
@@ -91,6 +93,7 @@ func TestServeEvents(t *testing.T) {
 // serve does as it starts, here the local member the config creates, since
 // the notifier runs before the broker and the config act.
 func TestServeStartIsNotified(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var got []string
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +123,7 @@ func TestServeStartIsNotified(t *testing.T) {
 		t.Fatal(err)
 	}
 	startServe(t, "--store", "file:"+dir, "--config", cfg)
-	brokertest.WaitFor(t, "the member's creation notified", func() bool {
+	cmbstest.Eventually(t, "the member's creation notified", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Contains(got, "created /cmbs/member/m-start")

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store/couch/couchtest"
 )
 
@@ -57,7 +58,7 @@ func guardServe(t *testing.T, store string, flags ...string) *guardProc {
 			t.Logf("server log, last lines:\n%s", e2eTail(p.log.String(), 40))
 		}
 	})
-	e2eEventually(t, 60*time.Second, "cmbs serves", func() bool {
+	cmbstest.EventuallyWithin(t, 60*time.Second, "cmbs serves", func() bool {
 		select {
 		case <-p.done:
 			t.Fatalf("cmbs exited before serving:\n%s", p.log)
@@ -334,7 +335,7 @@ func guardKillMidBatch(t *testing.T, p *guardProc, round int, acked map[string]b
 			}
 		}()
 	}
-	e2eEventually(t, 60*time.Second, "a few batches", func() bool {
+	cmbstest.EventuallyWithin(t, 60*time.Second, "a few batches", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return sent >= 6

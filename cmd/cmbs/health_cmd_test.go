@@ -20,6 +20,7 @@ import (
 )
 
 func TestLocalURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ addr, want string }{
 		{"", "http://127.0.0.1:8090"},
 		{":9000", "http://127.0.0.1:9000"},

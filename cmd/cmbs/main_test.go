@@ -19,7 +19,6 @@ import (
 
 	"github.com/houssem/cmbs/config"
 	"github.com/houssem/cmbs/config/cmbstest"
-	"github.com/houssem/cmbs/occi/auth"
 	"github.com/houssem/cmbs/store/bolt"
 	"github.com/houssem/cmbs/store/couch/couchtest"
 )
@@ -44,6 +43,7 @@ func (b *syncBuffer) String() string {
 }
 
 func TestCommands(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		args       []string
@@ -80,6 +80,7 @@ func TestCommands(t *testing.T) {
 }
 
 func TestVersionFromLinker(t *testing.T) {
+	t.Parallel()
 	old := version
 	version = "v9.9.9"
 	t.Cleanup(func() { version = old })
@@ -93,24 +94,30 @@ func TestVersionFromLinker(t *testing.T) {
 }
 
 func TestPasswd(t *testing.T) {
+	t.Parallel()
+	// Every case but "default cost" hashes at bcrypt's lowest cost: under
+	// the race detector a hash at the default cost takes seconds.
 	tests := []struct {
-		name    string
-		args    []string
-		stdin   string
-		wantPW  string
-		wantErr string
+		name     string
+		args     []string
+		stdin    string
+		wantPW   string
+		wantCost int
+		wantErr  string
 	}{
-		{name: "stdin line", args: []string{"passwd", "user_1"}, stdin: "pass\nignored\n", wantPW: "pass"},
-		{name: "stdin CRLF", args: []string{"passwd", "user_1"}, stdin: "pass\r\n", wantPW: "pass"},
-		{name: "stdin without newline", args: []string{"passwd", "user_1"}, stdin: "pass", wantPW: "pass"},
-		{name: "flag", args: []string{"passwd", "--password", "p w", "user_1"}, stdin: "other\n", wantPW: "p w"},
+		{name: "stdin line", args: []string{"passwd", "--cost", "4", "user_1"}, stdin: "pass\nignored\n", wantPW: "pass"},
+		{name: "stdin CRLF", args: []string{"passwd", "--cost", "4", "user_1"}, stdin: "pass\r\n", wantPW: "pass"},
+		{name: "stdin without newline", args: []string{"passwd", "--cost", "4", "user_1"}, stdin: "pass", wantPW: "pass"},
+		{name: "flag", args: []string{"passwd", "--cost", "4", "--password", "p w", "user_1"}, stdin: "other\n", wantPW: "p w"},
+		{name: "default cost", args: []string{"passwd", "user_1"}, stdin: "pass\n", wantPW: "pass", wantCost: bcrypt.DefaultCost},
 		{name: "empty stdin", args: []string{"passwd", "user_1"}, stdin: "", wantErr: "read password"},
 		{name: "empty line", args: []string{"passwd", "user_1"}, stdin: "\n", wantErr: "empty password"},
 		{name: "bad user", args: []string{"passwd", "a:b"}, stdin: "pass\n", wantErr: "contains ':'"},
+		{name: "cost too low", args: []string{"passwd", "--cost", "3", "user_1"}, stdin: "pass\n", wantErr: "bcrypt cost 3 is outside 4 to 31"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel() // bcrypt dominates; use both cores
+			t.Parallel()
 			var stdout bytes.Buffer
 			err := run(t.Context(), tt.args, strings.NewReader(tt.stdin), &stdout, io.Discard)
 			if tt.wantErr != "" {
@@ -126,10 +133,17 @@ func TestPasswd(t *testing.T) {
 				t.Fatalf("output = %q, want one user_1:bcrypt line", stdout.String())
 			}
 			// auth's tests show Entry's lines load; here the password read
-			// is the one hashed.
+			// is the one hashed, at the cost asked for.
 			_, hash, _ := strings.Cut(strings.TrimSpace(stdout.String()), ":")
-			if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(tt.wantPW)); err != nil {
-				t.Errorf("password %q does not match the hash: %v", tt.wantPW, err)
+			wantCost := tt.wantCost
+			if wantCost == 0 {
+				wantCost = bcrypt.MinCost
+				if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(tt.wantPW)); err != nil {
+					t.Errorf("password %q does not match the hash: %v", tt.wantPW, err)
+				}
+			}
+			if cost, err := bcrypt.Cost([]byte(hash)); err != nil || cost != wantCost {
+				t.Errorf("hashed at cost %d, %v; want %d", cost, err, wantCost)
 			}
 		})
 	}
@@ -208,6 +222,7 @@ func get(t *testing.T, url string, user, pw string) *http.Response {
 }
 
 func TestServeFileStore(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	s := startServe(t, "--store", "file:"+dir, "--log-format", "json")
 
@@ -240,6 +255,7 @@ func TestServeFileStore(t *testing.T) {
 // TestServeCouchStore serves from a CouchDB-protocol server, the database
 // named in the URL being created on start.
 func TestServeCouchStore(t *testing.T) {
+	t.Parallel()
 	s := startServe(t, "--store", couchtest.Start(t)+"/cmbs")
 	if resp := get(t, s.url+"/-/", "", ""); resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(resp.Body)
@@ -254,12 +270,14 @@ func TestServeCouchStore(t *testing.T) {
 }
 
 func TestServeAuth(t *testing.T) {
-	line, err := auth.Entry("user_1", "pass")
+	// bcrypt's lowest cost: serve checks a password per request, and at
+	// the default cost each check takes seconds under the race detector.
+	hash, err := bcrypt.GenerateFromPassword([]byte("pass"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	users := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(users, []byte("# test users\n"+line+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(users, []byte("# test users\nuser_1:"+string(hash)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("CMBS_USERS_FILE", users)
@@ -285,6 +303,7 @@ func TestServeAuth(t *testing.T) {
 }
 
 func TestServeConfigErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "cmbs.yaml")
 	if err := os.WriteFile(cfgFile, []byte("store: file:"+dir+"\nlisten: :1\n"), 0o600); err != nil {
@@ -334,21 +353,18 @@ func takenAddr(t *testing.T) string {
 // still gets its answer: the handler only answers once the listener is
 // closed, which happens during Shutdown.
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	addrc := make(chan net.Addr, 1)
-	entered := make(chan struct{})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	defer free() // also when the test fails before it means to
 	a := &app{stderr: io.Discard, listening: func(addr net.Addr) { addrc <- addr }}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(entered)
-		addr := r.Context().Value(http.LocalAddrContextKey).(net.Addr).String()
-		waitUntil(t, 30*time.Second, func() bool {
-			c, err := net.Dial("tcp", addr)
-			if err == nil {
-				_ = c.Close()
-			}
-			return err != nil
-		})
+		<-release
 		_, _ = w.Write([]byte("done"))
 	})
 	cfg := config.Default()
@@ -364,12 +380,20 @@ func TestGracefulShutdown(t *testing.T) {
 			got <- err.Error()
 			return
 		}
-		defer cmbstest.NoError(t, resp.Body.Close)
 		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
 		got <- string(b)
 	}()
 	<-entered
 	cancel()
+	cmbstest.Eventually(t, "Shutdown to close the listener", func() bool {
+		c, err := net.Dial("tcp", addr.String())
+		if err == nil {
+			_ = c.Close()
+		}
+		return err != nil
+	})
+	free()
 	if body := <-got; body != "done" {
 		t.Errorf("in-flight request got %q, want its answer", body)
 	}
@@ -381,6 +405,7 @@ func TestGracefulShutdown(t *testing.T) {
 // TestShutdownTimeout shows a request outliving the shutdown timeout makes
 // serve return an error instead of waiting for ever.
 func TestShutdownTimeout(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	addrc := make(chan net.Addr, 1)
@@ -399,7 +424,7 @@ func TestShutdownTimeout(t *testing.T) {
 	addr := <-addrc
 	go func() {
 		if resp, err := http.Get("http://" + addr.String() + "/"); err == nil {
-			cmbstest.NoError(t, resp.Body.Close)
+			_ = resp.Body.Close() // the test may be over: no t here
 		}
 	}()
 	<-entered
@@ -413,16 +438,4 @@ func quietLogger() *logrus.Logger {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	return l
-}
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, within time.Duration, cond func() bool) {
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Errorf("condition not met within %v", within)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -173,6 +173,7 @@ func e2eHosts(t *testing.T, ipTool string) (a, b, c e2eNetns) {
 // only B reaches both others: B discovers C, A discovers B and learns C
 // through it, and A's messages reach C forwarded by B.
 func TestNetnsBroker(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("creates network namespaces and runs cmbs processes")
 	}

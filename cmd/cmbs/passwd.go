@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/houssem/cmbs/occi/auth"
 )
@@ -20,8 +21,9 @@ func (a *app) passwd(args []string) error {
 	fs := pflag.NewFlagSet("passwd", pflag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	password := fs.String("password", "", "the password (default: read the first line of standard input)")
+	cost := fs.Int("cost", bcrypt.DefaultCost, fmt.Sprintf("bcrypt cost, %d to %d: each step doubles the time a password check takes", bcrypt.MinCost, bcrypt.MaxCost))
 	fs.Usage = func() {
-		fmt.Fprint(a.stderr, "Usage: cmbs passwd [--password PW] USER\n\n"+
+		fmt.Fprint(a.stderr, "Usage: cmbs passwd [--password PW] [--cost N] USER\n\n"+
 			"Prints USER:BCRYPT-HASH, a line for the users file (cmbs serve --users FILE).\n\n"+fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
@@ -45,7 +47,7 @@ func (a *app) passwd(args []string) error {
 			return fmt.Errorf("passwd: read password: %w", err)
 		}
 	}
-	line, err := auth.Entry(user, pw)
+	line, err := auth.Entry(user, pw, *cost)
 	if err != nil {
 		return fmt.Errorf("passwd: %w", err)
 	}

@@ -29,41 +29,14 @@ import (
 // serve runs the OCCI server until ctx is cancelled, then lets in-flight
 // requests finish within the shutdown timeout and closes the store.
 func (a *app) serve(ctx context.Context, args []string) error {
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	fs.SetOutput(a.stderr)
-	flags := config.BindFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(a.stderr, "Usage: cmbs serve [flags]\n\n"+
-			"Settings come from defaults, then --config FILE, then CMBS_* variables, then flags;\n"+
-			"'cmbs config schema' describes every key. Without --store, data is kept in\n"+
-			config.DataDir()+" (the XDG data directory), printed at start.\n\n"+fs.FlagUsages())
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: serve: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
-	}
-	cfg, err := flags.Load()
-	if err != nil {
+	cfg, run, err := a.serveConfig(args)
+	if err != nil || !run {
 		return err
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
-	}
 	logger := newLogger(cfg, a.stderr)
-
-	var users *auth.Users
-	if cfg.UsersFile != "" {
-		if users, err = auth.Load(cfg.UsersFile); err != nil {
-			return err
-		}
-		logger.WithField("users_file", cfg.UsersFile).Info("authentication is on")
-	} else {
-		logger.Warn("authentication is off: no users file (--users, CMBS_USERS_FILE); anyone who reaches the server can change it")
+	users, err := loadUsers(cfg, logger)
+	if err != nil {
+		return err
 	}
 
 	st, err := openStore(ctx, cfg.Store, logger)
@@ -156,6 +129,52 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	// Probes and /metrics answer ahead of authentication (cmd/cmbs/ops).
 	handler = operations.Handler(handler)
 	return a.listenAndServe(ctx, cfg, handler, logger)
+}
+
+// serveConfig reads serve's settings from its flags, CMBS_* variables and
+// the config file, and checks them. run is false when the flags asked for
+// help, which it has printed.
+func (a *app) serveConfig(args []string) (cfg config.Config, run bool, err error) {
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	flags := config.BindFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(a.stderr, "Usage: cmbs serve [flags]\n\n"+
+			"Settings come from defaults, then --config FILE, then CMBS_* variables, then flags;\n"+
+			"'cmbs config schema' describes every key. Without --store, data is kept in\n"+
+			config.DataDir()+" (the XDG data directory), printed at start.\n\n"+fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return cfg, false, nil
+		}
+		return cfg, false, fmt.Errorf("%w: serve: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, false, fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+	}
+	if cfg, err = flags.Load(); err != nil {
+		return cfg, false, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, false, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, true, nil
+}
+
+// loadUsers reads the users file when there is one; without it the server
+// authenticates nobody, which it warns about.
+func loadUsers(cfg config.Config, logger logrus.FieldLogger) (*auth.Users, error) {
+	if cfg.UsersFile == "" {
+		logger.Warn("authentication is off: no users file (--users, CMBS_USERS_FILE); anyone who reaches the server can change it")
+		return nil, nil
+	}
+	users, err := auth.Load(cfg.UsersFile)
+	if err != nil {
+		return nil, err
+	}
+	logger.WithField("users_file", cfg.UsersFile).Info("authentication is on")
+	return users, nil
 }
 
 func newLogger(cfg config.Config, out io.Writer) *logrus.Logger {

@@ -144,7 +144,7 @@ func TestServeCertificateReload(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	copyFile(second.Key, key)
 	copyFile(second.Cert, cert)
-	waitUntil(t, 10*time.Second, func() bool {
+	cmbstest.EventuallyWithin(t, 10*time.Second, "the server to serve the new certificate", func() bool {
 		code, err := status(t, httpsClient(t, second, false), "GET", url+"/health/alive", "")
 		return err == nil && code == http.StatusOK
 	})

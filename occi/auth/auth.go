@@ -150,24 +150,35 @@ func checkUser(user string) error {
 	return nil
 }
 
-// HashPassword returns the bcrypt hash of pw at bcrypt's default cost.
-func HashPassword(pw string) (string, error) {
+// HashPassword returns the bcrypt hash of pw at cost, from bcrypt.MinCost
+// to bcrypt.MaxCost; 0 means bcrypt.DefaultCost. Each step of the cost
+// doubles the time a hash, and so each password check, takes.
+func HashPassword(pw string, cost int) (string, error) {
 	if pw == "" {
 		return "", errors.New("empty password")
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	// bcrypt itself would quietly use its default for a cost below its
+	// minimum; a cost asked for is either used or refused.
+	if cost < bcrypt.MinCost || cost > bcrypt.MaxCost {
+		return "", fmt.Errorf("bcrypt cost %d is outside %d to %d", cost, bcrypt.MinCost, bcrypt.MaxCost)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
 	return string(h), nil
 }
 
-// Entry returns the users-file line for user with password pw.
-func Entry(user, pw string) (string, error) {
+// Entry returns the users-file line for user with password pw hashed at
+// cost, as HashPassword.
+func Entry(user, pw string, cost int) (string, error) {
 	if err := checkUser(user); err != nil {
 		return "", err
 	}
-	h, err := HashPassword(pw)
+	h, err := HashPassword(pw, cost)
 	if err != nil {
 		return "", err
 	}

@@ -39,6 +39,7 @@ func writeUsers(t testing.TB, content string) string {
 }
 
 func TestLoad(t *testing.T) {
+	t.Parallel()
 	a := quickHash(t, "pa", "$2a$")
 	b := quickHash(t, "pb", "$2b$")
 	y := quickHash(t, "py", "$2y$")
@@ -94,6 +95,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
 	if _, err := Load(filepath.Join(t.TempDir(), "absent")); err == nil || !strings.Contains(err.Error(), "users file") {
 		t.Fatalf("Load error = %v", err)
 	}
@@ -113,6 +115,7 @@ func loadUsers(t testing.TB, pairs ...string) *Users {
 }
 
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	u := loadUsers(t, "alice", "wonderland", "bob", "builder")
 	tests := []struct {
 		user, pw string
@@ -141,6 +144,7 @@ func TestVerify(t *testing.T) {
 // TestVerifyCache shows a remembered verification skips bcrypt: once alice's
 // hash is replaced by garbage, only the cache can still accept her.
 func TestVerifyCache(t *testing.T) {
+	t.Parallel()
 	u := loadUsers(t, "alice", "wonderland")
 	if !u.Verify("alice", "wonderland") {
 		t.Fatal("first Verify failed")
@@ -155,6 +159,7 @@ func TestVerifyCache(t *testing.T) {
 }
 
 func TestVerifyCacheBounded(t *testing.T) {
+	t.Parallel()
 	u := loadUsers(t, "a", "1", "b", "2", "c", "3", "d", "4")
 	u.cacheLimit = 2
 	for _, p := range [][2]string{{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}, {"a", "1"}} {
@@ -168,6 +173,7 @@ func TestVerifyCacheBounded(t *testing.T) {
 }
 
 func TestVerifyConcurrent(t *testing.T) {
+	t.Parallel()
 	u := loadUsers(t, "alice", "wonderland")
 	u.cacheLimit = 1
 	var wg sync.WaitGroup
@@ -188,6 +194,7 @@ func TestVerifyConcurrent(t *testing.T) {
 }
 
 func TestMiddleware(t *testing.T) {
+	t.Parallel()
 	u := loadUsers(t, "user_1", "pass")
 	h := u.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := User(r.Context())
@@ -257,23 +264,40 @@ func TestMiddleware(t *testing.T) {
 }
 
 func TestHashPassword(t *testing.T) {
-	h, err := HashPassword("s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bcrypt.CompareHashAndPassword([]byte(h), []byte("s3cret")); err != nil {
-		t.Errorf("hash does not verify: %v", err)
+	t.Parallel()
+	for _, cost := range []int{0, bcrypt.MinCost} {
+		h, err := HashPassword("s3cret", cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := cost
+		if cost == 0 {
+			want = bcrypt.DefaultCost
+		} else if err := bcrypt.CompareHashAndPassword([]byte(h), []byte("s3cret")); err != nil {
+			// Checked at the lowest cost only: under the race detector a
+			// check at the default cost takes seconds.
+			t.Errorf("hash does not verify: %v", err)
+		}
+		if got, err := bcrypt.Cost([]byte(h)); err != nil || got != want {
+			t.Errorf("HashPassword at cost %d hashed at %d, %v; want %d", cost, got, err, want)
+		}
 	}
 	for _, pw := range []string{"", strings.Repeat("x", 73)} {
-		if _, err := HashPassword(pw); err == nil {
+		if _, err := HashPassword(pw, bcrypt.MinCost); err == nil {
 			t.Errorf("HashPassword(%d bytes) succeeded", len(pw))
+		}
+	}
+	for _, cost := range []int{-1, bcrypt.MinCost - 1, bcrypt.MaxCost + 1} {
+		if _, err := HashPassword("s3cret", cost); err == nil || !strings.Contains(err.Error(), "outside") {
+			t.Errorf("HashPassword at cost %d = %v, want it refused", cost, err)
 		}
 	}
 }
 
 // TestEntryRoundTrip checks a line from Entry is one Load accepts.
 func TestEntryRoundTrip(t *testing.T) {
-	line, err := Entry("user_1", "pass")
+	t.Parallel()
+	line, err := Entry("user_1", "pass", bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +309,7 @@ func TestEntryRoundTrip(t *testing.T) {
 		t.Error("entry does not verify")
 	}
 	for _, bad := range []string{"", "a:b", "a b", "a\nb"} {
-		if _, err := Entry(bad, "pw"); err == nil {
+		if _, err := Entry(bad, "pw", bcrypt.MinCost); err == nil {
 			t.Errorf("Entry(%q) succeeded", bad)
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"io"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -23,10 +22,6 @@ import (
 	"github.com/houssem/cmbs/store/couch"
 	"github.com/houssem/cmbs/store/couch/couchtest"
 )
-
-// Patience is how long WaitFor waits before failing a test: long enough
-// for a loaded machine running the race detector.
-const Patience = 20 * time.Second
 
 // Quiet returns a logger that discards everything, so a test's output
 // shows only its failures.
@@ -84,18 +79,5 @@ func Backends() []Backend {
 	return []Backend{
 		{Name: "bolt", Open: OpenBolt},
 		{Name: "couch", Open: OpenCouch},
-	}
-}
-
-// WaitFor polls cond until it holds, failing t when it still does not
-// after Patience; what says what was awaited.
-func WaitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(Patience)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", Patience, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -24,6 +24,7 @@ func resource(id, title string) map[string]any {
 
 // TestBackends serves each kind of store and reads back what was written.
 func TestBackends(t *testing.T) {
+	t.Parallel()
 	for _, be := range occitest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
 			t.Parallel()
@@ -39,6 +40,7 @@ func TestBackends(t *testing.T) {
 // TestSharedStore runs two servers on one store the test owns: the second
 // sees what the first wrote, and neither closes the store.
 func TestSharedStore(t *testing.T) {
+	t.Parallel()
 	st := occitest.OpenBolt(t)
 	a := occitest.Serve(t, occitest.ServerOptions{Store: st})
 	b := occitest.Serve(t, occitest.ServerOptions{Store: st, OCCI: occi.Options{Strict: true}})
@@ -58,6 +60,7 @@ func TestSharedStore(t *testing.T) {
 
 // TestOwnStore: a server given its store closes it, once.
 func TestOwnStore(t *testing.T) {
+	t.Parallel()
 	st := occitest.OpenBolt(t)
 	s := occitest.Serve(t, occitest.ServerOptions{Store: st, OwnStore: true})
 	if err := s.CloseStore(); err != nil {
@@ -88,6 +91,7 @@ func (c *cleanups) Errorf(format string, args ...any) {
 // TestOnClose: added parts close after HTTP, latest first, once each, and
 // Close and the test's cleanup report their failures.
 func TestOnClose(t *testing.T) {
+	t.Parallel()
 	ct := &cleanups{TB: t}
 	s := occitest.NewServer(ct, occitest.ServerOptions{Store: occitest.OpenBolt(t), Name: "x"})
 	var order []string
@@ -137,6 +141,7 @@ func TestOnClose(t *testing.T) {
 // TestWrapAndCredentials: Wrap sees every request, with the Client's
 // credentials; Anonymous sends none.
 func TestWrapAndCredentials(t *testing.T) {
+	t.Parallel()
 	wrap := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if u, p, ok := r.BasicAuth(); !ok || u != "op" || p != "pw" {
@@ -159,6 +164,7 @@ func TestWrapAndCredentials(t *testing.T) {
 // TestRequestHeaders: header pairs apply last, and an empty value removes
 // a header.
 func TestRequestHeaders(t *testing.T) {
+	t.Parallel()
 	var got http.Header
 	s := occitest.Serve(t, occitest.ServerOptions{Store: occitest.OpenBolt(t), Wrap: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -189,20 +195,12 @@ func TestRequestHeaders(t *testing.T) {
 
 // TestTry reports a wrong status as an error naming the server.
 func TestTry(t *testing.T) {
+	t.Parallel()
 	s := occitest.Serve(t, occitest.ServerOptions{Store: occitest.OpenBolt(t), Name: "x"})
 	if _, err := s.Try(http.StatusOK, "GET", "/resource/nothing", nil); err == nil || !strings.Contains(err.Error(), "on x: status 404, want 200") {
 		t.Errorf("Try of a missing resource = %v", err)
 	}
 	if _, err := s.Try(http.StatusOK, "GET", "/-/", nil); err != nil {
 		t.Errorf("Try of the query interface = %v", err)
-	}
-}
-
-// TestWaitFor returns once the condition holds.
-func TestWaitFor(t *testing.T) {
-	n := 0
-	occitest.WaitFor(t, "three polls", func() bool { n++; return n == 3 })
-	if n != 3 {
-		t.Errorf("polled %d times", n)
 	}
 }

@@ -132,11 +132,7 @@ func (h *health) ready(w http.ResponseWriter, r *http.Request) {
 	results := make([][]Check, len(h.probes))
 	var wg sync.WaitGroup
 	for i, p := range h.probes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = p(ctx)
-		}()
+		wg.Go(func() { results[i] = p(ctx) })
 	}
 	wg.Wait()
 	rep := Report{Status: "ready", Checks: []Check{}}

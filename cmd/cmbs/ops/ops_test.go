@@ -74,6 +74,7 @@ func states(rep ops.Report) map[string]string {
 }
 
 func TestAliveAndReady(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, brokertest.Options{ID: "probe-a", NoMember: true})
 	ctx := context.Background()
 
@@ -175,6 +176,7 @@ func TestAliveAndReady(t *testing.T) {
 }
 
 func TestProbeMethods(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, brokertest.Options{ID: "probe-m", NoMember: true})
 	tests := []struct {
 		method, path string
@@ -221,6 +223,7 @@ func series(f *dto.MetricFamily, want map[string]string) float64 {
 // and read, B discovers A and sends it a message, then every metric family
 // is found in each exposition.
 func TestMetricsAfterTraffic(t *testing.T) {
+	t.Parallel()
 	a := startServer(t, brokertest.Options{ID: "metrics-a"})
 	b := startServer(t, brokertest.Options{ID: "metrics-b", Neighbors: []*brokertest.Member{a.Member}})
 	b.Discover()
@@ -229,7 +232,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	b.Must(http.StatusOK, "GET", "/cmbs/member/"+a.ID, nil)
 	b.Message("hello", "l2", map[string]any{"message_content": "hello from b"})
 	b.Must(http.StatusAccepted, "POST", "/cmbs/message/hello?action=send_l2", map[string]any{})
-	brokertest.WaitFor(t, "B's l2 delivery counted", func() bool {
+	cmbstest.Eventually(t, "B's l2 delivery counted", func() bool {
 		return series(b.scrape()["cmbs_layer_delivery_duration_seconds"], map[string]string{"layer": "l2"}) == 1
 	})
 	if status, _ := b.anon("GET", "/cmbs/member/"); status != http.StatusUnauthorized {
@@ -314,6 +317,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 // TestWebSocketThroughMiddleware: an upgrade passes through the counting
 // middleware and is counted as 101 once upgraded.
 func TestWebSocketThroughMiddleware(t *testing.T) {
+	t.Parallel()
 	o, err := ops.New(ops.Options{Logger: brokertest.Quiet(), Host: "ws"})
 	if err != nil {
 		t.Fatal(err)
@@ -348,6 +352,7 @@ func TestWebSocketThroughMiddleware(t *testing.T) {
 }
 
 func TestRoute(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ path, want string }{
 		{"/-/", ops.RouteQuery},
 		{"/.well-known/org/ogf/occi/-/", ops.RouteQuery},
