@@ -74,7 +74,7 @@ func (a *app) bench(c *command) func(context.Context) error {
 	fs.BoolVar(&o.embedded, "embedded", false, "run two members in this process instead of using --server")
 	fs.StringVar(&o.layer, "layer", "l2", "layer: "+strings.Join(cli.Layers(), ", "))
 	fs.IntVar(&o.count, "count", 10000, "messages to send")
-	fs.IntVarP(&o.publishers, "publishers", "c", 4, "requests in flight at once")
+	fs.IntVarP(&o.publishers, "publishers", "c", 4, "clients sending at once, one request in flight each")
 	fs.IntVar(&o.batch, "batch", 100, "messages per create request (l1: 1)")
 	fs.IntVar(&o.size, "size", 128, "bytes of content per message")
 	fs.StringVar(&o.expires, "expires", "", "each message's expiry: an RFC 3339 time or a duration such as 10m (the server's default when empty)")

@@ -207,7 +207,7 @@ func (o *sendOptions) lineEntity(raw []byte) (*cli.Entity, error) {
 	if e.Title == "" {
 		e.Title = o.title
 	}
-	nested := nest(attrs)
+	nested := cli.Nest(attrs)
 	m, err := api.MessageFromAttributes(nested)
 	if err != nil {
 		return nil, err
@@ -222,26 +222,6 @@ func (o *sendOptions) lineEntity(raw []byte) (*cli.Entity, error) {
 	e.Attributes = nested
 	setSendOnCreate(e)
 	return e, nil
-}
-
-// nest turns attributes by dotted name into the nested objects the server
-// reads.
-func nest(flat map[string]any) map[string]any {
-	out := map[string]any{}
-	for name, v := range flat {
-		m := out
-		parts := strings.Split(name, ".")
-		for _, p := range parts[:len(parts)-1] {
-			next, ok := m[p].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				m[p] = next
-			}
-			m = next
-		}
-		m[parts[len(parts)-1]] = v
-	}
-	return out
 }
 
 // setSendOnCreate makes the create of e send it on its layer.
