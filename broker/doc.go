@@ -57,20 +57,33 @@
 //	send_l4    to members matching both
 //	execute    run the message here (result and executed recorded)
 //
-// A send answers 202 with the message's Location; it is refused with 400
-// when the message is not sendable, lacks the layer's mixin or declares
-// another cmbs_layer, and with 409 when the server has no local member.
-// The outcome is recorded in delivery: state, counts by status, and per
-// destination its status with the endpoint, the path, via, whether it was
-// stored, a duplicate or executed, the result, or the reason it failed.
+// A send answers 202 with the message's Location once the send is
+// committed (see Delivery guarantees); it is refused with 400 when the
+// message is not sendable, lacks the layer's mixin, declares another
+// cmbs_layer or has an unreadable attribute (expires, a flag), with 409
+// when the server has no local member, and with 503 while the member is
+// terminating (Drain). cmbs.message.send_on_create "True" makes a create
+// send the message on its cmbs_layer as well, in the create's commit; a
+// POST of many such messages creates and queues them all in one commit.
+// With Prefer: wait=N (RFC 7240), an L1 send, or the create of an L1
+// message that sends on create, answers once the reply is recorded or N
+// seconds passed (capped by Config.MaxWait), with the outcome and result
+// and Preference-Applied.
+//
+// The outcome is kept in delivery: state (pending, then done), the expiry,
+// counts by status, and per destination its status (pending, forwarded,
+// delivered, failed, expired) with the endpoint, the path, via, whether it
+// was stored, a duplicate or executed, the result, the attempts, or the
+// reason it failed. A reader of a pending message sees why a destination
+// waits (the next hop unreachable since when, after how many attempts).
 //
 // Each receiver stores the message as a message resource with the same id,
-// path_history extended with its own id. A message arriving again (a retry,
-// a second send) is acknowledged as a duplicate and stored once. A
-// non-storable message is delivered and counted but not stored; an
-// executable one is executed on arrival (Executor is the hook for
-// application handlers; the default records it and echoes its content). L1
-// requests are executed on every arrival, since the reply is their point.
+// path_history extended with its own id. A message arriving again (a
+// retry, a second path, a second send) is acknowledged as a duplicate and
+// neither stored nor run again: the stored copy, or for a non-storable
+// message a record of its id kept until it expires, says it was taken. An
+// executable message is run on arrival (Executor is the hook for
+// application handlers; the default records it and echoes its content).
 //
 // # Topics
 //
@@ -82,35 +95,44 @@
 // # Forwarding
 //
 // A member that is not a direct neighbour is reached through the via member
-// discovery recorded: the sender makes one request per next hop naming the
-// final destinations; each hop delivers what is for it and forwards the
-// rest the same way. Loops are refused (a member already in path_history
-// does not forward again), hop_limit bounds the path, and the whole
-// delivery has a deadline (10 s by default) that each hop passes on, so a
-// dead member far away is reported failed rather than waited for.
-// Acknowledgements are end to end: the sender's outcome says whether the
-// final destination stored the message.
+// discovery recorded: the sender queues one entry per next hop naming the
+// final destinations; each hop takes what is for it and queues the rest for
+// its own next hops, in the commit that acknowledges the entry (custody:
+// the sender's outcome says forwarded). The destination sends a receipt back
+// to the origin, which makes the outcome final; a hop that cannot reach a
+// destination before the message expires sends a receipt saying so. Loops
+// are refused (a member already in path_history does not forward again) and
+// hop_limit bounds the path.
 //
 // # Delivery guarantees
 //
-// Every layer uses the same transport ([github.com/houssem/cmbs/layers]):
-// the receiver binds a ROUTER, the sender connects a DEALER and waits for an
-// application-level acknowledgement, with a request id per attempt; on a
-// timeout the socket is closed, reopened and the request sent again (the
-// ZeroMQ guide's Lazy Pirate). One goroutine owns each receiver socket;
-// handlers run in a bounded pool. PUB/SUB was rejected for L2–L4: it
-// silently drops what is published before a subscriber connects.
+// A 202 (or a 201 for a create that sends) is a promise: the message's
+// pending delivery and one outbox entry per next hop are committed in one
+// store transaction before the answer. One deliverer per peer and layer
+// drains the outbox over a layers.Stream, keeping up to Config.Window
+// entries in flight in batches of Config.Batch, numbered within a session
+// the receiver opens; the receiver takes a session's batches in order,
+// commits each in one transaction (messages, seen records, entries it
+// forwards) and only then acknowledges. An entry not acknowledged (peer
+// down, connection lost, ack timeout) is sent again after a capped
+// exponential backoff with jitter, across restarts of either side, until
+// the message expires (cmbs.message.expires, an RFC 3339 time or a
+// duration from the send; Config.Expiry by default): the destination is
+// then expired and a delivery_failed event fires. Entries to one peer go in
+// the order they were accepted, so a member that was down gets what was
+// sent meanwhile, in order. On start the broker resumes every entry.
+// Outcomes are folded into the messages by one recorder, many per commit,
+// a lone one at once. Delivery is at least once on the wire and once in
+// effect: duplicates are recognised by message id.
 //
-//	L1     ROUTER/DEALER request/reply; at-least-once request, the reply is the acknowledgement,
-//	       late replies discarded; a member down fails after the attempts with unreachable or timeout
-//	L2     acknowledged requests, one per member, in parallel; at-least-once to every known member,
-//	       deduplicated by message id at the receiver, so effectively once; outcome per member
+//	L1     to one member by socket: its reply, the result, comes back with the acknowledgement
+//	L2     to every known member, one entry per next hop
 //	L3.1   as L2, to members selected by provider
 //	L3.2   as L2, to members selected by topic
 //	L4     as L2, to members selected by provider and topic
 //
-// A receiver whose queue is full answers BUSY at once (reported as refused)
-// rather than letting senders time out. Every stored message is committed
-// on the receiver before the acknowledgement, and the sender records the
-// pending state and the outcome.
+// PUB/SUB was rejected for L2–L4: it silently drops what is published
+// before a subscriber connects. Discovery stays request/reply with retries
+// (the ZeroMQ guide's Lazy Pirate). A receiver whose queue is full answers
+// BUSY at once; the sender pauses and sends again in order.
 package broker

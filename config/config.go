@@ -91,6 +91,9 @@ type Config struct {
 	// Member declares the local member, created or updated at start. Nil
 	// leaves the stored local member, if any, as it is.
 	Member *Member `yaml:"member,omitempty" json:"member,omitempty"`
+	// MEC runs cmbs as an ETSI MEC application; off while MEC.Platform is
+	// empty.
+	MEC MEC `yaml:"mec" json:"mec"`
 }
 
 // Log formats accepted in Config.LogFormat.
@@ -125,6 +128,7 @@ func Default() Config {
 		PageLimit:             1000,
 		MaxPageLimit:          5000,
 		MaxCollectionRequests: 4,
+		MEC:                   defaultMEC(),
 	}
 }
 
@@ -157,6 +161,13 @@ func load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 // refuses gives a *FileError listing every problem; c is then unchanged.
 // The document is returned for the line numbers of later problems.
 func (c *Config) readFile(path string) (*document, error) {
+	return c.readSection(path, "")
+}
+
+// readSection is readFile for the mapping under a top-level key of the
+// file (the whole file when key is empty): its problems name their keys
+// from the file's root, key.http, with the file's lines.
+func (c *Config) readSection(path, key string) (*document, error) {
 	switch ext := strings.ToLower(filepath.Ext(path)); ext {
 	case ".yaml", ".yml", ".json":
 	default:
@@ -170,13 +181,26 @@ func (c *Config) readFile(path string) (*document, error) {
 	if problem != nil {
 		return nil, &FileError{Path: path, Problems: []*FieldError{problem}}
 	}
-	doc := parseDocument(root)
+	node := root
+	if key != "" {
+		if node = sectionNode(root, key); node == nil {
+			return &document{lines: map[string]int{}}, nil
+		}
+	}
+	doc := parseDocument(node)
+	if key != "" {
+		// Problems of the section as a whole are at its line.
+		doc.lines[""] = node.Line
+	}
 	checker, err := newSchemaChecker()
 	if err != nil {
 		return nil, err
 	}
 	if problems := checker.check(doc); len(problems) > 0 {
 		sortProblems(problems)
+		for _, p := range problems {
+			p.Field = prefixField(key, p.Field)
+		}
 		return nil, &FileError{Path: path, Problems: problems}
 	}
 	if doc.value == nil {
@@ -184,6 +208,11 @@ func (c *Config) readFile(path string) (*document, error) {
 	}
 	// The schema and the struct declare the same keys (a test keeps them
 	// in step); KnownFields still guards the decoding should they not.
+	if key != "" {
+		if data, err = yaml.Marshal(node); err != nil {
+			return nil, fmt.Errorf("config file %s: %s: %w", path, key, err)
+		}
+	}
 	next := *c
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
@@ -210,6 +239,82 @@ func parseOne(data []byte) (*yaml.Node, *FieldError) {
 		return nil, syntaxProblem(err)
 	}
 	return &root, nil
+}
+
+// sectionNode returns the value of key in a document whose root is a
+// mapping, or nil when it has no such key or holds null there.
+func sectionNode(root *yaml.Node, key string) *yaml.Node {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			v := n.Content[i+1]
+			for v.Kind == yaml.AliasNode {
+				v = v.Alias
+			}
+			if v.ShortTag() == "!!null" {
+				return nil
+			}
+			return v
+		}
+	}
+	return nil
+}
+
+// prefixField names a problem of a section from the file's root.
+func prefixField(key, field string) string {
+	switch {
+	case key == "":
+		return field
+	case field == "" || field == "(file)":
+		return key
+	case strings.HasPrefix(field, "["):
+		return key + field
+	default:
+		return key + "." + field
+	}
+}
+
+// LoadSection returns Default overridden by the mapping under key in the
+// YAML or JSON file at path, such as the controls of an xApp descriptor:
+// the section is a config file of its own, checked against the schema.
+// Problems are a *FileError whose fields start with key and whose lines
+// are the file's. An absent or null key leaves the defaults. Neither the
+// environment nor flags are applied, nor Validate.
+func LoadSection(path, key string) (Config, error) {
+	c := Default()
+	if _, err := c.readSection(path, key); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Document returns c as a config file would state it, every key set, in
+// the values encoding/json writes and the schema describes: durations as
+// strings such as "10s". The mec section is left out while it is off.
+func (c Config) Document() (map[string]any, error) {
+	raw, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	doc := parseDocument(&root)
+	out, ok := doc.value.(map[string]any)
+	if !ok || len(doc.problems) > 0 {
+		return nil, fmt.Errorf("config: cannot be written as a document")
+	}
+	if !c.MEC.Enabled() {
+		delete(out, "mec")
+	}
+	return out, nil
 }
 
 // yamlLine finds the line in the YAML parser's messages.

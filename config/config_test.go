@@ -81,6 +81,7 @@ max_collection_requests: 8
 					PageLimit:             100,
 					MaxPageLimit:          200,
 					MaxCollectionRequests: 8,
+					MEC:                   defaultMEC(),
 				}
 			},
 		},
@@ -201,7 +202,7 @@ func TestPrecedence(t *testing.T) {
 				*c = Config{HTTP: "127.0.0.1:1", Store: "http://127.0.0.1:5984/x", PublicURL: "http://a.example",
 					LogLevel: "trace", LogFormat: "json", Strict: true, UsersFile: "/u", ShutdownTimeout: time.Second,
 					WithInfrastructure: true, MaxMessageBytes: 1024, TLSCert: "/c.pem", TLSKey: "/k.pem", TLSClientCA: "/ca.pem",
-					PageLimit: 10, MaxPageLimit: 20, MaxCollectionRequests: 2}
+					PageLimit: 10, MaxPageLimit: 20, MaxCollectionRequests: 2, MEC: defaultMEC()}
 			},
 		},
 		{
@@ -220,7 +221,24 @@ func TestPrecedence(t *testing.T) {
 			want: func(c *Config) {
 				*c = Config{HTTP: ":2", Store: "file:/b", PublicURL: "http://b.example", LogLevel: "error",
 					LogFormat: "text", Strict: false, UsersFile: "/v", ShutdownTimeout: 2 * time.Second,
-					MaxMessageBytes: 2048, TLSCert: "/c2.pem", TLSKey: "/k2.pem", PageLimit: 30, MaxPageLimit: 40, MaxCollectionRequests: 3}
+					MaxMessageBytes: 2048, TLSCert: "/c2.pem", TLSKey: "/k2.pem", PageLimit: 30, MaxPageLimit: 40, MaxCollectionRequests: 3, MEC: defaultMEC()}
+			},
+		},
+		{
+			name: "mec section from file, variables and flags",
+			file: "mec:\n  platform: https://mep.example/sbx/mep1\n  app_instance_id: from-file\n  oauth2: {client_id: file-id, scopes: [a]}\n",
+			env: map[string]string{
+				"CMBS_MEC_APP_INSTANCE_ID": "from-env", "CMBS_MEC_OAUTH2_CLIENT_SECRET": "s3cret",
+				"CMBS_MEC_OAUTH2_SCOPES": "mec_app_support,mec_service_mgmt", "CMBS_MEC_RETRY_MAX": "5s",
+			},
+			flags: []string{"--mec-callback-url=http://cmbs.example:8090", "--mec-oauth2-token-url=https://auth.example/token",
+				"--mec-app-support-root=mec_app_support/v1", "--mec-service-mgmt-root=sm/v1", "--mec-advertise-host=cmbs.example"},
+			want: func(c *Config) {
+				c.MEC = MEC{Platform: "https://mep.example/sbx/mep1", AppInstanceID: "from-env",
+					AppSupportRoot: "mec_app_support/v1", ServiceMgmtRoot: "sm/v1",
+					CallbackURL: "http://cmbs.example:8090", AdvertiseHost: "cmbs.example", RetryMax: 5 * time.Second,
+					OAuth2: OAuth2{TokenURL: "https://auth.example/token", ClientID: "file-id", ClientSecret: "s3cret",
+						Scopes: []string{"mec_app_support", "mec_service_mgmt"}}}
 			},
 		},
 	}
@@ -311,19 +329,42 @@ func TestFlagsAndVariables(t *testing.T) {
 		"page-limit":              "CMBS_PAGE_LIMIT",
 		"max-page-limit":          "CMBS_MAX_PAGE_LIMIT",
 		"max-collection-requests": "CMBS_MAX_COLLECTION_REQUESTS",
+
+		"mec-platform":             "CMBS_MEC_PLATFORM",
+		"mec-app-instance-id":      "CMBS_MEC_APP_INSTANCE_ID",
+		"mec-app-support-root":     "CMBS_MEC_APP_SUPPORT_ROOT",
+		"mec-service-mgmt-root":    "CMBS_MEC_SERVICE_MGMT_ROOT",
+		"mec-callback-url":         "CMBS_MEC_CALLBACK_URL",
+		"mec-advertise-host":       "CMBS_MEC_ADVERTISE_HOST",
+		"mec-retry-max":            "CMBS_MEC_RETRY_MAX",
+		"mec-oauth2-token-url":     "CMBS_MEC_OAUTH2_TOKEN_URL",
+		"mec-oauth2-client-id":     "CMBS_MEC_OAUTH2_CLIENT_ID",
+		"mec-oauth2-client-secret": "CMBS_MEC_OAUTH2_CLIENT_SECRET",
+		"mec-oauth2-scopes":        "CMBS_MEC_OAUTH2_SCOPES",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("flags and variables = %v, want %v", got, want)
 	}
 	// Every Config field is reachable from a flag: one flag per field, but
-	// for the sections set in the file only.
+	// for the sections set in the file only; the mec section's fields
+	// (and its oauth2's) have one each.
 	fileOnly := map[string]bool{"Backends": true, "Member": true}
-	var withFlag int
-	for f := range reflect.TypeFor[Config]().Fields() {
-		if !fileOnly[f.Name] {
-			withFlag++
+	sections := map[string]bool{"MEC": true, "OAuth2": true}
+	var count func(t reflect.Type) int
+	count = func(t reflect.Type) int {
+		n := 0
+		for f := range t.Fields() {
+			switch {
+			case fileOnly[f.Name]:
+			case sections[f.Name]:
+				n += count(f.Type)
+			default:
+				n++
+			}
 		}
+		return n
 	}
+	withFlag := count(reflect.TypeFor[Config]())
 	if withFlag != len(want) {
 		t.Errorf("Config has %d fields settable by flag but %d flags", withFlag, len(want))
 	}
@@ -507,7 +548,7 @@ func TestExampleFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := writeFile(t, "uncommented.yaml", uncomment(string(raw), "backends:", "member:"))
+	path := writeFile(t, "uncommented.yaml", uncomment(string(raw), "backends:", "member:", "mec:"))
 	if err := CheckFile(path); err != nil {
 		t.Fatalf("example with its sections switched on: %v", err)
 	}
@@ -520,6 +561,9 @@ func TestExampleFile(t *testing.T) {
 	}
 	if c.Member == nil || c.Member.ID != "member-a" || len(c.Member.Sockets) != 5 || len(c.Member.Start) != 5 || !c.Member.Discover {
 		t.Errorf("example member = %+v", c.Member)
+	}
+	if c.MEC.Platform == "" || c.MEC.AppInstanceID == "" || c.MEC.OAuth2.ClientID != "cmbs" {
+		t.Errorf("example mec = %+v", c.MEC)
 	}
 }
 

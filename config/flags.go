@@ -56,6 +56,33 @@ func (c *Config) register(fs *pflag.FlagSet) {
 	env("max-page-limit", "CMBS_MAX_PAGE_LIMIT")
 	fs.IntVar(&c.MaxCollectionRequests, "max-collection-requests", c.MaxCollectionRequests, "requests walking a collection (lists, filters, collection deletes and actions) served at once; others wait")
 	env("max-collection-requests", "CMBS_MAX_COLLECTION_REQUESTS")
+	c.MEC.register(fs, env)
+}
+
+// register declares the mec section's flags, --mec-*.
+func (m *MEC) register(fs *pflag.FlagSet, env func(name, variable string)) {
+	fs.StringVar(&m.Platform, "mec-platform", m.Platform, "MEC platform base URL; set, cmbs runs the ETSI MEC 011 application life cycle")
+	env("mec-platform", "CMBS_MEC_PLATFORM")
+	fs.StringVar(&m.AppInstanceID, "mec-app-instance-id", m.AppInstanceID, "application instance id the MEC platform manager allocated")
+	env("mec-app-instance-id", "CMBS_MEC_APP_INSTANCE_ID")
+	fs.StringVar(&m.AppSupportRoot, "mec-app-support-root", m.AppSupportRoot, "root of the MEC application support API under the platform URL")
+	env("mec-app-support-root", "CMBS_MEC_APP_SUPPORT_ROOT")
+	fs.StringVar(&m.ServiceMgmtRoot, "mec-service-mgmt-root", m.ServiceMgmtRoot, "root of the MEC service management API under the platform URL")
+	env("mec-service-mgmt-root", "CMBS_MEC_SERVICE_MGMT_ROOT")
+	fs.StringVar(&m.CallbackURL, "mec-callback-url", m.CallbackURL, "base URL the MEC platform posts notifications to (default: public URL)")
+	env("mec-callback-url", "CMBS_MEC_CALLBACK_URL")
+	fs.StringVar(&m.AdvertiseHost, "mec-advertise-host", m.AdvertiseHost, "host named in the registered transports for wildcard binds (default: host name)")
+	env("mec-advertise-host", "CMBS_MEC_ADVERTISE_HOST")
+	fs.DurationVar(&m.RetryMax, "mec-retry-max", m.RetryMax, "longest wait between two attempts while the MEC platform is unreachable")
+	env("mec-retry-max", "CMBS_MEC_RETRY_MAX")
+	fs.StringVar(&m.OAuth2.TokenURL, "mec-oauth2-token-url", m.OAuth2.TokenURL, "OAuth2 token endpoint for the MEC platform (client credentials grant)")
+	env("mec-oauth2-token-url", "CMBS_MEC_OAUTH2_TOKEN_URL")
+	fs.StringVar(&m.OAuth2.ClientID, "mec-oauth2-client-id", m.OAuth2.ClientID, "OAuth2 client id for the MEC platform")
+	env("mec-oauth2-client-id", "CMBS_MEC_OAUTH2_CLIENT_ID")
+	fs.StringVar(&m.OAuth2.ClientSecret, "mec-oauth2-client-secret", m.OAuth2.ClientSecret, "OAuth2 client secret; prefer the variable, a flag shows in ps")
+	env("mec-oauth2-client-secret", "CMBS_MEC_OAUTH2_CLIENT_SECRET")
+	fs.StringSliceVar(&m.OAuth2.Scopes, "mec-oauth2-scopes", m.OAuth2.Scopes, "OAuth2 scopes to ask for, comma-separated")
+	env("mec-oauth2-scopes", "CMBS_MEC_OAUTH2_SCOPES")
 }
 
 // applyEnv sets every field whose CMBS_* variable lookupEnv reports, even
@@ -109,6 +136,28 @@ func (f *Flags) Load() (Config, error) {
 func (f *Flags) load(lookupEnv func(string) (string, bool)) (Config, error) {
 	c, err := load(f.path, lookupEnv)
 	if err != nil {
+		return Config{}, err
+	}
+	if err := f.apply(&c); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// LoadOver returns base with the CMBS_* variables and then the flags given
+// on the command line applied, for a configuration that does not come
+// from --config (the controls of an xApp descriptor). It fails when
+// --config was given too. It does not validate the result.
+func (f *Flags) LoadOver(base Config) (Config, error) {
+	return f.loadOver(base, os.LookupEnv)
+}
+
+func (f *Flags) loadOver(base Config, lookupEnv func(string) (string, bool)) (Config, error) {
+	if f.path != "" {
+		return Config{}, fmt.Errorf("--config %s: the configuration comes from elsewhere already", f.path)
+	}
+	c := base
+	if err := c.applyEnv(lookupEnv); err != nil {
 		return Config{}, err
 	}
 	if err := f.apply(&c); err != nil {

@@ -314,6 +314,7 @@ func TestSchemaMatchesConfig(t *testing.T) {
 		t.Errorf("$schema = %v", schema["$schema"])
 	}
 	defs := schema["$defs"].(map[string]any)
+	mecSchema := schema["properties"].(map[string]any)["mec"].(map[string]any)
 	sections := []struct {
 		name   string
 		typ    reflect.Type
@@ -322,6 +323,8 @@ func TestSchemaMatchesConfig(t *testing.T) {
 		{"config", reflect.TypeFor[Config](), schema},
 		{"backend", reflect.TypeFor[KindBackends](), defs["backend"].(map[string]any)},
 		{"member", reflect.TypeFor[Member](), defs["member"].(map[string]any)},
+		{"mec", reflect.TypeFor[MEC](), mecSchema},
+		{"mec.oauth2", reflect.TypeFor[OAuth2](), mecSchema["properties"].(map[string]any)["oauth2"].(map[string]any)},
 	}
 	for _, s := range sections {
 		var tags []string
@@ -360,20 +363,27 @@ func TestSchemaMatchesConfig(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &defaults); err != nil {
 		t.Fatal(err)
 	}
-	for key, p := range schema["properties"].(map[string]any) {
-		def, ok := p.(map[string]any)["default"]
-		if !ok {
-			continue
-		}
-		got := defaults[key]
-		if n, ok := got.(int); ok {
-			// JSON numbers decode as float64, YAML integers as int.
-			got = float64(n)
-		}
-		if !reflect.DeepEqual(got, def) {
-			t.Errorf("schema default of %s = %#v, Default() has %#v", key, def, got)
+	checkDefaults := func(prefix string, props map[string]any, defaults map[string]any) {
+		for key, p := range props {
+			def, ok := p.(map[string]any)["default"]
+			if !ok {
+				continue
+			}
+			got := defaults[key]
+			if n, ok := got.(int); ok {
+				// JSON numbers decode as float64, YAML integers as int.
+				got = float64(n)
+			}
+			if !reflect.DeepEqual(got, def) {
+				t.Errorf("schema default of %s%s = %#v, Default() has %#v", prefix, key, def, got)
+			}
 		}
 	}
+	checkDefaults("", schema["properties"].(map[string]any), defaults)
+	mecDefaults := defaults["mec"].(map[string]any)
+	checkDefaults("mec.", mecSchema["properties"].(map[string]any), mecDefaults)
+	checkDefaults("mec.oauth2.", mecSchema["properties"].(map[string]any)["oauth2"].(map[string]any)["properties"].(map[string]any),
+		mecDefaults["oauth2"].(map[string]any))
 }
 
 // TestUnparsableFiles shows a file that is not YAML, or holds more than one

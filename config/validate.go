@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"strconv"
 
@@ -85,6 +84,7 @@ func (c Config) Validate() error {
 	if c.Member != nil {
 		validateMember(c.Member, bad)
 	}
+	validateMEC(c, bad)
 	return errors.Join(errs...)
 }
 
@@ -106,21 +106,7 @@ func checkPublicURL(raw string) error {
 	if raw == "" {
 		return nil
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("not a URL: %w", err)
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("scheme %q is not http or https", u.Scheme)
-	case u.Host == "":
-		return errors.New("names no host")
-	case u.User != nil:
-		return errors.New("must not carry credentials")
-	case u.RawQuery != "" || u.Fragment != "":
-		return errors.New("must not have a query or fragment")
-	}
-	return nil
+	return checkHTTPURL(raw, false)
 }
 
 func checkReadableFile(path string) error {

@@ -3,6 +3,7 @@
 //	cmbs serve [flags]     run the OCCI server (see cmbs serve --help)
 //	cmbs passwd USER       print a users-file line for USER
 //	cmbs config check FILE check a config file; cmbs config schema prints its schema
+//	cmbs xapp descriptor   print the O-RAN xApp descriptor; cmbs xapp schema its controls schema
 //	cmbs version           print the version
 //	cmbs health            exit 0 when a running server is ready (Docker HEALTHCHECK)
 //	cmbs message|member|subscription|categories|watch|bench|completion
@@ -35,6 +36,8 @@ Commands:
   serve         run the OCCI server
   passwd USER   print a users-file line (user:bcrypt-hash) for USER
   config        check a config file (config check FILE), print its schema
+  xapp          print the O-RAN SC xApp descriptor (xapp descriptor) or its
+                controls schema (xapp schema)
   version       print the version
   health        ask a running server's readiness probe; exit 0 when ready
 
@@ -108,6 +111,8 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return a.passwd(rest)
 	case "config":
 		return a.configCmd(rest)
+	case "xapp":
+		return a.xappCmd(rest)
 	case "health":
 		return a.health(ctx, rest)
 	case "version", "--version":

@@ -113,6 +113,12 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := applyConfigSections(ctx, cfg, srv, brk, logger); err != nil {
 		return err
 	}
+	// The MEC life cycle (edge.go): its readiness probe, and its callback
+	// ahead of authentication.
+	edge, err := newEdge(cfg, brk, operations, logger)
+	if err != nil {
+		return err
+	}
 	// The dashboard (cmd/cmbs/ui) is served behind the same authentication
 	// as the API, at /ui/, and a browser's GET / is sent there.
 	dashboard, err := ui.New()
@@ -126,9 +132,10 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if cfg.TLSClientCA != "" {
 		handler = requireClientCert(handler)
 	}
+	handler = edge.handler(handler)
 	// Probes and /metrics answer ahead of authentication (cmd/cmbs/ops).
 	handler = operations.Handler(handler)
-	return a.listenAndServe(ctx, cfg, handler, logger)
+	return a.listenAndServeWith(ctx, cfg, handler, logger, edge.companion())
 }
 
 // serveConfig reads serve's settings from its flags, CMBS_* variables and
@@ -138,10 +145,11 @@ func (a *app) serveConfig(args []string) (cfg config.Config, run bool, err error
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	flags := config.BindFlags(fs)
+	xappConfig := fs.String("xapp-config", "", "O-RAN xApp descriptor (config-file.json) whose controls and messaging ports configure the server, instead of --config")
 	fs.Usage = func() {
 		fmt.Fprint(a.stderr, "Usage: cmbs serve [flags]\n\n"+
-			"Settings come from defaults, then --config FILE, then CMBS_* variables, then flags;\n"+
-			"'cmbs config schema' describes every key. Without --store, data is kept in\n"+
+			"Settings come from defaults, then --config FILE (or --xapp-config FILE), then CMBS_* variables,\n"+
+			"then flags; 'cmbs config schema' describes every key. Without --store, data is kept in\n"+
 			config.DataDir()+" (the XDG data directory), printed at start.\n\n"+fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
@@ -153,7 +161,7 @@ func (a *app) serveConfig(args []string) (cfg config.Config, run bool, err error
 	if fs.NArg() > 0 {
 		return cfg, false, fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
 	}
-	if cfg, err = flags.Load(); err != nil {
+	if cfg, err = loadServeConfig(flags, *xappConfig); err != nil {
 		return cfg, false, err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -223,6 +231,14 @@ func openStore(ctx context.Context, raw string, logger logrus.FieldLogger) (stor
 // listenAndServe serves handler on cfg.HTTP until ctx is cancelled, then
 // shuts the HTTP server down gracefully.
 func (a *app) listenAndServe(ctx context.Context, cfg config.Config, handler http.Handler, logger *logrus.Logger) error {
+	return a.listenAndServeWith(ctx, cfg, handler, logger, nil)
+}
+
+// listenAndServeWith is listenAndServe with a companion, when not nil,
+// run once the server listens: the server stops when it returns (with its
+// error), and when ctx ends first the shutdown waits for it to return.
+func (a *app) listenAndServeWith(ctx context.Context, cfg config.Config, handler http.Handler, logger *logrus.Logger,
+	companion func(ctx context.Context, addr net.Addr) error) error {
 	tc, err := tlsConfig(cfg, logger)
 	if err != nil {
 		return err
@@ -250,12 +266,33 @@ func (a *app) listenAndServe(ctx context.Context, cfg config.Config, handler htt
 	if a.listening != nil {
 		a.listening(ln.Addr())
 	}
-
+	// The companion's result: a nil channel, never ready, without one.
+	var companionDone chan error
+	stopCompanion := func() {}
+	if companion != nil {
+		companionDone = make(chan error, 1)
+		cctx, cancel := context.WithCancel(ctx)
+		stopCompanion = cancel
+		go func() { companionDone <- companion(cctx, ln.Addr()) }()
+	}
+	var stopErr error
 	select {
 	case err := <-served:
+		if companion != nil {
+			stopCompanion()
+			if err := <-companionDone; err != nil {
+				logger.WithError(err).Warn("stopping beside a failed server")
+			}
+		}
 		return fmt.Errorf("http: %w", err)
+	case stopErr = <-companionDone:
 	case <-ctx.Done():
+		if companion != nil {
+			// The companion sees ctx end too: wait for what it does then.
+			stopErr = <-companionDone
+		}
 	}
+	stopCompanion()
 	logger.WithField("timeout", cfg.ShutdownTimeout).Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
@@ -266,7 +303,10 @@ func (a *app) listenAndServe(ctx context.Context, cfg config.Config, handler htt
 	if err != nil {
 		// Requests still running are cut off so the store can close.
 		_ = hs.Close() // it reports only the listener's close, which Shutdown already did
-		return fmt.Errorf("shutdown: requests still running after %v: %w", cfg.ShutdownTimeout, err)
+		return errors.Join(stopErr, fmt.Errorf("shutdown: requests still running after %v: %w", cfg.ShutdownTimeout, err))
+	}
+	if stopErr != nil {
+		return stopErr
 	}
 	logger.Info("stopped")
 	return nil
