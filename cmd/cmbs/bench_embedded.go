@@ -144,12 +144,22 @@ func serveDefaults(given map[string]string) []string {
 			return
 		}
 		v, ok := given[f.Name]
-		if !ok {
+		switch {
+		case ok:
+		case isSlice(f.Value):
+			// A list's default shows as [a,b]; the flag takes a,b.
+			v = strings.Join(f.Value.(pflag.SliceValue).GetSlice(), ",")
+		default:
 			v = f.DefValue
 		}
 		out = append(out, "--"+f.Name+"="+v)
 	})
 	return out
+}
+
+func isSlice(v pflag.Value) bool {
+	_, ok := v.(pflag.SliceValue)
+	return ok
 }
 
 // checkDiscovered makes sure the sender knows the receiver.

@@ -155,3 +155,20 @@ func TestBenchUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestServeDefaults: the embedded members get every serve setting as a
+// flag, so no CMBS_* variable reaches them, and lists come as lists.
+func TestServeDefaults(t *testing.T) {
+	args := serveDefaults(map[string]string{"http": "127.0.0.1:0"})
+	joined := " " + strings.Join(args, " ") + " "
+	for _, want := range []string{" --http=127.0.0.1:0 ", " --users= ", " --log-level=info ", " --tls-cert= "} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("serve flags lack %q: %v", want, args)
+		}
+	}
+	for _, a := range args {
+		if strings.Contains(a, "=[") || strings.HasPrefix(a, "--config=") {
+			t.Errorf("serve flag %q", a)
+		}
+	}
+}
