@@ -76,6 +76,18 @@ type Config struct {
 	// MaxMessageSize bounds what one layer request, or one reply, may
 	// hold (default 64 MiB).
 	MaxMessageSize int64
+	// HeartbeatInterval is how often the local member exchanges with its
+	// direct neighbours (default 1s); a neighbour silent for three is
+	// down. DiscoveryInterval is how often a full check_neighbors runs
+	// (default 30s), and ForgetAfter how long a member without a route is
+	// kept (default 24h). A negative HeartbeatInterval turns liveness off:
+	// routes then change only with check_neighbors.
+	HeartbeatInterval time.Duration
+	DiscoveryInterval time.Duration
+	ForgetAfter       time.Duration
+	// Bind says what the layers' receivers bind when that is not the
+	// local member's sockets themselves (see Bind).
+	Bind Bind
 	// Leases, when set, decide which of several servers sharing one store
 	// delivers each stream of the outbox: a deliverer works only while its
 	// server holds the stream's lease (see Leases). Nil: this server
@@ -126,6 +138,11 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Expiry, DefaultExpiry)
 	setDefault(&c.MaxWait, DefaultMaxWait)
 	setDefault(&c.MaxMessageSize, maxRequestBytes)
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	setDefault(&c.DiscoveryInterval, DefaultDiscoveryInterval)
+	setDefault(&c.ForgetAfter, DefaultForgetAfter)
 	if c.Executor == nil {
 		c.Executor = recordExecutor{}
 	}
@@ -145,7 +162,12 @@ type Broker struct {
 	st     store.Store
 	log    logrus.FieldLogger
 	direct *layers.Client
+	// beats is the client of heartbeats: one attempt each, as long as an
+	// interval, since the next beat is the retry.
+	beats  *layers.Client
 	table  *memberTable
+	routes *routeTable
+	live   *liveness
 	rec    *recorder
 	keys   keygen
 	waits  waiters
@@ -181,14 +203,27 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("broker: a store is required")
 	}
+	if err := cfg.Bind.Check(); err != nil {
+		return nil, err
+	}
 	cfg.applyDefaults()
 	log := cfg.Logger.WithField("component", "broker")
 	direct, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: cfg.MaxMessageSize, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	beatTimeout := cfg.HeartbeatInterval
+	if beatTimeout <= 0 {
+		beatTimeout = cfg.Timeout
+	}
+	beats, err := layers.NewClient(layers.ClientConfig{Timeout: beatTimeout, Attempts: 1, MaxMessageSize: cfg.MaxMessageSize, Logger: log})
+	if err != nil {
+		_ = direct.Close()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Broker{cfg: cfg, st: cfg.Store, log: log, direct: direct,
+	b := &Broker{cfg: cfg, st: cfg.Store, log: log, direct: direct, beats: beats,
+		routes: newRouteTable(""), live: newLiveness(),
 		table:     &memberTable{st: cfg.Store, log: log},
 		receivers: map[Layer]*layers.Receiver{}, deliverers: map[streamKey]*deliverer{},
 		delivering: map[string]chan struct{}{}, ctx: ctx, cancel: cancel}
@@ -241,6 +276,10 @@ func (b *Broker) Start(ctx context.Context) error {
 	b.background(b.table.follow)
 	b.background(b.rec.run)
 	b.background(b.pruneSeen)
+	if b.cfg.HeartbeatInterval > 0 {
+		b.background(b.heartbeat)
+	}
+	b.startShared()
 	if err := b.resume(ctx); err != nil {
 		return err
 	}
@@ -362,7 +401,7 @@ func (b *Broker) Close() error {
 	}
 	b.cancel()
 	b.wg.Wait()
-	errs = append(errs, b.direct.Close())
+	errs = append(errs, b.direct.Close(), b.beats.Close())
 	return errors.Join(errs...)
 }
 

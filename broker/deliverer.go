@@ -42,6 +42,12 @@ type deliverer struct {
 	known map[string]bool
 	// state is what the deliverer is doing, for the messages' readers.
 	state peerState
+	// retracted are entries moved to other streams, to drop from the
+	// queue (which run owns).
+	retracted []string
+	// reread asks run to read the store again: another server sharing it
+	// wrote to this stream (see recheck).
+	reread bool
 
 	// Owned by run.
 	queue    []*entry
@@ -115,6 +121,47 @@ func (d *deliverer) poke() {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// retract takes back entries moved to another stream: those queued are
+// dropped; one in flight is settled by its answer, or, if none comes, its
+// resend finds it gone (a duplicate at worst, which receivers recognise).
+func (d *deliverer) retract(ids ...string) {
+	d.mu.Lock()
+	gone := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+		delete(d.known, id)
+	}
+	d.offered = slices.DeleteFunc(d.offered, func(e *entry) bool { return gone[e.id] })
+	d.retracted = append(d.retracted, ids...)
+	d.mu.Unlock()
+	d.poke()
+}
+
+// expects reports whether the entry id is one the deliverer holds or was
+// offered, so a change feed reporting it brings nothing new.
+func (d *deliverer) expects(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.known[id] {
+		return true
+	}
+	for _, e := range d.offered {
+		if e.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// recheck makes the deliverer read its stream from the store again: a
+// server sharing the store wrote entries this one was not offered.
+func (d *deliverer) recheck() {
+	d.mu.Lock()
+	d.reread = true
+	d.mu.Unlock()
+	d.poke()
 }
 
 // forget drops ids the recorder deleted.
@@ -206,6 +253,17 @@ func (d *deliverer) take() {
 	d.mu.Lock()
 	offered := d.offered
 	d.offered = nil
+	if len(d.retracted) > 0 {
+		gone := make(map[string]bool, len(d.retracted))
+		for _, id := range d.retracted {
+			gone[id] = true
+		}
+		d.retracted = nil
+		d.queue = slices.DeleteFunc(d.queue, func(e *entry) bool { return gone[e.id] })
+	}
+	if d.reread {
+		d.reread, d.backlog = false, true
+	}
 	for _, e := range offered {
 		if !d.known[e.id] {
 			d.known[e.id] = true

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/houssem/cmbs/layers"
 	"github.com/houssem/cmbs/occi"
@@ -17,11 +18,18 @@ import (
 // a direct neighbour and describes this member and the members it knows.
 func (b *Broker) onDescribe(ctx context.Context, self *occi.Entity, env envelope) (describeReply, error) {
 	if env.From.ID != "" && env.From.ID != self.ID {
-		if err := b.learn(ctx, self, env.From, "", 1); err != nil {
-			b.log.WithError(err).WithField("member", env.From.ID).Warn("describing member not recorded")
+		b.routes.setSelf(self.ID)
+		if b.routes.alive(env.From.ID, env.From.Sockets[L1], env.Paths, time.Now()) {
+			b.emitMember(EventMemberUp, env.From.ID, "")
+			b.live.routesChanged()
+		}
+		if !b.knownAsDescribed(ctx, env.From) {
+			if err := b.learn(ctx, self, env.From, "", 1); err != nil {
+				b.log.WithError(err).WithField("member", env.From.ID).Warn("describing member not recorded")
+			}
 		}
 	}
-	rep := describeReply{Member: describe(self), Known: []memberInfo{}}
+	rep := describeReply{Member: describe(self), Known: []memberInfo{}, Paths: advertisement(self.ID, env.From.ID, b.routes.routes())}
 	remotes, err := b.remoteMembers(ctx)
 	if err != nil {
 		return rep, err
@@ -32,6 +40,17 @@ func (b *Broker) onDescribe(ctx context.Context, self *occi.Entity, env envelope
 		}
 	}
 	return rep, nil
+}
+
+// knownAsDescribed reports whether the member info describes is recorded as
+// it says: then a describe is only a heartbeat, and nothing is written.
+func (b *Broker) knownAsDescribed(ctx context.Context, info memberInfo) bool {
+	ms, err := b.table.get(ctx)
+	if err != nil {
+		return false
+	}
+	m := ms.byID[info.ID]
+	return m != nil && !m.Local && m.Via == "" && !describesOtherwise(m, info)
 }
 
 // learn records a member described by the network. A direct route always
@@ -141,7 +160,8 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 		via  string
 	}
 	indirect := map[string]route{}
-	payload, err := json.Marshal(envelope{Type: "describe", Layer: L1, From: describe(self)})
+	b.routes.setSelf(self.ID)
+	payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: describe(self), Paths: advertisement(self.ID, "", b.routes.routes())})
 	if err != nil {
 		return res, err
 	}
@@ -198,6 +218,10 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 			states[a.socket] = "reachable: " + m.ID
 			discovered[m.ID] = true
 			reached[m.ID] = true
+			// It answered directly: a neighbour, whose routes count.
+			if b.routes.alive(m.ID, a.socket, a.rep.Paths, time.Now()) {
+				b.emitMember(EventMemberUp, m.ID, "")
+			}
 			for _, n := range m.Neighbors {
 				if !visited[n] {
 					level = append(level, n)

@@ -24,8 +24,8 @@ type Event struct {
 	Time time.Time
 	// Location is the message's location (/cmbs/message/ID).
 	Location string
-	// Message is a copy of the message the sink may keep; nil when it
-	// could not be read.
+	// Message is a copy of the message the sink may keep (of the member,
+	// for member_down and member_up); nil when it could not be read.
 	Message *occi.Entity
 	Layer   Layer
 	// Member is the member that received the message, or the destination

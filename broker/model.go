@@ -56,6 +56,7 @@ const (
 	attrVia            = api.MemberVia
 	attrDistance       = api.MemberDistance
 	attrLastSeen       = api.MemberLastSeen
+	attrReachable      = api.MemberReachable
 )
 
 // Message attribute names.

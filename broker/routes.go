@@ -114,6 +114,38 @@ func (t *routeTable) silent(deadline, now time.Time, reason func(id string) stri
 	return down
 }
 
+// setSelf changes the id of the local member, forgetting what was learned
+// for another.
+func (t *routeTable) setSelf(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.self != id {
+		t.self = id
+		t.neighbors = map[string]*neighbor{}
+		t.heard = map[string]map[string][]string{}
+	}
+}
+
+// forget drops neighbour id.
+func (t *routeTable) forget(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.neighbors, id)
+	delete(t.heard, id)
+}
+
+// neighborList returns a copy of every neighbour's state, by id.
+func (t *routeTable) neighborList() []neighbor {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]neighbor, 0, len(t.neighbors))
+	for _, n := range t.neighbors {
+		out = append(out, *n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
 // routes returns the best route to every member reachable now.
 func (t *routeTable) routes() map[string]route {
 	t.mu.Lock()

@@ -40,6 +40,9 @@ type envelope struct {
 	Session string `json:"session,omitempty"`
 	// Entries are a deliver request's batch, numbered without gaps.
 	Entries []wireEntry `json:"entries,omitempty"`
+	// Paths are, in a describe, the sender's routes: for each member it
+	// reaches, the path from the sender to it (see routeTable).
+	Paths map[string][]string `json:"paths,omitempty"`
 }
 
 // Entry kinds: a message on its way to members, or a receipt on its way
@@ -110,6 +113,8 @@ type entryResult struct {
 type describeReply struct {
 	Member memberInfo   `json:"member"`
 	Known  []memberInfo `json:"known"`
+	// Paths are the describing member's routes, as a describe's are.
+	Paths map[string][]string `json:"paths,omitempty"`
 }
 
 // destResult is the outcome of a delivery at one destination member, as

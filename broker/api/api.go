@@ -102,6 +102,9 @@ const (
 	MemberVia            = "cmbs.member.via"
 	MemberDistance       = "cmbs.member.distance"
 	MemberLastSeen       = "cmbs.member.last_seen"
+	// MemberReachable says whether this server has a route to the member
+	// ("true"/"false"), kept current by the heartbeats.
+	MemberReachable = "cmbs.member.reachable"
 )
 
 // Layer receiver states, as a local member's layers attribute shows them.

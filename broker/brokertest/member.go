@@ -66,9 +66,9 @@ type Options struct {
 
 	// Broker configures the broker; Store and Logger are set by Start,
 	// and a zero Timeout, Attempts, RetryMin or RetryMax takes the
-	// Default above. The broker is started as cmbs serve starts it: it
-	// resumes the outbox and restarts the layers the store records
-	// running.
+	// Default above; heartbeats are off unless HeartbeatInterval is set.
+	// The broker is started as cmbs serve starts it: it resumes the
+	// outbox and restarts the layers the store records running.
 	Broker broker.Config
 	// Events, when set, attaches a notifier built from it (Store and a nil
 	// Logger filled in): registered on the server, fed by the broker and
@@ -155,6 +155,11 @@ func Start(t testing.TB, opts Options) *Member {
 	}
 	if cfg.RetryMax == 0 {
 		cfg.RetryMax = DefaultRetryMax
+	}
+	if cfg.HeartbeatInterval == 0 {
+		// Off unless a test asks: routes then change only when the test
+		// discovers or edits them.
+		cfg.HeartbeatInterval = -1
 	}
 	b, err := broker.New(cfg)
 	if err != nil {

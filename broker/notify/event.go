@@ -18,11 +18,13 @@ const (
 	Deleted         = "deleted"
 	MessageReceived = broker.EventMessageReceived
 	DeliveryFailed  = broker.EventDeliveryFailed
+	MemberDown      = broker.EventMemberDown
+	MemberUp        = broker.EventMemberUp
 )
 
 // EventTypes lists every event type, in the order the documentation gives.
 func EventTypes() []string {
-	return []string{Created, Updated, Deleted, MessageReceived, DeliveryFailed}
+	return []string{Created, Updated, Deleted, MessageReceived, DeliveryFailed, MemberDown, MemberUp}
 }
 
 // Event is one notification, as callbacks receive it in their body and
@@ -186,8 +188,12 @@ func intersects(a, b []string) bool {
 }
 
 // fromBroker turns a broker event into a notification.
-func fromBroker(id string, be broker.Event) *Event {
-	return &Event{ID: id, Type: be.Type, Time: be.Time, Location: be.Location, Kind: broker.MessageKind,
+func fromBroker(be broker.Event) *Event {
+	kind := broker.MessageKind
+	if be.Type == MemberDown || be.Type == MemberUp {
+		kind = broker.MemberKind
+	}
+	return &Event{ID: brokerEventID(be), Type: be.Type, Time: be.Time, Location: be.Location, Kind: kind,
 		Entity: be.Message, Layer: string(be.Layer), Member: be.Member, From: be.From, Reason: be.Reason,
 		Endpoint: be.Endpoint, Via: be.Via}
 }

@@ -1,0 +1,110 @@
+package broker_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/config/cmbstest"
+)
+
+// beating is a member configuration with heartbeats every interval.
+func beating(id string, interval time.Duration, neighbors ...*brokertest.Member) brokertest.Options {
+	return brokertest.Options{ID: id, Neighbors: neighbors,
+		Broker: broker.Config{HeartbeatInterval: interval, DiscoveryInterval: time.Hour, ForgetAfter: time.Hour}}
+}
+
+// route returns what m's record of member id says of the route to it.
+func route(m *brokertest.Member, id string) (via string, reachable string) {
+	status, _ := m.Do("GET", broker.MemberLocation+id, nil)
+	if status != http.StatusOK {
+		return "", "unknown"
+	}
+	attrs := m.Attrs(broker.MemberLocation+id, "member")
+	via, _ = attrs["via"].(string)
+	reachable, _ = attrs["reachable"].(string)
+	return via, reachable
+}
+
+// TestHeartbeatsFindAndReroute: in a diamond A–B–D, A–C–D where only the
+// edges are configured, heartbeats alone teach every member every other;
+// when B dies, A's route to D moves to C within the liveness window, what
+// A had queued for D through B reaches D through C, exactly once, and B is
+// reported down.
+func TestHeartbeatsFindAndReroute(t *testing.T) {
+	const beat = 100 * time.Millisecond
+	d := brokertest.Start(t, beating("m-d", beat))
+	b := brokertest.Start(t, beating("m-b", beat, d))
+	c := brokertest.Start(t, beating("m-c", beat, d))
+	a := brokertest.Start(t, beating("m-a", beat, b, c))
+
+	cmbstest.EventuallyWithin(t, 5*time.Second, "A to route to D through B", func() bool {
+		via, reachable := route(a, "m-d")
+		return via == "m-b" && reachable == "true"
+	})
+	// D learned A through the heartbeats B and C relay.
+	cmbstest.EventuallyWithin(t, 5*time.Second, "D to know A", func() bool {
+		_, reachable := route(d, "m-a")
+		return reachable == "true"
+	})
+
+	// B dies. A sends to D meanwhile, with B still its route at first.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a.Message("after-b", "l2", nil)
+	a.Must(http.StatusAccepted, "POST", "/cmbs/message/after-b?action=send_l2", map[string]any{})
+	began := time.Now()
+	cmbstest.EventuallyWithin(t, 5*time.Second, "A to route to D through C", func() bool {
+		via, _ := route(a, "m-d")
+		return via == "m-c"
+	})
+	t.Logf("route to D moved to C %v after B died", time.Since(began).Round(time.Millisecond))
+	cmbstest.EventuallyWithin(t, 5*time.Second, "A to see B unreachable", func() bool {
+		_, reachable := route(a, "m-b")
+		return reachable == "false"
+	})
+	cmbstest.EventuallyWithin(t, 10*time.Second, "the message to reach D through C", func() bool { return d.Has("after-b") })
+	path := d.Attrs("/cmbs/message/after-b", "message")["path_history"].([]any)
+	if len(path) != 3 || path[0] != "m-a" || path[1] != "m-c" || path[2] != "m-d" {
+		t.Errorf("path at D: %v", path)
+	}
+	state := a.Attrs("/cmbs/member/m-a", "member")["neighbors_state"].(map[string]any)
+	if s, _ := state[b.Sockets[broker.L1]].(string); s == "" || s[:len("unreachable")] != "unreachable" {
+		t.Errorf("A's neighbors_state for B: %q", s)
+	}
+}
+
+// TestLateJoinerAndForgetting: a member started after the others is known
+// to all without a manual discovery; one that stops is unreachable within
+// the liveness window and forgotten after ForgetAfter.
+func TestLateJoinerAndForgetting(t *testing.T) {
+	const beat = 100 * time.Millisecond
+	forgetful := func(id string, n ...*brokertest.Member) brokertest.Options {
+		o := beating(id, beat, n...)
+		o.Broker.ForgetAfter = time.Second
+		return o
+	}
+	b := brokertest.Start(t, forgetful("j-b"))
+	a := brokertest.Start(t, forgetful("j-a", b))
+	late := brokertest.Start(t, forgetful("j-late", b))
+	cmbstest.EventuallyWithin(t, 5*time.Second, "A to know the late member", func() bool {
+		via, reachable := route(a, "j-late")
+		return via == "j-b" && reachable == "true"
+	})
+	if err := late.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	cmbstest.EventuallyWithin(t, 5*time.Second, "A to see the late member unreachable", func() bool {
+		_, reachable := route(a, "j-late")
+		return reachable == "false"
+	})
+	t.Logf("unreachable %v after it stopped", time.Since(stopped).Round(time.Millisecond))
+	cmbstest.EventuallyWithin(t, 10*time.Second, "A to forget it", func() bool {
+		_, reachable := route(a, "j-late")
+		return reachable == "unknown"
+	})
+}
