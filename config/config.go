@@ -55,6 +55,22 @@ type Config struct {
 	// UsersFile is the path of a users file (user:bcrypt-hash lines). Empty
 	// turns authentication off.
 	UsersFile string `yaml:"users_file" json:"users_file"`
+	// MemberSecurity secures the layer sockets between members: curve
+	// (each member proves its key, and only trusted keys are admitted) or
+	// plain (whoever reaches a socket is heard; for development).
+	MemberSecurity string `yaml:"member_security" json:"member_security"`
+	// MemberKey is the member's secret key file (cmbs keygen). Empty means
+	// member.key in the data directory of a file: store, generated at the
+	// first start when absent.
+	MemberKey string `yaml:"member_key" json:"member_key"`
+	// TrustedKeys is a file of the public keys admitted on the layers with
+	// curve, one per line with an optional comment, like SSH's
+	// authorized_keys. It is read again when it changes.
+	TrustedKeys string `yaml:"trusted_keys" json:"trusted_keys"`
+	// TrustOnFirstUse admits, with curve, keys that are not trusted: each
+	// is bound to the first member it speaks for, and from then on only it
+	// speaks for that member.
+	TrustOnFirstUse bool `yaml:"trust_on_first_use" json:"trust_on_first_use"`
 	// ShutdownTimeout bounds how long in-flight requests may run after a
 	// shutdown signal before the server stops anyway.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
@@ -84,6 +100,23 @@ type Config struct {
 	// (lists, filters, collection deletes and actions) run at once;
 	// others wait for a turn.
 	MaxCollectionRequests int `yaml:"max_collection_requests" json:"max_collection_requests"`
+	// BindHost is the host every layer of the local member binds, keeping
+	// the port of the member's socket: 0.0.0.0 in a container, whose
+	// member advertises a name peers resolve (tcp://broker-a:5010). Empty
+	// binds the member's sockets as they are.
+	BindHost string `yaml:"bind_host" json:"bind_host"`
+	// BindSockets binds a layer (l1, l2, l31, l32, l4) on exactly this
+	// endpoint, whatever the member's socket for it; it wins over
+	// BindHost.
+	BindSockets map[string]string `yaml:"bind_sockets,omitempty" json:"bind_sockets,omitempty"`
+	// InstanceID names this server among those sharing one CouchDB
+	// database: it holds leases under it. Empty: the host name and a
+	// random suffix, new at every start.
+	InstanceID string `yaml:"instance_id" json:"instance_id"`
+	// LeaseTTL is how long a lease of a server sharing a CouchDB database
+	// lasts without renewal: another server takes its work over that long
+	// after it stopped renewing.
+	LeaseTTL time.Duration `yaml:"lease_ttl" json:"lease_ttl"`
 	// Backends names the providers backing kinds, attached at start over
 	// whatever was attached before. Empty leaves the broker's defaults.
 	// Set in the file only, like Member: neither fits a flag.
@@ -95,6 +128,12 @@ type Config struct {
 	// empty.
 	MEC MEC `yaml:"mec" json:"mec"`
 }
+
+// Member security modes accepted in Config.MemberSecurity.
+const (
+	MemberSecurityCurve = "curve"
+	MemberSecurityPlain = "plain"
+)
 
 // Log formats accepted in Config.LogFormat.
 const (
@@ -128,9 +167,14 @@ func Default() Config {
 		PageLimit:             1000,
 		MaxPageLimit:          5000,
 		MaxCollectionRequests: 4,
+		MemberSecurity:        MemberSecurityPlain,
+		LeaseTTL:              DefaultLeaseTTL,
 		MEC:                   defaultMEC(),
 	}
 }
+
+// DefaultLeaseTTL is the default of Config.LeaseTTL.
+const DefaultLeaseTTL = 10 * time.Second
 
 // DefaultMaxMessageBytes is the default of Config.MaxMessageBytes, 10 MiB.
 const DefaultMaxMessageBytes = 10 << 20
