@@ -252,7 +252,14 @@ func (m *mesh) reached(tb testing.TB, from int, id string, start time.Time, with
 				ids = append(ids, meshID(i))
 			}
 			slices.Sort(ids)
-			tb.Fatalf("%s not at %d members after %v: %s", id, len(ids), within, strings.Join(ids[:min(5, len(ids))], ", "))
+			// What the sender recorded of them, and the routes it had.
+			dests, _ := m.members[from].Attrs(broker.MessageLocation+id, "message")["delivery"].(map[string]any)["destinations"].(map[string]any)
+			var said []string
+			for _, dest := range ids[:min(5, len(ids))] {
+				via, _ := m.members[from].Attrs(broker.MemberLocation+dest, "member")["via"].(string)
+				said = append(said, fmt.Sprintf("%s (via %q): %v", dest, via, dests[dest]))
+			}
+			tb.Fatalf("%s from %s not at %d members after %v: %s", id, meshID(from), len(ids), within, strings.Join(said, "; "))
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -359,10 +366,10 @@ func BenchmarkMesh50(b *testing.B) {
 
 	rng := rand.New(rand.NewPCG(seed, 1))
 	var first, slowest time.Duration
-	froms := make([]int, b.N)
-	b.ResetTimer()
-	for i := range b.N {
-		froms[i] = rng.IntN(n)
+	var froms []int
+	for b.Loop() {
+		i := len(froms)
+		froms = append(froms, rng.IntN(n))
 		id := fmt.Sprintf("mesh-bench-%d", i)
 		start := time.Now()
 		m.broadcast(froms[i], id)
