@@ -79,11 +79,11 @@ delivery:
   retry_max: 1m
   expiry: 1h
   max_wait: 10s
-  request_timeout: 2s
-  request_attempts: 5
 liveness:
   heartbeat_interval: 0s
   discovery_interval: 1m
+  discovery_timeout: 2s
+  discovery_attempts: 5
   forget_after: 72h
 notifications:
   callback_timeout: 3s
@@ -124,9 +124,9 @@ notifications:
 					InstanceID:            "server-a",
 					LeaseTTL:              20 * time.Second,
 					Delivery: Delivery{Window: 512, Batch: 128, AckTimeout: 5 * time.Second, RetryMin: 50 * time.Millisecond,
-						RetryMax: time.Minute, Expiry: time.Hour, MaxWait: 10 * time.Second,
-						RequestTimeout: 2 * time.Second, RequestAttempts: 5},
-					Liveness: Liveness{HeartbeatInterval: 0, DiscoveryInterval: time.Minute, ForgetAfter: 72 * time.Hour},
+						RetryMax: time.Minute, Expiry: time.Hour, MaxWait: 10 * time.Second},
+					Liveness: Liveness{HeartbeatInterval: 0, DiscoveryInterval: time.Minute,
+						DiscoveryTimeout: 2 * time.Second, DiscoveryAttempts: 5, ForgetAfter: 72 * time.Hour},
 					Notifications: Notifications{CallbackTimeout: 3 * time.Second, RetryAttempts: 8, RetryInitial: time.Second,
 						RetryMax: 2 * time.Minute, QueueSize: 1000, StreamBuffer: 512, StreamWriteWait: 20 * time.Second,
 						History: 4096, HistoryBytes: 64 << 20, StatusInterval: 5 * time.Second},
@@ -300,7 +300,7 @@ func TestPrecedence(t *testing.T) {
 			env: map[string]string{
 				"CMBS_DELIVERY_WINDOW": "200", "CMBS_DELIVERY_ACK_TIMEOUT": "3s", "CMBS_DELIVERY_RETRY_MIN": "10ms",
 				"CMBS_DELIVERY_RETRY_MAX": "5s", "CMBS_DELIVERY_EXPIRY": "3h", "CMBS_DELIVERY_MAX_WAIT": "1m",
-				"CMBS_DELIVERY_REQUEST_TIMEOUT": "500ms", "CMBS_DELIVERY_REQUEST_ATTEMPTS": "2",
+				"CMBS_LIVENESS_DISCOVERY_TIMEOUT": "500ms", "CMBS_LIVENESS_DISCOVERY_ATTEMPTS": "2",
 				"CMBS_LIVENESS_HEARTBEAT_INTERVAL": "0s", "CMBS_LIVENESS_DISCOVERY_INTERVAL": "10s", "CMBS_LIVENESS_FORGET_AFTER": "1h",
 				"CMBS_NOTIFICATIONS_CALLBACK_TIMEOUT": "2s", "CMBS_NOTIFICATIONS_RETRY_ATTEMPTS": "3",
 				"CMBS_NOTIFICATIONS_RETRY_INITIAL": "100ms", "CMBS_NOTIFICATIONS_RETRY_MAX": "10s",
@@ -312,9 +312,9 @@ func TestPrecedence(t *testing.T) {
 				"--notifications-history=50", "--notifications-retry-max=20s"},
 			want: func(c *Config) {
 				c.Delivery = Delivery{Window: 300, Batch: 30, AckTimeout: 3 * time.Second, RetryMin: 10 * time.Millisecond,
-					RetryMax: 5 * time.Second, Expiry: 3 * time.Hour, MaxWait: time.Minute,
-					RequestTimeout: 500 * time.Millisecond, RequestAttempts: 2}
-				c.Liveness = Liveness{HeartbeatInterval: 500 * time.Millisecond, DiscoveryInterval: 10 * time.Second, ForgetAfter: time.Hour}
+					RetryMax: 5 * time.Second, Expiry: 3 * time.Hour, MaxWait: time.Minute}
+				c.Liveness = Liveness{HeartbeatInterval: 500 * time.Millisecond, DiscoveryInterval: 10 * time.Second,
+					DiscoveryTimeout: 500 * time.Millisecond, DiscoveryAttempts: 2, ForgetAfter: time.Hour}
 				c.Notifications = Notifications{CallbackTimeout: 2 * time.Second, RetryAttempts: 3, RetryInitial: 100 * time.Millisecond,
 					RetryMax: 20 * time.Second, QueueSize: 20, StreamBuffer: 30, StreamWriteWait: 4 * time.Second,
 					History: 50, HistoryBytes: 1 << 20, StatusInterval: 250 * time.Millisecond}
@@ -446,18 +446,18 @@ func TestFlagsAndVariables(t *testing.T) {
 		"mec-oauth2-client-secret": "CMBS_MEC_OAUTH2_CLIENT_SECRET",
 		"mec-oauth2-scopes":        "CMBS_MEC_OAUTH2_SCOPES",
 
-		"delivery-window":           "CMBS_DELIVERY_WINDOW",
-		"delivery-batch":            "CMBS_DELIVERY_BATCH",
-		"delivery-ack-timeout":      "CMBS_DELIVERY_ACK_TIMEOUT",
-		"delivery-retry-min":        "CMBS_DELIVERY_RETRY_MIN",
-		"delivery-retry-max":        "CMBS_DELIVERY_RETRY_MAX",
-		"delivery-expiry":           "CMBS_DELIVERY_EXPIRY",
-		"delivery-max-wait":         "CMBS_DELIVERY_MAX_WAIT",
-		"delivery-request-timeout":  "CMBS_DELIVERY_REQUEST_TIMEOUT",
-		"delivery-request-attempts": "CMBS_DELIVERY_REQUEST_ATTEMPTS",
+		"delivery-window":      "CMBS_DELIVERY_WINDOW",
+		"delivery-batch":       "CMBS_DELIVERY_BATCH",
+		"delivery-ack-timeout": "CMBS_DELIVERY_ACK_TIMEOUT",
+		"delivery-retry-min":   "CMBS_DELIVERY_RETRY_MIN",
+		"delivery-retry-max":   "CMBS_DELIVERY_RETRY_MAX",
+		"delivery-expiry":      "CMBS_DELIVERY_EXPIRY",
+		"delivery-max-wait":    "CMBS_DELIVERY_MAX_WAIT",
 
 		"liveness-heartbeat-interval": "CMBS_LIVENESS_HEARTBEAT_INTERVAL",
 		"liveness-discovery-interval": "CMBS_LIVENESS_DISCOVERY_INTERVAL",
+		"liveness-discovery-timeout":  "CMBS_LIVENESS_DISCOVERY_TIMEOUT",
+		"liveness-discovery-attempts": "CMBS_LIVENESS_DISCOVERY_ATTEMPTS",
 		"liveness-forget-after":       "CMBS_LIVENESS_FORGET_AFTER",
 
 		"notifications-callback-timeout":  "CMBS_NOTIFICATIONS_CALLBACK_TIMEOUT",
@@ -563,8 +563,8 @@ func TestValidate(t *testing.T) {
 		{name: "delivery retries", change: func(c *Config) { c.Delivery.RetryMin, c.Delivery.RetryMax = time.Minute, time.Second },
 			wantFields: []string{"delivery.retry_max"}, wantReason: "at least delivery.retry_min (1m0s), got 1s"},
 		{name: "delivery retry min", change: func(c *Config) { c.Delivery.RetryMin = 0 }, wantFields: []string{"delivery.retry_min"}, wantReason: "positive"},
-		{name: "delivery request attempts", change: func(c *Config) { c.Delivery.RequestAttempts = 0 },
-			wantFields: []string{"delivery.request_attempts"}, wantReason: "positive, got 0"},
+		{name: "discovery attempts", change: func(c *Config) { c.Liveness.DiscoveryAttempts = 0 },
+			wantFields: []string{"liveness.discovery_attempts"}, wantReason: "positive, got 0"},
 		{name: "negative heartbeat", change: func(c *Config) { c.Liveness.HeartbeatInterval = -time.Second },
 			wantFields: []string{"liveness.heartbeat_interval"}, wantReason: "or 0s to turn liveness off"},
 		{name: "notification retries", change: func(c *Config) { c.Notifications.RetryInitial, c.Notifications.RetryMax = time.Minute, time.Second },
@@ -575,8 +575,8 @@ func TestValidate(t *testing.T) {
 				c.Delivery, c.Liveness, c.Notifications = Delivery{}, Liveness{}, Notifications{}
 			},
 			wantFields: []string{"delivery.ack_timeout", "delivery.batch", "delivery.expiry", "delivery.max_wait",
-				"delivery.request_attempts", "delivery.request_timeout", "delivery.retry_max", "delivery.retry_min", "delivery.window",
-				"liveness.discovery_interval", "liveness.forget_after",
+				"delivery.retry_max", "delivery.retry_min", "delivery.window",
+				"liveness.discovery_attempts", "liveness.discovery_interval", "liveness.discovery_timeout", "liveness.forget_after",
 				"notifications.callback_timeout", "notifications.history", "notifications.history_bytes", "notifications.queue_size",
 				"notifications.retry_attempts", "notifications.retry_initial", "notifications.retry_max",
 				"notifications.status_interval", "notifications.stream_buffer", "notifications.stream_write_wait"},

@@ -30,14 +30,10 @@ type Delivery struct {
 	Expiry time.Duration `yaml:"expiry" json:"expiry"`
 	// MaxWait caps the wait a client may ask for with Prefer: wait.
 	MaxWait time.Duration `yaml:"max_wait" json:"max_wait"`
-	// RequestTimeout bounds one attempt of a request to another member
-	// (discovery, L1), and RequestAttempts is how many are made.
-	RequestTimeout  time.Duration `yaml:"request_timeout" json:"request_timeout"`
-	RequestAttempts int           `yaml:"request_attempts" json:"request_attempts"`
 }
 
 // Liveness is the liveness section: heartbeats between neighbours,
-// periodic discovery and forgetting members without a route.
+// discovery and forgetting members without a route.
 type Liveness struct {
 	// HeartbeatInterval is how often the local member exchanges routes
 	// with its direct neighbours; one silent for three is down. Zero
@@ -46,6 +42,13 @@ type Liveness struct {
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" json:"heartbeat_interval"`
 	// DiscoveryInterval is how often a full check_neighbors runs.
 	DiscoveryInterval time.Duration `yaml:"discovery_interval" json:"discovery_interval"`
+	// DiscoveryTimeout bounds one attempt of a discovery request to
+	// another member (check_neighbors, whether periodic or asked for, and
+	// with curve the probe for a peer's key), and DiscoveryAttempts is
+	// how many are made. Deliveries have Delivery.AckTimeout, heartbeats
+	// their interval.
+	DiscoveryTimeout  time.Duration `yaml:"discovery_timeout" json:"discovery_timeout"`
+	DiscoveryAttempts int           `yaml:"discovery_attempts" json:"discovery_attempts"`
 	// ForgetAfter is how long a member without a route is kept before its
 	// record is deleted.
 	ForgetAfter time.Duration `yaml:"forget_after" json:"forget_after"`
@@ -86,20 +89,19 @@ type Notifications struct {
 
 func defaultDelivery() Delivery {
 	return Delivery{
-		Window:          256,
-		Batch:           64,
-		AckTimeout:      10 * time.Second,
-		RetryMin:        100 * time.Millisecond,
-		RetryMax:        30 * time.Second,
-		Expiry:          24 * time.Hour,
-		MaxWait:         30 * time.Second,
-		RequestTimeout:  time.Second,
-		RequestAttempts: 3,
+		Window:     256,
+		Batch:      64,
+		AckTimeout: 10 * time.Second,
+		RetryMin:   100 * time.Millisecond,
+		RetryMax:   30 * time.Second,
+		Expiry:     24 * time.Hour,
+		MaxWait:    30 * time.Second,
 	}
 }
 
 func defaultLiveness() Liveness {
-	return Liveness{HeartbeatInterval: time.Second, DiscoveryInterval: 30 * time.Second, ForgetAfter: 24 * time.Hour}
+	return Liveness{HeartbeatInterval: time.Second, DiscoveryInterval: 30 * time.Second,
+		DiscoveryTimeout: time.Second, DiscoveryAttempts: 3, ForgetAfter: 24 * time.Hour}
 }
 
 func defaultNotifications() Notifications {
@@ -133,10 +135,6 @@ func (d *Delivery) register(fs *pflag.FlagSet, env func(name, variable string)) 
 	env("delivery-expiry", "CMBS_DELIVERY_EXPIRY")
 	fs.DurationVar(&d.MaxWait, "delivery-max-wait", d.MaxWait, "longest wait a client may ask for with Prefer: wait")
 	env("delivery-max-wait", "CMBS_DELIVERY_MAX_WAIT")
-	fs.DurationVar(&d.RequestTimeout, "delivery-request-timeout", d.RequestTimeout, "how long one attempt of a request to another member (discovery, L1) waits for its reply")
-	env("delivery-request-timeout", "CMBS_DELIVERY_REQUEST_TIMEOUT")
-	fs.IntVar(&d.RequestAttempts, "delivery-request-attempts", d.RequestAttempts, "attempts of a request to another member, the first included")
-	env("delivery-request-attempts", "CMBS_DELIVERY_REQUEST_ATTEMPTS")
 }
 
 // register declares the liveness section's flags, --liveness-*.
@@ -145,6 +143,10 @@ func (l *Liveness) register(fs *pflag.FlagSet, env func(name, variable string)) 
 	env("liveness-heartbeat-interval", "CMBS_LIVENESS_HEARTBEAT_INTERVAL")
 	fs.DurationVar(&l.DiscoveryInterval, "liveness-discovery-interval", l.DiscoveryInterval, "how often a full check_neighbors runs while liveness is on")
 	env("liveness-discovery-interval", "CMBS_LIVENESS_DISCOVERY_INTERVAL")
+	fs.DurationVar(&l.DiscoveryTimeout, "liveness-discovery-timeout", l.DiscoveryTimeout, "how long one attempt of a discovery request to another member (check_neighbors, key probes) waits for its reply")
+	env("liveness-discovery-timeout", "CMBS_LIVENESS_DISCOVERY_TIMEOUT")
+	fs.IntVar(&l.DiscoveryAttempts, "liveness-discovery-attempts", l.DiscoveryAttempts, "attempts of a discovery request to another member, the first included")
+	env("liveness-discovery-attempts", "CMBS_LIVENESS_DISCOVERY_ATTEMPTS")
 	fs.DurationVar(&l.ForgetAfter, "liveness-forget-after", l.ForgetAfter, "how long a member without a route is kept before it is deleted")
 	env("liveness-forget-after", "CMBS_LIVENESS_FORGET_AFTER")
 }
@@ -185,13 +187,13 @@ func validateTuning(c Config, bad func(field, format string, args ...any)) {
 	orderedRange(bad, "delivery.retry_min", d.RetryMin, "delivery.retry_max", d.RetryMax)
 	positive(bad, "delivery.expiry", d.Expiry)
 	positive(bad, "delivery.max_wait", d.MaxWait)
-	positive(bad, "delivery.request_timeout", d.RequestTimeout)
-	positiveInt(bad, "delivery.request_attempts", d.RequestAttempts)
 
 	if l.HeartbeatInterval < 0 {
 		bad("liveness.heartbeat_interval", "must be positive, or 0s to turn liveness off; got %v", l.HeartbeatInterval)
 	}
 	positive(bad, "liveness.discovery_interval", l.DiscoveryInterval)
+	positive(bad, "liveness.discovery_timeout", l.DiscoveryTimeout)
+	positiveInt(bad, "liveness.discovery_attempts", l.DiscoveryAttempts)
 	positive(bad, "liveness.forget_after", l.ForgetAfter)
 
 	positive(bad, "notifications.callback_timeout", n.CallbackTimeout)
