@@ -40,6 +40,10 @@ type deliverer struct {
 	// the recorder to delete them, so a read of the store does not take
 	// them twice.
 	known map[string]bool
+	// dropped holds, while a refill reads the store, the ids dropped from
+	// known meanwhile (deleted by the recorder, or moved): the read may
+	// have seen them before they went, and must not queue them again.
+	dropped map[string]bool
 	// state is what the deliverer is doing, for the messages' readers.
 	state peerState
 	// retracted are entries moved to other streams, to drop from the
@@ -132,7 +136,7 @@ func (d *deliverer) retract(ids ...string) {
 	gone := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		gone[id] = true
-		delete(d.known, id)
+		d.untrack(id)
 	}
 	d.offered = slices.DeleteFunc(d.offered, func(e *entry) bool { return gone[e.id] })
 	d.retracted = append(d.retracted, ids...)
@@ -169,9 +173,18 @@ func (d *deliverer) recheck() {
 func (d *deliverer) forget(ids ...string) {
 	d.mu.Lock()
 	for _, id := range ids {
-		delete(d.known, id)
+		d.untrack(id)
 	}
 	d.mu.Unlock()
+}
+
+// untrack removes id from known, noting it for a refill under way. d.mu is
+// held.
+func (d *deliverer) untrack(id string) {
+	delete(d.known, id)
+	if d.dropped != nil {
+		d.dropped[id] = true
+	}
 }
 
 // status returns the deliverer's state.
@@ -292,14 +305,18 @@ func byID(a, b *entry) int { return strings.Compare(a.id, b.id) }
 func (d *deliverer) refill(ctx context.Context) error {
 	d.mu.Lock()
 	limit := 2*d.b.cfg.Window + len(d.known)
+	d.dropped = map[string]bool{}
 	d.mu.Unlock()
 	docs, err := d.b.st.Scan(ctx, d.key.prefix(), "", limit)
+	d.mu.Lock()
+	dropped := d.dropped
+	d.dropped = nil
 	if err != nil {
+		d.mu.Unlock()
 		return err
 	}
-	d.mu.Lock()
 	for _, doc := range docs {
-		if d.known[doc.ID] {
+		if d.known[doc.ID] || dropped[doc.ID] {
 			continue
 		}
 		e, err := decodeEntry(doc)
