@@ -52,8 +52,9 @@ type Config struct {
 	Store store.Store
 	// Logger receives the broker's logs; nil discards them.
 	Logger logrus.FieldLogger
-	// Timeout bounds one attempt of a discovery request (default 1s) and
-	// Attempts how many are made (default 3).
+	// Timeout bounds one attempt of a discovery request (default
+	// DefaultTimeout) and Attempts how many are made (default
+	// DefaultAttempts).
 	Timeout  time.Duration
 	Attempts int
 	// Window bounds the entries in flight to one peer on one layer
@@ -133,6 +134,8 @@ type Leases interface {
 
 // Defaults of Config.
 const (
+	DefaultTimeout    = time.Second
+	DefaultAttempts   = 3
 	DefaultWindow     = 256
 	DefaultBatch      = 64
 	DefaultAckTimeout = 10 * time.Second
@@ -148,8 +151,8 @@ func (c *Config) applyDefaults() {
 		l.SetOutput(io.Discard)
 		c.Logger = l
 	}
-	setDefault(&c.Timeout, time.Second)
-	setDefault(&c.Attempts, 3)
+	setDefault(&c.Timeout, DefaultTimeout)
+	setDefault(&c.Attempts, DefaultAttempts)
 	setDefault(&c.Window, DefaultWindow)
 	setDefault(&c.Batch, DefaultBatch)
 	setDefault(&c.AckTimeout, DefaultAckTimeout)

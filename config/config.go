@@ -124,6 +124,13 @@ type Config struct {
 	// Member declares the local member, created or updated at start. Nil
 	// leaves the stored local member, if any, as it is.
 	Member *Member `yaml:"member,omitempty" json:"member,omitempty"`
+	// Delivery tunes how the outbox reaches other members (see
+	// tuning.go).
+	Delivery Delivery `yaml:"delivery" json:"delivery"`
+	// Liveness tunes heartbeats, periodic discovery and forgetting.
+	Liveness Liveness `yaml:"liveness" json:"liveness"`
+	// Notifications tunes subscription callbacks and /events streams.
+	Notifications Notifications `yaml:"notifications" json:"notifications"`
 	// MEC runs cmbs as an ETSI MEC application; off while MEC.Platform is
 	// empty.
 	MEC MEC `yaml:"mec" json:"mec"`
@@ -169,6 +176,9 @@ func Default() Config {
 		MaxCollectionRequests: 4,
 		MemberSecurity:        MemberSecurityPlain,
 		LeaseTTL:              DefaultLeaseTTL,
+		Delivery:              defaultDelivery(),
+		Liveness:              defaultLiveness(),
+		Notifications:         defaultNotifications(),
 		MEC:                   defaultMEC(),
 	}
 }

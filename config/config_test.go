@@ -71,6 +71,31 @@ bind_sockets:
   l1: tcp://*:5010
 instance_id: server-a
 lease_ttl: 20s
+delivery:
+  window: 512
+  batch: 128
+  ack_timeout: 5s
+  retry_min: 50ms
+  retry_max: 1m
+  expiry: 1h
+  max_wait: 10s
+liveness:
+  heartbeat_interval: 0s
+  discovery_interval: 1m
+  discovery_timeout: 2s
+  discovery_attempts: 5
+  forget_after: 72h
+notifications:
+  callback_timeout: 3s
+  retry_attempts: 8
+  retry_initial: 1s
+  retry_max: 2m
+  queue_size: 1000
+  stream_buffer: 512
+  stream_write_wait: 20s
+  history: 4096
+  history_bytes: 67108864
+  status_interval: 5s
 `,
 			want: func(c *Config) {
 				*c = Config{
@@ -98,7 +123,14 @@ lease_ttl: 20s
 					BindSockets:           map[string]string{"l1": "tcp://*:5010"},
 					InstanceID:            "server-a",
 					LeaseTTL:              20 * time.Second,
-					MEC:                   defaultMEC(),
+					Delivery: Delivery{Window: 512, Batch: 128, AckTimeout: 5 * time.Second, RetryMin: 50 * time.Millisecond,
+						RetryMax: time.Minute, Expiry: time.Hour, MaxWait: 10 * time.Second},
+					Liveness: Liveness{HeartbeatInterval: 0, DiscoveryInterval: time.Minute,
+						DiscoveryTimeout: 2 * time.Second, DiscoveryAttempts: 5, ForgetAfter: 72 * time.Hour},
+					Notifications: Notifications{CallbackTimeout: 3 * time.Second, RetryAttempts: 8, RetryInitial: time.Second,
+						RetryMax: 2 * time.Minute, QueueSize: 1000, StreamBuffer: 512, StreamWriteWait: 20 * time.Second,
+						History: 4096, HistoryBytes: 64 << 20, StatusInterval: 5 * time.Second},
+					MEC: defaultMEC(),
 				}
 			},
 		},
@@ -230,7 +262,8 @@ func TestPrecedence(t *testing.T) {
 					PageLimit: 10, MaxPageLimit: 20, MaxCollectionRequests: 2, MEC: defaultMEC(),
 					MemberSecurity: "curve", MemberKey: "/k", TrustedKeys: "/t", TrustOnFirstUse: true,
 					BindHost: "0.0.0.0", BindSockets: map[string]string{"l1": "tcp://0.0.0.0:5010", "l2": "tcp://10.0.0.1:5020"},
-					InstanceID: "server-1", LeaseTTL: 30 * time.Second}
+					InstanceID: "server-1", LeaseTTL: 30 * time.Second,
+					Delivery: defaultDelivery(), Liveness: defaultLiveness(), Notifications: defaultNotifications()}
 			},
 		},
 		{
@@ -257,7 +290,34 @@ func TestPrecedence(t *testing.T) {
 					MaxMessageBytes: 2048, TLSCert: "/c2.pem", TLSKey: "/k2.pem", PageLimit: 30, MaxPageLimit: 40, MaxCollectionRequests: 3,
 					MemberSecurity: "plain", MemberKey: "/k2",
 					BindHost: "127.0.0.2", BindSockets: map[string]string{"l2": "tcp://127.0.0.3:5020", "l4": "tcp://*:5040"},
-					InstanceID: "b", LeaseTTL: 5 * time.Second, MEC: defaultMEC()}
+					InstanceID: "b", LeaseTTL: 5 * time.Second, MEC: defaultMEC(),
+					Delivery: defaultDelivery(), Liveness: defaultLiveness(), Notifications: defaultNotifications()}
+			},
+		},
+		{
+			name: "tuning sections from file, variables and flags",
+			file: "delivery:\n  window: 100\n  batch: 10\n  expiry: 2h\nliveness:\n  heartbeat_interval: 2s\nnotifications:\n  history: 10\n  queue_size: 10\n",
+			env: map[string]string{
+				"CMBS_DELIVERY_WINDOW": "200", "CMBS_DELIVERY_ACK_TIMEOUT": "3s", "CMBS_DELIVERY_RETRY_MIN": "10ms",
+				"CMBS_DELIVERY_RETRY_MAX": "5s", "CMBS_DELIVERY_EXPIRY": "3h", "CMBS_DELIVERY_MAX_WAIT": "1m",
+				"CMBS_LIVENESS_DISCOVERY_TIMEOUT": "500ms", "CMBS_LIVENESS_DISCOVERY_ATTEMPTS": "2",
+				"CMBS_LIVENESS_HEARTBEAT_INTERVAL": "0s", "CMBS_LIVENESS_DISCOVERY_INTERVAL": "10s", "CMBS_LIVENESS_FORGET_AFTER": "1h",
+				"CMBS_NOTIFICATIONS_CALLBACK_TIMEOUT": "2s", "CMBS_NOTIFICATIONS_RETRY_ATTEMPTS": "3",
+				"CMBS_NOTIFICATIONS_RETRY_INITIAL": "100ms", "CMBS_NOTIFICATIONS_RETRY_MAX": "10s",
+				"CMBS_NOTIFICATIONS_QUEUE_SIZE": "20", "CMBS_NOTIFICATIONS_STREAM_BUFFER": "30",
+				"CMBS_NOTIFICATIONS_STREAM_WRITE_WAIT": "4s", "CMBS_NOTIFICATIONS_HISTORY": "40",
+				"CMBS_NOTIFICATIONS_HISTORY_BYTES": "1048576", "CMBS_NOTIFICATIONS_STATUS_INTERVAL": "250ms",
+			},
+			flags: []string{"--delivery-window=300", "--delivery-batch=30", "--liveness-heartbeat-interval=500ms",
+				"--notifications-history=50", "--notifications-retry-max=20s"},
+			want: func(c *Config) {
+				c.Delivery = Delivery{Window: 300, Batch: 30, AckTimeout: 3 * time.Second, RetryMin: 10 * time.Millisecond,
+					RetryMax: 5 * time.Second, Expiry: 3 * time.Hour, MaxWait: time.Minute}
+				c.Liveness = Liveness{HeartbeatInterval: 500 * time.Millisecond, DiscoveryInterval: 10 * time.Second,
+					DiscoveryTimeout: 500 * time.Millisecond, DiscoveryAttempts: 2, ForgetAfter: time.Hour}
+				c.Notifications = Notifications{CallbackTimeout: 2 * time.Second, RetryAttempts: 3, RetryInitial: 100 * time.Millisecond,
+					RetryMax: 20 * time.Second, QueueSize: 20, StreamBuffer: 30, StreamWriteWait: 4 * time.Second,
+					History: 50, HistoryBytes: 1 << 20, StatusInterval: 250 * time.Millisecond}
 			},
 		},
 		{
@@ -385,15 +445,41 @@ func TestFlagsAndVariables(t *testing.T) {
 		"mec-oauth2-client-id":     "CMBS_MEC_OAUTH2_CLIENT_ID",
 		"mec-oauth2-client-secret": "CMBS_MEC_OAUTH2_CLIENT_SECRET",
 		"mec-oauth2-scopes":        "CMBS_MEC_OAUTH2_SCOPES",
+
+		"delivery-window":      "CMBS_DELIVERY_WINDOW",
+		"delivery-batch":       "CMBS_DELIVERY_BATCH",
+		"delivery-ack-timeout": "CMBS_DELIVERY_ACK_TIMEOUT",
+		"delivery-retry-min":   "CMBS_DELIVERY_RETRY_MIN",
+		"delivery-retry-max":   "CMBS_DELIVERY_RETRY_MAX",
+		"delivery-expiry":      "CMBS_DELIVERY_EXPIRY",
+		"delivery-max-wait":    "CMBS_DELIVERY_MAX_WAIT",
+
+		"liveness-heartbeat-interval": "CMBS_LIVENESS_HEARTBEAT_INTERVAL",
+		"liveness-discovery-interval": "CMBS_LIVENESS_DISCOVERY_INTERVAL",
+		"liveness-discovery-timeout":  "CMBS_LIVENESS_DISCOVERY_TIMEOUT",
+		"liveness-discovery-attempts": "CMBS_LIVENESS_DISCOVERY_ATTEMPTS",
+		"liveness-forget-after":       "CMBS_LIVENESS_FORGET_AFTER",
+
+		"notifications-callback-timeout":  "CMBS_NOTIFICATIONS_CALLBACK_TIMEOUT",
+		"notifications-retry-attempts":    "CMBS_NOTIFICATIONS_RETRY_ATTEMPTS",
+		"notifications-retry-initial":     "CMBS_NOTIFICATIONS_RETRY_INITIAL",
+		"notifications-retry-max":         "CMBS_NOTIFICATIONS_RETRY_MAX",
+		"notifications-queue-size":        "CMBS_NOTIFICATIONS_QUEUE_SIZE",
+		"notifications-stream-buffer":     "CMBS_NOTIFICATIONS_STREAM_BUFFER",
+		"notifications-stream-write-wait": "CMBS_NOTIFICATIONS_STREAM_WRITE_WAIT",
+		"notifications-history":           "CMBS_NOTIFICATIONS_HISTORY",
+		"notifications-history-bytes":     "CMBS_NOTIFICATIONS_HISTORY_BYTES",
+		"notifications-status-interval":   "CMBS_NOTIFICATIONS_STATUS_INTERVAL",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("flags and variables = %v, want %v", got, want)
 	}
 	// Every Config field is reachable from a flag: one flag per field, but
-	// for the sections set in the file only; the mec section's fields
-	// (and its oauth2's) have one each.
+	// for the sections set in the file only; the fields of the mec (and
+	// its oauth2), delivery, liveness and notifications sections have one
+	// each.
 	fileOnly := map[string]bool{"Backends": true, "Member": true}
-	sections := map[string]bool{"MEC": true, "OAuth2": true}
+	sections := map[string]bool{"MEC": true, "OAuth2": true, "Delivery": true, "Liveness": true, "Notifications": true}
 	var count func(t reflect.Type) int
 	count = func(t reflect.Type) int {
 		n := 0
@@ -469,10 +555,38 @@ func TestValidate(t *testing.T) {
 		{name: "tls key of another certificate", change: func(c *Config) { c.TLSCert, c.TLSKey = certFile, otherKey }, wantFields: []string{"tls_cert"}, wantReason: "private key does not match"},
 		{name: "tls missing files", change: func(c *Config) { c.TLSCert, c.TLSKey = filepath.Join(dir, "c"), filepath.Join(dir, "k") }, wantFields: []string{"tls_cert"}, wantReason: "no such file"},
 		{name: "tls client ca not PEM", change: func(c *Config) { c.TLSCert, c.TLSKey, c.TLSClientCA = certFile, keyFile, usersFile }, wantFields: []string{"tls_client_ca"}, wantReason: "no PEM certificate"},
+		{name: "liveness off", change: func(c *Config) { c.Liveness.HeartbeatInterval = 0 }},
+		{name: "delivery window", change: func(c *Config) { c.Delivery.Window = 0 }, wantFields: []string{"delivery.window"}, wantReason: "positive"},
+		{name: "delivery batch over the window", change: func(c *Config) { c.Delivery.Window, c.Delivery.Batch = 8, 16 },
+			wantFields: []string{"delivery.batch"}, wantReason: "at most delivery.window (8), got 16"},
+		{name: "delivery batch equal to the window", change: func(c *Config) { c.Delivery.Window, c.Delivery.Batch = 16, 16 }},
+		{name: "delivery retries", change: func(c *Config) { c.Delivery.RetryMin, c.Delivery.RetryMax = time.Minute, time.Second },
+			wantFields: []string{"delivery.retry_max"}, wantReason: "at least delivery.retry_min (1m0s), got 1s"},
+		{name: "delivery retry min", change: func(c *Config) { c.Delivery.RetryMin = 0 }, wantFields: []string{"delivery.retry_min"}, wantReason: "positive"},
+		{name: "discovery attempts", change: func(c *Config) { c.Liveness.DiscoveryAttempts = 0 },
+			wantFields: []string{"liveness.discovery_attempts"}, wantReason: "positive, got 0"},
+		{name: "negative heartbeat", change: func(c *Config) { c.Liveness.HeartbeatInterval = -time.Second },
+			wantFields: []string{"liveness.heartbeat_interval"}, wantReason: "or 0s to turn liveness off"},
+		{name: "notification retries", change: func(c *Config) { c.Notifications.RetryInitial, c.Notifications.RetryMax = time.Minute, time.Second },
+			wantFields: []string{"notifications.retry_max"}, wantReason: "at least notifications.retry_initial (1m0s)"},
+		{
+			name: "every tuning problem at once",
+			change: func(c *Config) {
+				c.Delivery, c.Liveness, c.Notifications = Delivery{}, Liveness{}, Notifications{}
+			},
+			wantFields: []string{"delivery.ack_timeout", "delivery.batch", "delivery.expiry", "delivery.max_wait",
+				"delivery.retry_max", "delivery.retry_min", "delivery.window",
+				"liveness.discovery_attempts", "liveness.discovery_interval", "liveness.discovery_timeout", "liveness.forget_after",
+				"notifications.callback_timeout", "notifications.history", "notifications.history_bytes", "notifications.queue_size",
+				"notifications.retry_attempts", "notifications.retry_initial", "notifications.retry_max",
+				"notifications.status_interval", "notifications.stream_buffer", "notifications.stream_write_wait"},
+			wantReason: "must be positive",
+		},
 		{
 			name: "every problem at once",
 			change: func(c *Config) {
-				*c = Config{HTTP: "x", Store: "s3://b", PublicURL: "nope", LogLevel: "x", LogFormat: "x", UsersFile: dir, TLSKey: "k"}
+				*c = Config{HTTP: "x", Store: "s3://b", PublicURL: "nope", LogLevel: "x", LogFormat: "x", UsersFile: dir, TLSKey: "k",
+					Delivery: defaultDelivery(), Liveness: defaultLiveness(), Notifications: defaultNotifications()}
 			},
 			wantFields: []string{"http", "lease_ttl", "log_format", "log_level", "max_collection_requests", "max_message_bytes", "max_page_limit",
 				"member_security", "page_limit", "public_url", "shutdown_timeout", "store", "tls_cert", "users_file"},

@@ -67,6 +67,9 @@ func (c *Config) register(fs *pflag.FlagSet) {
 	env("lease-ttl", "CMBS_LEASE_TTL")
 	fs.IntVar(&c.MaxCollectionRequests, "max-collection-requests", c.MaxCollectionRequests, "requests walking a collection (lists, filters, collection deletes and actions) served at once; others wait")
 	env("max-collection-requests", "CMBS_MAX_COLLECTION_REQUESTS")
+	c.Delivery.register(fs, env)
+	c.Liveness.register(fs, env)
+	c.Notifications.register(fs, env)
 	c.MEC.register(fs, env)
 }
 

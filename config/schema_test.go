@@ -159,7 +159,7 @@ func TestInvalidFiles(t *testing.T) {
 		want    []problem
 	}{
 		{name: "unknown top-level key", content: "http: :1\nlisten: :2\n",
-			want: []problem{{2, "listen", "unknown key; known keys are backends, bind_host, bind_sockets, http,"}}},
+			want: []problem{{2, "listen", "unknown key; known keys are backends, bind_host, bind_sockets, delivery, http,"}}},
 		{name: "wrong type", content: "http: 8090\n", want: []problem{{1, "http", "want string, got number"}}},
 		{name: "bad pattern", content: "store: ./data\n", want: []problem{{1, "store", `"./data" is not a store URL`}}},
 		{name: "not in enum", content: "log_level: loud\n", want: []problem{{1, "log_level", `"loud" is not one of trace, debug, info`}}},
@@ -216,6 +216,44 @@ func TestInvalidFiles(t *testing.T) {
 				{11, "member.start[1]", `"l5" is not one of l1, l2, l31, l32, l4`},
 				{11, "member.start[2]", "repeats member.start[0]"},
 				{12, "member.discover", "want boolean, got string"},
+			},
+		},
+		{
+			name: "tuning sections",
+			content: `delivery:
+  window: 0
+  ack_timeout: soon
+  max_wait: -1s
+  retries: 3
+liveness:
+  heartbeat_interval: 1
+notifications:
+  history_bytes: "16MiB"
+`,
+			want: []problem{
+				{2, "delivery.window", "minimum: got 0, want 1"},
+				{3, "delivery.ack_timeout", `"soon" is not a duration`},
+				{4, "delivery.max_wait", `"-1s" is not a duration`},
+				{5, "delivery.retries", "unknown key; known keys are ack_timeout, batch, expiry, max_wait,"},
+				{7, "liveness.heartbeat_interval", "want string, got number"},
+				{9, "notifications.history_bytes", "want integer, got string"},
+			},
+		},
+		{
+			name: "tuning rules across fields, from Validate",
+			content: `delivery:
+  window: 16
+  batch: 32
+  retry_min: 1m
+  retry_max: 1s
+notifications:
+  retry_initial: 5s
+  retry_max: 1s
+`,
+			want: []problem{
+				{3, "delivery.batch", "must be at most delivery.window (16), got 32"},
+				{5, "delivery.retry_max", "must be at least delivery.retry_min (1m0s), got 1s"},
+				{8, "notifications.retry_max", "must be at least notifications.retry_initial (5s), got 1s"},
 			},
 		},
 		{
@@ -278,7 +316,7 @@ backends:
 				}
 			}
 			// Loading refuses the file the same way, schema problems first.
-			if _, err := load(path, envMap(nil)); err == nil && tt.name != "rules across fields, from Validate" {
+			if _, err := load(path, envMap(nil)); err == nil && !strings.HasSuffix(tt.name, "from Validate") {
 				t.Errorf("load accepted the file")
 			}
 		})
@@ -314,7 +352,9 @@ func TestSchemaMatchesConfig(t *testing.T) {
 		t.Errorf("$schema = %v", schema["$schema"])
 	}
 	defs := schema["$defs"].(map[string]any)
-	mecSchema := schema["properties"].(map[string]any)["mec"].(map[string]any)
+	props := schema["properties"].(map[string]any)
+	mecSchema := props["mec"].(map[string]any)
+	tuning := []string{"delivery", "liveness", "notifications"}
 	sections := []struct {
 		name   string
 		typ    reflect.Type
@@ -325,6 +365,9 @@ func TestSchemaMatchesConfig(t *testing.T) {
 		{"member", reflect.TypeFor[Member](), defs["member"].(map[string]any)},
 		{"mec", reflect.TypeFor[MEC](), mecSchema},
 		{"mec.oauth2", reflect.TypeFor[OAuth2](), mecSchema["properties"].(map[string]any)["oauth2"].(map[string]any)},
+		{"delivery", reflect.TypeFor[Delivery](), props["delivery"].(map[string]any)},
+		{"liveness", reflect.TypeFor[Liveness](), props["liveness"].(map[string]any)},
+		{"notifications", reflect.TypeFor[Notifications](), props["notifications"].(map[string]any)},
 	}
 	for _, s := range sections {
 		var tags []string
@@ -374,6 +417,10 @@ func TestSchemaMatchesConfig(t *testing.T) {
 				// JSON numbers decode as float64, YAML integers as int.
 				got = float64(n)
 			}
+			if d, ok := sameDuration(got, def); ok {
+				// 24h in the schema is 24h0m0s in Go's spelling.
+				got = d
+			}
 			if !reflect.DeepEqual(got, def) {
 				t.Errorf("schema default of %s%s = %#v, Default() has %#v", prefix, key, def, got)
 			}
@@ -384,6 +431,25 @@ func TestSchemaMatchesConfig(t *testing.T) {
 	checkDefaults("mec.", mecSchema["properties"].(map[string]any), mecDefaults)
 	checkDefaults("mec.oauth2.", mecSchema["properties"].(map[string]any)["oauth2"].(map[string]any)["properties"].(map[string]any),
 		mecDefaults["oauth2"].(map[string]any))
+	for _, name := range tuning {
+		checkDefaults(name+".", props[name].(map[string]any)["properties"].(map[string]any), defaults[name].(map[string]any))
+	}
+}
+
+// sameDuration returns want when got and want are strings spelling the
+// same duration.
+func sameDuration(got, want any) (any, bool) {
+	g, ok1 := got.(string)
+	w, ok2 := want.(string)
+	if !ok1 || !ok2 {
+		return nil, false
+	}
+	gd, err1 := time.ParseDuration(g)
+	wd, err2 := time.ParseDuration(w)
+	if err1 != nil || err2 != nil || gd != wd {
+		return nil, false
+	}
+	return want, true
 }
 
 // TestUnparsableFiles shows a file that is not YAML, or holds more than one

@@ -96,6 +96,7 @@ func (c Config) Validate() error {
 		validateMember(c.Member, bad)
 	}
 	c.validateMemberSecurity(bad)
+	validateTuning(c, bad)
 	validateMEC(c, bad)
 	return errors.Join(errs...)
 }

@@ -31,12 +31,36 @@ func Categories() ([]*occi.Category, error) {
 // Retry is how a callback that fails is tried again.
 type Retry struct {
 	// Attempts bounds the tries of one event, the first included
-	// (default 5).
+	// (default DefaultRetryAttempts).
 	Attempts int
-	// Initial is the pause before the second try (default 500ms); each
-	// later pause doubles, up to Max (default 30s).
+	// Initial is the pause before the second try (default
+	// DefaultRetryInitial); each later pause doubles, up to Max (default
+	// DefaultRetryMax).
 	Initial time.Duration
 	Max     time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultCallbackTimeout = 10 * time.Second
+	DefaultRetryAttempts   = 5
+	DefaultRetryInitial    = 500 * time.Millisecond
+	DefaultRetryMax        = 30 * time.Second
+	DefaultQueueSize       = 256
+	DefaultStreamBuffer    = 256
+	DefaultStreamWriteWait = 10 * time.Second
+	DefaultHistory         = 1024
+	DefaultHistoryBytes    = 16 << 20
+	DefaultStatusInterval  = time.Second
+)
+
+// NewCallbackClient returns the client of callbacks Config.Client
+// defaults to, with timeout instead of DefaultCallbackTimeout: it follows
+// no redirects, so a callback answered with one counts as failed rather
+// than reaching an address the subscriber did not give.
+func NewCallbackClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // pause is the wait before try number attempt+1.
@@ -54,8 +78,9 @@ type Config struct {
 	Store store.Store
 	// Logger receives the notifier's logs; nothing is logged when nil.
 	Logger logrus.FieldLogger
-	// Client makes the callbacks. The default times a request out after
-	// 10s and follows no redirects (a redirect counts as a failure).
+	// Client makes the callbacks. The default, NewCallbackClient with
+	// DefaultCallbackTimeout, follows no redirects (a redirect counts as
+	// a failure).
 	Client *http.Client
 	// Retry is the callback retry policy.
 	Retry Retry
@@ -142,36 +167,35 @@ func New(cfg Config) (*Notifier, error) {
 		cfg.Logger = discardLogger()
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 10 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		cfg.Client = NewCallbackClient(DefaultCallbackTimeout)
 	}
 	if cfg.Retry.Attempts <= 0 {
-		cfg.Retry.Attempts = 5
+		cfg.Retry.Attempts = DefaultRetryAttempts
 	}
 	if cfg.Retry.Initial <= 0 {
-		cfg.Retry.Initial = 500 * time.Millisecond
+		cfg.Retry.Initial = DefaultRetryInitial
 	}
 	if cfg.Retry.Max <= 0 {
-		cfg.Retry.Max = 30 * time.Second
+		cfg.Retry.Max = DefaultRetryMax
 	}
 	cfg.Retry.Max = max(cfg.Retry.Max, cfg.Retry.Initial)
 	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 256
+		cfg.QueueSize = DefaultQueueSize
 	}
 	if cfg.StreamWriteWait <= 0 {
-		cfg.StreamWriteWait = defaultWriteWait
+		cfg.StreamWriteWait = DefaultStreamWriteWait
 	}
 	if cfg.StreamBuffer <= 0 {
-		cfg.StreamBuffer = 256
+		cfg.StreamBuffer = DefaultStreamBuffer
 	}
 	if cfg.StatusInterval <= 0 {
-		cfg.StatusInterval = time.Second
+		cfg.StatusInterval = DefaultStatusInterval
 	}
 	if cfg.History <= 0 {
-		cfg.History = 1024
+		cfg.History = DefaultHistory
 	}
 	if cfg.HistoryBytes <= 0 {
-		cfg.HistoryBytes = 16 << 20
+		cfg.HistoryBytes = DefaultHistoryBytes
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Notifier{cfg: cfg, st: cfg.Store, log: cfg.Logger.WithField("component", "notify"),

@@ -15,10 +15,9 @@ import (
 // stream; pings go out every pingPeriod and a client that answers none
 // within pongWait is gone.
 const (
-	defaultWriteWait = 10 * time.Second
-	pongWait         = 60 * time.Second
-	pingPeriod       = 25 * time.Second
-	closeWait        = time.Second
+	pongWait   = 60 * time.Second
+	pingPeriod = 25 * time.Second
+	closeWait  = time.Second
 )
 
 // CloseTooSlow is the close code (1008, policy violation) sent to a stream

@@ -161,7 +161,8 @@ func TestBenchUsage(t *testing.T) {
 func TestServeDefaults(t *testing.T) {
 	args := serveDefaults(map[string]string{"http": "127.0.0.1:0"})
 	joined := " " + strings.Join(args, " ") + " "
-	for _, want := range []string{" --http=127.0.0.1:0 ", " --users= ", " --log-level=info ", " --tls-cert= "} {
+	for _, want := range []string{" --http=127.0.0.1:0 ", " --users= ", " --log-level=info ", " --tls-cert= ",
+		" --delivery-window=256 ", " --liveness-heartbeat-interval=1s ", " --notifications-history-bytes=16777216 "} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("serve flags lack %q: %v", want, args)
 		}

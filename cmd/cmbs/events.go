@@ -9,6 +9,7 @@ import (
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/notify"
+	"github.com/houssem/cmbs/config"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/lease"
@@ -18,12 +19,30 @@ import (
 // interface (occi reserves /events/ so no kind can take it).
 const eventsPath = "/events"
 
+// notifyConfig is the notifier's configuration from serve's settings.
+func notifyConfig(cfg config.Config, st store.Store, logger logrus.FieldLogger) notify.Config {
+	n := cfg.Notifications
+	return notify.Config{
+		Store:           st,
+		Logger:          logger,
+		Client:          notify.NewCallbackClient(n.CallbackTimeout),
+		Retry:           notify.Retry{Attempts: n.RetryAttempts, Initial: n.RetryInitial, Max: n.RetryMax},
+		QueueSize:       n.QueueSize,
+		StreamBuffer:    n.StreamBuffer,
+		StreamWriteWait: n.StreamWriteWait,
+		History:         n.History,
+		HistoryBytes:    n.HistoryBytes,
+		StatusInterval:  n.StatusInterval,
+	}
+}
+
 // startEvents registers the subscription kind on srv, starts the notifier
-// on st (stored subscriptions resume) and has brk report its events to it.
-// With leases, the subscriptions are shared with the other servers of the
-// store. Stop it with closeEvents before the broker and the store close.
-func startEvents(ctx context.Context, st store.Store, srv *occi.Server, brk *broker.Broker, leases *lease.Keeper, logger logrus.FieldLogger) (*notify.Notifier, error) {
-	cfg := notify.Config{Store: st, Logger: logger}
+// of cfg on its store (stored subscriptions resume) and has brk report its
+// events to it. With leases, the subscriptions are shared with the other
+// servers of the store. Stop it with closeEvents before the broker and the
+// store close.
+func startEvents(ctx context.Context, cfg notify.Config, srv *occi.Server, brk *broker.Broker, leases *lease.Keeper) (*notify.Notifier, error) {
+	logger := cfg.Logger
 	if leases != nil {
 		cfg.Leases = leases
 	}

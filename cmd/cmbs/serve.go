@@ -96,8 +96,11 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := srv.Init(ctx); err != nil {
 		return fmt.Errorf("initialise the store: %w", err)
 	}
-	// One size limit: an HTTP body, and a layer message.
-	bcfg := broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics(), MaxMessageSize: cfg.MaxMessageBytes, Bind: bindOf(cfg)}
+	bcfg := brokerConfig(cfg, st, logger)
+	bcfg.Metrics = operations.BrokerMetrics()
+	if !cfg.Liveness.Enabled() {
+		logger.Warn("liveness is off (liveness.heartbeat_interval 0s): no heartbeats, periodic discovery or forgetting; routes change only with check_neighbors")
+	}
 	if leases != nil {
 		bcfg.Leases = leases
 	}
@@ -124,7 +127,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	// Events (events.go): subscriptions and GET /events, behind the same
 	// authentication as the OCCI interface. Started before the broker and
 	// the config act, so stored subscriptions hear what they do.
-	events, err := startEvents(ctx, st, srv, brk, leases, logger)
+	events, err := startEvents(ctx, notifyConfig(cfg, st, logger), srv, brk, leases)
 	if err != nil {
 		return err
 	}
@@ -191,6 +194,36 @@ func startLeases(cfg config.Config, st store.Store, logger logrus.FieldLogger) (
 	logger.WithFields(logrus.Fields{"instance": id, "lease_ttl": cfg.LeaseTTL}).
 		Info("sharing the store: subscriptions and outbox streams are taken under leases")
 	return k, nil
+}
+
+// brokerConfig is the broker's configuration from serve's settings,
+// without what serve builds on the way (metrics, leases, keys).
+func brokerConfig(cfg config.Config, st store.Store, logger logrus.FieldLogger) broker.Config {
+	d, l := cfg.Delivery, cfg.Liveness
+	heartbeat := l.HeartbeatInterval
+	if !l.Enabled() {
+		// The broker reads zero as its default; negative turns it off.
+		heartbeat = -1
+	}
+	return broker.Config{
+		Store:  st,
+		Logger: logger,
+		// One size limit: an HTTP body, and a layer message.
+		MaxMessageSize:    cfg.MaxMessageBytes,
+		Bind:              bindOf(cfg),
+		Timeout:           l.DiscoveryTimeout,
+		Attempts:          l.DiscoveryAttempts,
+		Window:            d.Window,
+		Batch:             d.Batch,
+		AckTimeout:        d.AckTimeout,
+		RetryMin:          d.RetryMin,
+		RetryMax:          d.RetryMax,
+		Expiry:            d.Expiry,
+		MaxWait:           d.MaxWait,
+		HeartbeatInterval: heartbeat,
+		DiscoveryInterval: l.DiscoveryInterval,
+		ForgetAfter:       l.ForgetAfter,
+	}
 }
 
 // bindOf is what the broker's receivers bind, from bind_host and
