@@ -21,8 +21,13 @@ func (b *Broker) onDescribe(ctx context.Context, self *occi.Entity, env envelope
 		// In plain mode nothing is proven, and the description is taken as
 		// it comes; with CURVE, authorize has bound it to its key.
 		b.routes.setSelf(self.ID)
-		if b.routes.alive(env.From.ID, env.From.Sockets[L1], env.Paths, time.Now()) {
+		cameUp, newPaths := b.routes.alive(env.From.ID, env.From.Sockets[L1], env.Paths, time.Now())
+		if cameUp {
 			b.emitMember(EventMemberUp, env.From.ID, "")
+		}
+		if cameUp || newPaths {
+			// Pass what changed on now: a mesh converges in a round
+			// trip per hop, not a heartbeat per hop.
 			b.live.routesChanged()
 		}
 		if !b.knownAsDescribed(ctx, env.From) {
@@ -31,14 +36,16 @@ func (b *Broker) onDescribe(ctx context.Context, self *occi.Entity, env envelope
 			}
 		}
 	}
-	rep := describeReply{Member: b.describeSelf(self), Known: []memberInfo{}, Paths: advertisement(self.ID, env.From.ID, b.routes.routes())}
-	remotes, err := b.remoteMembers(ctx)
+	rep := describeReply{Member: b.describeSelf(self), Known: []memberInfo{}, Paths: b.advertise(ctx, self.ID, env.From.ID)}
+	// The member table, not a store query: every heartbeat of every
+	// neighbour asks this, and the table changes only when a member does.
+	ms, err := b.table.get(ctx)
 	if err != nil {
 		return rep, err
 	}
-	for _, m := range remotes {
+	for _, m := range ms.remote {
 		if m.ID != env.From.ID {
-			rep.Known = append(rep.Known, describe(m))
+			rep.Known = append(rep.Known, describe(m.e))
 		}
 	}
 	return rep, nil
@@ -189,7 +196,7 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 		return res, err
 	}
 	b.routes.setSelf(self.ID)
-	payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: b.describeSelf(self), Paths: advertisement(self.ID, "", b.routes.routes())})
+	payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: b.describeSelf(self), Paths: b.advertise(ctx, self.ID, "")})
 	if err != nil {
 		return res, err
 	}
@@ -237,7 +244,7 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 			discovered[m.ID] = true
 			reached[m.ID] = true
 			// It answered directly: a neighbour, whose routes count.
-			if b.routes.alive(m.ID, a.socket, a.rep.Paths, time.Now()) {
+			if cameUp, _ := b.routes.alive(m.ID, a.socket, a.rep.Paths, time.Now()); cameUp {
 				b.emitMember(EventMemberUp, m.ID, "")
 			}
 			for _, n := range m.Neighbors {

@@ -138,10 +138,9 @@ func (b *Broker) beat(ctx context.Context) {
 	b.routes.setSelf(self.ID)
 	targets := b.beatTargets(self)
 	if len(targets) > 0 {
-		routes := b.routes.routes()
 		from := self.info()
 		from.PublicKey, from.MaxMessageBytes = b.publicKey(), int(b.cfg.MaxMessageSize)
-		payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: from, Paths: advertisement(self.ID, "", routes)})
+		payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: from, Paths: b.advertise(ctx, self.ID, "")})
 		if err != nil {
 			b.log.WithError(err).Error("heartbeat: describe not encoded")
 			return
@@ -236,9 +235,12 @@ func (b *Broker) exchange(ctx context.Context, ms *members, socket string, paylo
 		b.noteSocket(socket, "refused: "+err.Error())
 		return
 	}
-	if b.routes.alive(rep.Member.ID, socket, rep.Paths, time.Now()) {
+	cameUp, newPaths := b.routes.alive(rep.Member.ID, socket, rep.Paths, time.Now())
+	if cameUp {
 		b.log.WithField("member", rep.Member.ID).Info("neighbour up")
 		b.emitMember(EventMemberUp, rep.Member.ID, "")
+	}
+	if cameUp || newPaths {
 		b.live.routesChanged()
 	}
 	b.noteSocket(socket, "reachable: "+rep.Member.ID)
@@ -366,8 +368,8 @@ func (b *Broker) applyRoutes(ctx context.Context, now time.Time) bool {
 		}
 		changed = changed || !known || prev.via != want.via || prev.reachable != want.reachable
 		b.live.applied[m.ID] = want
-		if m.Via == want.via && m.Distance == want.distance && flag(m.e, attrReachable, true) == want.reachable {
-			continue // the record says it already
+		if m.Via == want.via && m.Distance == want.distance && str(m.e, attrReachable) == fmt.Sprint(want.reachable) {
+			continue // the record says it already (a record learned by discovery does not say reachable)
 		}
 		upd := *m.e
 		upd.Attributes = cloneAttrs(m.e.Attributes)

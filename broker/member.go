@@ -275,6 +275,11 @@ func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (
 	}
 	b.receivers[l] = r
 	b.log.WithFields(map[string]any{"layer": l, "endpoint": r.Endpoint(), "advertised": advertised}).Info("layer started")
+	if l == L1 {
+		// Announce the member to its neighbours now, not at the next
+		// heartbeat: they can answer it from here on.
+		b.live.routesChanged()
+	}
 	return r.Endpoint(), nil
 }
 

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"sync"
@@ -57,12 +58,14 @@ func newRouteTable(self string) *routeTable {
 
 // alive records an exchange with neighbour id at socket that succeeded at
 // now, with the paths it advertised (nil keeps the last ones). It reports
-// whether the neighbour came up.
-func (t *routeTable) alive(id, socket string, advertised map[string][]string, now time.Time) (cameUp bool) {
+// whether the neighbour came up, and whether its paths differ from those it
+// advertised last: then this member's routes may change, and its
+// neighbours should hear of it now rather than at the next heartbeat.
+func (t *routeTable) alive(id, socket string, advertised map[string][]string, now time.Time) (cameUp, newPaths bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if id == t.self || id == "" {
-		return false
+		return false, false
 	}
 	n := t.neighbors[id]
 	if n == nil {
@@ -78,9 +81,24 @@ func (t *routeTable) alive(id, socket string, advertised map[string][]string, no
 	}
 	n.up, n.heard, n.reason = true, now, ""
 	if advertised != nil {
-		t.heard[id] = t.accept(id, advertised)
+		accepted := t.accept(id, advertised)
+		newPaths = !samePaths(t.heard[id], accepted)
+		t.heard[id] = accepted
 	}
-	return cameUp
+	return cameUp, newPaths
+}
+
+// samePaths reports whether two advertisements hold the same paths.
+func samePaths(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for dest, path := range a {
+		if other, ok := b[dest]; !ok || !slices.Equal(path, other) {
+			return false
+		}
+	}
+	return true
 }
 
 // accept keeps the paths advertised by neighbour from that are well formed
@@ -202,4 +220,22 @@ func advertisement(self, to string, routes map[string]route) map[string][]string
 		out[dest] = append([]string{self}, r.path...)
 	}
 	return out
+}
+
+// advertise is the advertisement to neighbour to (every neighbour when
+// empty), keeping only the members this one has a record of: a neighbour
+// that hears of a path asks this member at once and must find the
+// destination among those it describes, or it would keep a route to a
+// member it cannot name until the next heartbeat.
+func (b *Broker) advertise(ctx context.Context, self, to string) map[string][]string {
+	routes := b.routes.routes()
+	ms, err := b.table.get(ctx)
+	if err == nil {
+		for dest := range routes {
+			if m := ms.byID[dest]; m == nil || m.Local {
+				delete(routes, dest)
+			}
+		}
+	}
+	return advertisement(self, to, routes)
 }
