@@ -85,6 +85,9 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	DiscoveryInterval time.Duration
 	ForgetAfter       time.Duration
+	// Bind says what the layers' receivers bind when that is not the
+	// local member's sockets themselves (see Bind).
+	Bind Bind
 	// Leases, when set, decide which of several servers sharing one store
 	// delivers each stream of the outbox: a deliverer works only while its
 	// server holds the stream's lease (see Leases). Nil: this server
@@ -200,6 +203,9 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("broker: a store is required")
 	}
+	if err := cfg.Bind.Check(); err != nil {
+		return nil, err
+	}
 	cfg.applyDefaults()
 	log := cfg.Logger.WithField("component", "broker")
 	direct, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: cfg.MaxMessageSize, Logger: log})
@@ -273,6 +279,7 @@ func (b *Broker) Start(ctx context.Context) error {
 	if b.cfg.HeartbeatInterval > 0 {
 		b.background(b.heartbeat)
 	}
+	b.startShared()
 	if err := b.resume(ctx); err != nil {
 		return err
 	}

@@ -45,6 +45,9 @@ type deliverer struct {
 	// retracted are entries moved to other streams, to drop from the
 	// queue (which run owns).
 	retracted []string
+	// reread asks run to read the store again: another server sharing it
+	// wrote to this stream (see recheck).
+	reread bool
 
 	// Owned by run.
 	queue    []*entry
@@ -132,6 +135,31 @@ func (d *deliverer) retract(ids ...string) {
 	}
 	d.offered = slices.DeleteFunc(d.offered, func(e *entry) bool { return gone[e.id] })
 	d.retracted = append(d.retracted, ids...)
+	d.mu.Unlock()
+	d.poke()
+}
+
+// expects reports whether the entry id is one the deliverer holds or was
+// offered, so a change feed reporting it brings nothing new.
+func (d *deliverer) expects(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.known[id] {
+		return true
+	}
+	for _, e := range d.offered {
+		if e.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// recheck makes the deliverer read its stream from the store again: a
+// server sharing the store wrote entries this one was not offered.
+func (d *deliverer) recheck() {
+	d.mu.Lock()
+	d.reread = true
 	d.mu.Unlock()
 	d.poke()
 }
@@ -232,6 +260,9 @@ func (d *deliverer) take() {
 		}
 		d.retracted = nil
 		d.queue = slices.DeleteFunc(d.queue, func(e *entry) bool { return gone[e.id] })
+	}
+	if d.reread {
+		d.reread, d.backlog = false, true
 	}
 	for _, e := range offered {
 		if !d.known[e.id] {

@@ -21,8 +21,9 @@ type LocalMemberSpec struct {
 	ID      string
 	Title   string
 	Summary string
-	// Sockets is the endpoint each layer's receiver binds. A layer
-	// without one cannot start.
+	// Sockets is the endpoint peers reach each layer at, which the
+	// layer's receiver binds unless the broker's Config.Bind says
+	// otherwise. A layer without one cannot start.
 	Sockets map[Layer]string
 	// Neighbors are the L1 sockets discovery starts from.
 	Neighbors []string
@@ -36,8 +37,10 @@ type LocalMemberSpec struct {
 	Discover bool
 }
 
-// check reports every problem of the spec at once, each naming its field.
-func (s LocalMemberSpec) check() error {
+// check reports every problem of the spec at once, each naming its field;
+// bind is where the server binds, which makes the sockets addresses peers
+// must be able to dial.
+func (s LocalMemberSpec) check(bind Bind) error {
 	var errs []error
 	if !idOK(s.ID) || !isAlnum(s.ID[0]) {
 		errs = append(errs, fmt.Errorf("id %q: want letters, digits and _.:~@-, starting with a letter or digit", s.ID))
@@ -48,6 +51,8 @@ func (s LocalMemberSpec) check() error {
 			continue
 		}
 		if err := layers.ValidateEndpoint(ep); err != nil {
+			errs = append(errs, fmt.Errorf("sockets.%s: %w", l, err))
+		} else if err := bind.checkAdvertised(l, ep); err != nil {
 			errs = append(errs, fmt.Errorf("sockets.%s: %w", l, err))
 		}
 	}
@@ -83,7 +88,7 @@ func isAlnum(c byte) bool {
 // both are refused with what to do about them. A layer that cannot bind
 // is reported after the others are started and the states saved.
 func (b *Broker) EnsureLocalMember(ctx context.Context, spec LocalMemberSpec) error {
-	if err := spec.check(); err != nil {
+	if err := spec.check(b.cfg.Bind); err != nil {
 		return fmt.Errorf("local member %s: %w", spec.ID, err)
 	}
 	location := MemberLocation + spec.ID

@@ -28,10 +28,20 @@ const maxRequestBytes = 64 << 20
 // checks sockets, and runs the member's actions.
 type memberProvider struct{ b *Broker }
 
-func checkSockets(e *occi.Entity) error {
+// checkSockets checks a member's sockets: endpoints a receiver can bind,
+// and, for the local member of a server that binds a layer elsewhere (see
+// Bind), one peers can dial.
+func (p memberProvider) checkSockets(e *occi.Entity) error {
+	local := flag(e, attrLocal, false)
 	for _, l := range Layers() {
 		if s := str(e, l.SocketAttr()); s != "" {
 			if err := layers.ValidateEndpoint(s); err != nil {
+				return occi.BadRequest(l.SocketAttr(), "%s: %v", l.SocketAttr(), err)
+			}
+			if !local {
+				continue
+			}
+			if err := p.b.cfg.Bind.checkAdvertised(l, s); err != nil {
 				return occi.BadRequest(l.SocketAttr(), "%s: %v", l.SocketAttr(), err)
 			}
 		}
@@ -70,7 +80,7 @@ func (p memberProvider) checkOneLocal(ctx context.Context, e *occi.Entity) error
 func (memberProvider) Exclusive() {}
 
 func (p memberProvider) Create(ctx context.Context, e *occi.Entity) error {
-	if err := checkSockets(e); err != nil {
+	if err := p.checkSockets(e); err != nil {
 		return err
 	}
 	if err := p.checkOneLocal(ctx, e); err != nil {
@@ -90,7 +100,7 @@ func (p memberProvider) Read(_ context.Context, e *occi.Entity) error {
 }
 
 func (p memberProvider) Update(ctx context.Context, old, updated *occi.Entity) error {
-	if err := checkSockets(updated); err != nil {
+	if err := p.checkSockets(updated); err != nil {
 		return err
 	}
 	if err := p.checkOneLocal(ctx, updated); err != nil {
@@ -139,6 +149,9 @@ type memberActionResult struct {
 	Layer    Layer  `json:"layer,omitempty"`
 	Endpoint string `json:"endpoint,omitempty"`
 	State    string `json:"state,omitempty"`
+	// Bound is what this server bound, when not Endpoint itself (see
+	// Bind).
+	Bound string `json:"bound,omitempty"`
 	// Discovery outcome.
 	Discovered  []string          `json:"discovered,omitempty"`
 	Unreachable map[string]string `json:"unreachable,omitempty"`
@@ -164,7 +177,10 @@ func (p memberProvider) Action(ctx context.Context, e *occi.Entity, inv occi.Act
 		var err error
 		res := memberActionResult{Member: e.ID, Action: inv.Term, Layer: l, Endpoint: str(e, l.SocketAttr())}
 		if verb == "start" {
-			res.Endpoint, err = p.b.startLayer(ctx, e, l)
+			res.Bound, err = p.b.startLayer(ctx, e, l)
+			if res.Bound == res.Endpoint {
+				res.Bound = ""
+			}
 			res.State = stateRunning
 		} else {
 			err = p.b.stopLayer(l)
@@ -215,11 +231,19 @@ func (b *Broker) saveLayerStates(ctx context.Context, location string) error {
 	return err
 }
 
-// startLayer binds the layer's receiver on the member's socket for it.
+// startLayer binds the layer's receiver on the member's socket for it, or
+// where the server's Bind says, and returns the endpoint it bound.
 func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (string, error) {
-	endpoint := str(member, l.SocketAttr())
-	if endpoint == "" {
+	advertised := str(member, l.SocketAttr())
+	if advertised == "" {
 		return "", occi.BadRequest(l.SocketAttr(), "the member has no %s; set it before starting layer %s", l.SocketAttr(), l)
+	}
+	if err := b.cfg.Bind.checkAdvertised(l, advertised); err != nil {
+		return "", occi.BadRequest(l.SocketAttr(), "layer %s: %v", l, err)
+	}
+	endpoint, err := b.cfg.Bind.Endpoint(l, advertised)
+	if err != nil {
+		return "", occi.BadRequest(l.SocketAttr(), "layer %s: %v", l, err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -241,12 +265,15 @@ func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (
 		return "", occi.BadRequest(l.SocketAttr(), "layer %s: %v", l, err)
 	}
 	if err := r.Start(); err != nil {
-		return "", &occi.Error{Status: http.StatusConflict, Field: l.SocketAttr(), Err: err,
-			Detail: fmt.Sprintf("layer %s cannot bind %s: %v", l, endpoint, err)}
+		detail := fmt.Sprintf("layer %s cannot bind %s: %v", l, endpoint, err)
+		if !b.cfg.Bind.Separate(l, advertised) {
+			detail += " (a server binds the member's socket unless told otherwise: a host name it cannot bind needs --bind-host or --bind-socket)"
+		}
+		return "", &occi.Error{Status: http.StatusConflict, Field: l.SocketAttr(), Err: err, Detail: detail}
 	}
 	b.receivers[l] = r
-	b.log.WithFields(map[string]any{"layer": l, "endpoint": endpoint}).Info("layer started")
-	return endpoint, nil
+	b.log.WithFields(map[string]any{"layer": l, "endpoint": r.Endpoint(), "advertised": advertised}).Info("layer started")
+	return r.Endpoint(), nil
 }
 
 // stopLayer closes the layer's receiver: socket closed, goroutine gone,

@@ -84,6 +84,23 @@ type Config struct {
 	// (lists, filters, collection deletes and actions) run at once;
 	// others wait for a turn.
 	MaxCollectionRequests int `yaml:"max_collection_requests" json:"max_collection_requests"`
+	// BindHost is the host every layer of the local member binds, keeping
+	// the port of the member's socket: 0.0.0.0 in a container, whose
+	// member advertises a name peers resolve (tcp://broker-a:5010). Empty
+	// binds the member's sockets as they are.
+	BindHost string `yaml:"bind_host" json:"bind_host"`
+	// BindSockets binds a layer (l1, l2, l31, l32, l4) on exactly this
+	// endpoint, whatever the member's socket for it; it wins over
+	// BindHost.
+	BindSockets map[string]string `yaml:"bind_sockets,omitempty" json:"bind_sockets,omitempty"`
+	// InstanceID names this server among those sharing one CouchDB
+	// database: it holds leases under it. Empty: the host name and a
+	// random suffix, new at every start.
+	InstanceID string `yaml:"instance_id" json:"instance_id"`
+	// LeaseTTL is how long a lease of a server sharing a CouchDB database
+	// lasts without renewal: another server takes its work over that long
+	// after it stopped renewing.
+	LeaseTTL time.Duration `yaml:"lease_ttl" json:"lease_ttl"`
 	// Backends names the providers backing kinds, attached at start over
 	// whatever was attached before. Empty leaves the broker's defaults.
 	// Set in the file only, like Member: neither fits a flag.
@@ -128,9 +145,13 @@ func Default() Config {
 		PageLimit:             1000,
 		MaxPageLimit:          5000,
 		MaxCollectionRequests: 4,
+		LeaseTTL:              DefaultLeaseTTL,
 		MEC:                   defaultMEC(),
 	}
 }
+
+// DefaultLeaseTTL is the default of Config.LeaseTTL.
+const DefaultLeaseTTL = 10 * time.Second
 
 // DefaultMaxMessageBytes is the default of Config.MaxMessageBytes, 10 MiB.
 const DefaultMaxMessageBytes = 10 << 20

@@ -62,6 +62,11 @@ tls_client_ca: /etc/cmbs/clients.pem
 page_limit: 100
 max_page_limit: 200
 max_collection_requests: 8
+bind_host: 0.0.0.0
+bind_sockets:
+  l1: tcp://*:5010
+instance_id: server-a
+lease_ttl: 20s
 `,
 			want: func(c *Config) {
 				*c = Config{
@@ -81,6 +86,10 @@ max_collection_requests: 8
 					PageLimit:             100,
 					MaxPageLimit:          200,
 					MaxCollectionRequests: 8,
+					BindHost:              "0.0.0.0",
+					BindSockets:           map[string]string{"l1": "tcp://*:5010"},
+					InstanceID:            "server-a",
+					LeaseTTL:              20 * time.Second,
 					MEC:                   defaultMEC(),
 				}
 			},
@@ -197,12 +206,18 @@ func TestPrecedence(t *testing.T) {
 				"CMBS_PAGE_LIMIT":              "10",
 				"CMBS_MAX_PAGE_LIMIT":          "20",
 				"CMBS_MAX_COLLECTION_REQUESTS": "2",
+				"CMBS_BIND_HOST":               "0.0.0.0",
+				"CMBS_BIND_SOCKETS":            "l1=tcp://0.0.0.0:5010, l2=tcp://10.0.0.1:5020",
+				"CMBS_INSTANCE_ID":             "server-1",
+				"CMBS_LEASE_TTL":               "30s",
 			},
 			want: func(c *Config) {
 				*c = Config{HTTP: "127.0.0.1:1", Store: "http://127.0.0.1:5984/x", PublicURL: "http://a.example",
 					LogLevel: "trace", LogFormat: "json", Strict: true, UsersFile: "/u", ShutdownTimeout: time.Second,
 					WithInfrastructure: true, MaxMessageBytes: 1024, TLSCert: "/c.pem", TLSKey: "/k.pem", TLSClientCA: "/ca.pem",
-					PageLimit: 10, MaxPageLimit: 20, MaxCollectionRequests: 2, MEC: defaultMEC()}
+					PageLimit: 10, MaxPageLimit: 20, MaxCollectionRequests: 2,
+					BindHost: "0.0.0.0", BindSockets: map[string]string{"l1": "tcp://0.0.0.0:5010", "l2": "tcp://10.0.0.1:5020"},
+					InstanceID: "server-1", LeaseTTL: 30 * time.Second, MEC: defaultMEC()}
 			},
 		},
 		{
@@ -213,15 +228,20 @@ func TestPrecedence(t *testing.T) {
 				"CMBS_USERS_FILE": "/u", "CMBS_SHUTDOWN_TIMEOUT": "1s", "CMBS_WITH_INFRASTRUCTURE": "true",
 				"CMBS_MAX_MESSAGE_BYTES": "1024", "CMBS_TLS_CERT": "/c.pem", "CMBS_TLS_KEY": "/k.pem", "CMBS_TLS_CLIENT_CA": "/ca.pem",
 				"CMBS_PAGE_LIMIT": "10", "CMBS_MAX_PAGE_LIMIT": "20", "CMBS_MAX_COLLECTION_REQUESTS": "2",
+				"CMBS_BIND_HOST": "0.0.0.0", "CMBS_BIND_SOCKETS": "l1=tcp://0.0.0.0:5010", "CMBS_INSTANCE_ID": "a", "CMBS_LEASE_TTL": "30s",
 			},
 			flags: []string{"--http=:2", "--store=file:/b", "--public-url=http://b.example", "--log-level=error",
 				"--log-format=text", "--strict=false", "--users=/v", "--shutdown-timeout=2s", "--with-infrastructure=false",
 				"--max-message-bytes=2048", "--tls-cert=/c2.pem", "--tls-key=/k2.pem", "--tls-client-ca=",
-				"--page-limit=30", "--max-page-limit=40", "--max-collection-requests=3"},
+				"--page-limit=30", "--max-page-limit=40", "--max-collection-requests=3",
+				"--bind-host=127.0.0.2", "--bind-socket=l2=tcp://127.0.0.3:5020", "--bind-socket", "l4=tcp://*:5040",
+				"--instance-id=b", "--lease-ttl=5s"},
 			want: func(c *Config) {
 				*c = Config{HTTP: ":2", Store: "file:/b", PublicURL: "http://b.example", LogLevel: "error",
 					LogFormat: "text", Strict: false, UsersFile: "/v", ShutdownTimeout: 2 * time.Second,
-					MaxMessageBytes: 2048, TLSCert: "/c2.pem", TLSKey: "/k2.pem", PageLimit: 30, MaxPageLimit: 40, MaxCollectionRequests: 3, MEC: defaultMEC()}
+					MaxMessageBytes: 2048, TLSCert: "/c2.pem", TLSKey: "/k2.pem", PageLimit: 30, MaxPageLimit: 40, MaxCollectionRequests: 3,
+					BindHost: "127.0.0.2", BindSockets: map[string]string{"l2": "tcp://127.0.0.3:5020", "l4": "tcp://*:5040"},
+					InstanceID: "b", LeaseTTL: 5 * time.Second, MEC: defaultMEC()}
 			},
 		},
 		{
@@ -329,6 +349,10 @@ func TestFlagsAndVariables(t *testing.T) {
 		"page-limit":              "CMBS_PAGE_LIMIT",
 		"max-page-limit":          "CMBS_MAX_PAGE_LIMIT",
 		"max-collection-requests": "CMBS_MAX_COLLECTION_REQUESTS",
+		"bind-host":               "CMBS_BIND_HOST",
+		"bind-socket":             "CMBS_BIND_SOCKETS",
+		"instance-id":             "CMBS_INSTANCE_ID",
+		"lease-ttl":               "CMBS_LEASE_TTL",
 
 		"mec-platform":             "CMBS_MEC_PLATFORM",
 		"mec-app-instance-id":      "CMBS_MEC_APP_INSTANCE_ID",
@@ -414,6 +438,14 @@ func TestValidate(t *testing.T) {
 		{name: "tls cert without key", change: func(c *Config) { c.TLSCert = certFile }, wantFields: []string{"tls_key"}, wantReason: "needs both"},
 		{name: "tls client ca without tls", change: func(c *Config) { c.TLSClientCA = certFile }, wantFields: []string{"tls_client_ca"}, wantReason: "need HTTPS"},
 		{name: "tls", change: func(c *Config) { c.TLSCert, c.TLSKey, c.TLSClientCA = certFile, keyFile, certFile }},
+		{name: "bind", change: func(c *Config) {
+			c.BindHost, c.BindSockets = "0.0.0.0", map[string]string{"l1": "tcp://*:5010", "l32": "ipc:///run/cmbs/l32"}
+		}},
+		{name: "bind host", change: func(c *Config) { c.BindHost = "0.0.0.0:5010" }, wantFields: []string{"bind_host"}, wantReason: "not an address"},
+		{name: "bind socket of no layer", change: func(c *Config) { c.BindSockets = map[string]string{"l5": "tcp://*:1"} }, wantFields: []string{"bind_sockets.l5"}, wantReason: "unknown layer"},
+		{name: "bind socket not an endpoint", change: func(c *Config) { c.BindSockets = map[string]string{"l1": "0.0.0.0:5010"} }, wantFields: []string{"bind_sockets.l1"}, wantReason: "not a ZeroMQ endpoint"},
+		{name: "lease ttl", change: func(c *Config) { c.LeaseTTL = 100 * time.Millisecond }, wantFields: []string{"lease_ttl"}, wantReason: "at least 1s"},
+		{name: "instance id", change: func(c *Config) { c.InstanceID = "a/b" }, wantFields: []string{"instance_id"}, wantReason: "slashes"},
 		{name: "tls key of another certificate", change: func(c *Config) { c.TLSCert, c.TLSKey = certFile, otherKey }, wantFields: []string{"tls_cert"}, wantReason: "private key does not match"},
 		{name: "tls missing files", change: func(c *Config) { c.TLSCert, c.TLSKey = filepath.Join(dir, "c"), filepath.Join(dir, "k") }, wantFields: []string{"tls_cert"}, wantReason: "no such file"},
 		{name: "tls client ca not PEM", change: func(c *Config) { c.TLSCert, c.TLSKey, c.TLSClientCA = certFile, keyFile, usersFile }, wantFields: []string{"tls_client_ca"}, wantReason: "no PEM certificate"},
@@ -422,7 +454,7 @@ func TestValidate(t *testing.T) {
 			change: func(c *Config) {
 				*c = Config{HTTP: "x", Store: "s3://b", PublicURL: "nope", LogLevel: "x", LogFormat: "x", UsersFile: dir, TLSKey: "k"}
 			},
-			wantFields: []string{"http", "log_format", "log_level", "max_collection_requests", "max_message_bytes", "max_page_limit",
+			wantFields: []string{"http", "lease_ttl", "log_format", "log_level", "max_collection_requests", "max_message_bytes", "max_page_limit",
 				"page_limit", "public_url", "shutdown_timeout", "store", "tls_cert", "users_file"},
 		},
 	}

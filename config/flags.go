@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 
 	"github.com/spf13/pflag"
 )
@@ -54,6 +56,14 @@ func (c *Config) register(fs *pflag.FlagSet) {
 	env("page-limit", "CMBS_PAGE_LIMIT")
 	fs.IntVar(&c.MaxPageLimit, "max-page-limit", c.MaxPageLimit, "most entries a request may ask for with ?limit=")
 	env("max-page-limit", "CMBS_MAX_PAGE_LIMIT")
+	fs.StringVar(&c.BindHost, "bind-host", c.BindHost, "host every layer binds, keeping the port of the member's socket (0.0.0.0 in a container); the sockets stay what peers dial")
+	env("bind-host", "CMBS_BIND_HOST")
+	fs.Var(newEndpointMap(&c.BindSockets), "bind-socket", "layer=endpoint a layer binds instead of the member's socket, e.g. l1=tcp://0.0.0.0:5010 (repeat, or separate with commas)")
+	env("bind-socket", "CMBS_BIND_SOCKETS")
+	fs.StringVar(&c.InstanceID, "instance-id", c.InstanceID, "name of this server among those sharing one CouchDB database (default: host name and a random suffix)")
+	env("instance-id", "CMBS_INSTANCE_ID")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "how long a lease of servers sharing one CouchDB database lasts unrenewed before another server takes the work over")
+	env("lease-ttl", "CMBS_LEASE_TTL")
 	fs.IntVar(&c.MaxCollectionRequests, "max-collection-requests", c.MaxCollectionRequests, "requests walking a collection (lists, filters, collection deletes and actions) served at once; others wait")
 	env("max-collection-requests", "CMBS_MAX_COLLECTION_REQUESTS")
 	c.MEC.register(fs, env)
@@ -189,3 +199,51 @@ func (f *Flags) apply(c *Config) error {
 	})
 	return err
 }
+
+// endpointMap is a flag of layer=endpoint pairs, given repeated or
+// separated by commas; a layer named twice takes the last endpoint.
+type endpointMap struct {
+	m   *map[string]string
+	set bool
+}
+
+func newEndpointMap(m *map[string]string) *endpointMap { return &endpointMap{m: m} }
+
+func (e *endpointMap) Set(v string) error {
+	if !e.set {
+		// The first value given replaces what the file or the defaults
+		// said; later ones add to it.
+		*e.m = map[string]string{}
+		e.set = true
+	}
+	for _, pair := range strings.Split(v, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		k, ep, ok := strings.Cut(pair, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("%q is not layer=endpoint (e.g. l1=tcp://0.0.0.0:5010)", pair)
+		}
+		(*e.m)[strings.TrimSpace(k)] = strings.TrimSpace(ep)
+	}
+	return nil
+}
+
+func (e *endpointMap) String() string {
+	if e.m == nil {
+		return ""
+	}
+	keys := make([]string, 0, len(*e.m))
+	for k := range *e.m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k + "=" + (*e.m)[k]
+	}
+	return strings.Join(out, ",")
+}
+
+func (e *endpointMap) Type() string { return "layer=endpoint" }

@@ -139,7 +139,7 @@ func TestLoadSection(t *testing.T) {
 	}
 	want2 := []string{
 		path + `:5: controls.member.sockets.l1: "nowhere" is not a ZeroMQ endpoint tcp://host:port, ipc://path or inproc://name`,
-		path + ":7: controls.listen: unknown key; known keys are backends, http, ",
+		path + ":7: controls.listen: unknown key; known keys are backends, bind_host, bind_sockets, http, ",
 	}
 	if len(got2) != 2 || got2[0] != want2[0] || !strings.HasPrefix(got2[1], want2[1]) || !strings.Contains(got2[1], " mec, member, ") {
 		t.Errorf("problems =\n%s\nwant\n%s", strings.Join(got2, "\n"), strings.Join(want2, "\n"))

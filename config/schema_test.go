@@ -159,7 +159,7 @@ func TestInvalidFiles(t *testing.T) {
 		want    []problem
 	}{
 		{name: "unknown top-level key", content: "http: :1\nlisten: :2\n",
-			want: []problem{{2, "listen", "unknown key; known keys are backends, http,"}}},
+			want: []problem{{2, "listen", "unknown key; known keys are backends, bind_host, bind_sockets, http,"}}},
 		{name: "wrong type", content: "http: 8090\n", want: []problem{{1, "http", "want string, got number"}}},
 		{name: "bad pattern", content: "store: ./data\n", want: []problem{{1, "store", `"./data" is not a store URL`}}},
 		{name: "not in enum", content: "log_level: loud\n", want: []problem{{1, "log_level", `"loud" is not one of trace, debug, info`}}},

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -78,6 +82,13 @@ func (c Config) Validate() error {
 	}
 	if c.MaxCollectionRequests <= 0 {
 		bad("max_collection_requests", "must be positive, got %d", c.MaxCollectionRequests)
+	}
+	c.validateBind(bad)
+	if c.LeaseTTL < time.Second {
+		bad("lease_ttl", "must be at least 1s, got %v", c.LeaseTTL)
+	}
+	if strings.TrimSpace(c.InstanceID) != c.InstanceID || strings.Contains(c.InstanceID, "/") {
+		bad("instance_id", "%q: no surrounding spaces or slashes", c.InstanceID)
 	}
 	c.validateTLS(bad)
 	validateBackends(c.Backends, bad)
@@ -164,4 +175,26 @@ func LoadCertPool(path string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return pool, nil
+}
+
+// bindNamePattern accepts an interface name, which libzmq binds a tcp
+// socket on as it does an address or *.
+var bindNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// validateBind checks bind_host and bind_sockets. The endpoints are
+// checked in full by the broker when it binds them.
+func (c Config) validateBind(bad func(field, format string, args ...any)) {
+	if h := c.BindHost; h != "" && h != "*" && net.ParseIP(h) == nil && !bindNamePattern.MatchString(h) {
+		bad("bind_host", "%q is not an address, * or an interface name (e.g. 0.0.0.0)", c.BindHost)
+	}
+	layers := MemberLayers()
+	for l, ep := range c.BindSockets {
+		field := "bind_sockets." + l
+		switch {
+		case !slices.Contains(layers, l):
+			bad(field, "unknown layer (want %s)", strings.Join(layers, ", "))
+		case !strings.Contains(ep, "://"):
+			bad(field, "%q is not a ZeroMQ endpoint such as tcp://0.0.0.0:5010", ep)
+		}
+	}
 }

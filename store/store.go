@@ -87,6 +87,31 @@ type Change struct {
 	ID      string
 	Rev     string
 	Deleted bool
+	// Seq is the change's position in the feed, which a Resumer can read
+	// the feed again after; empty from backends that cannot.
+	Seq string
+}
+
+// Resumer is implemented by backends whose change feed can be read again
+// from a position, so that a reader that stopped, in this process or in
+// another one sharing the database, resumes where it had got to (CouchDB's
+// _changes?since=).
+type Resumer interface {
+	// WatchSince streams, as Watch does, the changes made after the one
+	// whose Seq is since; an empty since means after the call. Each
+	// Change carries its Seq. Read from an earlier position, the feed
+	// reports a document changed several times once, with its latest
+	// revision: CouchDB keeps only the latest change of each document.
+	WatchSince(ctx context.Context, since string) (<-chan Change, error)
+}
+
+// WatchSince reads s's change feed from since when s is a Resumer, and
+// fails with errors.ErrUnsupported when it is not.
+func WatchSince(ctx context.Context, s Store, since string) (<-chan Change, error) {
+	if r, ok := s.(Resumer); ok {
+		return r.WatchSince(ctx, since)
+	}
+	return nil, fmt.Errorf("store: this backend's change feed cannot be resumed from a position: %w", errors.ErrUnsupported)
 }
 
 // Store is the interface occi and broker use.

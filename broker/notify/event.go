@@ -188,12 +188,12 @@ func intersects(a, b []string) bool {
 }
 
 // fromBroker turns a broker event into a notification.
-func fromBroker(id string, be broker.Event) *Event {
+func fromBroker(be broker.Event) *Event {
 	kind := broker.MessageKind
 	if be.Type == MemberDown || be.Type == MemberUp {
 		kind = broker.MemberKind
 	}
-	return &Event{ID: id, Type: be.Type, Time: be.Time, Location: be.Location, Kind: kind,
+	return &Event{ID: brokerEventID(be), Type: be.Type, Time: be.Time, Location: be.Location, Kind: kind,
 		Entity: be.Message, Layer: string(be.Layer), Member: be.Member, From: be.From, Reason: be.Reason,
 		Endpoint: be.Endpoint, Via: be.Via}
 }

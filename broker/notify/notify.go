@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
 
 	"github.com/houssem/cmbs/broker"
@@ -78,6 +78,25 @@ type Config struct {
 	// are written to the store (default 1s); state changes are written at
 	// once.
 	StatusInterval time.Duration
+	// Leases, when set, share the subscriptions among the servers of one
+	// store (see shared.go): each subscription's callbacks are sent by
+	// the server holding its lease, from the checkpoint kept with it, and
+	// the broker's events are recorded in the store for the holders to
+	// send. The store must then be a store.Resumer (CouchDB). Nil: this
+	// server sends every subscription's callbacks itself.
+	Leases Leases
+}
+
+// Leases are what a notifier sharing a store needs of lease.Keeper.
+type Leases interface {
+	broker.Leases
+	// Held reports, without reading the store, whether this server holds
+	// the lease called name.
+	Held(name string) bool
+	// Data and SetData read and keep the data kept with a lease: where
+	// its subscription's holder had got to.
+	Data(name string) json.RawMessage
+	SetData(name string, data json.RawMessage)
 }
 
 // Notifier owns the change-feed reader, one worker per subscription and
@@ -103,9 +122,15 @@ type Notifier struct {
 	history   []kept
 	histBytes int
 
+	// kinds maps kind locations to kind ids; replaced whole by the
+	// change-feed goroutine (and Start before it runs).
+	kinds atomic.Pointer[map[string]string]
 	// Owned by the change-feed goroutine (and Start before it runs).
-	kinds   map[string]string // kind location -> kind id
 	deleted *recentSet
+
+	// recorder writes the broker's events to the store for the servers
+	// sharing it; nil for a server alone on its store.
+	recorder *eventRecorder
 }
 
 // New builds a notifier from cfg.
@@ -149,10 +174,19 @@ func New(cfg Config) (*Notifier, error) {
 		cfg.HistoryBytes = 16 << 20
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Notifier{cfg: cfg, st: cfg.Store, log: cfg.Logger.WithField("component", "notify"),
+	n := &Notifier{cfg: cfg, st: cfg.Store, log: cfg.Logger.WithField("component", "notify"),
 		ctx: ctx, cancel: cancel, subs: map[string]*subscription{}, streams: map[*stream]struct{}{},
-		kinds: map[string]string{}, deleted: newRecentSet(4096)}, nil
+		deleted: newRecentSet(4096)}
+	n.kinds.Store(&map[string]string{})
+	if cfg.Leases != nil {
+		n.recorder = newEventRecorder(n)
+	}
+	return n, nil
 }
+
+// shared reports whether this notifier shares its store's subscriptions
+// with other servers.
+func (n *Notifier) shared() bool { return n.cfg.Leases != nil }
 
 // Register adds the cmbs_subscription provider to srv, registers the
 // subscription kind and attaches the provider when the kind has none.
@@ -191,6 +225,17 @@ func (n *Notifier) Start(ctx context.Context) error {
 	}
 	n.started = true
 	n.mu.Unlock()
+	if n.shared() {
+		// Checked now rather than when a subscription is first taken.
+		wctx, cancel := context.WithCancel(n.ctx)
+		ch, err := store.WatchSince(wctx, n.st, "")
+		cancel()
+		if err != nil {
+			return fmt.Errorf("notify: subscriptions shared among servers need a store whose change feed resumes: %w", err)
+		}
+		for range ch {
+		}
+	}
 	// Watch before loading, so nothing written in between is missed.
 	ch, err := n.st.Watch(n.ctx)
 	if err != nil {
@@ -206,6 +251,11 @@ func (n *Notifier) Start(ctx context.Context) error {
 	}
 	n.wg.Add(1)
 	go n.follow(ch)
+	if n.recorder != nil {
+		n.wg.Add(2)
+		go n.recorder.run()
+		go n.pruneEvents()
+	}
 	return nil
 }
 
@@ -221,7 +271,7 @@ func (n *Notifier) load(ctx context.Context) error {
 	live := map[string]bool{}
 	for _, e := range subs {
 		live[e.Location] = true
-		n.upsert(e)
+		n.upsert(e, "")
 	}
 	n.mu.RLock()
 	var gone []string
@@ -250,13 +300,13 @@ func (n *Notifier) loadKinds(ctx context.Context) error {
 		}
 		kinds[c.Location] = c.ID()
 	}
-	n.kinds = kinds
+	n.kinds.Store(&kinds)
 	return nil
 }
 
 // kindAt names the kind whose location holds the entity at path.
 func (n *Notifier) kindAt(path string) string {
-	return n.kinds[path[:strings.LastIndexByte(path, '/')+1]]
+	return (*n.kinds.Load())[path[:strings.LastIndexByte(path, '/')+1]]
 }
 
 // follow turns the change feed into events until Close. A feed that ends
@@ -312,44 +362,50 @@ func (n *Notifier) handle(c store.Change) {
 		// secrets are no one else's.
 		n.reconcile(c)
 	case strings.HasPrefix(c.ID, "/"):
-		n.entityChange(c)
+		n.publish(n.entityEvent(n.ctx, c, n.deleted))
+	case strings.HasPrefix(c.ID, eventPrefix) && !c.Deleted && n.shared():
+		if ev := n.recordedEvent(n.ctx, c); ev != nil {
+			n.publish(ev)
+		}
 	}
 }
 
-func (n *Notifier) entityChange(c store.Change) {
-	ev := &Event{ID: uuid.NewString(), Time: time.Now().UTC(), Location: c.ID}
+// entityEvent turns a change of the entity at c.ID into its event; deleted
+// remembers the deletions seen on the same feed, so that a document
+// written again reads as created.
+func (n *Notifier) entityEvent(ctx context.Context, c store.Change, deleted *recentSet) *Event {
+	ev := &Event{ID: entityEventID(c), Time: time.Now().UTC(), Location: c.ID}
 	if c.Deleted {
 		ev.Type, ev.Kind = Deleted, n.kindAt(c.ID)
-		n.deleted.add(c.ID)
-		n.publish(ev)
-		return
+		deleted.add(c.ID)
+		return ev
 	}
 	ev.Type = Updated
 	// A first revision is a creation; so is a write after a delete, which
 	// CouchDB numbers on from the deleted revision.
-	if generation(c.Rev) == 1 || n.deleted.take(c.ID) {
+	if generation(c.Rev) == 1 || deleted.take(c.ID) {
 		ev.Type = Created
 	}
-	d, err := n.st.Get(n.ctx, c.ID)
+	d, err := n.st.Get(ctx, c.ID)
 	switch {
 	case err == nil:
 		e, err := occi.DecodeEntity(d)
 		if err != nil {
 			n.log.WithError(err).WithField("id", c.ID).Debug("change to a document that is not an entity")
-			return
+			return nil
 		}
 		ev.Entity, ev.Kind = e, e.Kind
 	case errors.Is(err, store.ErrNotFound):
 		// Deleted since; the deletion follows on the feed.
 		ev.Kind = n.kindAt(c.ID)
 	default:
-		if n.ctx.Err() != nil {
-			return
+		if ctx.Err() != nil {
+			return nil
 		}
 		n.log.WithError(err).WithField("entity", c.ID).Warn("changed entity not read; its event has no entity")
 		ev.Kind = n.kindAt(c.ID)
 	}
-	n.publish(ev)
+	return ev
 }
 
 // reconcile follows a change to a subscription document.
@@ -367,12 +423,13 @@ func (n *Notifier) reconcile(c store.Change) {
 			n.log.WithError(err).WithField("subscription", c.ID).Warn("changed subscription not read")
 		}
 	default:
-		n.upsert(e)
+		n.upsert(e, c.Seq)
 	}
 }
 
-// upsert starts or reconfigures the subscription e.
-func (n *Notifier) upsert(e *occi.Entity) {
+// upsert starts or reconfigures the subscription e; seq is the position of
+// the change that reported it on the feed, "" when it was read at start.
+func (n *Notifier) upsert(e *occi.Entity, seq string) {
 	if e.Kind != Kind {
 		return
 	}
@@ -390,9 +447,14 @@ func (n *Notifier) upsert(e *occi.Entity) {
 	s, ok := n.subs[e.Location]
 	if !ok {
 		s = newSubscription(n, e.Location, sp, statusOf(e), generation(e.Rev))
+		s.startSeq = seq
 		n.subs[e.Location] = s
 		n.wg.Add(1)
-		go s.run()
+		if n.shared() {
+			go s.runShared()
+		} else {
+			go s.run()
+		}
 		n.mu.Unlock()
 		n.log.WithFields(logrus.Fields{"subscription": e.Location, "state": s.st.State}).Debug("subscription started")
 		return
@@ -429,22 +491,34 @@ func (n *Notifier) Subscription(location string) (st Status, ok bool) {
 }
 
 // Emit takes the broker's events (Notifier is a broker.EventSink). It never
-// blocks.
+// blocks. Sharing the store with other servers, it records them there for
+// every server to hear (see shared.go).
 func (n *Notifier) Emit(be broker.Event) {
-	n.publish(fromBroker(uuid.NewString(), be))
+	ev := fromBroker(be)
+	if n.recorder != nil {
+		n.recorder.add(ev)
+		return
+	}
+	n.publish(ev)
 }
 
 // publish hands ev to every matching subscription and stream without
-// waiting for any.
+// waiting for any. Sharing the store, subscriptions read their own feeds
+// instead.
 func (n *Notifier) publish(ev *Event) {
+	if ev == nil {
+		return
+	}
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	if n.closed {
 		return
 	}
 	n.remember(ev)
-	for _, s := range n.subs {
-		s.offer(ev)
+	if !n.shared() {
+		for _, s := range n.subs {
+			s.offer(ev)
+		}
 	}
 	for st := range n.streams {
 		st.offer(ev)
@@ -469,6 +543,9 @@ func (n *Notifier) Close() error {
 	}
 	n.cancel()
 	n.wg.Wait()
+	if n.recorder != nil {
+		n.recorder.flush()
+	}
 	return nil
 }
 

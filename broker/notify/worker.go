@@ -71,6 +71,10 @@ type subscription struct {
 	seenGen   int
 	dirty     bool
 	lastWrite time.Time
+	// startSeq is where on the change feed the subscription was created,
+	// when known: a server sharing the store that takes it first, with no
+	// checkpoint yet, starts there.
+	startSeq string
 }
 
 func newSubscription(n *Notifier, loc string, sp spec, st Status, gen int) *subscription {
@@ -134,11 +138,7 @@ func (s *subscription) run() {
 	for {
 		select {
 		case <-s.ctx.Done():
-			if s.final.Load() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				s.writeStatus(ctx, true)
-				cancel()
-			}
+			s.writeFinal()
 			return
 		case <-s.changed:
 			s.arm(expiry)
@@ -154,6 +154,17 @@ func (s *subscription) run() {
 			}
 		}
 	}
+}
+
+// writeFinal writes the counters once more as the worker stops, when the
+// notifier closes (a deleted subscription has nothing to write to).
+func (s *subscription) writeFinal() {
+	if !s.final.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.writeStatus(ctx, true)
 }
 
 // arm sets the expiry timer for the current spec.

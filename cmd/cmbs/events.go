@@ -11,6 +11,7 @@ import (
 	"github.com/houssem/cmbs/broker/notify"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
+	"github.com/houssem/cmbs/store/lease"
 )
 
 // eventsPath is where the event stream is served, ahead of the OCCI
@@ -19,9 +20,14 @@ const eventsPath = "/events"
 
 // startEvents registers the subscription kind on srv, starts the notifier
 // on st (stored subscriptions resume) and has brk report its events to it.
-// Stop it with closeEvents before the broker and the store close.
-func startEvents(ctx context.Context, st store.Store, srv *occi.Server, brk *broker.Broker, logger logrus.FieldLogger) (*notify.Notifier, error) {
-	n, err := notify.New(notify.Config{Store: st, Logger: logger})
+// With leases, the subscriptions are shared with the other servers of the
+// store. Stop it with closeEvents before the broker and the store close.
+func startEvents(ctx context.Context, st store.Store, srv *occi.Server, brk *broker.Broker, leases *lease.Keeper, logger logrus.FieldLogger) (*notify.Notifier, error) {
+	cfg := notify.Config{Store: st, Logger: logger}
+	if leases != nil {
+		cfg.Leases = leases
+	}
+	n, err := notify.New(cfg)
 	if err != nil {
 		return nil, err
 	}

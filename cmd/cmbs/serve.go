@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +26,7 @@ import (
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/bolt"
 	"github.com/houssem/cmbs/store/couch"
+	"github.com/houssem/cmbs/store/lease"
 )
 
 // serve runs the OCCI server until ctx is cancelled, then lets in-flight
@@ -54,6 +57,20 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	st = operations.WrapStore(st)
+	// Leases (store/lease) share the work among servers on one CouchDB
+	// database; deferred after the store's Close, so they are released
+	// before it closes and after the broker and notifier stop.
+	leases, err := startLeases(cfg, st, logger)
+	if err != nil {
+		return err
+	}
+	if leases != nil {
+		defer func() {
+			if err := leases.Close(); err != nil {
+				logger.WithError(err).Warn("releasing the leases")
+			}
+		}()
+	}
 
 	srv, err := occi.NewServer(occi.Options{
 		Store:                 st,
@@ -79,7 +96,11 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := srv.Init(ctx); err != nil {
 		return fmt.Errorf("initialise the store: %w", err)
 	}
-	brk, err := broker.New(broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics()})
+	bcfg := broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics(), Bind: bindOf(cfg)}
+	if leases != nil {
+		bcfg.Leases = leases
+	}
+	brk, err := broker.New(bcfg)
 	if err != nil {
 		return err
 	}
@@ -99,7 +120,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	// Events (events.go): subscriptions and GET /events, behind the same
 	// authentication as the OCCI interface. Started before the broker and
 	// the config act, so stored subscriptions hear what they do.
-	events, err := startEvents(ctx, st, srv, brk, logger)
+	events, err := startEvents(ctx, st, srv, brk, leases, logger)
 	if err != nil {
 		return err
 	}
@@ -136,6 +157,49 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	// Probes and /metrics answer ahead of authentication (cmd/cmbs/ops).
 	handler = operations.Handler(handler)
 	return a.listenAndServeWith(ctx, cfg, handler, logger, edge.companion())
+}
+
+// startLeases starts the lease keeper of a server on CouchDB, which other
+// servers may share (examples/cluster.md); nil on the embedded store,
+// which one process owns.
+func startLeases(cfg config.Config, st store.Store, logger logrus.FieldLogger) (*lease.Keeper, error) {
+	spec, err := config.ParseStore(cfg.Store)
+	if err != nil || spec.Backend != config.BackendCouch {
+		return nil, err
+	}
+	id := cfg.InstanceID
+	if id == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "cmbs"
+		}
+		var r [4]byte
+		_, _ = rand.Read(r[:]) // crypto/rand.Read never fails
+		id = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(r[:]))
+	}
+	k, err := lease.New(lease.Config{Store: st, Holder: id, TTL: cfg.LeaseTTL, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := k.Start(); err != nil {
+		return nil, err
+	}
+	logger.WithFields(logrus.Fields{"instance": id, "lease_ttl": cfg.LeaseTTL}).
+		Info("sharing the store: subscriptions and outbox streams are taken under leases")
+	return k, nil
+}
+
+// bindOf is what the broker's receivers bind, from bind_host and
+// bind_sockets.
+func bindOf(cfg config.Config) broker.Bind {
+	b := broker.Bind{Host: cfg.BindHost}
+	if len(cfg.BindSockets) > 0 {
+		b.Sockets = map[broker.Layer]string{}
+		for l, ep := range cfg.BindSockets {
+			b.Sockets[broker.Layer(l)] = ep
+		}
+	}
+	return b
 }
 
 // serveConfig reads serve's settings from its flags, CMBS_* variables and

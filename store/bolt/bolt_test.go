@@ -74,7 +74,7 @@ func TestReopenKeepsDocuments(t *testing.T) {
 	}
 	select {
 	case c := <-ch:
-		if c != (store.Change{ID: "doc", Rev: rev2}) {
+		if c.ID != "doc" || c.Rev != rev2 || c.Deleted {
 			t.Errorf("change after reopen = %+v, want {doc %s false}", c, rev2)
 		}
 	case <-time.After(10 * time.Second):

@@ -421,8 +421,12 @@ func (s *Store) replay(ctx context.Context, d store.Doc) error {
 		}
 		s.log.WithField("journal", d.ID).WithField("writes", len(pending)).Warn("completed a batch a crash interrupted")
 	}
-	if _, err := s.db.Delete(ctx, d.ID, d.Rev); err != nil && kivik.HTTPStatus(err) != http.StatusNotFound {
-		return mapErr(err)
+	// Gone or deleted at another revision: the process that wrote it, or
+	// another one sharing the database, finished with it first.
+	if _, err := s.db.Delete(ctx, d.ID, d.Rev); err != nil {
+		if st := kivik.HTTPStatus(err); st != http.StatusNotFound && st != http.StatusConflict {
+			return mapErr(err)
+		}
 	}
 	return nil
 }

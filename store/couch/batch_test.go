@@ -81,3 +81,44 @@ func TestRecoverBatch(t *testing.T) {
 		t.Errorf("journals left after recovery: %d (%v)", len(rows), err)
 	}
 }
+
+// TestRecoverBatchFinishedElsewhere: a journal that another process
+// sharing the database finishes with while this one replays it (the
+// writer completing its batch, or another server recovering it) is no
+// error: the replay leaves it to them.
+func TestRecoverBatchFinishedElsewhere(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Open(ctx, couchtest.NewDBURL(t))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer cmbstest.NoError(t, s.Close)
+	jid, err := newJournalID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := journal{Doc: "journal", Created: time.Now().UTC().Format(time.RFC3339Nano), Writes: []journalWrite{
+		{ID: "new", Body: json.RawMessage(`{"v":1}`)}}}
+	if _, err := s.db.Put(ctx, jid, j); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.scanRaw(ctx, journalPrefix, "", 10)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("journals: %d (%v)", len(rows), err)
+	}
+	// The writer applies its batch and deletes its journal after this
+	// process read it.
+	if _, err := s.Put(ctx, store.Doc{ID: "new", Body: json.RawMessage(`{"v":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Delete(ctx, rows[0].ID, rows[0].Rev); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.replay(ctx, rows[0]); err != nil {
+		t.Errorf("replay of a journal finished elsewhere: %v", err)
+	}
+	if doc, err := s.Get(ctx, "new"); err != nil || string(doc.Body) != `{"v":1}` {
+		t.Errorf("new = %s, %v", doc.Body, err)
+	}
+}

@@ -112,6 +112,7 @@ var (
 	_ store.Finder      = (*Store)(nil)
 	_ store.Indexer     = (*Store)(nil)
 	_ store.MultiGetter = (*Store)(nil)
+	_ store.Resumer     = (*Store)(nil)
 )
 
 // Open connects to the database named by the last path element of rawURL,
@@ -593,16 +594,27 @@ func (s *Store) EnsureIndex(ctx context.Context, idx store.Index) error {
 // change is lost while the server's sequence survives; failures are logged.
 // A slow reader only slows the feed down.
 func (s *Store) Watch(ctx context.Context) (<-chan store.Change, error) {
+	return s.WatchSince(ctx, "")
+}
+
+// WatchSince implements store.Resumer: Watch from the change whose Seq is
+// since, or from the current sequence when since is empty. CouchDB's
+// sequences are opaque; a clustered CouchDB may replay changes from before
+// since after a shard moves, so readers must take a change twice calmly.
+func (s *Store) WatchSince(ctx context.Context, since string) (<-chan store.Change, error) {
 	if err := s.enter(); err != nil {
 		return nil, fmt.Errorf("couch: watch: %w", err)
 	}
-	// The current sequence, rather than since=now, makes sure a write
-	// made once Watch has returned is seen even if the feed connects
-	// later.
-	stats, err := s.db.Stats(ctx)
-	if err != nil {
-		s.ops.Done()
-		return nil, fmt.Errorf("couch: watch: %w", mapErr(err))
+	if since == "" {
+		// The current sequence, rather than since=now, makes sure a
+		// write made once Watch has returned is seen even if the feed
+		// connects later.
+		stats, err := s.db.Stats(ctx)
+		if err != nil {
+			s.ops.Done()
+			return nil, fmt.Errorf("couch: watch: %w", mapErr(err))
+		}
+		since = stats.UpdateSeq
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.life, cancel)
@@ -612,7 +624,7 @@ func (s *Store) Watch(ctx context.Context) (<-chan store.Change, error) {
 		defer close(out)
 		defer stop()
 		defer cancel()
-		s.follow(wctx, stats.UpdateSeq, out)
+		s.follow(wctx, since, out)
 	}()
 	return out, nil
 }
@@ -647,7 +659,8 @@ func (s *Store) followOnce(ctx context.Context, since string, out chan<- store.C
 	defer func() { _ = feed.Close() }()
 	for feed.Next() {
 		id := feed.ID()
-		if seq := feed.Seq(); seq != "" {
+		seq := feed.Seq()
+		if seq != "" {
 			since = seq
 		}
 		revs := feed.Changes()
@@ -655,7 +668,7 @@ func (s *Store) followOnce(ctx context.Context, since string, out chan<- store.C
 			continue
 		}
 		select {
-		case out <- store.Change{ID: id, Rev: revs[0], Deleted: feed.Deleted()}:
+		case out <- store.Change{ID: id, Rev: revs[0], Deleted: feed.Deleted(), Seq: since}:
 		case <-ctx.Done():
 			return since, ctx.Err()
 		}

@@ -202,6 +202,16 @@ func (s *Store) Watch(ctx context.Context) (<-chan store.Change, error) {
 	return ch, err
 }
 
+// WatchSince implements store.Resumer when the backend does, and fails
+// with errors.ErrUnsupported otherwise (see store.WatchSince). Only
+// opening the feed is timed, as a Watch.
+func (s *Store) WatchSince(ctx context.Context, since string) (<-chan store.Change, error) {
+	start := time.Now()
+	ch, err := store.WatchSince(ctx, s.inner, since)
+	s.m.observe(OpWatch, s.backend, start, err)
+	return ch, err
+}
+
 // Close implements store.Store.
 func (s *Store) Close() error {
 	start := time.Now()

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Watch", testWatch},
 		{"WatchMany", testWatchMany},
 		{"WatchOrder", testWatchOrder},
+		{"WatchSince", testWatchSince},
 		{"ConcurrentUpdate", testConcurrentUpdate},
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"ConcurrentDistinct", testConcurrentDistinct},
@@ -545,11 +546,11 @@ func testWatch(t *testing.T, s store.Store) {
 	// The write made before Watch must not show up, so the first change is
 	// the one made after.
 	rev1 := mustPut(t, s, "doc", "", `{"v":1}`)
-	if c := w.next(); c != (store.Change{ID: "doc", Rev: rev1}) {
+	if c := w.next(); !sameChange(c, store.Change{ID: "doc", Rev: rev1}) {
 		t.Errorf("create change = %+v, want {doc %s false}", c, rev1)
 	}
 	rev2 := mustPut(t, s, "doc", rev1, `{"v":2}`)
-	if c := w.next(); c != (store.Change{ID: "doc", Rev: rev2}) {
+	if c := w.next(); !sameChange(c, store.Change{ID: "doc", Rev: rev2}) {
 		t.Errorf("update change = %+v, want {doc %s false}", c, rev2)
 	}
 	if err := s.Delete(ctx, "doc", rev2); err != nil {
@@ -560,6 +561,72 @@ func testWatch(t *testing.T, s store.Store) {
 		t.Errorf("delete change = %+v, want doc deleted with a new revision", c)
 	}
 	cancel()
+	w.closed()
+}
+
+// sameChange compares what every backend reports of a change, leaving out
+// its Seq, which only resumers give.
+func sameChange(a, b store.Change) bool {
+	return a.ID == b.ID && a.Rev == b.Rev && a.Deleted == b.Deleted
+}
+
+// testWatchSince checks store.Resumer on the backends that implement it:
+// a feed read again from a change's Seq reports what came after that
+// change, and only that; a feed from "" is a Watch. Backends without it
+// fail store.WatchSince with errors.ErrUnsupported (wrappers, which
+// implement it whatever they wrap, included).
+func testWatchSince(t *testing.T, s store.Store) {
+	ctx := ctxFor(t)
+	mustPut(t, s, "before", "", `{}`)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := store.WatchSince(wctx, s, "")
+	if _, ok := s.(store.Resumer); !ok || errors.Is(err, errors.ErrUnsupported) {
+		if !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("WatchSince on a backend that cannot resume = %v, want errors.ErrUnsupported", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("WatchSince: %v", err)
+	}
+	w := watcher{t, ch}
+	var seqs []string
+	var revs []string
+	for i := range 4 {
+		revs = append(revs, mustPut(t, s, fmt.Sprintf("s/%d", i), "", `{}`))
+		c := w.next()
+		if c.ID != fmt.Sprintf("s/%d", i) || c.Seq == "" {
+			t.Fatalf("change %d = %+v, want s/%d with a Seq", i, c, i)
+		}
+		seqs = append(seqs, c.Seq)
+	}
+	cancel()
+	w.closed()
+
+	// Written while no one watched: an update of s/3 and a delete of s/2.
+	rev3 := mustPut(t, s, "s/3", revs[3], `{"v":2}`)
+	if err := s.Delete(ctx, "s/2", revs[2]); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	ch, err = store.WatchSince(rctx, s, seqs[1])
+	if err != nil {
+		t.Fatalf("WatchSince(%q): %v", seqs[1], err)
+	}
+	w = watcher{t, ch}
+	// After s/1: s/2 (now deleted) and s/3 (at its latest revision), each
+	// once, in the order of their last changes.
+	got := []store.Change{w.next(), w.next()}
+	if got[0].ID != "s/3" || got[0].Rev != rev3 || got[0].Deleted || got[1].ID != "s/2" || !got[1].Deleted {
+		t.Errorf("resumed after s/1: %+v, want s/3 at %s then s/2 deleted", got, rev3)
+	}
+	rev0 := mustPut(t, s, "s/0", revs[0], `{"v":2}`)
+	if c := w.next(); !sameChange(c, store.Change{ID: "s/0", Rev: rev0}) {
+		t.Errorf("live change after the replay = %+v, want s/0 at %s", c, rev0)
+	}
+	rcancel()
 	w.closed()
 }
 
