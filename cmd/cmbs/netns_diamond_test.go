@@ -83,8 +83,8 @@ func e2eStreamID(layer string, i int) string { return fmt.Sprintf("%s-%05d", lay
 type e2eStream struct {
 	mu      sync.Mutex
 	started []time.Time
-	err      error
-	done     chan struct{}
+	err     error
+	done    chan struct{}
 }
 
 func e2eStartStream(n *e2eNode, interval time.Duration, stop <-chan struct{}) *e2eStream {
