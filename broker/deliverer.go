@@ -42,15 +42,19 @@ type deliverer struct {
 	known map[string]bool
 	// state is what the deliverer is doing, for the messages' readers.
 	state peerState
-	// retracted are entries moved to other streams, to drop from the
-	// queue (which run owns).
-	retracted []string
+	// retracted are entries moved to other streams, by id, with the
+	// revision moved, to drop from the queue and the batches in flight
+	// (which run owns).
+	retracted map[string]string
 	// reread asks run to read the store again: another server sharing it
 	// wrote to this stream (see recheck).
 	reread bool
 
 	// Owned by run.
-	queue    []*entry
+	queue []*entry
+	// moved are the retracted entries that were in flight, by id, with
+	// the revision moved: a batch given up on does not send them again.
+	moved    map[string]string
 	backlog  bool // the store may hold entries that are not in queue
 	stream   *layers.Stream
 	endpoint string // the peer's socket, as last dialled
@@ -123,18 +127,20 @@ func (d *deliverer) poke() {
 	}
 }
 
-// retract takes back entries moved to another stream: those queued are
-// dropped; one in flight is settled by its answer, or, if none comes, its
-// resend finds it gone (a duplicate at worst, which receivers recognise).
-func (d *deliverer) retract(ids ...string) {
+// retract takes back the versions of entries (id and revision) that moved
+// to other streams, wholly or in part: those queued are dropped; one in
+// flight is settled by its answer, and is not sent again if none comes. An
+// entry rewritten with the destinations that stay is offered again after.
+func (d *deliverer) retract(entries ...*entry) {
 	d.mu.Lock()
-	gone := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		gone[id] = true
-		delete(d.known, id)
+	if d.retracted == nil {
+		d.retracted = map[string]string{}
 	}
-	d.offered = slices.DeleteFunc(d.offered, func(e *entry) bool { return gone[e.id] })
-	d.retracted = append(d.retracted, ids...)
+	for _, e := range entries {
+		d.retracted[e.id] = e.rev
+		delete(d.known, e.id)
+	}
+	d.offered = slices.DeleteFunc(d.offered, func(e *entry) bool { _, gone := d.retracted[e.id]; return gone })
 	d.mu.Unlock()
 	d.poke()
 }
@@ -254,12 +260,19 @@ func (d *deliverer) take() {
 	offered := d.offered
 	d.offered = nil
 	if len(d.retracted) > 0 {
-		gone := make(map[string]bool, len(d.retracted))
-		for _, id := range d.retracted {
-			gone[id] = true
-		}
+		gone := d.retracted
 		d.retracted = nil
-		d.queue = slices.DeleteFunc(d.queue, func(e *entry) bool { return gone[e.id] })
+		d.queue = slices.DeleteFunc(d.queue, func(e *entry) bool { _, ok := gone[e.id]; return ok })
+		for _, b := range d.inflight {
+			for _, e := range b.entries {
+				if rev, ok := gone[e.id]; ok && rev == e.rev {
+					if d.moved == nil {
+						d.moved = map[string]string{}
+					}
+					d.moved[e.id] = rev
+				}
+			}
+		}
 	}
 	if d.reread {
 		d.reread, d.backlog = false, true
@@ -613,6 +626,9 @@ func (d *deliverer) handle(rep *layers.StreamReply) {
 		outs = append(outs, d.b.outcomeFromResults(e, d.stream.Endpoint(), rs))
 	}
 	d.inflight = slices.Delete(d.inflight, i, i+1)
+	if len(d.inflight) == 0 {
+		d.moved = nil
+	}
 	d.b.rec.add(outs...)
 	d.b.cfg.Metrics.contact(d.key.peer, true)
 	if d.failures > 0 {
@@ -633,6 +649,10 @@ func (d *deliverer) void(i int) {
 	}
 	d.next = d.inflight[i].first
 	d.inflight = d.inflight[:i]
+	back = slices.DeleteFunc(back, func(e *entry) bool { rev, ok := d.moved[e.id]; return ok && rev == e.rev })
+	if len(d.inflight) == 0 {
+		d.moved = nil
+	}
 	d.queue = append(back, d.queue...)
 }
 
@@ -668,5 +688,5 @@ func (d *deliverer) closeStream() {
 		d.stream.Close()
 		d.stream = nil
 	}
-	d.synced, d.inflight = false, nil
+	d.synced, d.inflight, d.moved = false, nil, nil
 }

@@ -496,7 +496,9 @@ func (b *Broker) rerouteStream(ctx context.Context, k streamKey, routes map[stri
 		}
 		after = docs[len(docs)-1].ID
 		var writes []store.Write
-		var created, retired []*entry
+		// kept are the retired entries rewritten with the destinations
+		// that stay on this stream: the deliverer takes them back.
+		var created, retired, kept []*entry
 		for _, d := range docs {
 			e, err := decodeEntry(d)
 			if err != nil {
@@ -538,6 +540,7 @@ func (b *Broker) rerouteStream(ctx context.Context, k streamKey, routes map[stri
 				}
 				w.Doc.Rev = e.rev
 				writes = append(writes, w)
+				kept = append(kept, &rest)
 			} else {
 				writes = append(writes, store.Remove(e.id, e.rev))
 			}
@@ -557,14 +560,15 @@ func (b *Broker) rerouteStream(ctx context.Context, k streamKey, routes map[stri
 		for i, w := range writes {
 			rev[w.Doc.ID] = revs[i]
 		}
-		for _, e := range created {
+		for _, e := range append(created, kept...) {
 			e.rev = rev[e.id]
 		}
-		ids := make([]string, len(retired))
-		for i, e := range retired {
-			ids[i] = e.id
-		}
-		b.deliverer(k).retract(ids...)
+		// Retracted, then offered again: the deliverer drops the version
+		// it holds, naming destinations that moved, and delivers the one
+		// left for the peer's return.
+		dl := b.deliverer(k)
+		dl.retract(retired...)
+		dl.offer(kept...)
 		b.enqueue(created)
 		moved += len(retired)
 		if len(docs) < 256 {

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,7 +37,9 @@ func route(m *brokertest.Member, id string) (via string, reachable string) {
 func TestHeartbeatsFindAndReroute(t *testing.T) {
 	const beat = 100 * time.Millisecond
 	d := brokertest.Start(t, beating("m-d", beat))
-	b := brokertest.Start(t, beating("m-b", beat, d))
+	bOpts := beating("m-b", beat, d)
+	bOpts.DBPath = filepath.Join(t.TempDir(), "b.db")
+	b := brokertest.Start(t, bOpts)
 	c := brokertest.Start(t, beating("m-c", beat, d))
 	a := brokertest.Start(t, beating("m-a", beat, b, c))
 
@@ -74,6 +77,23 @@ func TestHeartbeatsFindAndReroute(t *testing.T) {
 	state := a.Attrs("/cmbs/member/m-a", "member")["neighbors_state"].(map[string]any)
 	if s, _ := state[b.Sockets[broker.L1]].(string); s == "" || s[:len("unreachable")] != "unreachable" {
 		t.Errorf("A's neighbors_state for B: %q", s)
+	}
+
+	// B returns on its store: the part of the L2 message left for B when
+	// D's part moved to C reaches it.
+	bOpts.NoMember, bOpts.Sockets = true, b.Sockets
+	brokertest.Start(t, bOpts)
+	cmbstest.EventuallyWithin(t, 10*time.Second, "A to see B reachable again", func() bool {
+		_, reachable := route(a, "m-b")
+		return reachable == "true"
+	})
+	cmbstest.EventuallyWithin(t, 10*time.Second, "the message to reach B once it is back", func() bool {
+		d, _ := a.Attrs("/cmbs/message/after-b", "message")["delivery"].(map[string]any)
+		return d["state"] == "done"
+	})
+	d1, _ := a.Attrs("/cmbs/message/after-b", "message")["delivery"].(map[string]any)
+	if got := brokertest.Outcome(d1); got["m-b"] != "delivered" || got["m-c"] != "delivered" || got["m-d"] != "delivered" {
+		t.Errorf("outcome of the message sent while B was down: %v", d1)
 	}
 }
 
