@@ -82,10 +82,14 @@ func (lv *liveness) routesChanged() {
 }
 
 // heartbeat runs the liveness loop until ctx ends. The first round runs at
-// once: a member that starts announces itself to its neighbours.
+// once: a member that starts announces itself to its neighbours. Rounds
+// start an interval apart, however long the last one waited for a silent
+// neighbour, so a dead one misses its three beats in three intervals, not
+// in six; periodic discovery, which may wait seconds for the sockets it
+// tries, has a loop of its own for the same reason.
 func (b *Broker) heartbeat(ctx context.Context) {
 	interval := b.cfg.HeartbeatInterval
-	nextDiscovery := time.Now().Add(jitter(b.cfg.DiscoveryInterval))
+	b.background(b.discoveryLoop)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -101,18 +105,28 @@ func (b *Broker) heartbeat(ctx context.Context) {
 			case <-time.After(triggerDelay):
 			}
 		}
+		began := time.Now()
 		b.beat(ctx)
-		if time.Now().After(nextDiscovery) {
-			nextDiscovery = time.Now().Add(jitter(b.cfg.DiscoveryInterval))
-			b.periodicDiscovery(ctx)
-		}
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:
 			}
 		}
-		timer.Reset(jitter(interval))
+		timer.Reset(max(jitter(interval)-time.Since(began), 0))
+	}
+}
+
+// discoveryLoop runs a full discovery every DiscoveryInterval, with
+// jitter, until ctx ends.
+func (b *Broker) discoveryLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(jitter(b.cfg.DiscoveryInterval)):
+		}
+		b.periodicDiscovery(ctx)
 	}
 }
 
