@@ -347,7 +347,7 @@ func (b *Broker) applyRoutes(ctx context.Context, now time.Time) bool {
 		}
 		changed = changed || !known || prev.via != want.via || prev.reachable != want.reachable
 		b.live.applied[m.ID] = want
-		if m.Via == want.via && m.Distance == want.distance && flag(m.e, attrReachable, true) == want.reachable {
+		if m.Via == want.via && m.Distance == want.distance && str(m.e, attrReachable) == fmt.Sprint(want.reachable) {
 			continue // the record says it already
 		}
 		upd := *m.e

@@ -47,6 +47,12 @@ func TestHeartbeatsFindAndReroute(t *testing.T) {
 		via, reachable := route(a, "m-d")
 		return via == "m-b" && reachable == "true"
 	})
+	// A direct neighbour's record says it is reachable too, though its
+	// route (direct, distance 1) is what discovery recorded already.
+	cmbstest.EventuallyWithin(t, 5*time.Second, "A's record of B to say reachable", func() bool {
+		via, reachable := route(a, "m-b")
+		return via == "" && reachable == "true"
+	})
 	// D learned A through the heartbeats B and C relay.
 	cmbstest.EventuallyWithin(t, 5*time.Second, "D to know A", func() bool {
 		_, reachable := route(d, "m-a")
