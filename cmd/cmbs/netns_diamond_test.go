@@ -199,8 +199,11 @@ func TestNetnsDiamond(t *testing.T) {
 	})
 	t.Logf("heartbeats converged in %v", time.Since(converged).Round(time.Millisecond))
 
-	stop := make(chan struct{})
-	stream := e2eStartStream(a, 50*time.Millisecond, stop)
+	stopped := make(chan struct{})
+	var once sync.Once
+	stop := func() { once.Do(func() { close(stopped) }) }
+	t.Cleanup(stop) // on a failure too
+	stream := e2eStartStream(a, 50*time.Millisecond, stopped)
 	time.Sleep(2 * time.Second)
 	_ = b.stop(t, syscall.SIGKILL) // killed: its exit status says only that
 	killed := time.Now()
@@ -214,8 +217,12 @@ func TestNetnsDiamond(t *testing.T) {
 		_, reachable := route(a, "member-b")
 		return reachable == "false"
 	})
+	state, _ := a.member(t, "member-a")["neighbors_state"].(map[string]any)
+	if s, _ := state[b.sockets["l1"]].(string); !strings.HasPrefix(s, "unreachable") {
+		t.Errorf("A's neighbors_state for B's %s: %q, want unreachable", b.sockets["l1"], s)
+	}
 	time.Sleep(3 * time.Second)
-	close(stop)
+	stop()
 	started, err := stream.result()
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +265,13 @@ func TestNetnsDiamond(t *testing.T) {
 		return reachable == "true"
 	})
 	t.Logf("B rejoined %v after its restart", time.Since(restarted).Round(time.Millisecond))
+	cmbstest.EventuallyWithin(t, 20*time.Second, "B to reach A and D again", func() bool {
+		_, toA := route(b, "member-a")
+		_, toD := route(b, "member-d")
+		return toA == "true" && toD == "true"
+	})
+	via, _ := route(a, "member-d")
+	t.Logf("A routes to D through %s again", via)
 	var waiting string
 	var waitingFor map[string]any
 	t.Cleanup(func() {
@@ -279,7 +293,7 @@ func TestNetnsDiamond(t *testing.T) {
 		return true
 	})
 
-	throughB := 0
+	throughB, duplicates := 0, 0
 	for i := range total {
 		for _, layer := range []string{"l2", "l32"} {
 			id := e2eStreamID(layer, i)
@@ -290,6 +304,9 @@ func TestNetnsDiamond(t *testing.T) {
 			}
 			if got := e2eStatuses(dl); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("%s on A: outcome %v, want %v", id, got, want)
+			}
+			if e2eDestinations(dl)["member-d"]["duplicate"] == true {
+				duplicates++
 			}
 			m := d.attrs(t, "/cmbs/message/"+id, "message")
 			path := e2eStrings(m["path_history"])
@@ -305,9 +322,9 @@ func TestNetnsDiamond(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d messages reached D through B, %d through C", throughB, 2*total-throughB)
-	// Each message was taken at D once: a second copy would have counted
-	// as a duplicate, not as received.
+	t.Logf("%d messages reached D through B, %d through C; D's last answer was a duplicate's for %d", throughB, 2*total-throughB, duplicates)
+	// Each message was taken (stored and run) at D once: a second copy is
+	// acknowledged as a duplicate, and not counted as received.
 	for _, layer := range []string{"l2", "l32"} {
 		if got := d.counter(t, "cmbs_layer_messages_received_total", layer); got != float64(total) {
 			t.Errorf("D received %v messages on %s, want %d", got, layer, total)
