@@ -74,7 +74,10 @@ type Config struct {
 	// (default 30s).
 	MaxWait time.Duration
 	// MaxMessageSize bounds what one layer request, or one reply, may
-	// hold (default 64 MiB).
+	// hold (default DefaultMaxMessageSize): a peer announcing a larger
+	// frame is cut off before it is read, a send that cannot fit is
+	// refused with 413, and deliveries are batched within it (see
+	// limits.go).
 	MaxMessageSize int64
 	// HeartbeatInterval is how often the local member exchanges with its
 	// direct neighbours (default 1s); a neighbour silent for three is
@@ -97,6 +100,23 @@ type Config struct {
 	Executor Executor
 	// Metrics counts traffic per layer (see NewMetrics); nil counts nothing.
 	Metrics *Metrics
+
+	// Keys is this member's long-term CURVE key pair. Its public key is
+	// the local member's cmbs.member.public_key, exchanged in discovery.
+	// Nil leaves the member without a key, which only plain mode allows.
+	Keys *layers.KeyPair
+	// Curve secures every layer socket with CURVE (see security.go):
+	// receivers admit only the keys Trust lists (any key with
+	// TrustOnFirstUse), a request speaks only for the member whose key
+	// sent it, and the broker's clients dial each peer at its key. False
+	// is plain ZeroMQ, where whoever reaches a socket is heard.
+	Curve bool
+	// Trust lists the keys admitted with Curve.
+	Trust Trust
+	// TrustOnFirstUse admits, with Curve, any key: the first member a key
+	// speaks for is bound to it, and from then on only that key speaks for
+	// that member.
+	TrustOnFirstUse bool
 }
 
 // Leases share work among servers running one member on one store (a
@@ -137,7 +157,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.RetryMax, DefaultRetryMax)
 	setDefault(&c.Expiry, DefaultExpiry)
 	setDefault(&c.MaxWait, DefaultMaxWait)
-	setDefault(&c.MaxMessageSize, maxRequestBytes)
+	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
@@ -173,6 +193,8 @@ type Broker struct {
 	waits  waiters
 	// sessions are the deliver sessions peers opened with this member.
 	sessions sessions
+	// refusals spaces out the warnings about refused peers.
+	refusals refusalLog
 
 	mu         sync.Mutex
 	receivers  map[Layer]*layers.Receiver
@@ -207,8 +229,18 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	cfg.applyDefaults()
+	if err := cfg.checkSecurity(); err != nil {
+		return nil, err
+	}
 	log := cfg.Logger.WithField("component", "broker")
-	direct, err := layers.NewClient(layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: cfg.MaxMessageSize, Logger: log})
+	// Requests are cut to fit MaxMessageSize (limits.go); a reply may
+	// hold somewhat more, as it repeats what ran (an executed message's
+	// result), so the client allows twice as much before it drops one.
+	ccfg := layers.ClientConfig{Timeout: cfg.Timeout, Attempts: cfg.Attempts, MaxMessageSize: 2 * cfg.MaxMessageSize, Logger: log}
+	if cfg.Curve {
+		ccfg.Curve = cfg.Keys
+	}
+	direct, err := layers.NewClient(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
@@ -216,7 +248,9 @@ func New(cfg Config) (*Broker, error) {
 	if beatTimeout <= 0 {
 		beatTimeout = cfg.Timeout
 	}
-	beats, err := layers.NewClient(layers.ClientConfig{Timeout: beatTimeout, Attempts: 1, MaxMessageSize: cfg.MaxMessageSize, Logger: log})
+	bcfg := ccfg
+	bcfg.Timeout, bcfg.Attempts = beatTimeout, 1
+	beats, err := layers.NewClient(bcfg)
 	if err != nil {
 		_ = direct.Close()
 		return nil, fmt.Errorf("broker: %w", err)
@@ -286,6 +320,16 @@ func (b *Broker) Start(ctx context.Context) error {
 	local, err := b.localMember(ctx)
 	if err != nil || local == nil {
 		return err
+	}
+	if b.selfDiffers(local) {
+		// The server's key or size limit is new, or changed since the
+		// member was stored: the member published is what this server is.
+		if local, err = occi.UpdateEntity(ctx, b.st, local.Location, func(e *occi.Entity) error {
+			b.markSelf(e)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("broker: record the local member's key and size limit: %w", err)
+		}
 	}
 	states, _ := local.Attr(attrLayers)
 	m, _ := states.(map[string]any)

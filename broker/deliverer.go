@@ -40,6 +40,10 @@ type deliverer struct {
 	// the recorder to delete them, so a read of the store does not take
 	// them twice.
 	known map[string]bool
+	// dropped holds, while a refill reads the store, the ids dropped from
+	// known meanwhile (deleted by the recorder, or moved): the read may
+	// have seen them before they went, and must not queue them again.
+	dropped map[string]bool
 	// state is what the deliverer is doing, for the messages' readers.
 	state peerState
 	// retracted are entries moved to other streams, by id, with the
@@ -58,6 +62,7 @@ type deliverer struct {
 	backlog  bool // the store may hold entries that are not in queue
 	stream   *layers.Stream
 	endpoint string // the peer's socket, as last dialled
+	peerMax  int    // the peer's size limit, when it published one
 	self     memberInfo
 	session  string
 	syncReq  uint64 // the stream request of the session's sync
@@ -138,7 +143,7 @@ func (d *deliverer) retract(entries ...*entry) {
 	}
 	for _, e := range entries {
 		d.retracted[e.id] = e.rev
-		delete(d.known, e.id)
+		d.untrack(e.id)
 	}
 	d.offered = slices.DeleteFunc(d.offered, func(e *entry) bool { _, gone := d.retracted[e.id]; return gone })
 	d.mu.Unlock()
@@ -174,9 +179,18 @@ func (d *deliverer) recheck() {
 func (d *deliverer) forget(ids ...string) {
 	d.mu.Lock()
 	for _, id := range ids {
-		delete(d.known, id)
+		d.untrack(id)
 	}
 	d.mu.Unlock()
+}
+
+// untrack removes id from known, noting it for a refill under way. d.mu is
+// held.
+func (d *deliverer) untrack(id string) {
+	delete(d.known, id)
+	if d.dropped != nil {
+		d.dropped[id] = true
+	}
 }
 
 // status returns the deliverer's state.
@@ -304,14 +318,18 @@ func byID(a, b *entry) int { return strings.Compare(a.id, b.id) }
 func (d *deliverer) refill(ctx context.Context) error {
 	d.mu.Lock()
 	limit := 2*d.b.cfg.Window + len(d.known)
+	d.dropped = map[string]bool{}
 	d.mu.Unlock()
 	docs, err := d.b.st.Scan(ctx, d.key.prefix(), "", limit)
+	d.mu.Lock()
+	dropped := d.dropped
+	d.dropped = nil
 	if err != nil {
+		d.mu.Unlock()
 		return err
 	}
-	d.mu.Lock()
 	for _, doc := range docs {
-		if d.known[doc.ID] {
+		if d.known[doc.ID] || dropped[doc.ID] {
 			continue
 		}
 		e, err := decodeEntry(doc)
@@ -432,18 +450,27 @@ func (d *deliverer) connect(ctx context.Context) error {
 	if ms.local == nil {
 		return errors.New("this server has no local member")
 	}
-	endpoint := d.key.endpoint
+	t := layers.Target{Endpoint: d.key.endpoint}
 	if d.key.peer != "" {
 		m := ms.byID[d.key.peer]
 		if m == nil {
 			return fmt.Errorf("member %s is not known here (any more)", d.key.peer)
 		}
-		if endpoint = m.Sockets[d.key.layer]; endpoint == "" {
+		if t.Endpoint = m.Sockets[d.key.layer]; t.Endpoint == "" {
 			return fmt.Errorf("member %s has no %s socket", d.key.peer, d.key.layer)
 		}
+		t.Key, d.peerMax = m.PublicKey, m.MaxMessageBytes
+	} else if m := ms.bySocket(t.Endpoint); m != nil {
+		d.peerMax = m.MaxMessageBytes
 	}
-	d.self, d.endpoint = ms.local.info(), endpoint
-	s, err := d.b.direct.OpenStream(endpoint)
+	d.self, d.endpoint = ms.local.info(), t.Endpoint
+	d.self.PublicKey, d.self.MaxMessageBytes = d.b.publicKey(), int(d.b.cfg.MaxMessageSize)
+	if d.b.cfg.Curve {
+		if t.Key, err = d.b.dialKey(ctx, ms, t.Key, t.Endpoint); err != nil {
+			return err
+		}
+	}
+	s, err := d.b.direct.OpenStreamTo(t)
 	if err != nil {
 		return err
 	}
@@ -490,6 +517,10 @@ func (d *deliverer) fill() error {
 	}
 	for len(d.queue) > 0 && inFlight < d.b.cfg.Window {
 		n := min(len(d.queue), d.b.cfg.Batch, d.b.cfg.Window-inFlight)
+		// Within the size limit of layer messages.
+		if n = d.fitting(n); n == 0 {
+			continue
+		}
 		entries := d.queue[:n:n]
 		env := outEnvelope{Type: reqDeliver, Layer: d.key.layer, From: d.self, Session: d.session, Entries: make([]outEntry, n)}
 		for i, e := range entries {
@@ -665,6 +696,9 @@ func (d *deliverer) fail(err error) {
 	d.closeStream()
 	d.failures++
 	d.b.cfg.Metrics.contact(d.key.peer, false)
+	if errors.Is(err, layers.ErrAuth) {
+		d.b.cfg.Metrics.refusedByPeer(d.key.layer)
+	}
 	backoff := min(d.b.cfg.RetryMin<<min(d.failures-1, 20), d.b.cfg.RetryMax)
 	// Jitter spreads the retries of members that lost the same peer.
 	backoff = backoff/2 + rand.N(backoff/2+1)

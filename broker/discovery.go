@@ -18,18 +18,20 @@ import (
 // a direct neighbour and describes this member and the members it knows.
 func (b *Broker) onDescribe(ctx context.Context, self *occi.Entity, env envelope) (describeReply, error) {
 	if env.From.ID != "" && env.From.ID != self.ID {
+		// In plain mode nothing is proven, and the description is taken as
+		// it comes; with CURVE, authorize has bound it to its key.
 		b.routes.setSelf(self.ID)
 		if b.routes.alive(env.From.ID, env.From.Sockets[L1], env.Paths, time.Now()) {
 			b.emitMember(EventMemberUp, env.From.ID, "")
 			b.live.routesChanged()
 		}
 		if !b.knownAsDescribed(ctx, env.From) {
-			if err := b.learn(ctx, self, env.From, "", 1); err != nil {
+			if err := b.learn(ctx, self, env.From, "", 1, true); err != nil {
 				b.log.WithError(err).WithField("member", env.From.ID).Warn("describing member not recorded")
 			}
 		}
 	}
-	rep := describeReply{Member: describe(self), Known: []memberInfo{}, Paths: advertisement(self.ID, env.From.ID, b.routes.routes())}
+	rep := describeReply{Member: b.describeSelf(self), Known: []memberInfo{}, Paths: advertisement(self.ID, env.From.ID, b.routes.routes())}
 	remotes, err := b.remoteMembers(ctx)
 	if err != nil {
 		return rep, err
@@ -50,21 +52,27 @@ func (b *Broker) knownAsDescribed(ctx context.Context, info memberInfo) bool {
 		return false
 	}
 	m := ms.byID[info.ID]
-	return m != nil && !m.Local && m.Via == "" && !describesOtherwise(m, info)
+	return m != nil && !m.Local && m.Via == "" && !describesOtherwise(m, info, true)
 }
 
 // learn records a member described by the network. A direct route always
 // replaces an indirect one; an indirect route replaces only a longer one or
-// the same route refreshed. The local member is never overwritten.
-func (b *Broker) learn(ctx context.Context, self *occi.Entity, info memberInfo, via string, distance int) error {
-	err := b.record(ctx, self, info, via, distance, false)
+// the same route refreshed. The local member is never overwritten. proven
+// says the description comes from the member itself, over a connection
+// that proved its key (or that nothing is proven, in plain mode): only
+// then may it change the member's recorded key.
+func (b *Broker) learn(ctx context.Context, self *occi.Entity, info memberInfo, via string, distance int, proven bool) error {
+	err := b.record(ctx, self, info, via, distance, false, proven)
 	b.cfg.Metrics.learned(info.ID, err)
 	return err
 }
 
 // record stores a learned member; force replaces whatever route is known,
-// for members a discovery could reach only through another.
-func (b *Broker) record(ctx context.Context, self *occi.Entity, info memberInfo, via string, distance int, force bool) error {
+// for members a discovery could reach only through another. A description
+// that is not proven (one member telling of another) never changes a
+// recorded key, and with CURVE is ignored when it names another key: a
+// third party cannot rewrite a member.
+func (b *Broker) record(ctx context.Context, self *occi.Entity, info memberInfo, via string, distance int, force, proven bool) error {
 	if info.ID == "" || !idOK(info.ID) {
 		return fmt.Errorf("member description without a usable id %q", info.ID)
 	}
@@ -83,6 +91,18 @@ func (b *Broker) record(ctx context.Context, self *occi.Entity, info memberInfo,
 		if !force && via != "" && oldVia != via && oldDist <= distance {
 			return errKeep
 		}
+		if old := str(e, attrPublicKey); old != "" && old != info.PublicKey {
+			switch {
+			case info.PublicKey == "":
+				info.PublicKey = old
+			case !proven && b.cfg.Curve:
+				b.log.WithFields(map[string]any{"member": info.ID, "key": old, "described_with": info.PublicKey}).
+					Warn("a description of a member under another key than its own was ignored")
+				return errKeep
+			case !proven:
+				info.PublicKey = old
+			}
+		}
 		info.apply(e, via, distance, seen)
 		return nil
 	})
@@ -95,7 +115,7 @@ func (b *Broker) record(ctx context.Context, self *occi.Entity, info memberInfo,
 		err = occi.PutEntity(ctx, b.st, e)
 		if errors.Is(err, store.ErrConflict) {
 			// Learned concurrently by another exchange: try once more as an update.
-			return b.record(ctx, self, info, via, distance, force)
+			return b.record(ctx, self, info, via, distance, force, proven)
 		}
 	}
 	return err
@@ -145,7 +165,8 @@ func idOK(id string) bool {
 // socket, then with every socket they make known, level by level until none
 // is left. Each level's exchanges run in parallel and each is bounded by the
 // client's timeout, so an unreachable neighbour costs one timeout and blocks
-// nobody else.
+// nobody else. With CURVE each socket is dialled at its member's key (see
+// dialKey), and a member must describe itself with the key it proved.
 func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionResult, error) {
 	res := memberActionResult{Member: self.ID, Action: "check_neighbors", Discovered: []string{}, Unreachable: map[string]string{}}
 	visited := map[string]bool{str(self, L1.SocketAttr()): true}
@@ -160,15 +181,17 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 		via  string
 	}
 	indirect := map[string]route{}
-	b.routes.setSelf(self.ID)
-	payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: describe(self), Paths: advertisement(self.ID, "", b.routes.routes())})
+	// keys holds the keys members described by their neighbours have, to
+	// dial their sockets with.
+	keys := map[string]string{}
+	ms, err := b.table.get(ctx)
 	if err != nil {
 		return res, err
 	}
-	type answer struct {
-		socket string
-		rep    describeReply
-		err    error
+	b.routes.setSelf(self.ID)
+	payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: b.describeSelf(self), Paths: advertisement(self.ID, "", b.routes.routes())})
+	if err != nil {
+		return res, err
 	}
 	for len(level) > 0 {
 		var fresh []string
@@ -178,29 +201,18 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 				fresh = append(fresh, s)
 			}
 		}
-		answers := make([]answer, len(fresh))
-		var wg sync.WaitGroup
-		// A neighbour may make thousands of sockets known; ask a bounded
-		// number at a time, so discovery cannot exhaust file descriptors.
-		sem := make(chan struct{}, discoveryConcurrency)
-		for i, s := range fresh {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				answers[i] = answer{socket: s}
-				raw, err := b.direct.Request(ctx, s, payload)
-				if err == nil {
-					err = json.Unmarshal(raw, &answers[i].rep)
-				}
-				answers[i].err = err
-			}()
-		}
-		wg.Wait()
+		answers := b.describeAll(ctx, ms, fresh, keys, payload)
 		level = nil
 		for _, a := range answers {
 			if a.err != nil {
 				res.Unreachable[a.socket] = a.err.Error()
+				if errors.Is(a.err, layers.ErrAuth) {
+					states[a.socket] = "refused: " + a.err.Error()
+					b.cfg.Metrics.refusedByPeer(L1)
+					b.log.WithError(a.err).WithFields(map[string]any{"socket": a.socket, "key": b.publicKey()}).
+						Warn("neighbour refused this member")
+					continue
+				}
 				states[a.socket] = "unreachable: " + a.err.Error()
 				b.log.WithError(a.err).WithField("socket", a.socket).Warn("neighbour unreachable")
 				continue
@@ -210,7 +222,13 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 				states[a.socket] = "this member"
 				continue
 			}
-			if err := b.learn(ctx, self, m, "", 1); err != nil {
+			if err := b.checkAnswer(ms, a.key, m); err != nil {
+				res.Unreachable[a.socket] = err.Error()
+				states[a.socket] = "refused: " + err.Error()
+				b.log.WithError(err).WithField("socket", a.socket).Warn("neighbour's description refused")
+				continue
+			}
+			if err := b.learn(ctx, self, m, "", 1, true); err != nil {
 				res.Unreachable[a.socket] = err.Error()
 				states[a.socket] = "refused: " + err.Error()
 				continue
@@ -231,7 +249,7 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 				if k.ID == self.ID || k.ID == "" {
 					continue
 				}
-				if err := b.learn(ctx, self, k, m.ID, k.Distance+1); err != nil {
+				if err := b.learn(ctx, self, k, m.ID, k.Distance+1, !b.cfg.Curve); err != nil {
 					b.log.WithError(err).WithField("member", k.ID).Warn("member learned through a neighbour not recorded")
 					continue
 				}
@@ -241,6 +259,9 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 				}
 				if s := k.Sockets[L1]; s != "" && !visited[s] {
 					level = append(level, s)
+					if _, ok := keys[s]; !ok && k.PublicKey != "" {
+						keys[s] = k.PublicKey
+					}
 				}
 			}
 		}
@@ -249,7 +270,7 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 		if reached[id] {
 			continue
 		}
-		if err := b.record(ctx, self, r.info, r.via, r.info.Distance+1, true); err != nil {
+		if err := b.record(ctx, self, r.info, r.via, r.info.Distance+1, true, !b.cfg.Curve); err != nil {
 			b.log.WithError(err).WithField("member", id).Warn("route through a neighbour not recorded")
 		}
 	}
@@ -262,4 +283,58 @@ func (b *Broker) discover(ctx context.Context, self *occi.Entity) (memberActionR
 		return nil
 	})
 	return res, err
+}
+
+// describeAnswer is what one socket answered a describe.
+type describeAnswer struct {
+	socket string
+	key    string // the key it was dialled with, with CURVE
+	rep    describeReply
+	err    error
+}
+
+// describeAll sends payload, a describe, to every socket in parallel, at
+// most discoveryConcurrency at once: a neighbour may make thousands of
+// sockets known, and discovery must not exhaust file descriptors.
+func (b *Broker) describeAll(ctx context.Context, ms *members, sockets []string, keys map[string]string, payload []byte) []describeAnswer {
+	answers := make([]describeAnswer, len(sockets))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, discoveryConcurrency)
+	for i, s := range sockets {
+		known := keys[s]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			a := &answers[i]
+			a.socket = s
+			t := layers.Target{Endpoint: s}
+			if b.cfg.Curve {
+				if t.Key, a.err = b.dialKey(ctx, ms, known, s); a.err != nil {
+					return
+				}
+				a.key = t.Key
+			}
+			var raw []byte
+			if raw, a.err = b.direct.RequestTo(ctx, t, payload); a.err == nil {
+				a.err = json.Unmarshal(raw, &a.rep)
+			}
+		}()
+	}
+	wg.Wait()
+	return answers
+}
+
+// checkAnswer refuses, with CURVE, a member that describes itself with
+// another key than the one its socket proved it holds, or one that key
+// may not speak for.
+func (b *Broker) checkAnswer(ms *members, key string, m memberInfo) error {
+	if !b.cfg.Curve {
+		return nil
+	}
+	if m.PublicKey != key {
+		return fmt.Errorf("the member at this socket holds key %s but describes itself as %s with key %q",
+			layers.ShortKey(key), m.ID, layers.ShortKey(m.PublicKey))
+	}
+	return b.maySpeakFor(ms, m.ID, key)
 }

@@ -28,6 +28,12 @@ func (b *Broker) handler(l Layer) layers.Handler {
 		if ms.local == nil {
 			return nil, errors.New("this server has no local member")
 		}
+		if peer, ok := layers.PeerFrom(ctx); ok || b.cfg.Curve {
+			if err := b.authorize(ctx, l, peer, ms, &env); err != nil {
+				b.refused(l, refusedIdentity, peer, err.Error())
+				return nil, err
+			}
+		}
 		var reply any
 		switch env.Type {
 		case reqDescribe:
@@ -39,7 +45,7 @@ func (b *Broker) handler(l Layer) layers.Handler {
 			if env.Session == "" || env.From.ID == "" {
 				return nil, errors.New("sync without a session or a sender")
 			}
-			reply = syncReply{Expect: b.sessions.open(env.Session, env.From.ID, l)}
+			reply = syncReply{Expect: b.sessions.open(env.Session, env.From.ID, env.key, l)}
 		case reqDeliver:
 			if env.Layer != l {
 				return nil, fmt.Errorf("a %s delivery cannot be taken on layer %s", env.Layer, l)
@@ -66,6 +72,7 @@ type sessions struct {
 type session struct {
 	mu     sync.Mutex // one batch at a time
 	from   string
+	key    string // the CURVE key that opened it; its batches come from it
 	layer  Layer
 	expect uint64
 	used   time.Time
@@ -74,7 +81,7 @@ type session struct {
 // sessionIdle is how long an unused session is kept.
 const sessionIdle = time.Hour
 
-func (s *sessions) open(id, from string, l Layer) uint64 {
+func (s *sessions) open(id, from, key string, l Layer) uint64 {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -86,15 +93,15 @@ func (s *sessions) open(id, from string, l Layer) uint64 {
 			delete(s.m, k)
 		}
 	}
-	s.m[id] = &session{from: from, layer: l, expect: 1, used: now}
+	s.m[id] = &session{from: from, key: key, layer: l, expect: 1, used: now}
 	return 1
 }
 
-func (s *sessions) get(id, from string, l Layer) *session {
+func (s *sessions) get(id, from, key string, l Layer) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := s.m[id]
-	if ss == nil || ss.from != from || ss.layer != l {
+	if ss == nil || ss.from != from || ss.key != key || ss.layer != l {
 		return nil
 	}
 	ss.used = time.Now()
@@ -104,7 +111,7 @@ func (s *sessions) get(id, from string, l Layer) *session {
 // ingest takes a batch of entries from a peer's session: in order, in one
 // store transaction, answering only once it is committed.
 func (b *Broker) ingest(ctx context.Context, ms *members, env envelope) (deliverReply, error) {
-	ss := b.sessions.get(env.Session, env.From.ID, env.Layer)
+	ss := b.sessions.get(env.Session, env.From.ID, env.key, env.Layer)
 	if ss == nil {
 		return deliverReply{Resync: true}, nil
 	}
@@ -270,6 +277,10 @@ func (in *intake) takeMessage(ctx context.Context, w wireEntry) {
 	msg, err := decodeMessage(w.Message.entity())
 	if err != nil {
 		in.failAll(w, fmt.Sprintf("message %s: %v", id, err))
+		return
+	}
+	if err := in.checkPath(msg); err != nil {
+		in.failAll(w, err.Error())
 		return
 	}
 	mine := len(w.To) == 0

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/houssem/cmbs/layers"
 	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 )
@@ -152,7 +153,9 @@ func (b *Broker) beat(ctx context.Context) {
 	targets := b.beatTargets(self)
 	if len(targets) > 0 {
 		routes := b.routes.routes()
-		payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: self.info(), Paths: advertisement(self.ID, "", routes)})
+		from := self.info()
+		from.PublicKey, from.MaxMessageBytes = b.publicKey(), int(b.cfg.MaxMessageSize)
+		payload, err := json.Marshal(envelope{Type: reqDescribe, Layer: L1, From: from, Paths: advertisement(self.ID, "", routes)})
 		if err != nil {
 			b.log.WithError(err).Error("heartbeat: describe not encoded")
 			return
@@ -211,10 +214,22 @@ func (b *Broker) beatTargets(self *member) []string {
 // neighbour is alive, its routes and the descriptions it gives are
 // recorded.
 func (b *Broker) exchange(ctx context.Context, ms *members, socket string, payload []byte) {
-	raw, err := b.beats.Request(ctx, socket, payload)
+	t := layers.Target{Endpoint: socket}
+	var err error
+	if b.cfg.Curve {
+		t.Key, err = b.dialKey(ctx, ms, "", socket)
+	}
 	var rep describeReply
 	if err == nil {
-		err = json.Unmarshal(raw, &rep)
+		var raw []byte
+		if raw, err = b.beats.RequestTo(ctx, t, payload); err == nil {
+			err = json.Unmarshal(raw, &rep)
+		}
+	}
+	if errors.Is(err, layers.ErrAuth) {
+		b.noteSocket(socket, "refused: "+err.Error())
+		b.cfg.Metrics.refusedByPeer(L1)
+		return
 	}
 	if err != nil || rep.Member.ID == "" {
 		if err == nil {
@@ -231,13 +246,20 @@ func (b *Broker) exchange(ctx context.Context, ms *members, socket string, paylo
 		b.noteSocket(socket, "refused: "+err.Error())
 		return
 	}
+	if err := b.checkAnswer(ms, t.Key, rep.Member); err != nil {
+		b.noteSocket(socket, "refused: "+err.Error())
+		return
+	}
 	if b.routes.alive(rep.Member.ID, socket, rep.Paths, time.Now()) {
 		b.log.WithField("member", rep.Member.ID).Info("neighbour up")
 		b.emitMember(EventMemberUp, rep.Member.ID, "")
 		b.live.routesChanged()
 	}
 	b.noteSocket(socket, "reachable: "+rep.Member.ID)
-	b.learnDescriptions(ctx, ms, append([]memberInfo{rep.Member}, rep.Known...))
+	b.learnDescriptions(ctx, ms, rep.Member, true)
+	for _, k := range rep.Known {
+		b.learnDescriptions(ctx, ms, k, !b.cfg.Curve)
+	}
 }
 
 // noteSocket records what the last exchange with a neighbour socket gave.
@@ -247,26 +269,31 @@ func (b *Broker) noteSocket(socket, state string) {
 	b.live.states[socket] = state
 }
 
-// learnDescriptions records the members described whose description
-// differs from the record (or that have none): exchanges every second
-// cost no store write while nothing changes.
-func (b *Broker) learnDescriptions(ctx context.Context, ms *members, infos []memberInfo) {
-	for _, info := range infos {
-		if info.ID == "" || info.ID == ms.local.ID {
-			continue
-		}
-		if m := ms.byID[info.ID]; m != nil && !describesOtherwise(m, info) {
-			continue
-		}
-		if err := b.describeMember(ctx, info); err != nil {
-			b.log.WithError(err).WithField("member", info.ID).Debug("member description not recorded")
-		}
+// learnDescriptions records a member described, when the description
+// differs from the record (or there is none): exchanges every second cost
+// no store write while nothing changes. proven says the description comes
+// from the member itself (see learn): only then may it change its key.
+func (b *Broker) learnDescriptions(ctx context.Context, ms *members, info memberInfo, proven bool) {
+	if info.ID == "" || info.ID == ms.local.ID {
+		return
+	}
+	if m := ms.byID[info.ID]; m != nil && !describesOtherwise(m, info, proven) {
+		return
+	}
+	if err := b.describeMember(ctx, info, proven); err != nil {
+		b.log.WithError(err).WithField("member", info.ID).Debug("member description not recorded")
 	}
 }
 
 // describesOtherwise reports whether info says something of m its record
-// does not.
-func describesOtherwise(m *member, info memberInfo) bool {
+// does not; its key counts only when withKey.
+func describesOtherwise(m *member, info memberInfo, withKey bool) bool {
+	if withKey && info.PublicKey != "" && info.PublicKey != m.PublicKey {
+		return true
+	}
+	if info.MaxMessageBytes > 0 && info.MaxMessageBytes != m.MaxMessageBytes {
+		return true
+	}
 	if m.Title != info.Title || m.Summary != info.Summary || !slices.Equal(m.Neighbors, info.Neighbors) ||
 		!slices.Equal(m.Topics, info.Topics) || !slices.Equal(m.Providers, info.Providers) {
 		return true
@@ -282,7 +309,7 @@ func describesOtherwise(m *member, info memberInfo) bool {
 // describeMember writes what info says of a remote member, leaving its
 // route (via, distance) to applyRoutes; a new member starts as a direct
 // neighbour until the routes say otherwise.
-func (b *Broker) describeMember(ctx context.Context, info memberInfo) error {
+func (b *Broker) describeMember(ctx context.Context, info memberInfo, proven bool) error {
 	if !idOK(info.ID) {
 		return fmt.Errorf("member description without a usable id %q", info.ID)
 	}
@@ -295,13 +322,19 @@ func (b *Broker) describeMember(ctx context.Context, info memberInfo) error {
 			return fmt.Errorf("member id %s is this server's own local member id", info.ID)
 		}
 		info.describeInto(e, false)
+		if info.PublicKey != "" && (proven || str(e, attrPublicKey) == "") {
+			e.SetAttr(attrPublicKey, info.PublicKey)
+		}
+		if info.MaxMessageBytes > 0 {
+			e.SetAttr(attrMaxMessage, float64(info.MaxMessageBytes))
+		}
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		e := &occi.Entity{}
 		info.apply(e, "", 1, now())
 		if err = occi.PutEntity(ctx, b.st, e); errors.Is(err, store.ErrConflict) {
-			return b.describeMember(ctx, info)
+			return b.describeMember(ctx, info, proven)
 		}
 	}
 	if err == nil {

@@ -19,11 +19,13 @@ func beating(id string, interval time.Duration, neighbors ...*brokertest.Member)
 
 // route returns what m's record of member id says of the route to it.
 func route(m *brokertest.Member, id string) (via string, reachable string) {
-	status, _ := m.Do("GET", broker.MemberLocation+id, nil)
+	// One read: the member may be forgotten between two.
+	status, out := m.Do("GET", broker.MemberLocation+id, nil)
 	if status != http.StatusOK {
 		return "", "unknown"
 	}
-	attrs := m.Attrs(broker.MemberLocation+id, "member")
+	res := out["resources"].([]any)[0].(map[string]any)
+	attrs := res["attributes"].(map[string]any)["cmbs"].(map[string]any)["member"].(map[string]any)
 	via, _ = attrs["via"].(string)
 	reachable, _ = attrs["reachable"].(string)
 	return via, reachable

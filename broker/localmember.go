@@ -128,6 +128,7 @@ func (b *Broker) EnsureLocalMember(ctx context.Context, spec LocalMemberSpec) er
 		self = &occi.Entity{Type: occi.TypeResource, ID: spec.ID, Location: location, Kind: MemberKind, Mixins: []string{}}
 		spec.apply(self)
 		self.SetAttr(attrLayers, b.layerStates())
+		b.markSelf(self)
 		if err := occi.PutEntity(ctx, b.st, self); err != nil {
 			return fmt.Errorf("local member %s: create: %w", spec.ID, err)
 		}
@@ -138,6 +139,7 @@ func (b *Broker) EnsureLocalMember(ctx context.Context, spec LocalMemberSpec) er
 				return fmt.Errorf("%s stopped being the local member meanwhile", location)
 			}
 			spec.apply(e)
+			b.markSelf(e)
 			return nil
 		})
 		if err != nil {

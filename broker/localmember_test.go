@@ -84,6 +84,7 @@ func TestEnsureLocalMember(t *testing.T) {
 	want := map[string]any{
 		"local": "true", "state": "active", "layers": layerStates("l1", "l2", "l31", "l32", "l4"),
 		"neighbors_socket": []any{}, "topics": []any{"weather.*"}, "providers": []any{"storage"},
+		"max_message_bytes": float64(broker.DefaultMaxMessageSize),
 	}
 	for l, ep := range spec.Sockets {
 		want[string(l)+"_socket"] = ep

@@ -17,13 +17,6 @@ const (
 	stateStopped = "stopped"
 )
 
-// maxRequestBytes bounds what one request to a layer's receiver, or one
-// reply to the broker's clients, may hold, so a peer cannot make this
-// member read as much as it likes: a message is at most
-// an HTTP body (10 MiB by default), and its envelope leaves room for the
-// JSON escaping of its content and the rest of the delivery.
-const maxRequestBytes = 64 << 20
-
 // memberProvider is cmbs_member: it keeps one local member per server,
 // checks sockets, and runs the member's actions.
 type memberProvider struct{ b *Broker }
@@ -83,6 +76,9 @@ func (p memberProvider) Create(ctx context.Context, e *occi.Entity) error {
 	if err := p.checkSockets(e); err != nil {
 		return err
 	}
+	if err := p.b.fixReadOnly(nil, e); err != nil {
+		return err
+	}
 	if err := p.checkOneLocal(ctx, e); err != nil {
 		return err
 	}
@@ -95,12 +91,16 @@ func (p memberProvider) Create(ctx context.Context, e *occi.Entity) error {
 func (p memberProvider) Read(_ context.Context, e *occi.Entity) error {
 	if flag(e, attrLocal, false) {
 		e.SetAttr(attrLayers, p.b.layerStates())
+		p.b.markSelf(e)
 	}
 	return nil
 }
 
 func (p memberProvider) Update(ctx context.Context, old, updated *occi.Entity) error {
 	if err := p.checkSockets(updated); err != nil {
+		return err
+	}
+	if err := p.b.fixReadOnly(old, updated); err != nil {
 		return err
 	}
 	if err := p.checkOneLocal(ctx, updated); err != nil {
@@ -258,6 +258,8 @@ func (b *Broker) startLayer(ctx context.Context, member *occi.Entity, l Layer) (
 		Handler:        b.handler(l),
 		Logger:         b.log.WithField("layer", l),
 		MaxMessageSize: b.cfg.MaxMessageSize,
+		Curve:          b.curveServer(),
+		OnRefused:      b.onRefused(l),
 		// A peer's deliveries are taken in the order it sent them.
 		PeerOrder: true,
 	})

@@ -31,6 +31,8 @@ type members struct {
 	local  *member
 	remote []*member // ordered by id
 	byID   map[string]*member
+	// byKey finds the member a public key speaks for.
+	byKey map[string]*member
 }
 
 // get returns the current members.
@@ -46,7 +48,7 @@ func (t *memberTable) get(ctx context.Context) (*members, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &members{byID: make(map[string]*member, len(ents))}
+	s := &members{byID: make(map[string]*member, len(ents)), byKey: map[string]*member{}}
 	for _, e := range ents {
 		m, err := decodeMember(e)
 		if err != nil {
@@ -54,6 +56,9 @@ func (t *memberTable) get(ctx context.Context) (*members, error) {
 			continue
 		}
 		s.byID[m.ID] = &m
+		if m.PublicKey != "" {
+			s.byKey[m.PublicKey] = &m
+		}
 		if m.Local {
 			s.local = &m
 		} else {
@@ -100,6 +105,18 @@ func (t *memberTable) follow(ctx context.Context) {
 		case <-time.After(pause):
 		}
 	}
+}
+
+// bySocket finds a remote member with a layer on socket.
+func (s *members) bySocket(socket string) *member {
+	for _, m := range s.remote {
+		for _, ep := range m.Sockets {
+			if ep == socket {
+				return m
+			}
+		}
+	}
+	return nil
 }
 
 // remoteByL1 finds the remote member whose L1 socket is socket.

@@ -233,6 +233,9 @@ func (b *Broker) planSend(ctx context.Context, msg message, l Layer) (*sendPlan,
 		if err != nil {
 			return nil, err
 		}
+		if err := b.checkFits(e, ms.local.info()); err != nil {
+			return nil, err
+		}
 		w, err := e.write()
 		if err != nil {
 			return nil, err

@@ -19,6 +19,10 @@ type Metrics struct {
 	forwarded *prometheus.CounterVec
 	failed    *prometheus.CounterVec
 	delivery  *prometheus.HistogramVec
+	// refused counts the peers this member's receivers turned away;
+	// refusedBy the connections peers refused to this member.
+	refused   *prometheus.CounterVec
+	refusedBy *prometheus.CounterVec
 
 	mu sync.Mutex
 	// reach holds, per member id, whether the latest exchange with it
@@ -48,16 +52,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time from a send's start to its recorded outcome, by layer.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"layer"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cmbs_layer_peers_refused_total",
+			Help: "Peers a layer receiver of this member turned away, by layer and reason: untrusted_key (not among the trusted keys), " +
+				"handshake (no CURVE, or not this member's key) or identity (a request speaking for another member than its key's)."},
+			[]string{"layer", "reason"}),
+		refusedBy: counter("cmbs_layer_refused_by_peers_total",
+			"Connections of this member that a peer's receiver refused (its key not admitted there, or the two sides' security differs), by layer."),
 		reach: map[string]bool{},
 	}
-	for _, c := range []prometheus.Collector{m.sent, m.received, m.forwarded, m.failed, m.delivery} {
+	for _, c := range []prometheus.Collector{m.sent, m.received, m.forwarded, m.failed, m.delivery, m.refused, m.refusedBy} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("broker: register metrics: %w", err)
 		}
 	}
 	for _, l := range Layers() {
-		for _, c := range []*prometheus.CounterVec{m.sent, m.received, m.forwarded, m.failed} {
+		for _, c := range []*prometheus.CounterVec{m.sent, m.received, m.forwarded, m.failed, m.refusedBy} {
 			c.WithLabelValues(string(l))
+		}
+		for _, reason := range []string{refusedKey, refusedHandshake, refusedIdentity} {
+			m.refused.WithLabelValues(string(l), reason)
 		}
 		m.delivery.WithLabelValues(string(l))
 	}
@@ -109,6 +122,22 @@ func (m *Metrics) settled(l Layer, results []destResult) {
 			m.contact(r.Member, false)
 		}
 	}
+}
+
+// peerRefused counts a peer a receiver of layer l turned away.
+func (m *Metrics) peerRefused(l Layer, reason string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(string(l), reason).Inc()
+}
+
+// refusedByPeer counts a connection on layer l a peer refused.
+func (m *Metrics) refusedByPeer(l Layer) {
+	if m == nil {
+		return
+	}
+	m.refusedBy.WithLabelValues(string(l)).Inc()
 }
 
 // learned notes that a member was described, by itself or a neighbour.

@@ -56,6 +56,8 @@ const (
 	attrVia            = api.MemberVia
 	attrDistance       = api.MemberDistance
 	attrLastSeen       = api.MemberLastSeen
+	attrPublicKey      = api.MemberPublicKey
+	attrMaxMessage     = api.MemberMaxMessageBytes
 	attrReachable      = api.MemberReachable
 )
 
@@ -169,11 +171,17 @@ type memberInfo struct {
 	Providers []string         `json:"providers,omitempty"`
 	// Distance is the hops from the describing member (0 for itself).
 	Distance int `json:"distance"`
+	// PublicKey is the member's CURVE public key (Z85), when it has one.
+	PublicKey string `json:"public_key,omitempty"`
+	// MaxMessageBytes is the largest layer message the member accepts; 0
+	// when it did not say.
+	MaxMessageBytes int `json:"max_message_bytes,omitempty"`
 }
 
 func describe(e *occi.Entity) memberInfo {
 	info := memberInfo{ID: e.ID, Title: e.Title, Summary: e.Summary, Sockets: map[Layer]string{},
-		Neighbors: strs(e, attrNeighbors), Topics: strs(e, attrTopics), Providers: strs(e, attrProviders)}
+		Neighbors: strs(e, attrNeighbors), Topics: strs(e, attrTopics), Providers: strs(e, attrProviders),
+		PublicKey: str(e, attrPublicKey), MaxMessageBytes: number(e, attrMaxMessage, 0)}
 	for _, l := range Layers() {
 		if s := str(e, l.SocketAttr()); s != "" {
 			info.Sockets[l] = s
@@ -193,6 +201,12 @@ func (m memberInfo) apply(e *occi.Entity, via string, distance int, seen string)
 		e.Mixins = []string{}
 	}
 	m.describeInto(e, false)
+	if m.PublicKey != "" {
+		e.SetAttr(attrPublicKey, m.PublicKey)
+	}
+	if m.MaxMessageBytes > 0 {
+		e.SetAttr(attrMaxMessage, float64(m.MaxMessageBytes))
+	}
 	e.SetAttr(attrVia, via)
 	e.SetAttr(attrDistance, float64(distance))
 	e.SetAttr(attrLastSeen, seen)

@@ -54,7 +54,7 @@ func badAttribute(err error) error {
 // info is the description members exchange of m.
 func (m member) info() memberInfo {
 	info := memberInfo{ID: m.ID, Title: m.Title, Summary: m.Summary, Sockets: map[Layer]string{},
-		Neighbors: m.Neighbors, Topics: m.Topics, Providers: m.Providers}
+		Neighbors: m.Neighbors, Topics: m.Topics, Providers: m.Providers, PublicKey: m.PublicKey, MaxMessageBytes: m.MaxMessageBytes}
 	for l, s := range m.Sockets {
 		info.Sockets[l] = s
 	}

@@ -40,6 +40,10 @@ type envelope struct {
 	Session string `json:"session,omitempty"`
 	// Entries are a deliver request's batch, numbered without gaps.
 	Entries []wireEntry `json:"entries,omitempty"`
+
+	// key is the CURVE key the request came from, as the receiver proved
+	// it; it does not travel.
+	key string
 	// Paths are, in a describe, the sender's routes: for each member it
 	// reaches, the path from the sender to it (see routeTable).
 	Paths map[string][]string `json:"paths,omitempty"`

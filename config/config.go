@@ -55,6 +55,22 @@ type Config struct {
 	// UsersFile is the path of a users file (user:bcrypt-hash lines). Empty
 	// turns authentication off.
 	UsersFile string `yaml:"users_file" json:"users_file"`
+	// MemberSecurity secures the layer sockets between members: curve
+	// (each member proves its key, and only trusted keys are admitted) or
+	// plain (whoever reaches a socket is heard; for development).
+	MemberSecurity string `yaml:"member_security" json:"member_security"`
+	// MemberKey is the member's secret key file (cmbs keygen). Empty means
+	// member.key in the data directory of a file: store, generated at the
+	// first start when absent.
+	MemberKey string `yaml:"member_key" json:"member_key"`
+	// TrustedKeys is a file of the public keys admitted on the layers with
+	// curve, one per line with an optional comment, like SSH's
+	// authorized_keys. It is read again when it changes.
+	TrustedKeys string `yaml:"trusted_keys" json:"trusted_keys"`
+	// TrustOnFirstUse admits, with curve, keys that are not trusted: each
+	// is bound to the first member it speaks for, and from then on only it
+	// speaks for that member.
+	TrustOnFirstUse bool `yaml:"trust_on_first_use" json:"trust_on_first_use"`
 	// ShutdownTimeout bounds how long in-flight requests may run after a
 	// shutdown signal before the server stops anyway.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
@@ -113,6 +129,12 @@ type Config struct {
 	MEC MEC `yaml:"mec" json:"mec"`
 }
 
+// Member security modes accepted in Config.MemberSecurity.
+const (
+	MemberSecurityCurve = "curve"
+	MemberSecurityPlain = "plain"
+)
+
 // Log formats accepted in Config.LogFormat.
 const (
 	LogFormatText = "text"
@@ -145,6 +167,7 @@ func Default() Config {
 		PageLimit:             1000,
 		MaxPageLimit:          5000,
 		MaxCollectionRequests: 4,
+		MemberSecurity:        MemberSecurityPlain,
 		LeaseTTL:              DefaultLeaseTTL,
 		MEC:                   defaultMEC(),
 	}

@@ -62,6 +62,10 @@ tls_client_ca: /etc/cmbs/clients.pem
 page_limit: 100
 max_page_limit: 200
 max_collection_requests: 8
+member_security: curve
+member_key: /etc/cmbs/member.key
+trusted_keys: /etc/cmbs/trusted-keys
+trust_on_first_use: true
 bind_host: 0.0.0.0
 bind_sockets:
   l1: tcp://*:5010
@@ -86,6 +90,10 @@ lease_ttl: 20s
 					PageLimit:             100,
 					MaxPageLimit:          200,
 					MaxCollectionRequests: 8,
+					MemberSecurity:        "curve",
+					MemberKey:             "/etc/cmbs/member.key",
+					TrustedKeys:           "/etc/cmbs/trusted-keys",
+					TrustOnFirstUse:       true,
 					BindHost:              "0.0.0.0",
 					BindSockets:           map[string]string{"l1": "tcp://*:5010"},
 					InstanceID:            "server-a",
@@ -206,6 +214,10 @@ func TestPrecedence(t *testing.T) {
 				"CMBS_PAGE_LIMIT":              "10",
 				"CMBS_MAX_PAGE_LIMIT":          "20",
 				"CMBS_MAX_COLLECTION_REQUESTS": "2",
+				"CMBS_MEMBER_SECURITY":         "curve",
+				"CMBS_MEMBER_KEY":              "/k",
+				"CMBS_TRUSTED_KEYS":            "/t",
+				"CMBS_TRUST_ON_FIRST_USE":      "true",
 				"CMBS_BIND_HOST":               "0.0.0.0",
 				"CMBS_BIND_SOCKETS":            "l1=tcp://0.0.0.0:5010, l2=tcp://10.0.0.1:5020",
 				"CMBS_INSTANCE_ID":             "server-1",
@@ -215,9 +227,10 @@ func TestPrecedence(t *testing.T) {
 				*c = Config{HTTP: "127.0.0.1:1", Store: "http://127.0.0.1:5984/x", PublicURL: "http://a.example",
 					LogLevel: "trace", LogFormat: "json", Strict: true, UsersFile: "/u", ShutdownTimeout: time.Second,
 					WithInfrastructure: true, MaxMessageBytes: 1024, TLSCert: "/c.pem", TLSKey: "/k.pem", TLSClientCA: "/ca.pem",
-					PageLimit: 10, MaxPageLimit: 20, MaxCollectionRequests: 2,
+					PageLimit: 10, MaxPageLimit: 20, MaxCollectionRequests: 2, MEC: defaultMEC(),
+					MemberSecurity: "curve", MemberKey: "/k", TrustedKeys: "/t", TrustOnFirstUse: true,
 					BindHost: "0.0.0.0", BindSockets: map[string]string{"l1": "tcp://0.0.0.0:5010", "l2": "tcp://10.0.0.1:5020"},
-					InstanceID: "server-1", LeaseTTL: 30 * time.Second, MEC: defaultMEC()}
+					InstanceID: "server-1", LeaseTTL: 30 * time.Second}
 			},
 		},
 		{
@@ -228,18 +241,21 @@ func TestPrecedence(t *testing.T) {
 				"CMBS_USERS_FILE": "/u", "CMBS_SHUTDOWN_TIMEOUT": "1s", "CMBS_WITH_INFRASTRUCTURE": "true",
 				"CMBS_MAX_MESSAGE_BYTES": "1024", "CMBS_TLS_CERT": "/c.pem", "CMBS_TLS_KEY": "/k.pem", "CMBS_TLS_CLIENT_CA": "/ca.pem",
 				"CMBS_PAGE_LIMIT": "10", "CMBS_MAX_PAGE_LIMIT": "20", "CMBS_MAX_COLLECTION_REQUESTS": "2",
+				"CMBS_MEMBER_SECURITY": "curve", "CMBS_MEMBER_KEY": "/k", "CMBS_TRUSTED_KEYS": "/t", "CMBS_TRUST_ON_FIRST_USE": "true",
 				"CMBS_BIND_HOST": "0.0.0.0", "CMBS_BIND_SOCKETS": "l1=tcp://0.0.0.0:5010", "CMBS_INSTANCE_ID": "a", "CMBS_LEASE_TTL": "30s",
 			},
 			flags: []string{"--http=:2", "--store=file:/b", "--public-url=http://b.example", "--log-level=error",
 				"--log-format=text", "--strict=false", "--users=/v", "--shutdown-timeout=2s", "--with-infrastructure=false",
 				"--max-message-bytes=2048", "--tls-cert=/c2.pem", "--tls-key=/k2.pem", "--tls-client-ca=",
 				"--page-limit=30", "--max-page-limit=40", "--max-collection-requests=3",
+				"--member-security=plain", "--member-key=/k2", "--trusted-keys=", "--trust-on-first-use=false",
 				"--bind-host=127.0.0.2", "--bind-socket=l2=tcp://127.0.0.3:5020", "--bind-socket", "l4=tcp://*:5040",
 				"--instance-id=b", "--lease-ttl=5s"},
 			want: func(c *Config) {
 				*c = Config{HTTP: ":2", Store: "file:/b", PublicURL: "http://b.example", LogLevel: "error",
 					LogFormat: "text", Strict: false, UsersFile: "/v", ShutdownTimeout: 2 * time.Second,
 					MaxMessageBytes: 2048, TLSCert: "/c2.pem", TLSKey: "/k2.pem", PageLimit: 30, MaxPageLimit: 40, MaxCollectionRequests: 3,
+					MemberSecurity: "plain", MemberKey: "/k2",
 					BindHost: "127.0.0.2", BindSockets: map[string]string{"l2": "tcp://127.0.0.3:5020", "l4": "tcp://*:5040"},
 					InstanceID: "b", LeaseTTL: 5 * time.Second, MEC: defaultMEC()}
 			},
@@ -349,6 +365,10 @@ func TestFlagsAndVariables(t *testing.T) {
 		"page-limit":              "CMBS_PAGE_LIMIT",
 		"max-page-limit":          "CMBS_MAX_PAGE_LIMIT",
 		"max-collection-requests": "CMBS_MAX_COLLECTION_REQUESTS",
+		"member-security":         "CMBS_MEMBER_SECURITY",
+		"member-key":              "CMBS_MEMBER_KEY",
+		"trusted-keys":            "CMBS_TRUSTED_KEYS",
+		"trust-on-first-use":      "CMBS_TRUST_ON_FIRST_USE",
 		"bind-host":               "CMBS_BIND_HOST",
 		"bind-socket":             "CMBS_BIND_SOCKETS",
 		"instance-id":             "CMBS_INSTANCE_ID",
@@ -455,7 +475,7 @@ func TestValidate(t *testing.T) {
 				*c = Config{HTTP: "x", Store: "s3://b", PublicURL: "nope", LogLevel: "x", LogFormat: "x", UsersFile: dir, TLSKey: "k"}
 			},
 			wantFields: []string{"http", "lease_ttl", "log_format", "log_level", "max_collection_requests", "max_message_bytes", "max_page_limit",
-				"page_limit", "public_url", "shutdown_timeout", "store", "tls_cert", "users_file"},
+				"member_security", "page_limit", "public_url", "shutdown_timeout", "store", "tls_cert", "users_file"},
 		},
 	}
 	for _, tt := range tests {

@@ -26,6 +26,7 @@ func (c *Config) register(fs *pflag.FlagSet) {
 		}
 		f.Annotations[envAnnotation] = []string{variable}
 	}
+	c.registerMemberSecurity(fs, env)
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address, host:port")
 	env("http", "CMBS_HTTP")
 	fs.StringVar(&c.Store, "store", c.Store, "store URL: file:DIR (embedded) or http://user:pass@host:5984/dbname (CouchDB)")

@@ -95,6 +95,7 @@ func (c Config) Validate() error {
 	if c.Member != nil {
 		validateMember(c.Member, bad)
 	}
+	c.validateMemberSecurity(bad)
 	validateMEC(c, bad)
 	return errors.Join(errs...)
 }

@@ -19,7 +19,8 @@ type Result struct {
 // BroadcastConcurrency at a time, and returns one Result per endpoint in the
 // same order. It returns when every request has been acknowledged or has
 // failed; a dead endpoint costs at most Attempts*Timeout and does not delay
-// the others' delivery.
+// the others' delivery. It names no server keys, so a CURVE client's
+// requests fail with KindAuth: send each with RequestTo instead.
 func (c *Client) Broadcast(ctx context.Context, endpoints []string, payload []byte) []Result {
 	results := make([]Result, len(endpoints))
 	var g errgroup.Group

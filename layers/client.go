@@ -47,11 +47,17 @@ type ClientConfig struct {
 	// BroadcastConcurrency bounds the requests one Broadcast runs at once
 	// (default 32).
 	BroadcastConcurrency int
-	// MaxMessageSize, if positive, makes libzmq drop the connection to a
-	// receiver that replies with a larger message, bounding the memory a
-	// misbehaving receiver can make the Client use; the request fails as a
-	// dropped connection.
+	// MaxMessageSize, if positive, bounds what the Client sends and
+	// receives. A larger payload is refused with KindTooLarge before it is
+	// sent, and libzmq drops the connection to a receiver that replies
+	// with a larger message, bounding the memory a misbehaving receiver
+	// can make the Client use; the request fails as a dropped connection.
 	MaxMessageSize int64
+	// Curve, when set, makes every connection a CURVE client (RFC 26)
+	// presenting this key pair: each request then needs the receiver's
+	// public key (Target.Key), and the receiver's ZAP handler decides
+	// whether this key may connect.
+	Curve *KeyPair
 	// Logger receives per-attempt diagnostics; nil discards them.
 	Logger logrus.FieldLogger
 	// Context is an optional ZeroMQ context; nil gives the Client its own,
@@ -81,7 +87,7 @@ type Client struct {
 
 	mu        sync.Mutex
 	closed    bool
-	idle      map[string][]*conn // per endpoint, oldest first
+	idle      map[string][]*conn // per endpoint and server key, oldest first
 	lastPrune time.Time
 	done      chan struct{}  // closed by Close; in-flight requests abort
 	inflight  sync.WaitGroup // Requests in progress; Close waits for them
@@ -104,6 +110,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.BroadcastConcurrency <= 0 {
 		cfg.BroadcastConcurrency = DefaultBroadcastConcurrency
 	}
+	if cfg.Curve != nil {
+		if err := checkKeyPair(*cfg.Curve); err != nil {
+			return nil, fmt.Errorf("layers: new client: %w", err)
+		}
+	}
 	c := &Client{
 		cfg:       cfg,
 		log:       orDiscard(cfg.Logger).WithField("component", "layers.client"),
@@ -125,7 +136,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
-// Request sends payload to the Receiver at endpoint and returns its handler's
+// Request sends payload to the Receiver at endpoint: RequestTo with no
+// server key, which only a plain Client can use.
+func (c *Client) Request(ctx context.Context, endpoint string, payload []byte) ([]byte, error) {
+	return c.RequestTo(ctx, Target{Endpoint: endpoint}, payload)
+}
+
+// RequestTo sends payload to the Receiver t names and returns its handler's
 // reply. A nil error means the receiver acknowledged the message; otherwise
 // the error is an [*Error] whose Kind says why it was not (match with
 // errors.Is against ErrTimeout, ErrUnreachable, ErrRemote, ...).
@@ -133,10 +150,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 // Each attempt waits up to the configured Timeout. On a timeout, an
 // unreachable peer or a dropped connection the socket is closed, a fresh one
 // opened and the payload sent again under a new request id, so a late reply
-// to an earlier attempt can never be taken for the current one.
-func (c *Client) Request(ctx context.Context, endpoint string, payload []byte) ([]byte, error) {
-	if err := ValidateConnectEndpoint(endpoint); err != nil {
-		return nil, &Error{Endpoint: endpoint, Kind: KindInvalidEndpoint, Err: err}
+// to an earlier attempt can never be taken for the current one. A refused
+// handshake (KindAuth) is not retried: the next one would be refused too.
+func (c *Client) RequestTo(ctx context.Context, t Target, payload []byte) ([]byte, error) {
+	endpoint := t.Endpoint
+	if err := c.check(t, payload); err != nil {
+		return nil, err
 	}
 	if !c.enter() {
 		return nil, &Error{Endpoint: endpoint, Kind: KindClosed}
@@ -152,7 +171,7 @@ func (c *Client) Request(ctx context.Context, endpoint string, payload []byte) (
 			}
 			return nil, err
 		}
-		cn, err := c.checkout(endpoint)
+		cn, err := c.checkout(t)
 		if err != nil {
 			return nil, &Error{Endpoint: endpoint, Kind: KindSocket, Attempts: attempt - 1, Err: err}
 		}
@@ -177,6 +196,32 @@ func (c *Client) Request(ctx context.Context, endpoint string, payload []byte) (
 		}
 	}
 	return nil, last
+}
+
+// check refuses what cannot be sent to t: an endpoint no one can dial, a
+// CURVE request without a valid server key, a payload over the size
+// limit.
+func (c *Client) check(t Target, payload []byte) *Error {
+	if err := ValidateConnectEndpoint(t.Endpoint); err != nil {
+		return &Error{Endpoint: t.Endpoint, Kind: KindInvalidEndpoint, Err: err}
+	}
+	if c.cfg.Curve != nil {
+		if t.Key == "" {
+			return &Error{Endpoint: t.Endpoint, Kind: KindAuth, Reason: "no CURVE public key is known for the receiver"}
+		}
+		if err := CheckKey(t.Key); err != nil {
+			return &Error{Endpoint: t.Endpoint, Kind: KindAuth, Reason: "the receiver's CURVE public key", Err: err}
+		}
+	}
+	if max := c.cfg.MaxMessageSize; max > 0 && int64(len(payload)) > max {
+		return &Error{Endpoint: t.Endpoint, Kind: KindTooLarge, Reason: tooLarge(len(payload), max)}
+	}
+	return nil
+}
+
+// tooLarge explains a payload refused for its size.
+func tooLarge(n int, max int64) string {
+	return fmt.Sprintf("the message is %d bytes, over the %d-byte limit of layer messages", n, max)
 }
 
 // enter registers an in-flight request unless the Client is closed. Doing both
@@ -232,6 +277,9 @@ func (c *Client) attempt(ctx context.Context, cn *conn, payload []byte) ([]byte,
 		for _, p := range polled {
 			if p.Socket == cn.mon {
 				cn.drainEvents()
+				if err := cn.refusal(); err != nil {
+					return nil, err
+				}
 				if cn.dropped {
 					return nil, &Error{Kind: KindDisconnected, Reason: "peer closed the connection before replying"}
 				}
@@ -277,20 +325,21 @@ func (c *Client) readReply(cn *conn, id []byte) (body []byte, done bool, err *Er
 	}
 }
 
-// checkout takes ownership of a healthy idle socket for endpoint, or dials a
-// new one.
-func (c *Client) checkout(endpoint string) (*conn, error) {
+// checkout takes ownership of a healthy idle socket for t, or dials a new
+// one.
+func (c *Client) checkout(t Target) (*conn, error) {
+	pool := poolKey(t)
 	c.mu.Lock()
 	var cn *conn
-	if list := c.idle[endpoint]; len(list) > 0 {
+	if list := c.idle[pool]; len(list) > 0 {
 		// Newest first: it is the most likely to still be connected, and
 		// leaves the oldest at the front for pruning.
 		cn = list[len(list)-1]
 		list[len(list)-1] = nil
 		if len(list) == 1 {
-			delete(c.idle, endpoint)
+			delete(c.idle, pool)
 		} else {
-			c.idle[endpoint] = list[:len(list)-1]
+			c.idle[pool] = list[:len(list)-1]
 		}
 	}
 	c.mu.Unlock()
@@ -303,7 +352,7 @@ func (c *Client) checkout(endpoint string) (*conn, error) {
 		// new process); start from a clean connection.
 		cn.close()
 	}
-	return c.dial(endpoint)
+	return c.dial(t)
 }
 
 // checkin returns cn to the idle pool, or closes it if the pool is full or the
@@ -313,10 +362,10 @@ func (c *Client) checkin(cn *conn) {
 	cn.idleSince = now
 	var stale []*conn
 	c.mu.Lock()
-	if c.closed || len(c.idle[cn.endpoint]) >= c.cfg.MaxIdlePerEndpoint {
+	if c.closed || len(c.idle[cn.pool]) >= c.cfg.MaxIdlePerEndpoint {
 		stale = append(stale, cn)
 	} else {
-		c.idle[cn.endpoint] = append(c.idle[cn.endpoint], cn)
+		c.idle[cn.pool] = append(c.idle[cn.pool], cn)
 	}
 	if now.Sub(c.lastPrune) >= c.cfg.IdleTimeout/2 {
 		c.lastPrune = now

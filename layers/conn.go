@@ -23,6 +23,8 @@ const monitoredEvents = zmq.EVENT_CONNECT_RETRIED |
 // "nothing listening" versus "connected but no reply".
 type conn struct {
 	endpoint string
+	pool     string      // the idle pool it returns to: endpoint and server key
+	curve    bool        // the DEALER is a CURVE client
 	sock     *zmq.Socket // DEALER
 	mon      *zmq.Socket // PAIR fed by sock's monitor
 	poller   *zmq.Poller
@@ -31,19 +33,27 @@ type conn struct {
 	dropped        bool   // an established session was lost
 	connectRetries int    // failed TCP connects (refused, unreachable)
 	problem        string // latest handshake failure, if any
+	refused        string // why the handshake can never succeed, if it cannot
+	zapStatus      int    // the receiver's ZAP handler refused the client's key with this status
+	failed         int    // handshakes that failed without detail
 	idleSince      time.Time
 }
 
-// dial opens a DEALER with a monitor and starts connecting to endpoint.
-func (c *Client) dial(endpoint string) (*conn, error) {
+// dial opens a DEALER with a monitor and starts connecting to t.
+func (c *Client) dial(t Target) (*conn, error) {
 	addr := fmt.Sprintf("inproc://cmbs-layers-monitor-%x-%d", c.nonce, c.mons.Add(1))
-	return dialConn(c.zctx, endpoint, c.cfg.MaxMessageSize, addr)
+	return dialConn(c.zctx, t, c.cfg.Curve, c.cfg.MaxMessageSize, addr)
 }
 
+// poolKey names the idle pool of connections to t: a connection made with
+// one server key is never reused for another.
+func poolKey(t Target) string { return t.Endpoint + " " + t.Key }
+
 // dialConn opens a DEALER in zctx with a monitor publishing on the inproc
-// address monitor, and starts connecting to endpoint.
-func dialConn(zctx *zmq.Context, endpoint string, maxMessageSize int64, monitor string) (cn *conn, err error) {
-	cn = &conn{endpoint: endpoint}
+// address monitor, and starts connecting to t; with keys, as a CURVE
+// client presenting them to t.Key.
+func dialConn(zctx *zmq.Context, t Target, keys *KeyPair, maxMessageSize int64, monitor string) (cn *conn, err error) {
+	cn = &conn{endpoint: t.Endpoint, pool: poolKey(t), curve: keys != nil}
 	defer func() {
 		if err != nil {
 			cn.close()
@@ -58,6 +68,11 @@ func dialConn(zctx *zmq.Context, endpoint string, maxMessageSize int64, monitor 
 			return nil, fmt.Errorf("set MAXMSGSIZE: %w", err)
 		}
 	}
+	if keys != nil {
+		if err = curveClient(cn.sock, *keys, t.Key); err != nil {
+			return nil, err
+		}
+	}
 	// The monitor must be attached and its reader connected before Connect,
 	// or the first connection failures would go unseen.
 	if err = cn.sock.Monitor(monitor, monitoredEvents); err != nil {
@@ -69,8 +84,8 @@ func dialConn(zctx *zmq.Context, endpoint string, maxMessageSize int64, monitor 
 	if err = cn.mon.Connect(monitor); err != nil {
 		return nil, fmt.Errorf("connect monitor: %w", err)
 	}
-	if err = cn.sock.Connect(endpoint); err != nil {
-		return nil, fmt.Errorf("connect %s: %w", endpoint, osError(err))
+	if err = cn.sock.Connect(t.Endpoint); err != nil {
+		return nil, fmt.Errorf("connect %s: %w", t.Endpoint, osError(err))
 	}
 	cn.poller = zmq.NewPoller()
 	cn.poller.Add(cn.sock, zmq.POLLIN)
@@ -78,10 +93,25 @@ func dialConn(zctx *zmq.Context, endpoint string, maxMessageSize int64, monitor 
 	return cn, nil
 }
 
+// curveClient makes sock a CURVE client presenting keys to the server
+// whose public key is server.
+func curveClient(sock *zmq.Socket, keys KeyPair, server string) error {
+	if err := sock.SetCurveServerkey(server); err != nil {
+		return fmt.Errorf("set CURVE_SERVERKEY: %w", err)
+	}
+	if err := sock.SetCurvePublickey(keys.Public); err != nil {
+		return fmt.Errorf("set CURVE_PUBLICKEY: %w", err)
+	}
+	if err := sock.SetCurveSecretkey(keys.Secret); err != nil {
+		return fmt.Errorf("set CURVE_SECRETKEY: %w", err)
+	}
+	return nil
+}
+
 // drainEvents applies every queued monitor event to the conn's state.
 func (cn *conn) drainEvents() {
 	for {
-		ev, _, _, err := cn.mon.RecvEvent(zmq.DONTWAIT)
+		ev, _, value, err := cn.mon.RecvEvent(zmq.DONTWAIT)
 		if err != nil {
 			return
 		}
@@ -97,11 +127,22 @@ func (cn *conn) drainEvents() {
 		case zmq.EVENT_CONNECT_RETRIED:
 			cn.connectRetries++
 		case zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-			cn.problem = "ZMTP handshake failed: peer does not speak the ZeroMQ protocol"
+			if problem, mismatch := protocolProblem(value); mismatch {
+				cn.refused = problem
+			} else {
+				cn.problem = problem
+			}
 		case zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-			cn.problem = "ZMTP handshake failed: authentication rejected"
+			cn.zapStatus = value
+			cn.refused = fmt.Sprintf("the receiver did not admit this client's CURVE key (ZAP status %d)", value)
 		case zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+			cn.failed++
 			cn.problem = "ZMTP handshake failed"
+			if cn.curve {
+				// A CURVE server that cannot open the client's HELLO
+				// just closes the connection.
+				cn.problem += " (the receiver may not hold the CURVE key it was dialled with)"
+			}
 		}
 	}
 }
@@ -114,8 +155,19 @@ func (cn *conn) state() string {
 	return "not connected yet"
 }
 
+// refusal is the error of a handshake that cannot succeed, or nil.
+func (cn *conn) refusal() *Error {
+	if cn.refused == "" {
+		return nil
+	}
+	return &Error{Kind: KindAuth, Reason: cn.refused}
+}
+
 // timeoutError explains an attempt that ran out of time.
 func (cn *conn) timeoutError(timeout time.Duration) *Error {
+	if err := cn.refusal(); err != nil {
+		return err
+	}
 	if cn.ready {
 		return &Error{Kind: KindTimeout, Reason: fmt.Sprintf("connected, but no reply within %v", timeout)}
 	}

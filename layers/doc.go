@@ -48,12 +48,31 @@
 // client discards any reply that does not answer the attempt it is waiting
 // for.
 //
+// # Security
+//
+// Plain sockets hear anyone who reaches them. With [ReceiverConfig.Curve]
+// a Receiver is a CURVE server (RFC 26): every connection is encrypted and
+// its client proves it holds a key pair, and a ZAP handler (RFC 27) that
+// the Receiver's loop answers asks [CurveServer.Admit] whether that key
+// may connect. Handlers then read the sender's key with [PeerFrom], so the
+// code above can bind what a request claims to who sent it. A Client with
+// [ClientConfig.Curve] dials each receiver at the public key its [Target]
+// names; [Client.FindKey] tells which of a set of keys a receiver at a
+// socket holds. Handshakes that fail (an untrusted key, a peer without
+// CURVE, a wrong key) never reach a handler: the Receiver reports them
+// through [ReceiverConfig.OnRefused], and the client gets [KindAuth].
+//
+// MaxMessageSize bounds every frame on both sides before it is read into
+// memory: libzmq drops a connection whose peer announces a larger frame,
+// and a Client refuses to send one ([KindTooLarge]).
+//
 // # Ownership
 //
 // ZeroMQ sockets are not safe for concurrent use. Every socket in this package
 // has exactly one owning goroutine at a time: the Receiver's loop owns the
 // ROUTER; its workers pass replies back on a Go channel and each owns the
-// inproc PUSH socket it uses to wake the loop out of zmq_poll; a Client socket
+// inproc PUSH socket it uses to wake the loop out of zmq_poll; the loop also
+// owns the ZAP handler's REP socket and the ROUTER's monitor; a Client socket
 // is owned by the Request call that checked it out of the idle pool
 // (ownership passes through the pool's mutex).
 package layers

@@ -29,6 +29,8 @@ var (
 	ErrCanceled     = errors.New("layers: canceled")
 	ErrClosed       = errors.New("layers: client closed")
 	ErrSocket       = errors.New("layers: socket error")
+	ErrAuth         = errors.New("layers: authentication failed")
+	ErrTooLarge     = errors.New("layers: message too large")
 )
 
 // Kind classifies why a request was not delivered, so that the broker can
@@ -64,6 +66,15 @@ const (
 	KindInvalidEndpoint
 	// KindSocket: a local ZeroMQ call failed (e.g. out of file descriptors).
 	KindSocket
+	// KindAuth: the security handshake cannot succeed: the receiver did
+	// not admit this client's CURVE key, the two sides' security differs
+	// (one speaks CURVE, the other does not), or no key is known for the
+	// receiver. The request was not delivered.
+	KindAuth
+	// KindTooLarge: the payload exceeds the Client's MaxMessageSize, so it
+	// was not sent (a receiver with the same limit would drop the
+	// connection rather than read it).
+	KindTooLarge
 )
 
 var kindNames = [...]string{
@@ -77,6 +88,8 @@ var kindNames = [...]string{
 	KindClosed:          "client closed",
 	KindInvalidEndpoint: "invalid endpoint",
 	KindSocket:          "socket error",
+	KindAuth:            "authentication failed",
+	KindTooLarge:        "too large",
 }
 
 // String returns a short lower-case name for the kind.
@@ -109,6 +122,10 @@ func (k Kind) sentinel() error {
 		return ErrInvalidEndpoint
 	case KindSocket:
 		return ErrSocket
+	case KindAuth:
+		return ErrAuth
+	case KindTooLarge:
+		return ErrTooLarge
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -131,4 +132,12 @@ func asError(t testing.TB, err error) *Error {
 		t.Fatalf("error %v (%T) is not a *layers.Error", err, err)
 	}
 	return e
+}
+
+// quietLogger discards everything: for fuzz targets, whose receivers see
+// one malformed request after another.
+func quietLogger() logrus.FieldLogger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
 }

@@ -20,7 +20,8 @@ import (
 // when the Receiver closes; [Receiver.Close] waits for running handlers, so
 // handlers must return promptly once ctx is done. An error returned once ctx
 // is canceled is not sent: the sender sees the connection drop instead of a
-// remote error caused by the shutdown.
+// remote error caused by the shutdown. On a CURVE receiver, [PeerFrom]
+// reads from ctx the key the sender proved it holds.
 type Handler func(ctx context.Context, msg []byte) ([]byte, error)
 
 // Receiver defaults.
@@ -55,6 +56,16 @@ type ReceiverConfig struct {
 	// MaxMessageSize, if positive, makes libzmq drop peers that send larger
 	// messages, bounding the memory a misbehaving peer can consume.
 	MaxMessageSize int64
+	// Curve, when set, makes the receiver a CURVE server (RFC 26) that
+	// admits the peers Curve.Admit accepts, through a ZAP handler (RFC 27)
+	// on its socket loop. It needs the receiver's own ZeroMQ context
+	// (Context nil): ZAP has one handler per context.
+	Curve *CurveServer
+	// OnRefused, when set, hears of every peer turned away: refused by
+	// Curve.Admit, or whose handshake failed (no CURVE, a wrong key, a
+	// plain receiver dialled with CURVE). It runs on the socket loop, so
+	// it must be quick and must not block.
+	OnRefused func(Refusal)
 	// PeerOrder makes the receiver handle the requests of one peer (one
 	// connected socket, such as a Stream) one at a time, in the order they
 	// arrived, while different peers still run in parallel. A sender that
@@ -96,6 +107,7 @@ type job struct {
 	envelope [][]byte
 	id       []byte
 	payload  []byte
+	peer     *Peer // the sender, on a CURVE receiver
 }
 
 // receiverSockets are created by Start and handed over to the loop, which owns
@@ -104,6 +116,8 @@ type receiverSockets struct {
 	zctx    *zmq.Context
 	ownCtx  bool
 	router  *zmq.Socket
+	zap     *zmq.Socket // REP answering libzmq's ZAP requests, with Curve
+	mon     *zmq.Socket // PAIR fed by the router's monitor, with OnRefused
 	pull    *zmq.Socket
 	pushes  []*zmq.Socket
 	replyTo string
@@ -117,6 +131,14 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	}
 	if cfg.Handler == nil {
 		return nil, errors.New("layers: new receiver: nil Handler")
+	}
+	if cfg.Curve != nil {
+		if cfg.Context != nil {
+			return nil, errors.New("layers: new receiver: a CURVE receiver needs its own ZeroMQ context, for its ZAP handler")
+		}
+		if err := checkKeyPair(cfg.Curve.Keys); err != nil {
+			return nil, fmt.Errorf("layers: new receiver: %w", err)
+		}
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
@@ -184,6 +206,10 @@ func (r *Receiver) open() (_ *receiverSockets, bound string, err error) {
 			return nil, "", fmt.Errorf("set MAXMSGSIZE: %w", err)
 		}
 	}
+	r.runs++
+	if err = r.secure(s); err != nil {
+		return nil, "", err
+	}
 	if err = s.router.Bind(r.cfg.Endpoint); err != nil {
 		return nil, "", fmt.Errorf("bind: %w", osError(err))
 	}
@@ -196,7 +222,6 @@ func (r *Receiver) open() (_ *receiverSockets, bound string, err error) {
 	// travel on a Go channel (no copy of the body) and each worker then sends
 	// an empty wake-up frame over its inproc PUSH socket into a PULL socket
 	// the loop polls.
-	r.runs++
 	s.replyTo = fmt.Sprintf("inproc://cmbs-layers-replies-%p-%d", r, r.runs)
 	if s.pull, err = newSocket(s.zctx, zmq.PULL); err != nil {
 		return nil, "", err
@@ -217,6 +242,65 @@ func (r *Receiver) open() (_ *receiverSockets, bound string, err error) {
 	return s, bound, nil
 }
 
+// secure makes the router a CURVE server with a ZAP handler, and attaches
+// the monitor that reports failed handshakes, as the config asks. Both
+// come before the router binds, so no peer's handshake goes unchecked or
+// unseen.
+func (r *Receiver) secure(s *receiverSockets) error {
+	var err error
+	if c := r.cfg.Curve; c != nil {
+		// Without a handler bound, libzmq would let every CURVE client
+		// in: the handler must exist before the first handshake.
+		if s.zap, err = newSocket(s.zctx, zmq.REP); err != nil {
+			return err
+		}
+		if err = s.zap.Bind(zapEndpoint); err != nil {
+			return fmt.Errorf("bind the ZAP handler: %w", osError(err))
+		}
+		if err = s.router.SetCurveServer(1); err != nil {
+			return fmt.Errorf("set CURVE_SERVER: %w", err)
+		}
+		if err = s.router.SetCurveSecretkey(c.Keys.Secret); err != nil {
+			return fmt.Errorf("set CURVE_SECRETKEY: %w", err)
+		}
+		if err = s.router.SetZapDomain(zapDomain); err != nil {
+			return fmt.Errorf("set ZAP_DOMAIN: %w", err)
+		}
+	}
+	if r.cfg.OnRefused != nil {
+		addr := fmt.Sprintf("inproc://cmbs-layers-refusals-%p-%d", r, r.runs)
+		if err = s.router.Monitor(addr, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL|zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL); err != nil {
+			return fmt.Errorf("monitor ROUTER: %w", err)
+		}
+		if s.mon, err = newSocket(s.zctx, zmq.PAIR); err != nil {
+			return err
+		}
+		if err = s.mon.Connect(addr); err != nil {
+			return fmt.Errorf("connect monitor: %w", err)
+		}
+	}
+	return nil
+}
+
+// closeRouter closes the router with what serves it: its monitor first
+// (pebbe/zmq4 documents crashes when a monitored socket's context ends
+// with the monitor attached), then the ZAP handler, once no handshake can
+// ask it anything.
+func (s *receiverSockets) closeRouter() {
+	if s.router != nil {
+		if s.mon != nil {
+			_ = s.router.Monitor("", 0)
+		}
+		_ = s.router.Close()
+	}
+	if s.mon != nil {
+		_ = s.mon.Close()
+	}
+	if s.zap != nil {
+		_ = s.zap.Close()
+	}
+}
+
 // closeAll closes whatever sockets exist and terminates an owned context. It
 // is only used on a failed open, before any goroutine has taken ownership.
 func (s *receiverSockets) closeAll() {
@@ -226,9 +310,7 @@ func (s *receiverSockets) closeAll() {
 	if s.pull != nil {
 		_ = s.pull.Close()
 	}
-	if s.router != nil {
-		_ = s.router.Close()
-	}
+	s.closeRouter()
 	if s.ownCtx {
 		_ = s.zctx.Term()
 	}
@@ -318,6 +400,13 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 	poller := zmq.NewPoller()
 	// Replies first: they free capacity for the requests polled after them.
 	poller.Add(s.pull, zmq.POLLIN)
+	// Handshakes next: a peer waits for its admission.
+	if s.zap != nil {
+		poller.Add(s.zap, zmq.POLLIN)
+	}
+	if s.mon != nil {
+		poller.Add(s.mon, zmq.POLLIN)
+	}
 	poller.Add(s.router, zmq.POLLIN)
 	inflight := 0
 	for ctx.Err() == nil {
@@ -331,6 +420,10 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 			switch p.Socket {
 			case s.pull:
 				inflight -= r.forwardReplies(s.pull, s.router, replies)
+			case s.zap:
+				r.answerZAP(s.zap)
+			case s.mon:
+				r.reportHandshakes(s.mon)
 			case s.router:
 				if n := r.acceptRequests(s.router, queues, inflight, capacity); n > 0 {
 					inflight += n
@@ -346,7 +439,7 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 		}
 	}
 
-	_ = s.router.Close()
+	s.closeRouter()
 	for _, q := range queues {
 		close(q)
 	}
@@ -366,7 +459,7 @@ func (r *Receiver) loop(ctx context.Context, s *receiverSockets, run *receiverRu
 func (r *Receiver) acceptRequests(router *zmq.Socket, queues []chan job, inflight, capacity int) int {
 	accepted := 0
 	for i := 0; i < requestDrainBatch; i++ {
-		frames, err := router.RecvMessageBytes(zmq.DONTWAIT)
+		frames, peer, err := r.receive(router)
 		if err != nil {
 			if !isEAGAIN(err) {
 				r.log.WithError(err).Warn("receive request")
@@ -391,10 +484,46 @@ func (r *Receiver) acceptRequests(router *zmq.Socket, queues []chan job, infligh
 				[]byte(fmt.Sprintf("receiver queue full (%d requests in flight)", capacity)))
 			continue
 		}
-		queues[peerQueue(envelope, len(queues))] <- job{envelope: envelope, id: body[0], payload: body[1]}
+		queues[peerQueue(envelope, len(queues))] <- job{envelope: envelope, id: body[0], payload: body[1], peer: peer}
 		accepted++
 	}
 	return accepted
+}
+
+// receive reads one request; on a CURVE receiver, with the sender's key
+// and address, which the ZAP handler's answer attached to the connection.
+func (r *Receiver) receive(router *zmq.Socket) ([][]byte, *Peer, error) {
+	if r.cfg.Curve == nil {
+		frames, err := router.RecvMessageBytes(zmq.DONTWAIT)
+		return frames, nil, err
+	}
+	// The routing id frame the ROUTER makes up carries no metadata once
+	// zmq_poll has prefetched the message (libzmq 4.3), so the metadata
+	// is read from the first frame the peer sent.
+	first, err := router.RecvBytes(zmq.DONTWAIT)
+	if err != nil {
+		return nil, nil, err
+	}
+	frames := [][]byte{first}
+	var peer *Peer
+	for {
+		more, err := router.GetRcvmore()
+		if err != nil || !more {
+			return frames, peer, err
+		}
+		var frame []byte
+		if peer == nil {
+			var meta map[string]string
+			frame, meta, err = router.RecvBytesWithMetadata(0, "User-Id", "Peer-Address")
+			peer = &Peer{Key: meta["User-Id"], Address: meta["Peer-Address"]}
+		} else {
+			frame, err = router.RecvBytes(0)
+		}
+		if err != nil {
+			return frames, peer, err
+		}
+		frames = append(frames, frame)
+	}
 }
 
 // peerQueue picks the queue of the peer whose routing envelope is given.
@@ -461,7 +590,11 @@ func (r *Receiver) worker(ctx context.Context, push *zmq.Socket, jobs <-chan job
 			// Shutting down: the ROUTER is closed, nobody could get a reply.
 			continue
 		}
-		status, body := r.handle(ctx, j.payload)
+		hctx := ctx
+		if j.peer != nil {
+			hctx = context.WithValue(ctx, peerKey{}, *j.peer)
+		}
+		status, body := r.handle(hctx, j.payload)
 		if status == statusErr && ctx.Err() != nil {
 			// Most likely the handler failed because we are shutting down.
 			// That is not the handler's verdict on the message, so no

@@ -38,12 +38,20 @@ type StreamReply struct {
 	Err *Error
 }
 
-// OpenStream dials endpoint and returns a Stream to it. It fails only for
-// an invalid endpoint, a closed Client or a socket error: connecting goes
-// on in the background, and requests sent meanwhile wait in the socket.
+// OpenStream dials endpoint and returns a Stream to it: OpenStreamTo with
+// no server key, which only a plain Client can use.
 func (c *Client) OpenStream(endpoint string) (*Stream, error) {
-	if err := ValidateConnectEndpoint(endpoint); err != nil {
-		return nil, &Error{Endpoint: endpoint, Kind: KindInvalidEndpoint, Err: err}
+	return c.OpenStreamTo(Target{Endpoint: endpoint})
+}
+
+// OpenStreamTo dials the Receiver t names and returns a Stream to it. It
+// fails only for an invalid endpoint, a CURVE Client given no valid server
+// key, a closed Client or a socket error: connecting goes on in the
+// background, and requests sent meanwhile wait in the socket.
+func (c *Client) OpenStreamTo(t Target) (*Stream, error) {
+	endpoint := t.Endpoint
+	if err := c.check(t, nil); err != nil {
+		return nil, err
 	}
 	if !c.enter() {
 		return nil, &Error{Endpoint: endpoint, Kind: KindClosed}
@@ -53,7 +61,7 @@ func (c *Client) OpenStream(endpoint string) (*Stream, error) {
 		c.inflight.Done()
 		return nil, &Error{Endpoint: endpoint, Kind: KindSocket, Err: fmt.Errorf("stream nonce: %w", err)}
 	}
-	cn, err := c.dial(endpoint)
+	cn, err := c.dial(t)
 	if err != nil {
 		c.inflight.Done()
 		return nil, &Error{Endpoint: endpoint, Kind: KindSocket, Err: err}
@@ -68,8 +76,12 @@ func (s *Stream) Endpoint() string { return s.cn.endpoint }
 // Send queues payload for the receiver and returns the request's sequence
 // number, which its StreamReply carries. It does not block: when the socket
 // cannot take more (its peer is gone and the queue is full), it fails with
-// KindUnreachable.
+// KindUnreachable; a payload over the Client's MaxMessageSize fails with
+// KindTooLarge, and the Stream stays usable.
 func (s *Stream) Send(payload []byte) (uint64, error) {
+	if max := s.c.cfg.MaxMessageSize; max > 0 && int64(len(payload)) > max {
+		return 0, &Error{Endpoint: s.cn.endpoint, Kind: KindTooLarge, Reason: tooLarge(len(payload), max)}
+	}
 	s.seq++
 	id := requestID(s.nonce, s.seq)
 	if _, err := s.cn.sock.SendMessageDontwait([]byte{}, id, payload); err != nil {
@@ -83,8 +95,9 @@ func (s *Stream) Send(payload []byte) (uint64, error) {
 
 // Recv waits up to wait for the next reply. It returns nil, nil when none
 // came in time. An error means the Stream is done: the connection dropped
-// with requests possibly unanswered (KindDisconnected), the Client closed
-// (KindClosed), or the socket failed; close it and open another.
+// with requests possibly unanswered (KindDisconnected), the receiver
+// refused the handshake (KindAuth), the Client closed (KindClosed), or the
+// socket failed; close it and open another.
 func (s *Stream) Recv(wait time.Duration) (*StreamReply, error) {
 	deadline := time.Now().Add(wait)
 	for {
@@ -109,6 +122,10 @@ func (s *Stream) Recv(wait time.Duration) (*StreamReply, error) {
 				continue
 			}
 			s.cn.drainEvents()
+			if err := s.cn.refusal(); err != nil {
+				err.Endpoint = s.cn.endpoint
+				return nil, err
+			}
 			if s.cn.dropped {
 				return nil, &Error{Endpoint: s.cn.endpoint, Kind: KindDisconnected, Reason: "peer closed the connection"}
 			}

@@ -102,6 +102,14 @@ const (
 	MemberVia            = "cmbs.member.via"
 	MemberDistance       = "cmbs.member.distance"
 	MemberLastSeen       = "cmbs.member.last_seen"
+	// MemberPublicKey is the member's CURVE public key (Z85), read-only:
+	// the local member's is its server's key, the others' were learned in
+	// discovery from the members themselves.
+	MemberPublicKey = "cmbs.member.public_key"
+	// MemberMaxMessageBytes is the largest layer message the member
+	// accepts (its max_message_bytes), read-only like the key: senders cut
+	// their requests to it.
+	MemberMaxMessageBytes = "cmbs.member.max_message_bytes"
 	// MemberReachable says whether this server has a route to the member
 	// ("true"/"false"), kept current by the heartbeats.
 	MemberReachable = "cmbs.member.reachable"

@@ -46,6 +46,12 @@ type Member struct {
 	Via      string
 	Distance int
 	LastSeen string
+	// PublicKey is the member's CURVE public key (Z85): what members dial
+	// it with, and the key its requests must come from.
+	PublicKey string
+	// MaxMessageBytes is the largest layer message the member accepts; 0
+	// when it did not say.
+	MaxMessageBytes int
 }
 
 // MemberFromAttributes reads a member's attributes (nested by the dots of
@@ -62,6 +68,9 @@ func MemberFromAttributes(attrs map[string]any) (Member, error) {
 		Via:       r.str(MemberVia),
 		Distance:  r.integer(MemberDistance, 0),
 		LastSeen:  r.str(MemberLastSeen),
+		PublicKey: r.str(MemberPublicKey),
+
+		MaxMessageBytes: r.integer(MemberMaxMessageBytes, 0),
 	}
 	for _, l := range Layers() {
 		if s := r.str(l.SocketAttr()); s != "" {
@@ -110,6 +119,10 @@ func (m Member) Attributes() map[string]any {
 		w.set(MemberDistance, float64(m.Distance))
 	}
 	w.setString(MemberLastSeen, m.LastSeen)
+	w.setString(MemberPublicKey, m.PublicKey)
+	if m.MaxMessageBytes > 0 {
+		w.set(MemberMaxMessageBytes, float64(m.MaxMessageBytes))
+	}
 	return w.attrs
 }
 

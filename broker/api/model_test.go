@@ -92,7 +92,7 @@ func TestMemberRoundTrip(t *testing.T) {
 	in := Member{Local: true, State: "active", Sockets: map[Layer]string{L1: "tcp://127.0.0.1:5010", L2: "tcp://127.0.0.1:5020"},
 		Neighbors: []string{"tcp://127.0.0.1:6010"}, Topics: []string{"weather.*"}, Providers: []string{"storage"},
 		Layers: map[Layer]string{L1: LayerRunning}, NeighborsState: map[string]string{"tcp://127.0.0.1:6010": "reachable: b"},
-		Via: "b", Distance: 2, LastSeen: "2026-01-01T00:00:00Z"}
+		Via: "b", Distance: 2, LastSeen: "2026-01-01T00:00:00Z", PublicKey: "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", MaxMessageBytes: 10 << 20}
 	out, err := MemberFromAttributes(in.Attributes())
 	if err != nil {
 		t.Fatal(err)

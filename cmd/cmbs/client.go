@@ -65,6 +65,7 @@ func clientGroups() []group {
 		{name: "subscription", aliases: []string{"subscriptions"}, summary: "HTTP callbacks for the server's events", verbs: subscriptionVerbs()},
 		{name: "categories", summary: "kinds, mixins and actions of the query interface", verbs: categoriesVerbs()},
 		{name: "watch", summary: "print the server's events as they happen", verbs: []verb{watchVerb()}},
+		{name: "bench", summary: "measure message throughput and delivery latency", verbs: []verb{benchVerb()}},
 		{name: "completion", summary: "shell completion script for bash, zsh or fish", verbs: completionVerbs()},
 	}
 }

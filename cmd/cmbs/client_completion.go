@@ -53,6 +53,7 @@ func (a *app) commandTree() []node {
 	nodes := []node{
 		{path: []string{"serve"}, flags: names(serveFlags)},
 		{path: []string{"passwd"}, flags: []string{"--password", "--help"}},
+		{path: []string{"keygen"}, flags: []string{"--out", "--comment", "--help"}},
 		{path: []string{"config", "check"}, flags: []string{"--help"}},
 		{path: []string{"config", "schema"}, flags: []string{"--help"}},
 		{path: []string{"version"}},

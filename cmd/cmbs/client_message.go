@@ -32,9 +32,20 @@ func messageVerbs() []verb {
 				"CONTENT is sent as JSON when it parses as JSON, otherwise as a string.\n" +
 				"With --wait the command follows the delivery (progress on a terminal),\n" +
 				"prints the outcome per destination, and fails unless every one got it.\n" +
-				"To send an existing message again, use 'cmbs message resend ID'.",
+				"To send an existing message again, use 'cmbs message resend ID'.\n\n" +
+				"--count N sends N such messages, --file FILE (or - for standard input) one\n" +
+				"per line, each line a JSON object of the message's attributes by name\n" +
+				"(message_content, topics, providers, cmbs_layer, expires…) and optionally its\n" +
+				"id and title; the flags give what a line leaves out. They go --batch at a\n" +
+				"time in one create request each, sent as they are created\n" +
+				"(cmbs.message.send_on_create): the server creates and queues a request's\n" +
+				"messages in one commit, all or none. The command prints what was accepted\n" +
+				"and stops at the first request refused.",
 			example: "  cmbs message send --layer l32 --topic weather.paris --content '{\"temp\":21}' --wait\n" +
-				"  cmbs message send --layer l1 --to tcp://10.0.0.7:5010 --content ping --wait",
+				"  cmbs message send --layer l1 --to tcp://10.0.0.7:5010 --content ping --wait\n" +
+				"  cmbs message send --layer l2 --content tick --count 1000\n" +
+				"  printf '%s\\n' '{\"id\":\"t1\",\"message_content\":21}' '{\"id\":\"t2\",\"message_content\":22}' |\n" +
+				"    cmbs message send --layer l32 --topic weather.paris --file -",
 			setup: (*app).messageSend},
 		{name: "resend", summary: "send an existing message again",
 			usage: "ID [flags]", minArgs: 1, maxArgs: 1,
@@ -72,6 +83,11 @@ type sendOptions struct {
 	hopLimit                      int
 	expires                       string
 	wait                          waitOptions
+	// Batched sends (client_message_batch.go): how many messages, or the
+	// file of them, and how many per create request.
+	count, batch int
+	file         string
+	contentSet   bool
 }
 
 // waitOptions are --wait and --timeout, shared by send and resend.
@@ -89,18 +105,28 @@ func (w *waitOptions) bind(c *command) {
 func (a *app) messageSend(c *command) func(context.Context) error {
 	o := &sendOptions{}
 	fs := c.fs
-	fs.StringVar(&o.layer, "layer", "", "layer: "+strings.Join(cli.Layers(), ", ")+" (required)")
+	fs.StringVar(&o.layer, "layer", "", "layer: "+strings.Join(cli.Layers(), ", ")+" (required; with --file, for lines without cmbs_layer)")
 	fs.StringVar(&o.id, "id", "", "message id (the server assigns one when empty)")
 	fs.StringVar(&o.title, "title", "", "title")
-	fs.StringVar(&o.content, "content", "", "message content (required)")
+	fs.StringVar(&o.content, "content", "", "message content (required; with --file, for lines without message_content)")
 	fs.StringSliceVar(&o.topics, "topic", nil, "topic the message is about (repeatable)")
 	fs.StringSliceVar(&o.providers, "provider", nil, "provider the message is for (repeatable)")
 	fs.StringVar(&o.to, "to", "", "l1 only: the L1 socket of the member to send to")
 	fs.IntVar(&o.hopLimit, "hop-limit", 0, "how many members may forward the message (0: the server's default)")
 	fs.StringVar(&o.expires, "expires", "", "when the message stops being retried: an RFC 3339 time or a duration such as 10m (the server's default when empty)")
 	o.wait.bind(c)
+	fs.IntVar(&o.count, "count", 1, "send this many messages like this one, in batched creates (ids ID-1…ID-N with --id)")
+	fs.StringVar(&o.file, "file", "", "send the messages of FILE ('-': standard input), one JSON object of attributes per line")
+	fs.IntVar(&o.batch, "batch", defaultBatch, "with --count or --file, messages per create request")
 	return func(ctx context.Context) error {
-		if err := o.check(fs.Changed("content")); err != nil {
+		o.contentSet = fs.Changed("content")
+		if batched, err := o.batched(); batched || err != nil {
+			if err != nil {
+				return err
+			}
+			return a.batchSend(ctx, c, o)
+		}
+		if err := o.check(o.contentSet); err != nil {
 			return err
 		}
 		client, err := c.flags.client()
@@ -113,6 +139,26 @@ func (a *app) messageSend(c *command) func(context.Context) error {
 		}
 		return a.sendAndReport(ctx, c, client, path, o.layer, o.wait, nil)
 	}
+}
+
+// batched reports whether the send goes through batched creates (--count
+// above 1, or --file), refusing the flags that do not go with them.
+func (o *sendOptions) batched() (bool, error) {
+	switch {
+	case o.count < 1:
+		return false, fmt.Errorf("%w: message send: --count %d: want 1 or more", errUsage, o.count)
+	case o.batch < 1:
+		return false, fmt.Errorf("%w: message send: --batch %d: want 1 or more", errUsage, o.batch)
+	case o.count == 1 && o.file == "":
+		return false, nil
+	case o.file != "" && o.count != 1:
+		return false, fmt.Errorf("%w: message send: give --count or --file, not both", errUsage)
+	case o.file != "" && o.id != "":
+		return false, fmt.Errorf("%w: message send: with --file, ids come from the lines (\"id\")", errUsage)
+	case o.wait.wait:
+		return false, fmt.Errorf("%w: message send: --wait follows one message; follow many with 'cmbs message list'", errUsage)
+	}
+	return true, nil
 }
 
 // check refuses flag combinations the server would refuse, with the

@@ -2,11 +2,12 @@
 //
 //	cmbs serve [flags]     run the OCCI server (see cmbs serve --help)
 //	cmbs passwd USER       print a users-file line for USER
+//	cmbs keygen --out DIR  write a member's CURVE key pair (member.key, member.pub)
 //	cmbs config check FILE check a config file; cmbs config schema prints its schema
 //	cmbs xapp descriptor   print the O-RAN xApp descriptor; cmbs xapp schema its controls schema
 //	cmbs version           print the version
 //	cmbs health            exit 0 when a running server is ready (Docker HEALTHCHECK)
-//	cmbs message|member|subscription|categories|watch|completion
+//	cmbs message|member|subscription|categories|watch|bench|completion
 //	                       client commands for a running server (cmbs help client)
 package main
 
@@ -35,6 +36,7 @@ const usage = `Usage: cmbs <command> [arguments]
 Commands:
   serve         run the OCCI server
   passwd USER   print a users-file line (user:bcrypt-hash) for USER
+  keygen        write a member's CURVE key pair (keygen --out DIR)
   config        check a config file (config check FILE), print its schema
   xapp          print the O-RAN SC xApp descriptor (xapp descriptor) or its
                 controls schema (xapp schema)
@@ -47,6 +49,7 @@ Client commands (they talk to a running server; 'cmbs help client' lists all):
   subscription  HTTP callbacks for the server's events
   categories    kinds, mixins and actions of the query interface
   watch         print the server's events as they happen
+  bench         measure message throughput and delivery latency (--embedded: in-process)
   completion    shell completion script for bash, zsh or fish
 
 Run 'cmbs <command> --help' for a command's flags and an example.
@@ -108,6 +111,8 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return a.serve(ctx, rest)
 	case "passwd":
 		return a.passwd(rest)
+	case "keygen":
+		return a.keygen(rest)
 	case "config":
 		return a.configCmd(rest)
 	case "xapp":
@@ -117,7 +122,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 	case "version", "--version":
 		fmt.Fprintln(a.stdout, "cmbs", versionString(), runtime.Version())
 		return nil
-	case "categories", "member", "members", "message", "watch", "subscription", "subscriptions", "completion":
+	case "categories", "member", "members", "message", "watch", "subscription", "subscriptions", "completion", "bench":
 		return a.clientCommand(ctx, cmd, rest)
 	case "help", "-h", "--help":
 		if len(rest) > 0 && rest[0] == "client" {

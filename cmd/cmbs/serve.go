@@ -96,9 +96,13 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err := srv.Init(ctx); err != nil {
 		return fmt.Errorf("initialise the store: %w", err)
 	}
-	bcfg := broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics(), Bind: bindOf(cfg)}
+	// One size limit: an HTTP body, and a layer message.
+	bcfg := broker.Config{Store: st, Logger: logger, Metrics: operations.BrokerMetrics(), MaxMessageSize: cfg.MaxMessageBytes, Bind: bindOf(cfg)}
 	if leases != nil {
 		bcfg.Leases = leases
+	}
+	if err := memberSecurity(cfg, &bcfg, logger); err != nil {
+		return err
 	}
 	brk, err := broker.New(bcfg)
 	if err != nil {

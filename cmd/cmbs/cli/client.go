@@ -205,11 +205,23 @@ func (c *Client) DoRaw(ctx context.Context, method, path string, body io.Reader)
 	return c.do(ctx, method, path, MediaType, body)
 }
 
+// DoHeader is DoRaw with more request headers (Prefer, say).
+func (c *Client) DoHeader(ctx context.Context, method, path string, header http.Header, body io.Reader) (*Response, error) {
+	return c.doHeader(ctx, method, path, MediaType, header, body)
+}
+
 // do sends a request asking for the media type accept.
 func (c *Client) do(ctx context.Context, method, path, accept string, body io.Reader) (*Response, error) {
+	return c.doHeader(ctx, method, path, accept, nil, body)
+}
+
+func (c *Client) doHeader(ctx context.Context, method, path, accept string, header http.Header, body io.Reader) (*Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.URL(path), body)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Accept", accept+", application/problem+json")
 	if body != nil {
@@ -351,22 +363,36 @@ func (e entity12) entity() *Entity {
 		out.Mixins = []string{}
 	}
 	for name, v := range e.Attributes {
-		if strings.HasPrefix(name, "occi.core.") {
-			continue
+		if !strings.HasPrefix(name, "occi.core.") {
+			setNested(out.Attributes, name, v)
 		}
-		m := out.Attributes
-		parts := strings.Split(name, ".")
-		for _, p := range parts[:len(parts)-1] {
-			next, ok := m[p].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				m[p] = next
-			}
-			m = next
-		}
-		m[parts[len(parts)-1]] = v
 	}
 	return out
+}
+
+// Nest turns attributes by dotted name into the nested objects the server
+// renders and reads ({"cmbs":{"message":{"topics":…}}}).
+func Nest(flat map[string]any) map[string]any {
+	out := make(map[string]any, len(flat))
+	for name, v := range flat {
+		setNested(out, name, v)
+	}
+	return out
+}
+
+// setNested sets the value at a dotted name in nested attributes.
+func setNested(attrs map[string]any, name string, v any) {
+	m := attrs
+	parts := strings.Split(name, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	m[parts[len(parts)-1]] = v
 }
 
 // Create posts one resource to a kind's location and returns the answer

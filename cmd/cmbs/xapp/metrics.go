@@ -28,6 +28,8 @@ func Metrics() []Metric {
 		m(layers, "cmbs_layer_messages_failed_total", "counter", "Destinations that messages sent from this member did not reach, by layer."),
 		m(layers, "cmbs_layer_delivery_duration_seconds", "histogram", "Time from a send's start to its recorded outcome, by layer."),
 		m(layers, "cmbs_layer_receiver_running", "gauge", "Whether the layer's receiver is bound and serving (1) or not (0)."),
+		m(layers, "cmbs_layer_peers_refused_total", "counter", "Peers a layer receiver of this member turned away, by layer and reason (untrusted_key, handshake, identity)."),
+		m(layers, "cmbs_layer_refused_by_peers_total", "counter", "Connections of this member that a peer's receiver refused, by layer."),
 		m(member, "cmbs_members_known", "gauge", "Members other than the local one that this server knows of."),
 		m(member, "cmbs_members_reachable", "gauge", "Known members whose latest exchange with this member succeeded."),
 	}
