@@ -277,6 +277,12 @@ func (d *deliverer) take() {
 		gone := d.retracted
 		d.retracted = nil
 		d.queue = slices.DeleteFunc(d.queue, func(e *entry) bool { _, ok := gone[e.id]; return ok })
+		for id := range gone {
+			// A refill since the retraction may have queued the version
+			// rewritten for this stream, just dropped: the one offered
+			// after the retraction takes its place.
+			delete(d.known, id)
+		}
 		for _, b := range d.inflight {
 			for _, e := range b.entries {
 				if rev, ok := gone[e.id]; ok && rev == e.rev {
