@@ -607,7 +607,7 @@ func (b *Broker) rerouteStream(ctx context.Context, k streamKey, routes map[stri
 		for i, w := range writes {
 			rev[w.Doc.ID] = revs[i]
 		}
-		for _, e := range append(created, kept...) {
+		for _, e := range slices.Concat(created, kept) {
 			e.rev = rev[e.id]
 		}
 		// Retracted, then offered again: the deliverer drops the version
