@@ -53,6 +53,9 @@ type deliverer struct {
 	// reread asks run to read the store again: another server sharing it
 	// wrote to this stream (see recheck).
 	reread bool
+	// relayed tells that entries naming members behind the peer were
+	// offered since rerouteStranded last looked.
+	relayed bool
 
 	// Owned by run.
 	queue []*entry
@@ -121,8 +124,30 @@ func newDeliverer(b *Broker, k streamKey) *deliverer {
 func (d *deliverer) offer(entries ...*entry) {
 	d.mu.Lock()
 	d.offered = append(d.offered, entries...)
+	for _, e := range entries {
+		if slices.ContainsFunc(e.To, func(id string) bool { return id != d.key.peer }) {
+			d.relayed = true
+		}
+	}
 	d.mu.Unlock()
 	d.poke()
+}
+
+// takeRelayed reports whether entries naming members behind the peer were
+// offered since it was last called.
+func (d *deliverer) takeRelayed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.relayed
+	d.relayed = false
+	return r
+}
+
+// markRelayed asks the next takeRelayed to report true.
+func (d *deliverer) markRelayed() {
+	d.mu.Lock()
+	d.relayed = true
+	d.mu.Unlock()
 }
 
 func (d *deliverer) poke() {

@@ -184,6 +184,7 @@ func (b *Broker) beat(ctx context.Context) {
 	if len(down) > 0 {
 		b.reroute(ctx, down)
 	}
+	b.rerouteStranded(ctx, changed)
 	if changed || len(down) > 0 {
 		b.live.routesChanged()
 	}
@@ -526,6 +527,48 @@ func (b *Broker) reroute(ctx context.Context, down []string) {
 			if moved > 0 {
 				b.log.WithFields(map[string]any{"stream": k.String(), "entries": moved}).Info("outbox entries rerouted")
 			}
+		}
+	}
+}
+
+// rerouteStranded moves the entries still queued for neighbours that are
+// down and naming members behind them, which a next hop that is up now
+// reaches: after any route change (another path may have come up), and
+// otherwise only for the streams that such entries joined since the last
+// look, so a long outage costs no scan per beat. A send that chose its
+// next hops just before a neighbour went down commits its entries after
+// reroute moved the others; without this they would wait for the
+// neighbour's return.
+func (b *Broker) rerouteStranded(ctx context.Context, routesChanged bool) {
+	down := map[string]bool{}
+	for _, n := range b.routes.neighborList() {
+		if !n.up {
+			down[n.id] = true
+		}
+	}
+	if len(down) == 0 {
+		return
+	}
+	b.mu.Lock()
+	var ds []*deliverer
+	for k, d := range b.deliverers {
+		if down[k.peer] {
+			ds = append(ds, d)
+		}
+	}
+	b.mu.Unlock()
+	routes := b.routes.routes()
+	for _, d := range ds {
+		if relayed := d.takeRelayed(); !relayed && (!routesChanged || d.idle()) {
+			continue
+		}
+		moved, err := b.rerouteStream(ctx, d.key, routes)
+		if err != nil && ctx.Err() == nil {
+			d.markRelayed() // looked at again next beat
+			b.log.WithError(err).WithField("stream", d.key.String()).Warn("outbox entries not rerouted")
+		}
+		if moved > 0 {
+			b.log.WithFields(map[string]any{"stream": d.key.String(), "entries": moved}).Info("outbox entries rerouted")
 		}
 	}
 }

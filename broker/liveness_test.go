@@ -38,7 +38,9 @@ func route(m *brokertest.Member, id string) (via string, reachable string) {
 // reported down.
 func TestHeartbeatsFindAndReroute(t *testing.T) {
 	const beat = 100 * time.Millisecond
-	d := brokertest.Start(t, beating("m-d", beat))
+	dOpts := beating("m-d", beat)
+	dOpts.Topics = []string{"diamond.d"}
+	d := brokertest.Start(t, dOpts)
 	bOpts := beating("m-b", beat, d)
 	bOpts.DBPath = filepath.Join(t.TempDir(), "b.db")
 	b := brokertest.Start(t, bOpts)
@@ -85,6 +87,18 @@ func TestHeartbeatsFindAndReroute(t *testing.T) {
 	state := a.Attrs("/cmbs/member/m-a", "member")["neighbors_state"].(map[string]any)
 	if s, _ := state[b.Sockets[broker.L1]].(string); s == "" || s[:len("unreachable")] != "unreachable" {
 		t.Errorf("A's neighbors_state for B: %q", s)
+	}
+
+	// A send that chose its next hops before the route changed (here: the
+	// record of D edited back to say via B) queues D's part on B's stream
+	// after the reroute: the next beats move it to C all the same.
+	a.Must(http.StatusOK, "POST", "/cmbs/member/m-d", map[string]any{"resources": []any{map[string]any{
+		"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"via": "m-b", "distance": 2}}}}}})
+	a.Message("stale-route", "l32", map[string]any{"topics": []any{"diamond.d"}})
+	a.Must(http.StatusAccepted, "POST", "/cmbs/message/stale-route?action=send_l32", map[string]any{})
+	cmbstest.EventuallyWithin(t, 10*time.Second, "the message sent along a stale route to reach D", func() bool { return d.Has("stale-route") })
+	if path := d.Attrs("/cmbs/message/stale-route", "message")["path_history"].([]any); len(path) != 3 || path[1] != "m-c" {
+		t.Errorf("path at D: %v", path)
 	}
 
 	// B returns on its store: the part of the L2 message left for B when
