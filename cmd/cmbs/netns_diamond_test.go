@@ -121,7 +121,7 @@ func (s *e2eStream) result() ([]time.Time, error) {
 	return s.started, s.err
 }
 
-// e2eCounter reads a counter with a layer label from n's /metrics.
+// counter reads a counter with a layer label from n's /metrics.
 func (n *e2eNode) counter(t *testing.T, name, layer string) float64 {
 	t.Helper()
 	res, err := n.client.Get(n.baseURL() + "/metrics")
@@ -205,7 +205,7 @@ func e2eDiamondRun(t *testing.T, ipTool, bin string, outage e2eDiamondOutage) {
 	}
 	t.Logf("A → D at the IP level: %v", err)
 
-	// route returns what a's record of member id says of the way there.
+	// route returns what n's record of member id says of the way there.
 	route := func(n *e2eNode, id string) (via, reachable string) {
 		status, out := n.do(t, "GET", "/cmbs/member/"+id, nil)
 		if status != http.StatusOK {
@@ -234,12 +234,12 @@ func e2eDiamondRun(t *testing.T, ipTool, bin string, outage e2eDiamondOutage) {
 	stream := e2eStartStream(a, 50*time.Millisecond, stopped)
 	time.Sleep(2 * time.Second)
 	outage.down(t, b)
-	killed := time.Now()
+	wentAt := time.Now()
 	cmbstest.EventuallyWithin(t, 5*time.Second, "A's record of D to route through C", func() bool {
 		via, _ := route(a, "member-d")
 		return via == "member-c"
 	})
-	moved := time.Since(killed)
+	moved := time.Since(wentAt)
 	t.Logf("A's route to D moved to C %v after B was %s", moved.Round(time.Millisecond), outage.name)
 	cmbstest.EventuallyWithin(t, 5*time.Second-moved, "A's record of B to say unreachable", func() bool {
 		_, reachable := route(a, "member-b")
@@ -257,7 +257,7 @@ func e2eDiamondRun(t *testing.T, ipTool, bin string, outage e2eDiamondOutage) {
 	}
 	total := len(started)
 	t.Logf("A accepted %d messages on each of L2 and L3.2, %d of them created after B was %s", total,
-		total-countBefore(started, killed), outage.name)
+		total-countBefore(started, wentAt), outage.name)
 
 	// What A handed to B before B died is in B's custody until B is back;
 	// everything else reaches D through C meanwhile.
@@ -341,8 +341,8 @@ func e2eDiamondRun(t *testing.T, ipTool, bin string, outage e2eDiamondOutage) {
 			}
 			if path[1] == "member-b" {
 				throughB++
-				if started[i].After(killed) {
-					t.Errorf("%s, created %v after B was %s, reached D through B", id, started[i].Sub(killed), outage.name)
+				if started[i].After(wentAt) {
+					t.Errorf("%s, created %v after B was %s, reached D through B", id, started[i].Sub(wentAt), outage.name)
 				}
 			}
 		}
