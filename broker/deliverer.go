@@ -46,15 +46,22 @@ type deliverer struct {
 	dropped map[string]bool
 	// state is what the deliverer is doing, for the messages' readers.
 	state peerState
-	// retracted are entries moved to other streams, to drop from the
-	// queue (which run owns).
-	retracted []string
+	// retracted are entries moved to other streams, by id, with the
+	// revision moved, to drop from the queue and the batches in flight
+	// (which run owns).
+	retracted map[string]string
 	// reread asks run to read the store again: another server sharing it
 	// wrote to this stream (see recheck).
 	reread bool
+	// relayed tells that entries naming members behind the peer were
+	// offered since rerouteStranded last looked.
+	relayed bool
 
 	// Owned by run.
-	queue    []*entry
+	queue []*entry
+	// moved are the retracted entries that were in flight, by id, with
+	// the revision moved: a batch given up on does not send them again.
+	moved    map[string]string
 	backlog  bool // the store may hold entries that are not in queue
 	stream   *layers.Stream
 	endpoint string // the peer's socket, as last dialled
@@ -117,8 +124,30 @@ func newDeliverer(b *Broker, k streamKey) *deliverer {
 func (d *deliverer) offer(entries ...*entry) {
 	d.mu.Lock()
 	d.offered = append(d.offered, entries...)
+	for _, e := range entries {
+		if slices.ContainsFunc(e.To, func(id string) bool { return id != d.key.peer }) {
+			d.relayed = true
+		}
+	}
 	d.mu.Unlock()
 	d.poke()
+}
+
+// takeRelayed reports whether entries naming members behind the peer were
+// offered since it was last called.
+func (d *deliverer) takeRelayed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.relayed
+	d.relayed = false
+	return r
+}
+
+// markRelayed asks the next takeRelayed to report true.
+func (d *deliverer) markRelayed() {
+	d.mu.Lock()
+	d.relayed = true
+	d.mu.Unlock()
 }
 
 func (d *deliverer) poke() {
@@ -128,18 +157,20 @@ func (d *deliverer) poke() {
 	}
 }
 
-// retract takes back entries moved to another stream: those queued are
-// dropped; one in flight is settled by its answer, or, if none comes, its
-// resend finds it gone (a duplicate at worst, which receivers recognise).
-func (d *deliverer) retract(ids ...string) {
+// retract takes back the versions of entries (id and revision) that moved
+// to other streams, wholly or in part: those queued are dropped; one in
+// flight is settled by its answer, and is not sent again if none comes. An
+// entry rewritten with the destinations that stay is offered again after.
+func (d *deliverer) retract(entries ...*entry) {
 	d.mu.Lock()
-	gone := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		gone[id] = true
-		d.untrack(id)
+	if d.retracted == nil {
+		d.retracted = map[string]string{}
 	}
-	d.offered = slices.DeleteFunc(d.offered, func(e *entry) bool { return gone[e.id] })
-	d.retracted = append(d.retracted, ids...)
+	for _, e := range entries {
+		d.retracted[e.id] = e.rev
+		d.untrack(e.id)
+	}
+	d.offered = slices.DeleteFunc(d.offered, func(e *entry) bool { _, gone := d.retracted[e.id]; return gone })
 	d.mu.Unlock()
 	d.poke()
 }
@@ -268,12 +299,25 @@ func (d *deliverer) take() {
 	offered := d.offered
 	d.offered = nil
 	if len(d.retracted) > 0 {
-		gone := make(map[string]bool, len(d.retracted))
-		for _, id := range d.retracted {
-			gone[id] = true
-		}
+		gone := d.retracted
 		d.retracted = nil
-		d.queue = slices.DeleteFunc(d.queue, func(e *entry) bool { return gone[e.id] })
+		d.queue = slices.DeleteFunc(d.queue, func(e *entry) bool { _, ok := gone[e.id]; return ok })
+		for id := range gone {
+			// A refill since the retraction may have queued the version
+			// rewritten for this stream, just dropped: the one offered
+			// after the retraction takes its place.
+			delete(d.known, id)
+		}
+		for _, b := range d.inflight {
+			for _, e := range b.entries {
+				if rev, ok := gone[e.id]; ok && rev == e.rev {
+					if d.moved == nil {
+						d.moved = map[string]string{}
+					}
+					d.moved[e.id] = rev
+				}
+			}
+		}
 	}
 	if d.reread {
 		d.reread, d.backlog = false, true
@@ -644,6 +688,9 @@ func (d *deliverer) handle(rep *layers.StreamReply) {
 		outs = append(outs, d.b.outcomeFromResults(e, d.stream.Endpoint(), rs))
 	}
 	d.inflight = slices.Delete(d.inflight, i, i+1)
+	if len(d.inflight) == 0 {
+		d.moved = nil
+	}
 	d.b.rec.add(outs...)
 	d.b.cfg.Metrics.contact(d.key.peer, true)
 	if d.failures > 0 {
@@ -664,6 +711,10 @@ func (d *deliverer) void(i int) {
 	}
 	d.next = d.inflight[i].first
 	d.inflight = d.inflight[:i]
+	back = slices.DeleteFunc(back, func(e *entry) bool { rev, ok := d.moved[e.id]; return ok && rev == e.rev })
+	if len(d.inflight) == 0 {
+		d.moved = nil
+	}
 	d.queue = append(back, d.queue...)
 }
 
@@ -702,5 +753,5 @@ func (d *deliverer) closeStream() {
 		d.stream.Close()
 		d.stream = nil
 	}
-	d.synced, d.inflight = false, nil
+	d.synced, d.inflight, d.moved = false, nil, nil
 }

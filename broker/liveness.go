@@ -83,10 +83,14 @@ func (lv *liveness) routesChanged() {
 }
 
 // heartbeat runs the liveness loop until ctx ends. The first round runs at
-// once: a member that starts announces itself to its neighbours.
+// once: a member that starts announces itself to its neighbours. Rounds
+// start an interval apart, however long the last one waited for a silent
+// neighbour, so a dead one misses its three beats in three intervals, not
+// in six; periodic discovery, which may wait seconds for the sockets it
+// tries, has a loop of its own for the same reason.
 func (b *Broker) heartbeat(ctx context.Context) {
 	interval := b.cfg.HeartbeatInterval
-	nextDiscovery := time.Now().Add(jitter(b.cfg.DiscoveryInterval))
+	b.background(b.discoveryLoop)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -102,18 +106,28 @@ func (b *Broker) heartbeat(ctx context.Context) {
 			case <-time.After(triggerDelay):
 			}
 		}
+		began := time.Now()
 		b.beat(ctx)
-		if time.Now().After(nextDiscovery) {
-			nextDiscovery = time.Now().Add(jitter(b.cfg.DiscoveryInterval))
-			b.periodicDiscovery(ctx)
-		}
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:
 			}
 		}
-		timer.Reset(jitter(interval))
+		timer.Reset(max(jitter(interval)-time.Since(began), 0))
+	}
+}
+
+// discoveryLoop runs a full discovery every DiscoveryInterval, with
+// jitter, until ctx ends.
+func (b *Broker) discoveryLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(jitter(b.cfg.DiscoveryInterval)):
+		}
+		b.periodicDiscovery(ctx)
 	}
 }
 
@@ -169,6 +183,7 @@ func (b *Broker) beat(ctx context.Context) {
 	if len(down) > 0 {
 		b.reroute(ctx, down)
 	}
+	b.rerouteStranded(ctx, changed)
 	if changed || len(down) > 0 {
 		b.live.routesChanged()
 	}
@@ -518,6 +533,48 @@ func (b *Broker) reroute(ctx context.Context, down []string) {
 	}
 }
 
+// rerouteStranded moves the entries still queued for neighbours that are
+// down and naming members behind them, which a next hop that is up now
+// reaches: after any route change (another path may have come up), and
+// otherwise only for the streams that such entries joined since the last
+// look, so a long outage costs no scan per beat. A send that chose its
+// next hops just before a neighbour went down commits its entries after
+// reroute moved the others; without this they would wait for the
+// neighbour's return.
+func (b *Broker) rerouteStranded(ctx context.Context, routesChanged bool) {
+	down := map[string]bool{}
+	for _, n := range b.routes.neighborList() {
+		if !n.up {
+			down[n.id] = true
+		}
+	}
+	if len(down) == 0 {
+		return
+	}
+	b.mu.Lock()
+	var ds []*deliverer
+	for k, d := range b.deliverers {
+		if down[k.peer] {
+			ds = append(ds, d)
+		}
+	}
+	b.mu.Unlock()
+	routes := b.routes.routes()
+	for _, d := range ds {
+		if relayed := d.takeRelayed(); !relayed && (!routesChanged || d.idle()) {
+			continue
+		}
+		moved, err := b.rerouteStream(ctx, d.key, routes)
+		if err != nil && ctx.Err() == nil {
+			d.markRelayed() // looked at again next beat
+			b.log.WithError(err).WithField("stream", d.key.String()).Warn("outbox entries not rerouted")
+		}
+		if moved > 0 {
+			b.log.WithFields(map[string]any{"stream": d.key.String(), "entries": moved}).Info("outbox entries rerouted")
+		}
+	}
+}
+
 // rerouteStream moves the entries of stream k whose destinations have a
 // route through another next hop, a page at a time, each page in one
 // transaction.
@@ -531,7 +588,9 @@ func (b *Broker) rerouteStream(ctx context.Context, k streamKey, routes map[stri
 		}
 		after = docs[len(docs)-1].ID
 		var writes []store.Write
-		var created, retired []*entry
+		// kept are the retired entries rewritten with the destinations
+		// that stay on this stream: the deliverer takes them back.
+		var created, retired, kept []*entry
 		for _, d := range docs {
 			e, err := decodeEntry(d)
 			if err != nil {
@@ -573,6 +632,7 @@ func (b *Broker) rerouteStream(ctx context.Context, k streamKey, routes map[stri
 				}
 				w.Doc.Rev = e.rev
 				writes = append(writes, w)
+				kept = append(kept, &rest)
 			} else {
 				writes = append(writes, store.Remove(e.id, e.rev))
 			}
@@ -592,14 +652,15 @@ func (b *Broker) rerouteStream(ctx context.Context, k streamKey, routes map[stri
 		for i, w := range writes {
 			rev[w.Doc.ID] = revs[i]
 		}
-		for _, e := range created {
+		for _, e := range slices.Concat(created, kept) {
 			e.rev = rev[e.id]
 		}
-		ids := make([]string, len(retired))
-		for i, e := range retired {
-			ids[i] = e.id
-		}
-		b.deliverer(k).retract(ids...)
+		// Retracted, then offered again: the deliverer drops the version
+		// it holds, naming destinations that moved, and delivers the one
+		// left for the peer's return.
+		dl := b.deliverer(k)
+		dl.retract(retired...)
+		dl.offer(kept...)
 		b.enqueue(created)
 		moved += len(retired)
 		if len(docs) < 256 {

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,14 +38,24 @@ func route(m *brokertest.Member, id string) (via string, reachable string) {
 // reported down.
 func TestHeartbeatsFindAndReroute(t *testing.T) {
 	const beat = 100 * time.Millisecond
-	d := brokertest.Start(t, beating("m-d", beat))
-	b := brokertest.Start(t, beating("m-b", beat, d))
+	dOpts := beating("m-d", beat)
+	dOpts.Topics = []string{"diamond.d"}
+	d := brokertest.Start(t, dOpts)
+	bOpts := beating("m-b", beat, d)
+	bOpts.DBPath = filepath.Join(t.TempDir(), "b.db")
+	b := brokertest.Start(t, bOpts)
 	c := brokertest.Start(t, beating("m-c", beat, d))
 	a := brokertest.Start(t, beating("m-a", beat, b, c))
 
 	cmbstest.EventuallyWithin(t, 5*time.Second, "A to route to D through B", func() bool {
 		via, reachable := route(a, "m-d")
 		return via == "m-b" && reachable == "true"
+	})
+	// A direct neighbour's record says it is reachable too, though its
+	// route (direct, distance 1) is what discovery recorded already.
+	cmbstest.EventuallyWithin(t, 5*time.Second, "A's record of B to say reachable", func() bool {
+		via, reachable := route(a, "m-b")
+		return via == "" && reachable == "true"
 	})
 	// D learned A through the heartbeats B and C relay.
 	cmbstest.EventuallyWithin(t, 5*time.Second, "D to know A", func() bool {
@@ -76,6 +87,35 @@ func TestHeartbeatsFindAndReroute(t *testing.T) {
 	state := a.Attrs("/cmbs/member/m-a", "member")["neighbors_state"].(map[string]any)
 	if s, _ := state[b.Sockets[broker.L1]].(string); s == "" || s[:len("unreachable")] != "unreachable" {
 		t.Errorf("A's neighbors_state for B: %q", s)
+	}
+
+	// A send that chose its next hops before the route changed (here: the
+	// record of D edited back to say via B) queues D's part on B's stream
+	// after the reroute: the next beats move it to C all the same.
+	a.Must(http.StatusOK, "POST", "/cmbs/member/m-d", map[string]any{"resources": []any{map[string]any{
+		"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"via": "m-b", "distance": 2}}}}}})
+	a.Message("stale-route", "l32", map[string]any{"topics": []any{"diamond.d"}})
+	a.Must(http.StatusAccepted, "POST", "/cmbs/message/stale-route?action=send_l32", map[string]any{})
+	cmbstest.EventuallyWithin(t, 10*time.Second, "the message sent along a stale route to reach D", func() bool { return d.Has("stale-route") })
+	if path := d.Attrs("/cmbs/message/stale-route", "message")["path_history"].([]any); len(path) != 3 || path[1] != "m-c" {
+		t.Errorf("path at D: %v", path)
+	}
+
+	// B returns on its store: the part of the L2 message left for B when
+	// D's part moved to C reaches it.
+	bOpts.NoMember, bOpts.Sockets = true, b.Sockets
+	brokertest.Start(t, bOpts)
+	cmbstest.EventuallyWithin(t, 10*time.Second, "A to see B reachable again", func() bool {
+		_, reachable := route(a, "m-b")
+		return reachable == "true"
+	})
+	cmbstest.EventuallyWithin(t, 10*time.Second, "the message to reach B once it is back", func() bool {
+		d, _ := a.Attrs("/cmbs/message/after-b", "message")["delivery"].(map[string]any)
+		return d["state"] == "done"
+	})
+	d1, _ := a.Attrs("/cmbs/message/after-b", "message")["delivery"].(map[string]any)
+	if got := brokertest.Outcome(d1); got["m-b"] != "delivered" || got["m-c"] != "delivered" || got["m-d"] != "delivered" {
+		t.Errorf("outcome of the message sent while B was down: %v", d1)
 	}
 }
 

@@ -92,89 +92,22 @@ func (ns e2eNetns) sockets() map[string]string {
 	return out
 }
 
-// e2eHosts creates the namespaces A, B, C and their links, all removed
-// when the test ends, whether it passed or not. It skips the test when the
-// kernel does not let it create a namespace.
-//
-//	A 10.231.1.1 ── 10.231.1.2 B 10.231.2.1 ── 10.231.2.2 C
-//
-// B's member uses the address facing A; C reaches it through its default
-// route.
-func e2eHosts(t *testing.T, ipTool string) (a, b, c e2eNetns) {
-	t.Helper()
-	var suffix [4]byte
-	if _, err := rand.Read(suffix[:]); err != nil {
-		t.Fatal(err)
-	}
-	name := func(host string) string { return "cmbs-" + hex.EncodeToString(suffix[:]) + "-" + host }
-	a = e2eNetns{name: name("a"), addr: "10.231.1.1"}
-	b = e2eNetns{name: name("b"), addr: "10.231.1.2"}
-	c = e2eNetns{name: name("c"), addr: "10.231.2.2"}
-	ip := func(args ...string) error {
-		out, err := exec.Command(ipTool, args...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-		}
-		return nil
-	}
-	must := func(args ...string) {
-		t.Helper()
-		if err := ip(args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	undo := func(args ...string) {
-		t.Cleanup(func() {
-			if err := ip(args...); err != nil {
-				t.Errorf("cleanup: %v", err)
-			}
-		})
-	}
-	for i, ns := range []e2eNetns{a, b, c} {
-		if err := ip("netns", "add", ns.name); err != nil {
-			if i == 0 {
-				t.Skipf("cannot create network namespaces here: %v", err)
-			}
-			t.Fatal(err)
-		}
-		undo("netns", "del", ns.name)
-	}
-	// Created inside the namespaces, so the host's own interfaces are never
-	// touched; deleting one end removes the pair.
-	must("-n", a.name, "link", "add", "cmbs-ab", "type", "veth", "peer", "name", "cmbs-ba", "netns", b.name)
-	undo("-n", a.name, "link", "del", "cmbs-ab")
-	must("-n", b.name, "link", "add", "cmbs-bc", "type", "veth", "peer", "name", "cmbs-cb", "netns", c.name)
-	undo("-n", b.name, "link", "del", "cmbs-bc")
-	for _, step := range [][]string{
-		{"-n", a.name, "addr", "add", "10.231.1.1/24", "dev", "cmbs-ab"},
-		{"-n", b.name, "addr", "add", "10.231.1.2/24", "dev", "cmbs-ba"},
-		{"-n", b.name, "addr", "add", "10.231.2.1/24", "dev", "cmbs-bc"},
-		{"-n", c.name, "addr", "add", "10.231.2.2/24", "dev", "cmbs-cb"},
-		{"-n", a.name, "link", "set", "cmbs-ab", "up"},
-		{"-n", b.name, "link", "set", "cmbs-ba", "up"},
-		{"-n", b.name, "link", "set", "cmbs-bc", "up"},
-		{"-n", c.name, "link", "set", "cmbs-cb", "up"},
-		{"-n", a.name, "link", "set", "lo", "up"},
-		{"-n", b.name, "link", "set", "lo", "up"},
-		{"-n", c.name, "link", "set", "lo", "up"},
-		{"-n", a.name, "route", "add", "default", "via", "10.231.1.2"},
-		{"-n", c.name, "route", "add", "default", "via", "10.231.2.1"},
-		{"netns", "exec", b.name, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"},
-	} {
-		must(step...)
-	}
-	out, err := exec.Command(ipTool, "netns", "exec", b.name, "cat", "/proc/sys/net/ipv4/ip_forward").Output()
-	if err != nil || strings.TrimSpace(string(out)) != "0" {
-		t.Fatalf("IP forwarding in B: %q, %v; want 0", out, err)
-	}
-	return a, b, c
+// e2eNetnsLab creates network namespaces and the links between them for
+// one test; everything it creates is removed when the test ends, whether it
+// passed or not.
+type e2eNetnsLab struct {
+	t      *testing.T
+	ipTool string
+	// prefix makes the namespaces' names unique to this run.
+	prefix string
+	// hosts counts the namespaces created.
+	hosts int
 }
 
-// TestNetnsBroker runs members A, B and C in network namespaces where
-// only B reaches both others: B discovers C, A discovers B and learns C
-// through it, and A's messages reach C forwarded by B.
-func TestNetnsBroker(t *testing.T) {
-	t.Parallel()
+// e2eNetnsPrereqs skips t unless it may create network namespaces: not in
+// -short, as root, with the ip command. It returns the ip command's path.
+func e2eNetnsPrereqs(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("creates network namespaces and runs cmbs processes")
 	}
@@ -185,6 +118,122 @@ func TestNetnsBroker(t *testing.T) {
 	if err != nil {
 		t.Skipf("no ip command (iproute2; make deps installs it): %v", err)
 	}
+	return ipTool
+}
+
+func newE2ENetnsLab(t *testing.T, ipTool string) *e2eNetnsLab {
+	t.Helper()
+	var suffix [4]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		t.Fatal(err)
+	}
+	return &e2eNetnsLab{t: t, ipTool: ipTool, prefix: "cmbs-" + hex.EncodeToString(suffix[:]) + "-"}
+}
+
+// ip runs the ip command.
+func (l *e2eNetnsLab) ip(args ...string) error {
+	out, err := exec.Command(l.ipTool, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// must runs each step with the ip command, failing the test at the first
+// that fails.
+func (l *e2eNetnsLab) must(steps ...[]string) {
+	l.t.Helper()
+	for _, step := range steps {
+		if err := l.ip(step...); err != nil {
+			l.t.Fatal(err)
+		}
+	}
+}
+
+// undo runs the ip command when the test ends.
+func (l *e2eNetnsLab) undo(args ...string) {
+	l.t.Cleanup(func() {
+		if err := l.ip(args...); err != nil {
+			l.t.Errorf("cleanup: %v", err)
+		}
+	})
+}
+
+// host creates a namespace with its loopback up, for a member using addr.
+// When the kernel refuses the first namespace of a test, the test is
+// skipped: the machine does not allow it, which is not a failure.
+func (l *e2eNetnsLab) host(name, addr string) e2eNetns {
+	l.t.Helper()
+	ns := e2eNetns{name: l.prefix + name, addr: addr}
+	if err := l.ip("netns", "add", ns.name); err != nil {
+		if l.hosts == 0 {
+			l.t.Skipf("cannot create network namespaces here: %v", err)
+		}
+		l.t.Fatal(err)
+	}
+	l.hosts++
+	l.undo("netns", "del", ns.name)
+	l.must([]string{"-n", ns.name, "link", "set", "lo", "up"})
+	return ns
+}
+
+// link joins a and b with a veth pair, aIf in a holding aAddr and bIf in b
+// holding bAddr (CIDR notation), both up. The pair is created inside the
+// namespaces, so the host's own interfaces are never touched; deleting one
+// end removes the pair.
+func (l *e2eNetnsLab) link(a e2eNetns, aIf, aAddr string, b e2eNetns, bIf, bAddr string) {
+	l.t.Helper()
+	l.must([]string{"-n", a.name, "link", "add", aIf, "type", "veth", "peer", "name", bIf, "netns", b.name})
+	l.undo("-n", a.name, "link", "del", aIf)
+	l.must(
+		[]string{"-n", a.name, "addr", "add", aAddr, "dev", aIf},
+		[]string{"-n", b.name, "addr", "add", bAddr, "dev", bIf},
+		[]string{"-n", a.name, "link", "set", aIf, "up"},
+		[]string{"-n", b.name, "link", "set", bIf, "up"},
+	)
+}
+
+// noForwarding turns IP forwarding off in each namespace and checks it is:
+// only the brokers then carry anything beyond a direct link.
+func (l *e2eNetnsLab) noForwarding(hosts ...e2eNetns) {
+	l.t.Helper()
+	for _, ns := range hosts {
+		l.must([]string{"netns", "exec", ns.name, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"})
+		out, err := exec.Command(l.ipTool, "netns", "exec", ns.name, "cat", "/proc/sys/net/ipv4/ip_forward").Output()
+		if err != nil || strings.TrimSpace(string(out)) != "0" {
+			l.t.Fatalf("IP forwarding in %s: %q, %v; want 0", ns.name, out, err)
+		}
+	}
+}
+
+// e2eHosts creates the namespaces A, B, C and their links, all removed
+// when the test ends, whether it passed or not. It skips the test when the
+// kernel does not let it create a namespace.
+//
+//	A 10.231.1.1 ── 10.231.1.2 B 10.231.2.1 ── 10.231.2.2 C
+//
+// B's member uses the address facing A; C reaches it through its default
+// route.
+func e2eHosts(t *testing.T, ipTool string) (a, b, c e2eNetns) {
+	t.Helper()
+	lab := newE2ENetnsLab(t, ipTool)
+	a, b, c = lab.host("a", "10.231.1.1"), lab.host("b", "10.231.1.2"), lab.host("c", "10.231.2.2")
+	lab.link(a, "cmbs-ab", "10.231.1.1/24", b, "cmbs-ba", "10.231.1.2/24")
+	lab.link(b, "cmbs-bc", "10.231.2.1/24", c, "cmbs-cb", "10.231.2.2/24")
+	lab.must(
+		[]string{"-n", a.name, "route", "add", "default", "via", "10.231.1.2"},
+		[]string{"-n", c.name, "route", "add", "default", "via", "10.231.2.1"},
+	)
+	lab.noForwarding(b)
+	return a, b, c
+}
+
+// TestNetnsBroker runs members A, B and C in network namespaces where
+// only B reaches both others: B discovers C, A discovers B and learns C
+// through it, and A's messages reach C forwarded by B.
+func TestNetnsBroker(t *testing.T) {
+	t.Parallel()
+	ipTool := e2eNetnsPrereqs(t)
 	bin := e2eBinary.get(t)
 	began := time.Now()
 	nsA, nsB, nsC := e2eHosts(t, ipTool)
