@@ -40,6 +40,23 @@
 // default: three attempts of 1 s, Lazy Pirate style), is logged and appears
 // in neighbors_state; it blocks nobody else.
 //
+// # Liveness and routes
+//
+// Discovery runs on demand (check_neighbors), every DiscoveryInterval with
+// jitter, and when L1 starts; between runs, heartbeats keep the routes
+// current. Every HeartbeatInterval (1 s by default) a member exchanges a
+// describe with each direct neighbour, carrying its routes as path vectors:
+// for each member it reaches, the path there. A member keeps, per
+// destination, the paths its neighbours advertise, refuses any through
+// itself (so no loop forms) and routes along the shortest one whose first
+// hop is up; the record of each member says via, distance and reachable. A
+// neighbour silent for three heartbeats is down: its routes go, member_down
+// is reported (and member_up when it answers again), and the outbox entries
+// waiting on it move to the next hop another path gives, committed before
+// they leave the dead hop's stream, so a route change loses nothing. A
+// member with no route for ForgetAfter (24 h by default) is forgotten: its
+// record is deleted and the log says so.
+//
 // # Messages
 //
 // A message (http://houssem.org/cmbs#message, at /cmbs/message/) has
@@ -95,7 +112,7 @@
 // # Forwarding
 //
 // A member that is not a direct neighbour is reached through the via member
-// discovery recorded: the sender queues one entry per next hop naming the
+// its record names (see Liveness and routes): the sender queues one entry per next hop naming the
 // final destinations; each hop takes what is for it and queues the rest for
 // its own next hops, in the commit that acknowledges the entry (custody:
 // the sender's outcome says forwarded). The destination sends a receipt back
