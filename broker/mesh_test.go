@@ -256,17 +256,17 @@ func (m *mesh) reached(tb testing.TB, from int, id string, start time.Time, with
 		if len(pending) == 0 {
 			break
 		}
-		var ids []string
-		for i := range pending {
-			ids = append(ids, meshID(i))
-		}
-		slices.Sort(ids)
 		late := time.Since(start) > within
 		if !late && time.Since(looked) < 100*time.Millisecond {
 			time.Sleep(2 * time.Millisecond)
 			continue
 		}
 		looked = time.Now()
+		var ids []string
+		for i := range pending {
+			ids = append(ids, meshID(i))
+		}
+		slices.Sort(ids)
 		dests := m.destinations(from, id)
 		failed := slices.ContainsFunc(ids, func(dest string) bool {
 			status, _ := dests[dest]["status"].(string)
