@@ -71,13 +71,7 @@ func TestConfigCheckGolden(t *testing.T) {
 
 func TestConfigCommands(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name       string
-		args       []string
-		wantErr    error
-		wantStdout string
-		wantStderr string
-	}{
+	tests := []commandCase{
 		{name: "no subcommand", args: []string{"config"}, wantErr: errUsage, wantStderr: "Usage: cmbs config"},
 		{name: "unknown subcommand", args: []string{"config", "lint"}, wantErr: errUsage, wantStderr: "Usage: cmbs config"},
 		{name: "help", args: []string{"config", "--help"}, wantStdout: "check FILE..."},
@@ -86,21 +80,7 @@ func TestConfigCommands(t *testing.T) {
 		{name: "schema with an argument", args: []string{"config", "schema", "x"}, wantErr: errUsage},
 		{name: "listed in the usage", args: []string{"help"}, wantStdout: "config        check a config file"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			err := run(t.Context(), tt.args, nil, &stdout, &stderr)
-			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Fatalf("run(%q) = %v, want %v", tt.args, err, tt.wantErr)
-			}
-			if !strings.Contains(stdout.String(), tt.wantStdout) {
-				t.Errorf("stdout = %q, want it to contain %q", stdout.String(), tt.wantStdout)
-			}
-			if !strings.Contains(stderr.String(), tt.wantStderr) {
-				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.wantStderr)
-			}
-		})
-	}
+	runCommandCases(t, tests)
 }
 
 func TestConfigSchema(t *testing.T) {

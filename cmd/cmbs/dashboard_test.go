@@ -80,6 +80,9 @@ func hostPort(t *testing.T, endpoint string) string {
 // nothing is logged to the console. Screenshots of each view are written
 // to the test's output folder.
 func TestDashboard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an end-to-end test: runs without -short")
+	}
 	chromiumPath(t)
 	c := startUIMember(t, config.Member{ID: "member-c", Title: "member C", Topics: []string{"weather.paris", "news"}, Providers: []string{"storage"}})
 	b := startUIMember(t, config.Member{ID: "member-b", Title: "member B", Topics: []string{"weather.*"}, Providers: []string{"compute"},

@@ -207,6 +207,9 @@ const guardKinds = `{"kinds":[{"term":"item","scheme":"http://example.com/guard#
 // peak resident memory of its process (VmHWM), so whatever moment was the
 // worst, creating or reading, counts; the issue's target is 200 MB.
 func TestPagingLargeCollection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an end-to-end test: runs without -short")
+	}
 	const n, batch = 20000, 500
 	p := guardServe(t, "file:"+filepath.Join(t.TempDir(), "store"))
 	p.must(t, http.StatusCreated, "POST", "/-/", guardKinds)
@@ -274,6 +277,9 @@ func TestPagingLargeCollection(t *testing.T) {
 // each restart that every batch is whole or absent, and that every batch
 // the server acknowledged is whole.
 func TestKillDuringBatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an end-to-end test: runs without -short")
+	}
 	stores := map[string]func(t *testing.T) string{
 		"bolt":  func(t *testing.T) string { return "file:" + filepath.Join(t.TempDir(), "store") },
 		"couch": func(t *testing.T) string { return couchtest.Start(t) + "/cmbs" },

@@ -439,3 +439,34 @@ func quietLogger() *logrus.Logger {
 	l.SetOutput(io.Discard)
 	return l
 }
+
+// commandCase is a command line run in-process and what it must give: an
+// error wrapping wantErr (nil: none), and outputs containing wantStdout
+// and wantStderr.
+type commandCase struct {
+	name       string
+	args       []string
+	wantErr    error
+	wantStdout string
+	wantStderr string
+}
+
+// runCommandCases runs each case as a subtest.
+func runCommandCases(t *testing.T, tests []commandCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), tt.args, nil, &stdout, &stderr)
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("run(%q) = %v, want %v", tt.args, err, tt.wantErr)
+			}
+			if !strings.Contains(stdout.String(), tt.wantStdout) {
+				t.Errorf("stdout = %q, want it to contain %q", stdout.String(), tt.wantStdout)
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.wantStderr)
+			}
+		})
+	}
+}

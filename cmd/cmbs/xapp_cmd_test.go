@@ -16,13 +16,7 @@ import (
 )
 
 func TestXAppCommands(t *testing.T) {
-	tests := []struct {
-		name       string
-		args       []string
-		wantErr    error
-		wantStdout string
-		wantStderr string
-	}{
+	tests := []commandCase{
 		{name: "no subcommand", args: []string{"xapp"}, wantErr: errUsage, wantStderr: "Usage: cmbs xapp"},
 		{name: "unknown subcommand", args: []string{"xapp", "deploy"}, wantErr: errUsage, wantStderr: "Usage: cmbs xapp"},
 		{name: "help", args: []string{"xapp", "help"}, wantStdout: "descriptor [--config FILE]"},
@@ -32,21 +26,7 @@ func TestXAppCommands(t *testing.T) {
 		{name: "listed in the usage", args: []string{"help"}, wantStdout: "xapp          print the O-RAN SC xApp descriptor"},
 		{name: "serve flag", args: []string{"serve", "--help"}, wantStderr: "--xapp-config"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			err := run(t.Context(), tt.args, nil, &stdout, &stderr)
-			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Fatalf("run(%q) = %v, want %v", tt.args, err, tt.wantErr)
-			}
-			if !strings.Contains(stdout.String(), tt.wantStdout) {
-				t.Errorf("stdout = %q, want it to contain %q", stdout.String(), tt.wantStdout)
-			}
-			if !strings.Contains(stderr.String(), tt.wantStderr) {
-				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.wantStderr)
-			}
-		})
-	}
+	runCommandCases(t, tests)
 }
 
 func TestXAppSchema(t *testing.T) {
