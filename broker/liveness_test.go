@@ -3,6 +3,7 @@ package broker_test
 import (
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -149,4 +150,49 @@ func TestLateJoinerAndForgetting(t *testing.T) {
 		_, reachable := route(a, "j-late")
 		return reachable == "unknown"
 	})
+}
+
+// TestHopLimitAlongRoutes: in a chain A–B–C–D whose routes heartbeats
+// made, a message's hop limit is the length of the longest path it may
+// take: with hop_limit 2, an L2 from A reaches B and C, and D, three hops
+// away, is failed at once at C, which tells A by receipt (a 50-member
+// TestMesh graph has members 9 hops apart, one more than the default). With
+// hop_limit 3, D gets it too.
+func TestHopLimitAlongRoutes(t *testing.T) {
+	const beat = 100 * time.Millisecond
+	d := brokertest.Start(t, beating("h-d", beat))
+	c := brokertest.Start(t, beating("h-c", beat, d))
+	b := brokertest.Start(t, beating("h-b", beat, c))
+	a := brokertest.Start(t, beating("h-a", beat, b))
+	cmbstest.EventuallyWithin(t, 10*time.Second, "A to route to D through B", func() bool {
+		via, reachable := route(a, "h-d")
+		return via == "h-b" && reachable == "true"
+	})
+	cmbstest.EventuallyWithin(t, 10*time.Second, "D to route to A through C", func() bool {
+		via, reachable := route(d, "h-a")
+		return via == "h-c" && reachable == "true"
+	})
+
+	a.Message("two-hops", "l2", map[string]any{"hop_limit": 2})
+	dests := a.Send("two-hops", "l2")["destinations"].(map[string]any)
+	if got := brokertest.Outcome(map[string]any{"destinations": dests}); got["h-b"] != "delivered" || got["h-c"] != "delivered" || got["h-d"] != "failed" {
+		t.Fatalf("outcome with hop_limit 2: %v", dests)
+	}
+	if r := dests["h-d"].(map[string]any); r["reason"] != "hop limit 2 reached at h-c" || r["via"] != "h-c" {
+		t.Errorf("D with hop_limit 2: %v", r)
+	}
+	if d.Has("two-hops") {
+		t.Error("D stores a message that crossed more members than its hop limit")
+	}
+	if got := c.Attrs("/cmbs/message/two-hops", "message")["path_history"]; !reflect.DeepEqual(got, []any{"h-a", "h-b", "h-c"}) {
+		t.Errorf("path at C: %v", got)
+	}
+
+	a.Message("three-hops", "l2", map[string]any{"hop_limit": 3})
+	if got := brokertest.Outcome(a.Send("three-hops", "l2")); got["h-b"] != "delivered" || got["h-c"] != "delivered" || got["h-d"] != "delivered" {
+		t.Fatalf("outcome with hop_limit 3: %v", got)
+	}
+	if got := d.Attrs("/cmbs/message/three-hops", "message")["path_history"]; !reflect.DeepEqual(got, []any{"h-a", "h-b", "h-c", "h-d"}) {
+		t.Errorf("path at D: %v", got)
+	}
 }

@@ -12,6 +12,7 @@ package broker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/houssem/cmbs/broker"
+	"github.com/houssem/cmbs/broker/api"
 	"github.com/houssem/cmbs/broker/brokertest"
 	"github.com/houssem/cmbs/occi"
 )
@@ -219,15 +221,22 @@ func (m *mesh) converge(tb testing.TB, within time.Duration) time.Duration {
 }
 
 // broadcast creates message id on member from and sends it on L2; it
-// returns when the send was accepted.
+// returns when the send was accepted. The hop limit is the number of
+// members: every member is then within reach, however long the graph's
+// paths (a path never passes a member twice). The default, 8
+// (api.DefaultHopLimit), is shorter than the longest path from a random
+// sender in about one 50-member graph in six (one 20-member graph in a
+// hundred): the members further away are then refused at the 8th hop.
 func (m *mesh) broadcast(from int, id string) {
 	src := m.members[from]
-	src.Message(id, "l2", nil)
+	src.Message(id, "l2", map[string]any{"hop_limit": len(m.members)})
 	src.Must(202, "POST", broker.MessageLocation+id+"?action=send_l2", map[string]any{})
 }
 
 // reached waits until every member but from stores message id, and
-// returns how long after start that was.
+// returns how long after start that was. It fails at once when the
+// sender records a final failure for a member still waiting, and after
+// within otherwise, saying what became of the message on its way.
 func (m *mesh) reached(tb testing.TB, from int, id string, start time.Time, within time.Duration) time.Duration {
 	tb.Helper()
 	ctx := context.Background()
@@ -237,6 +246,7 @@ func (m *mesh) reached(tb testing.TB, from int, id string, start time.Time, with
 			pending[i] = true
 		}
 	}
+	var looked time.Time
 	for len(pending) > 0 {
 		for i := range pending {
 			if _, err := occi.GetEntity(ctx, m.members[i].Store, broker.MessageLocation+id); err == nil {
@@ -246,24 +256,96 @@ func (m *mesh) reached(tb testing.TB, from int, id string, start time.Time, with
 		if len(pending) == 0 {
 			break
 		}
-		if time.Since(start) > within {
-			var ids []string
-			for i := range pending {
-				ids = append(ids, meshID(i))
-			}
-			slices.Sort(ids)
-			// What the sender recorded of them, and the routes it had.
-			dests, _ := m.members[from].Attrs(broker.MessageLocation+id, "message")["delivery"].(map[string]any)["destinations"].(map[string]any)
-			var said []string
-			for _, dest := range ids[:min(5, len(ids))] {
-				via, _ := m.members[from].Attrs(broker.MemberLocation+dest, "member")["via"].(string)
-				said = append(said, fmt.Sprintf("%s (via %q): %v", dest, via, dests[dest]))
-			}
-			tb.Fatalf("%s from %s not at %d members after %v: %s", id, meshID(from), len(ids), within, strings.Join(said, "; "))
+		late := time.Since(start) > within
+		if !late && time.Since(looked) < 100*time.Millisecond {
+			time.Sleep(2 * time.Millisecond)
+			continue
 		}
-		time.Sleep(2 * time.Millisecond)
+		looked = time.Now()
+		var ids []string
+		for i := range pending {
+			ids = append(ids, meshID(i))
+		}
+		slices.Sort(ids)
+		dests := m.destinations(from, id)
+		failed := slices.ContainsFunc(ids, func(dest string) bool {
+			status, _ := dests[dest]["status"].(string)
+			return api.Final(status) && status != api.StatusDelivered
+		})
+		if late || failed {
+			var said []string
+			for _, dest := range ids[:min(3, len(ids))] {
+				said = append(said, fmt.Sprintf("%s: %v\n%s", dest, dests[dest], m.trace(from, id, dest)))
+			}
+			tb.Fatalf("%s from %s not at %d members after %v: %s", id, meshID(from), len(ids),
+				time.Since(start).Round(time.Millisecond), strings.Join(said, "\n"))
+		}
 	}
 	return time.Since(start)
+}
+
+// destinations is what the sender's delivery of message id says of each
+// destination.
+func (m *mesh) destinations(from int, id string) map[string]map[string]any {
+	e, err := occi.GetEntity(context.Background(), m.members[from].Store, broker.MessageLocation+id)
+	if err != nil {
+		return nil
+	}
+	raw, _ := e.Attr("cmbs.message.delivery")
+	d, _ := raw.(map[string]any)
+	all, _ := d["destinations"].(map[string]any)
+	out := make(map[string]map[string]any, len(all))
+	for dest, r := range all {
+		out[dest], _ = r.(map[string]any)
+	}
+	return out
+}
+
+// trace says where a message to dest that did not get there may be: the
+// route to dest from the sender on (each member's record of it: via,
+// reachable, distance), and every outbox entry of the message naming dest.
+func (m *mesh) trace(from int, id, dest string) string {
+	ctx := context.Background()
+	var out []string
+	at, passed := meshID(from), map[string]bool{}
+	for at != dest && !passed[at] {
+		passed[at] = true
+		i := slices.IndexFunc(m.members, func(mb *brokertest.Member) bool { return mb.ID == at })
+		if i < 0 {
+			break
+		}
+		e, err := occi.GetEntity(ctx, m.members[i].Store, broker.MemberLocation+dest)
+		if err != nil {
+			out = append(out, fmt.Sprintf("  %s has no record of %s: %v", at, dest, err))
+			break
+		}
+		via, _ := e.Attr("cmbs.member.via")
+		reachable, _ := e.Attr("cmbs.member.reachable")
+		distance, _ := e.Attr("cmbs.member.distance")
+		out = append(out, fmt.Sprintf("  %s routes to %s via %q (reachable %v, distance %v)", at, dest, via, reachable, distance))
+		if at, _ = via.(string); at == "" {
+			at = dest
+		}
+	}
+	for _, mb := range m.members {
+		docs, err := mb.Store.Scan(ctx, "outbox/", "", 1<<20)
+		if err != nil {
+			out = append(out, fmt.Sprintf("  %s: outbox not read: %v", mb.ID, err))
+			continue
+		}
+		for _, d := range docs {
+			var entry struct {
+				To        []string `json:"to"`
+				MessageID string   `json:"message_id"`
+				Message   string   `json:"message"`
+			}
+			if json.Unmarshal(d.Body, &entry) == nil && slices.Contains(entry.To, dest) &&
+				(entry.MessageID == id || entry.Message == broker.MessageLocation+id) {
+				out = append(out, fmt.Sprintf("  %s's outbox holds %s for %v", mb.ID, d.ID, entry.To))
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // checkOnce checks that message id from member from reached every other
