@@ -387,7 +387,7 @@ func (in *intake) relay(msg message, w wireEntry, to []string) {
 			fail(fmt.Sprintf("%s does not know member %s", self, id), id)
 			continue
 		}
-		hop := m.nextHop()
+		hop := in.b.hopAvoiding(m, msg.Path)
 		if in.ms.byID[hop] == nil {
 			fail(fmt.Sprintf("%s does not know %s, the next hop to %s", self, hop, id), id)
 			continue
@@ -416,6 +416,24 @@ func (in *intake) relay(msg message, w wireEntry, to []string) {
 		}
 	}
 	in.b.cfg.Metrics.forwardedOn(in.env.Layer)
+}
+
+// hopAvoiding is the next hop towards member m for a message that has
+// passed the members on path. A route leading back along the path is
+// stale (the member there routes through this one, as this one did
+// through it, for a moment after a route changed): another route is taken
+// if one avoids the path, else the entry waits on m's own stream, for m to
+// answer or for the reroute to move it once a route appears. Sent back, it
+// would be refused as a loop and fail for good.
+func (b *Broker) hopAvoiding(m *member, path []string) string {
+	hop := m.nextHop()
+	if !slices.Contains(path, hop) {
+		return hop
+	}
+	if r, ok := b.routes.routeAvoiding(m.ID, path); ok {
+		return r.via
+	}
+	return m.ID
 }
 
 // takeReceipt keeps a receipt for a message this member sent, or passes

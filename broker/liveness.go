@@ -598,8 +598,14 @@ func (b *Broker) rerouteStream(ctx context.Context, k streamKey, routes map[stri
 			}
 			groups := map[string][]string{}
 			var stay []string
+			path := e.path()
 			for _, to := range e.To {
-				if r, ok := routes[to]; ok && r.via != k.peer {
+				r, ok := routes[to]
+				if ok && slices.Contains(path, r.via) {
+					// Back along the path the message came: see hopAvoiding.
+					r, ok = b.routes.routeAvoiding(to, path)
+				}
+				if ok && r.via != k.peer {
 					groups[r.via] = append(groups[r.via], to)
 				} else {
 					stay = append(stay, to)

@@ -196,3 +196,36 @@ func TestHopLimitAlongRoutes(t *testing.T) {
 		t.Errorf("path at D: %v", got)
 	}
 }
+
+// TestStaleRouteBackAlongThePath: for a moment after a route changes, two
+// members may each route a third through the other. A message A forwards
+// to C through B, whose record says C is reached through A, is not sent
+// back to A (which would refuse it as a loop, for good): B takes another
+// way, here C itself, and C gets it.
+func TestStaleRouteBackAlongThePath(t *testing.T) {
+	c := brokertest.Start(t, brokertest.Options{ID: "l-c"})
+	b := brokertest.Start(t, brokertest.Options{ID: "l-b", Neighbors: []*brokertest.Member{c}})
+	a := brokertest.Start(t, brokertest.Options{ID: "l-a", Neighbors: []*brokertest.Member{b, c}})
+	b.Discover()
+	a.Discover()
+	b.Discover() // B knows A now
+	if _, reachable := route(b, "l-a"); reachable == "unknown" {
+		t.Fatal("B does not know A")
+	}
+	through := func(m *brokertest.Member, via string) {
+		m.Must(http.StatusOK, "POST", broker.MemberLocation+"l-c", map[string]any{"resources": []any{map[string]any{
+			"attributes": map[string]any{"cmbs": map[string]any{"member": map[string]any{"via": via, "distance": 2}}}}}})
+	}
+	through(a, "l-b")
+	through(b, "l-a")
+
+	a.Message("stale", "l2", nil)
+	got := brokertest.Outcome(a.Send("stale", "l2"))
+	if got["l-c"] != "delivered" || got["l-b"] != "delivered" {
+		t.Fatalf("outcome %v", got)
+	}
+	path := c.Attrs("/cmbs/message/stale", "message")["path_history"].([]any)
+	if len(path) != 3 || path[0] != "l-a" || path[1] != "l-b" || path[2] != "l-c" {
+		t.Errorf("path at C: %v", path)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/houssem/cmbs/occi"
 	"github.com/houssem/cmbs/store"
 )
 
@@ -120,6 +121,20 @@ type outboxDoc struct {
 	Origin    string `json:"origin,omitempty"`
 	// Payload is the wireMessage or receipt, encoded once.
 	Payload json.RawMessage `json:"payload"`
+}
+
+// path is the path_history of the message an entry carries: the members
+// it passed, this one last (nil for a receipt, or a payload that does not
+// decode).
+func (e *entry) path() []string {
+	if e.Kind != kindMessage {
+		return nil
+	}
+	var m wireMessage
+	if json.Unmarshal(e.Payload, &m) != nil {
+		return nil
+	}
+	return strs(&occi.Entity{Attributes: m.Attributes}, msgPath)
 }
 
 // entry is an outbox entry in memory.

@@ -196,6 +196,44 @@ func (t *routeTable) routes() map[string]route {
 	return out
 }
 
+// routeAvoiding returns the shortest route to dest, through a neighbour
+// that is up, on which no member of avoid lies (as next hop or further
+// on): the way around a stale route that leads back along the path a
+// message came.
+func (t *routeTable) routeAvoiding(dest string, avoid []string) (route, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear := func(path []string) bool {
+		for _, id := range path {
+			if slices.Contains(avoid, id) {
+				return false
+			}
+		}
+		return true
+	}
+	var best route
+	found := false
+	for id, n := range t.neighbors {
+		if !n.up {
+			continue
+		}
+		var path []string
+		if id == dest {
+			path = []string{dest}
+		} else {
+			path = t.heard[id][dest]
+		}
+		if len(path) == 0 || !clear(path) {
+			continue
+		}
+		candidate := route{via: id, path: path}
+		if !found || candidate.distance() < best.distance() || candidate.distance() == best.distance() && id < best.via {
+			best, found = candidate, true
+		}
+	}
+	return best, found
+}
+
 // neighborState returns neighbour id's state.
 func (t *routeTable) neighborState(id string) (neighbor, bool) {
 	t.mu.Lock()

@@ -53,3 +53,41 @@ func TestRouteTable(t *testing.T) {
 		t.Fatalf("malformed paths taken: %v", r)
 	}
 }
+
+// TestRouteAvoiding: a route around members a message already passed is
+// the shortest whose hops are all clear of them, the destination itself
+// when it is a neighbour.
+func TestRouteAvoiding(t *testing.T) {
+	now := time.Now()
+	a := newRouteTable("a")
+	a.alive("b", "tcp://b", map[string][]string{"d": {"b", "d"}}, now)
+	a.alive("c", "tcp://c", map[string][]string{"d": {"c", "e", "d"}}, now)
+	a.alive("d", "tcp://d", nil, now)
+	tests := []struct {
+		name    string
+		dest    string
+		avoid   []string
+		wantVia string
+		wantOK  bool
+	}{
+		{name: "direct neighbour", dest: "d", avoid: []string{"x"}, wantVia: "d", wantOK: true},
+		{name: "not through b", dest: "e", avoid: []string{"b"}, wantOK: false},
+		{name: "the destination itself avoided", dest: "d", avoid: []string{"d"}, wantOK: false},
+		{name: "around b and d's own socket is still d", dest: "d", avoid: []string{"b"}, wantVia: "d", wantOK: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, ok := a.routeAvoiding(tt.dest, tt.avoid)
+			if ok != tt.wantOK || ok && r.via != tt.wantVia {
+				t.Errorf("routeAvoiding(%s, %v) = %v, %v; want via %q, %v", tt.dest, tt.avoid, r, ok, tt.wantVia, tt.wantOK)
+			}
+		})
+	}
+	// d down: around b, the way to d is through c and e.
+	a.silent(now.Add(time.Second), now.Add(2*time.Second), func(string) string { return "silent" })
+	a.alive("b", "", nil, now.Add(3*time.Second))
+	a.alive("c", "", map[string][]string{"d": {"c", "e", "d"}}, now.Add(3*time.Second))
+	if r, ok := a.routeAvoiding("d", []string{"b"}); !ok || r.via != "c" {
+		t.Errorf("around b with d down: %v, %v; want via c", r, ok)
+	}
+}
