@@ -62,7 +62,7 @@
 // A message (http://houssem.org/cmbs#message, at /cmbs/message/) has
 // cmbs.message.{cmbs_layer, executable, sendable, storable, path_history,
 // message_content, result, l1_socket_receiver_member, providers, topics}
-// plus hop_limit (default 8), origin, executed and delivery. Its content may
+// plus hop_limit (default 32), origin, executed and delivery. Its content may
 // be any JSON value; the flags take booleans or "True"/"False" in any case.
 // The built-in kinds' types and patterns accept every value the original's
 // files send, so strict validation refuses only what is really wrong.

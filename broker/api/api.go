@@ -142,7 +142,7 @@ const (
 )
 
 // DefaultHopLimit bounds forwarding when a message sets no hop_limit.
-const DefaultHopLimit = 8
+const DefaultHopLimit = 32
 
 // Subscription attribute names.
 const (
