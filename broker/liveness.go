@@ -503,7 +503,7 @@ func (b *Broker) periodicDiscovery(ctx context.Context) {
 func (b *Broker) emitMember(typ, id, reason string) {
 	b.cfg.Metrics.contact(id, typ == EventMemberUp)
 	sink := b.eventSink()
-	if sink == nil {
+	if sink == nil || !b.reportsLiveness() {
 		return
 	}
 	var e *occi.Entity
@@ -511,6 +511,28 @@ func (b *Broker) emitMember(typ, id, reason string) {
 		e = m
 	}
 	sink.Emit(Event{Type: typ, Time: time.Now().UTC(), Location: MemberLocation + id, Message: copyEntity(e), Member: id, Reason: reason})
+}
+
+// livenessLease is held by the one server, of those sharing a store, that
+// reports members going down and coming up: each server exchanges
+// heartbeats for the member they share, but subscribers hear of a change
+// once.
+const livenessLease = "broker/liveness"
+
+// reportsLiveness reports whether this server reports member_down and
+// member_up: always when it is alone on its store, else while it holds
+// livenessLease.
+func (b *Broker) reportsLiveness() bool {
+	if b.cfg.Leases == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
+	defer cancel()
+	held, err := b.cfg.Leases.Acquire(ctx, livenessLease)
+	if err != nil {
+		b.log.WithError(err).Warn("liveness: lease not read; member events not reported by this server")
+	}
+	return held
 }
 
 // reroute moves the outbox entries queued for neighbours that went down to

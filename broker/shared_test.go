@@ -2,11 +2,13 @@ package broker_test
 
 import (
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/houssem/cmbs/broker"
 	"github.com/houssem/cmbs/broker/brokertest"
+	"github.com/houssem/cmbs/config/cmbstest"
 	"github.com/houssem/cmbs/store"
 	"github.com/houssem/cmbs/store/lease"
 )
@@ -80,5 +82,65 @@ func TestSharedStore(t *testing.T) {
 		if !b.Has(id) {
 			t.Errorf("member-b lacks %s", id)
 		}
+	}
+}
+
+// memberEvents records the member_down and member_up events a broker
+// reports.
+type memberEvents struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *memberEvents) Emit(e broker.Event) {
+	if e.Type != broker.EventMemberDown && e.Type != broker.EventMemberUp {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e.Type+" "+e.Member)
+}
+
+func (r *memberEvents) count(event string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.events {
+		if e == event {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSharedLivenessReportedOnce: two servers sharing one store both
+// exchange heartbeats with member-b, but only the holder of the liveness
+// lease reports b going down, so a subscriber hears it once.
+func TestSharedLivenessReportedOnce(t *testing.T) {
+	const beat = 100 * time.Millisecond
+	st := brokertest.OpenBolt(t)
+	b := brokertest.Start(t, beating("member-b", beat))
+	a1 := brokertest.Start(t, brokertest.Options{ID: "member-a", Store: st, Neighbors: []*brokertest.Member{b},
+		Broker: broker.Config{Leases: keeper(t, st, "a1"), HeartbeatInterval: beat, DiscoveryInterval: time.Hour, ForgetAfter: time.Hour}})
+	a2 := brokertest.Start(t, brokertest.Options{ID: "member-a", Store: st, NoMember: true,
+		Broker: broker.Config{Leases: keeper(t, st, "a2"), HeartbeatInterval: beat, DiscoveryInterval: time.Hour, ForgetAfter: time.Hour}})
+	var ev1, ev2 memberEvents
+	a1.Broker.SetEventSink(&ev1)
+	a2.Broker.SetEventSink(&ev2)
+	cmbstest.EventuallyWithin(t, 5*time.Second, "both servers to route to member-b", func() bool {
+		_, r1 := route(a1, "member-b")
+		_, r2 := route(a2, "member-b")
+		return r1 == "true" && r2 == "true"
+	})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	down := "member_down member-b"
+	cmbstest.EventuallyWithin(t, 5*time.Second, "member-b reported down", func() bool {
+		return ev1.count(down)+ev2.count(down) > 0
+	})
+	time.Sleep(10 * beat) // the other server's heartbeats found it down too
+	if n1, n2 := ev1.count(down), ev2.count(down); n1+n2 != 1 {
+		t.Errorf("member-b reported down %d times by the first server and %d by the second, want once in all", n1, n2)
 	}
 }
