@@ -8,22 +8,33 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
 // lowest is the bottom of the range ports are drawn from.
 const lowest = 10000
 
-// FreePort returns a loopback TCP port that is free now. Tests bind it
-// later, so it is drawn at random below the kernel's ephemeral range:
-// asking the kernel for port 0 would hand out ports the many outgoing
-// ZeroMQ connections of a test run also take as source ports, and a
-// receiver binding such a port later finds it in use.
+// handedOut holds the ports FreePort returned in this test process. A port
+// is free when drawn but bound only later, so two parallel tests drawing
+// the same one would collide; a port is never handed out twice instead.
+// It is process-wide because the tests sharing the port space are.
+var handedOut sync.Map
+
+// FreePort returns a loopback TCP port that is free now and that no other
+// test of this process was given. Tests bind it later, so it is drawn at
+// random below the kernel's ephemeral range: asking the kernel for port 0
+// would hand out ports the many outgoing ZeroMQ connections of a test run
+// also take as source ports, and a receiver binding such a port later
+// finds it in use.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	highest := ephemeralLow()
 	for range 200 {
 		port := lowest + rand.IntN(highest-lowest)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
