@@ -751,3 +751,38 @@ func uncomment(content string, keys ...string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// validateCase is a change to the default configuration, the fields
+// Validate must then name, and what each reason must contain.
+type validateCase struct {
+	name       string
+	change     func(*Config)
+	wantFields []string
+	wantReason string
+}
+
+// runValidateCases runs each case as a subtest.
+func runValidateCases(t *testing.T, tests []validateCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.change(&c)
+			var fields []string
+			for _, e := range unjoin(c.Validate()) {
+				var fe *FieldError
+				if !errors.As(e, &fe) {
+					t.Fatalf("error %v is not a *FieldError", e)
+				}
+				fields = append(fields, fe.Field)
+				if !strings.Contains(fe.Reason, tt.wantReason) {
+					t.Errorf("reason %q does not contain %q", fe.Reason, tt.wantReason)
+				}
+			}
+			sort.Strings(fields)
+			if !reflect.DeepEqual(fields, tt.wantFields) {
+				t.Errorf("fields with errors = %v, want %v", fields, tt.wantFields)
+			}
+		})
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +18,7 @@ func TestValidateMEC(t *testing.T) {
 		c.MEC.Platform = "https://mec-platform.etsi.org/sbx1x2y3z/mep1"
 		c.MEC.AppInstanceID = "e3a6ec8b-81fa-48e2-bf16-cc24a1028df9"
 	}
-	tests := []struct {
-		name       string
-		change     func(*Config)
-		wantFields []string
-		wantReason string
-	}{
+	tests := []validateCase{
 		{name: "off by default", change: func(*Config) {}},
 		{name: "on", change: on},
 		{name: "on with everything", change: func(c *Config) {
@@ -59,27 +53,7 @@ func TestValidateMEC(t *testing.T) {
 			c.Member = &Member{ID: "m", Sockets: map[string]string{"l1": "tcp://127.0.0.1:*"}, Start: []string{"l1"}}
 		}, wantFields: []string{"member.sockets.l1"}, wantReason: "no fixed port"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := Default()
-			tt.change(&c)
-			var fields []string
-			for _, e := range unjoin(c.Validate()) {
-				var fe *FieldError
-				if !errors.As(e, &fe) {
-					t.Fatalf("error %v is not a *FieldError", e)
-				}
-				fields = append(fields, fe.Field)
-				if tt.wantReason != "" && !strings.Contains(fe.Reason, tt.wantReason) {
-					t.Errorf("reason %q does not contain %q", fe.Reason, tt.wantReason)
-				}
-			}
-			sort.Strings(fields)
-			if !reflect.DeepEqual(fields, tt.wantFields) {
-				t.Errorf("fields with errors = %v, want %v", fields, tt.wantFields)
-			}
-		})
-	}
+	runValidateCases(t, tests)
 }
 
 // TestLoadSection reads the controls of an xApp descriptor as a config

@@ -1,11 +1,7 @@
 package config
 
 import (
-	"errors"
 	"path/filepath"
-	"reflect"
-	"sort"
-	"strings"
 	"testing"
 )
 
@@ -13,12 +9,7 @@ func TestValidateMemberSecurity(t *testing.T) {
 	keyFile := writeFile(t, "member.key", "# a key\n")
 	trusted := writeFile(t, "trusted-keys", "# none yet\n")
 	dir := t.TempDir()
-	tests := []struct {
-		name       string
-		change     func(*Config)
-		wantFields []string
-		wantReason string
-	}{
+	tests := []validateCase{
 		{name: "plain by default", change: func(*Config) {}},
 		{name: "curve with trusted keys", change: func(c *Config) { c.MemberSecurity, c.TrustedKeys = "curve", trusted }},
 		{name: "curve on first use", change: func(c *Config) { c.MemberSecurity, c.TrustOnFirstUse = "curve", true }},
@@ -32,27 +23,7 @@ func TestValidateMemberSecurity(t *testing.T) {
 			c.MemberSecurity, c.TrustedKeys, c.Store = "curve", trusted, "http://127.0.0.1:5984/cmbs"
 		}, wantFields: []string{"member_key"}, wantReason: "no data directory"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := Default()
-			tt.change(&c)
-			var fields []string
-			for _, e := range unjoin(c.Validate()) {
-				var fe *FieldError
-				if !errors.As(e, &fe) {
-					t.Fatalf("error %v is not a *FieldError", e)
-				}
-				fields = append(fields, fe.Field)
-				if !strings.Contains(fe.Reason, tt.wantReason) {
-					t.Errorf("reason %q, want %q", fe.Reason, tt.wantReason)
-				}
-			}
-			sort.Strings(fields)
-			if !reflect.DeepEqual(fields, tt.wantFields) {
-				t.Errorf("fields %v, want %v", fields, tt.wantFields)
-			}
-		})
-	}
+	runValidateCases(t, tests)
 }
 
 func TestMemberKeyPath(t *testing.T) {
