@@ -179,7 +179,9 @@ func TestE2ECurve(t *testing.T) {
 	defer cmbstest.NoError(t, rogue.Close)
 	for _, l := range e2eLayers {
 		_, err := rogue.Request(context.Background(), a.node.sockets[l], []byte(`{"type":"describe","layer":"l1","from":{"id":"rogue"}}`))
-		if !errors.Is(err, layers.ErrAuth) {
+		// The client mostly learns of the mechanism mismatch; when the
+		// receiver closes first, only that the handshake failed.
+		if !errors.Is(err, layers.ErrAuth) && (err == nil || !strings.Contains(err.Error(), "handshake failed")) {
 			t.Errorf("a rogue on %s: %v", l, err)
 		}
 	}
