@@ -228,15 +228,16 @@ func TestE2EServersShareCouchDB(t *testing.T) {
 	hooks.mu.Lock()
 	distinct, calls := len(hooks.count), hooks.total
 	// Sent again are only the events the old holder had sent after the
-	// last checkpoint it wrote (about a second's worth), once more each:
-	// never by every server.
+	// last checkpoint it wrote (about a second's worth, more on a loaded
+	// machine), once more each: never by every server, and never all of
+	// them, as a takeover starting from the beginning would.
 	for id, n := range hooks.count {
 		if n > 2 {
 			t.Errorf("event %s called back %d times", id, n)
 		}
 	}
-	if calls-distinct > 100 {
-		t.Errorf("%d callbacks sent again, more than a checkpoint's lag explains", calls-distinct)
+	if calls-distinct > distinct/2 {
+		t.Errorf("%d of %d callbacks sent again, more than a checkpoint's lag explains", calls-distinct, distinct)
 	}
 	for loc := range hooks.byLocation {
 		if !strings.HasPrefix(loc, "/cmbs/message/in-") {
