@@ -222,7 +222,10 @@ func TestCurveRogues(t *testing.T) {
 				target := layers.Target{Endpoint: m.Sockets[l], Key: im.keys.Public}
 				for _, env := range rogueEnvelopes(l) {
 					_, err := c.RequestTo(ctx, target, env)
-					if !errors.Is(err, layers.ErrAuth) {
+					// A plain client mostly learns of the mechanism
+					// mismatch; when the receiver closes first, only that
+					// the handshake failed. The receiver counts it either way.
+					if !errors.Is(err, layers.ErrAuth) && (err == nil || !strings.Contains(err.Error(), "handshake failed")) {
 						t.Errorf("%s on %s: %v, want a refused handshake", env[:20], l, err)
 					}
 				}
